@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the host tools kiln and its tests use, from Debian's packages, when missing.
+# Idempotent: does nothing when everything is present. Needs root for apt-get.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+want() { # want COMMAND PACKAGE
+  have "$1" || need+=("$2")
+}
+want runc runc
+want busybox busybox-static
+want setfattr attr
+want skopeo skopeo
+want umoci umoci
+want docker-registry docker-registry
+want dockerd docker.io
+want buildah buildah
+[ -x /usr/bin/docker ] || need+=(docker.io)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+if [ "$(id -u)" != 0 ]; then
+  echo "setup-host: missing ${need[*]} and not root: install them with apt-get, or run as root" >&2
+  exit 0
+fi
+echo "setup-host: installing ${need[*]} (Debian packages)" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# docker.io and docker-registry are test peers; a failure there must not stop the core tools.
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || {
+  echo "setup-host: full install failed; installing the core tools only" >&2
+  apt-get install -y -qq --no-install-recommends runc busybox-static attr >/dev/null
+}

@@ -1,0 +1,15 @@
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * The kiln root: `--root`, else KILN_ROOT, else $XDG_DATA_HOME/kiln, else ~/.local/share/kiln.
+ * The root itself is an OCI image layout (index.json, blobs/); kiln's own state lives in
+ * subfolders beside it (snapshots/, cache/, tmp/), which OCI readers ignore.
+ */
+export function resolveRoot(explicit?: string): string {
+  if (explicit) return path.resolve(explicit);
+  if (process.env.KILN_ROOT) return path.resolve(process.env.KILN_ROOT);
+  const xdg = process.env.XDG_DATA_HOME;
+  if (xdg) return path.join(xdg, 'kiln');
+  return path.join(os.homedir(), '.local', 'share', 'kiln');
+}
