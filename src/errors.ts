@@ -16,6 +16,8 @@ export interface KilnErrorOptions {
   cause?: unknown;
   /** Process exit code the CLI uses for this error (default 1). */
   exitCode?: number;
+  /** More lines shown after the location (e.g. the last output of a failed RUN). */
+  detail?: string;
 }
 
 /**
@@ -26,6 +28,7 @@ export class KilnError extends Error {
   readonly hint?: string;
   readonly location?: SourceLocation;
   readonly exitCode: number;
+  readonly detail?: string;
 
   constructor(message: string, options: KilnErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -33,6 +36,7 @@ export class KilnError extends Error {
     this.hint = options.hint;
     this.location = options.location;
     this.exitCode = options.exitCode ?? 1;
+    this.detail = options.detail;
   }
 
   /** "file:line:col: message", the offending line with a caret, then the hint. */
@@ -47,6 +51,7 @@ export class KilnError extends Error {
       const caretCol = Math.max(1, loc.column);
       out.push(` ${pad} | ${' '.repeat(caretCol - 1)}${'^'.repeat(Math.max(1, loc.length ?? 1))}`);
     }
+    if (this.detail) out.push(this.detail);
     if (this.hint) out.push(`hint: ${this.hint}`);
     return out.join('\n');
   }

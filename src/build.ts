@@ -1,0 +1,166 @@
+/**
+ * One build, end to end: parse → plan → solve → write the image → name it.
+ * The library entry the CLI's `kiln build` uses.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { KilnError } from './errors.js';
+import { parseDockerfile } from './dockerfile/parser.js';
+import type { Dockerfile } from './dockerfile/ast.js';
+import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
+import { hostPlatform } from './frontend/platform.js';
+import { ContentStore } from './oci/store.js';
+import { loadImage, writeImage } from './oci/image.js';
+import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
+import { CacheRecords } from './cache/records.js';
+import { Snapshotter } from './snapshot/snapshotter.js';
+import { BuildContext } from './solver/context.js';
+import { Solver, type ProgressEvent, type StepRecord } from './solver/solver.js';
+import type { Vertex } from './graph/types.js';
+
+export interface BuildOptions {
+  root: string;
+  contextDir: string;
+  /** Dockerfile path (default <context>/Dockerfile); '-' is not handled here. */
+  dockerfile?: string;
+  /** Dockerfile text, when it does not come from a file (stdin). */
+  dockerfileText?: string;
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  platform?: Platform;
+  noCache?: boolean;
+  noCacheFilter?: string[];
+  parallelism?: number;
+  secrets?: Record<string, string>;
+  labels?: Record<string, string>;
+  signal?: AbortSignal;
+  progress?: (ev: ProgressEvent) => void;
+  warn?: (message: string) => void;
+}
+
+export interface BuildResult {
+  manifestDescriptor: Descriptor;
+  configDescriptor: Descriptor;
+  /** Image id as docker shows it: the config digest. */
+  imageId: string;
+  names: string[];
+  config: ImageConfig;
+  steps: StepRecord[];
+  plan: BuildPlan;
+}
+
+export function sourceDateEpoch(): number | undefined {
+  const raw = process.env.SOURCE_DATE_EPOCH;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw)) throw new KilnError(`SOURCE_DATE_EPOCH must be a number of seconds, got "${raw}"`);
+  return Number(raw);
+}
+
+export async function readDockerfile(opts: Pick<BuildOptions, 'contextDir' | 'dockerfile' | 'dockerfileText'>): Promise<Dockerfile> {
+  if (opts.dockerfileText !== undefined) return parseDockerfile(opts.dockerfileText, 'Dockerfile');
+  const file = opts.dockerfile ?? path.join(opts.contextDir, 'Dockerfile');
+  const text = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new KilnError(`cannot read Dockerfile ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
+      hint: opts.dockerfile ? undefined : 'pass -f PATH to name another Dockerfile',
+    });
+  });
+  const display = path.relative(process.cwd(), file) || file;
+  return parseDockerfile(text, display.startsWith('..') ? file : display);
+}
+
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const epoch = sourceDateEpoch();
+  const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const df = await readDockerfile(opts);
+  const store = await ContentStore.open(opts.root);
+  const buildPlatform = hostPlatform();
+
+  const resolveImage = async (ref: string, _platform: Platform): Promise<ResolvedImage> => {
+    const img = await loadImage(store, ref);
+    return { ref: img.name, manifestDigest: img.manifestDescriptor.digest, config: img.config, layers: img.manifest.layers };
+  };
+  const plan = await planBuild(df, {
+    buildArgs: opts.buildArgs,
+    target: opts.target,
+    platform: opts.platform,
+    buildPlatform,
+    resolveImage,
+    noCache: opts.noCache,
+    noCacheFilter: opts.noCacheFilter,
+    created,
+  });
+  for (const w of plan.warnings) opts.warn?.(w);
+  if (plan.unusedBuildArgs.length) {
+    opts.warn?.(`one or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
+  }
+
+  const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);
+  const context = await BuildContext.open(opts.contextDir, { hashCacheFile: path.join(opts.root, 'cache', 'contexts', `${ctxKey}.json`) });
+  const snapshotter = new Snapshotter(opts.root);
+  await snapshotter.cleanupStale().catch(() => undefined);
+  const solver = new Solver({
+    root: opts.root,
+    store,
+    snapshotter,
+    records: new CacheRecords(opts.root),
+    context,
+    parallelism: opts.parallelism ?? 4,
+    sourceDateEpoch: epoch,
+    signal: opts.signal,
+    secrets: opts.secrets,
+    progress: opts.progress,
+  });
+  let solved;
+  try {
+    solved = await solver.solve(plan.target.state);
+  } finally {
+    await context.saveHashCache().catch(() => undefined);
+  }
+
+  const config = finalizeConfig(plan.target.config, plan.target.state, solved.layers.map((l) => l.diffId), await solvedLayerFlags(solver, plan.target.state));
+  if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
+  const names = opts.tags ?? [];
+  const written = await writeImage(store, { config, layers: solved.layers.map((l) => l.descriptor) }, names);
+  return {
+    manifestDescriptor: written.manifestDescriptor,
+    configDescriptor: written.configDescriptor,
+    imageId: written.configDescriptor.digest,
+    names,
+    config,
+    steps: solver.steps,
+    plan,
+  };
+}
+
+/** For each exec/file vertex on the target's parent chain (base first): did it add a layer? */
+async function solvedLayerFlags(solver: Solver, target: Vertex): Promise<boolean[]> {
+  const chain: Vertex[] = [];
+  let cur: Vertex = target;
+  while (cur.kind === 'exec' || cur.kind === 'file') {
+    chain.unshift(cur);
+    cur = cur.parent;
+  }
+  const flags: boolean[] = [];
+  for (const v of chain) flags.push((await solver.solve(v)).addedLayer);
+  return flags;
+}
+
+/**
+ * Sets rootfs.diff_ids and marks the history entries of steps that changed nothing as
+ * empty layers, so history and layers line up as docker expects.
+ */
+function finalizeConfig(planned: ImageConfig, target: Vertex, diffIds: string[], addedFlags: boolean[]): ImageConfig {
+  const config = structuredClone(planned);
+  config.rootfs = { type: 'layers', diff_ids: diffIds };
+  const history = config.history ?? [];
+  // The entries of this build's layer-producing steps are the last addedFlags.length non-empty ones.
+  const layerEntries = history.map((h, i) => ({ h, i })).filter(({ h }) => !h.empty_layer);
+  const ours = layerEntries.slice(layerEntries.length - addedFlags.length);
+  ours.forEach(({ h }, k) => {
+    if (!addedFlags[k]) h.empty_layer = true;
+  });
+  void target;
+  return config;
+}

@@ -1,0 +1,114 @@
+import { promises as fs } from 'node:fs';
+import type { Command } from 'commander';
+import type { Registrar } from './main.js';
+import { build } from '../build.js';
+import { KilnError } from '../errors.js';
+import { parsePlatform } from '../frontend/platform.js';
+import { progressRenderer, type ProgressMode } from './progress.js';
+
+function collect(value: string, prev: string[]): string[] {
+  return [...prev, value];
+}
+
+/** K=V pairs; a bare K takes its value from the environment, as docker does. */
+export function parseKeyValues(items: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const i = item.indexOf('=');
+    if (i === 0) throw new KilnError(`invalid ${what} "${item}": expected KEY=VALUE`);
+    if (i === -1) {
+      const v = process.env[item];
+      if (v !== undefined) out[item] = v;
+      continue;
+    }
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+
+export const register: Registrar = (program: Command, globals) => {
+  program
+    .command('build')
+    .description('Build an image from a Dockerfile and a context directory')
+    .argument('<context>', 'build context directory')
+    .option('-f, --file <path>', 'Dockerfile (default: <context>/Dockerfile; "-" reads stdin)')
+    .option('-t, --tag <name>', 'name and tag the image (repeatable)', collect, [])
+    .option('--build-arg <k=v>', 'set a build-time variable (repeatable)', collect, [])
+    .option('--target <stage>', 'build this stage and what it needs, not the last one')
+    .option('--platform <os/arch>', 'target platform (default: this machine\'s)')
+    .option('--no-cache', 'run every step, ignoring cached results')
+    .option('--no-cache-filter <stage>', 'ignore the cache for this stage (repeatable)', collect, [])
+    .option('--parallel <n>', 'at most this many steps at once (default: number of cores)')
+    .option('--secret <id=ID,src=PATH>', 'expose a secret file to RUN --mount=type=secret (repeatable)', collect, [])
+    .option('--label <k=v>', 'set an image label (repeatable)', collect, [])
+    .option('--progress <mode>', 'progress output: auto, plain, tty, json, quiet', 'auto')
+    .option('-q, --quiet', 'print only the image id')
+    .option('--iidfile <file>', 'write the image id to a file')
+    .action(async (contextDir: string, o: Record<string, unknown>) => {
+      const { root } = globals();
+      const mode = (o.quiet ? 'quiet' : o.progress) as ProgressMode;
+      if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(mode)) {
+        throw new KilnError(`unknown --progress mode "${mode}": use auto, plain, tty, json or quiet`);
+      }
+      const renderer = progressRenderer(mode);
+      const secrets: Record<string, string> = {};
+      for (const s of o.secret as string[]) {
+        const kv = Object.fromEntries(s.split(',').map((p) => p.split('=', 2) as [string, string]));
+        const id = kv.id;
+        const src = kv.src ?? kv.source ?? (kv.env ? undefined : undefined);
+        if (!id || !src) throw new KilnError(`invalid --secret "${s}": expected id=ID,src=PATH`);
+        secrets[id] = src;
+      }
+      let dockerfileText: string | undefined;
+      let dockerfile = o.file as string | undefined;
+      if (dockerfile === '-') {
+        dockerfileText = await readStdin();
+        dockerfile = undefined;
+      }
+      const parallel = o.parallel === undefined ? (await import('node:os')).availableParallelism() : Number(o.parallel);
+      if (!Number.isInteger(parallel) || parallel < 1) throw new KilnError(`--parallel must be a positive whole number, got "${String(o.parallel)}"`);
+      const abort = new AbortController();
+      const onSignal = () => abort.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const started = Date.now();
+      try {
+        const result = await build({
+          root,
+          contextDir,
+          dockerfile,
+          dockerfileText,
+          tags: o.tag as string[],
+          buildArgs: parseKeyValues(o.buildArg as string[], '--build-arg'),
+          target: o.target as string | undefined,
+          platform: o.platform ? parsePlatform(o.platform as string) : undefined,
+          noCache: o.cache === false,
+          noCacheFilter: o.noCacheFilter as string[],
+          parallelism: parallel,
+          secrets,
+          labels: parseKeyValues(o.label as string[], '--label'),
+          signal: abort.signal,
+          progress: renderer.onEvent,
+          warn: (m) => process.stderr.write(`WARNING: ${m}\n`),
+        });
+        renderer.finish();
+        if (o.iidfile) await fs.writeFile(o.iidfile as string, result.imageId);
+        if (mode === 'quiet') {
+          process.stdout.write(`${result.imageId}\n`);
+        } else {
+          const secs = ((Date.now() - started) / 1000).toFixed(1);
+          process.stderr.write(`writing image ${result.imageId} done (${secs}s)\n`);
+          for (const n of result.names) process.stderr.write(`naming to ${n} done\n`);
+        }
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+};
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,208 @@
+/**
+ * The local build context: one walk honouring .dockerignore, content checksums kept
+ * against (path, size, mtime, inode) so an unchanged context is not read again.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { dockerignore, type DockerIgnore } from '../dockerignore.js';
+import { KilnError } from '../errors.js';
+import { hasWildcard, matchPath } from './match.js';
+
+export interface ContextEntry {
+  /** Relative path with '/' separators, no leading './'. */
+  rel: string;
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  linkname?: string;
+}
+
+interface HashCacheEntry {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  digest: string;
+}
+
+export class BuildContext {
+  readonly dir: string;
+  private entries?: Map<string, ContextEntry>;
+  private hashCache: Map<string, HashCacheEntry> = new Map();
+  private hashCacheDirty = false;
+  private readonly ignore: DockerIgnore;
+  readonly ignorePatterns: string[];
+
+  private constructor(
+    dir: string,
+    patterns: string[],
+    private readonly hashCacheFile?: string,
+  ) {
+    this.dir = dir;
+    this.ignorePatterns = patterns;
+    this.ignore = dockerignore({ ignorecase: false }).add(patterns);
+  }
+
+  /** Opens a context directory; `dockerfileRel` is excluded from ignoring as docker does. */
+  static async open(dir: string, options: { hashCacheFile?: string; ignoreFile?: string } = {}): Promise<BuildContext> {
+    const abs = path.resolve(dir);
+    const st = await fs.stat(abs).catch(() => undefined);
+    if (!st?.isDirectory()) {
+      throw new KilnError(`build context "${dir}" is not a directory`, { hint: 'pass the directory to build from, e.g. kiln build .' });
+    }
+    let patterns: string[] = [];
+    const ignoreFile = options.ignoreFile ?? path.join(abs, '.dockerignore');
+    const text = await fs.readFile(ignoreFile, 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      patterns = text
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l !== '' && !l.startsWith('#'));
+    }
+    const ctx = new BuildContext(abs, patterns, options.hashCacheFile);
+    if (options.hashCacheFile) {
+      const raw = await fs.readFile(options.hashCacheFile, 'utf8').catch(() => undefined);
+      if (raw) {
+        try {
+          ctx.hashCache = new Map(Object.entries(JSON.parse(raw) as Record<string, HashCacheEntry>));
+        } catch {
+          ctx.hashCache = new Map();
+        }
+      }
+    }
+    return ctx;
+  }
+
+  isIgnored(rel: string): boolean {
+    return rel !== '' && this.ignore.ignores(rel);
+  }
+
+  /** All entries of the context not excluded by .dockerignore, sorted by path. */
+  async list(): Promise<Map<string, ContextEntry>> {
+    if (this.entries) return this.entries;
+    const out = new Map<string, ContextEntry>();
+    const hasExceptions = this.ignorePatterns.some((p) => p.startsWith('!'));
+    const walk = async (relDir: string): Promise<void> => {
+      const absDir = relDir ? path.join(this.dir, relDir) : this.dir;
+      const names = (await fs.readdir(absDir)).sort();
+      for (const name of names) {
+        const rel = relDir ? `${relDir}/${name}` : name;
+        const abs = path.join(absDir, name);
+        const st = await fs.lstat(abs);
+        const ignored = this.isIgnored(rel);
+        if (st.isDirectory()) {
+          if (ignored && !hasExceptions) continue;
+          if (!ignored) out.set(rel, entryOf(rel, st, 'directory'));
+          await walk(rel);
+          continue;
+        }
+        if (ignored) continue;
+        if (st.isSymbolicLink()) {
+          out.set(rel, { ...entryOf(rel, st, 'symlink'), linkname: await fs.readlink(abs) });
+        } else if (st.isFile()) {
+          out.set(rel, entryOf(rel, st, 'file'));
+        } else {
+          out.set(rel, entryOf(rel, st, 'other'));
+        }
+      }
+    };
+    await walk('');
+    this.entries = out;
+    return out;
+  }
+
+  /** Content digest of a regular file, from the stat-keyed cache when unchanged. */
+  async fileDigest(e: ContextEntry): Promise<string> {
+    const cached = this.hashCache.get(e.rel);
+    if (cached && cached.size === e.size && cached.mtimeMs === e.mtimeMs && cached.ino === e.ino) return cached.digest;
+    const h = createHash('sha256');
+    await new Promise<void>((resolve, reject) => {
+      createReadStream(path.join(this.dir, e.rel))
+        .on('data', (c) => h.update(c))
+        .on('end', resolve)
+        .on('error', reject);
+    });
+    const digest = h.digest('hex');
+    this.hashCache.set(e.rel, { size: e.size, mtimeMs: e.mtimeMs, ino: e.ino, digest });
+    this.hashCacheDirty = true;
+    return digest;
+  }
+
+  /**
+   * Resolves COPY sources against the context: each pattern to the entries it names
+   * (a directory brings everything below it). Throws a KilnError naming a missing source.
+   */
+  async resolveSources(patterns: string[], excludes: string[] = []): Promise<{ pattern: string; roots: ContextEntry[]; files: ContextEntry[] }[]> {
+    const entries = await this.list();
+    const out: { pattern: string; roots: ContextEntry[]; files: ContextEntry[] }[] = [];
+    const excluded = (rel: string) => excludes.some((x) => matchPath(x.replace(/^\/+/, ''), rel) || rel.startsWith(`${x.replace(/^\/+|\/+$/g, '')}/`));
+    for (const pattern of patterns) {
+      const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
+      let roots: ContextEntry[];
+      if (clean === '' || clean === '.') {
+        roots = [{ rel: '', type: 'directory', mode: 0o755, size: 0, mtimeMs: 0, ino: 0 }];
+      } else if (hasWildcard(clean)) {
+        roots = [...entries.values()].filter((e) => matchPath(clean, e.rel));
+      } else {
+        const e = entries.get(clean);
+        roots = e ? [e] : [];
+        if (!e && this.isIgnored(clean)) {
+          const exists = await fs.lstat(path.join(this.dir, clean)).then(() => true, () => false);
+          if (exists) {
+            throw new KilnError(`COPY source "${pattern}" is excluded by .dockerignore`, { hint: 'remove it from .dockerignore or copy something else' });
+          }
+        }
+      }
+      if (roots.length === 0) {
+        throw new KilnError(`COPY source "${pattern}" not found in the build context ${this.dir}`, {
+          hint: hasWildcard(clean) ? 'no file matches the pattern' : 'check the path is relative to the context directory and not excluded',
+        });
+      }
+      const files: ContextEntry[] = [];
+      for (const r of roots) {
+        if (r.type === 'directory') {
+          const prefix = r.rel === '' ? '' : `${r.rel}/`;
+          for (const e of entries.values()) if (e.rel.startsWith(prefix) && !excluded(e.rel)) files.push(e);
+        } else if (!excluded(r.rel)) {
+          files.push(r);
+        }
+      }
+      out.push({ pattern, roots: roots.filter((r) => !excluded(r.rel)), files });
+    }
+    return out;
+  }
+
+  /** Digest of everything the patterns name: paths, types, modes, contents, link targets (not mtimes). */
+  async checksum(patterns: string[], excludes: string[] = []): Promise<{ digest: string; files: Record<string, string> }> {
+    const resolved = await this.resolveSources(patterns, excludes);
+    const files: Record<string, string> = {};
+    const h = createHash('sha256');
+    for (const r of resolved) {
+      h.update(`pattern:${r.pattern}\0roots:${r.roots.map((x) => `${x.rel}:${x.type}`).join(',')}\0`);
+      for (const e of r.files) {
+        let content = '';
+        if (e.type === 'file') content = await this.fileDigest(e);
+        else if (e.type === 'symlink') content = `link:${e.linkname}`;
+        const line = `${e.type}:${(e.mode & 0o7777).toString(8)}:${content}`;
+        files[e.rel] = line;
+        h.update(`${e.rel}\0${line}\0`);
+      }
+    }
+    return { digest: `sha256:${h.digest('hex')}`, files };
+  }
+
+  async saveHashCache(): Promise<void> {
+    if (!this.hashCacheFile || !this.hashCacheDirty) return;
+    const tmp = `${this.hashCacheFile}.${process.pid}.tmp`;
+    await fs.mkdir(path.dirname(this.hashCacheFile), { recursive: true });
+    await fs.writeFile(tmp, JSON.stringify(Object.fromEntries(this.hashCache)));
+    await fs.rename(tmp, this.hashCacheFile);
+    this.hashCacheDirty = false;
+  }
+}
+
+function entryOf(rel: string, st: import('node:fs').Stats, type: ContextEntry['type']): ContextEntry {
+  return { rel, type, mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+}

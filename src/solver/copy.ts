@@ -1,0 +1,265 @@
+/**
+ * COPY/ADD into a mounted root filesystem with Docker's semantics: a directory source
+ * copies its contents, a file goes to dest/ or to dest, new directories are root-owned
+ * unless --chown, context files become root-owned, files from other stages keep owners.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { KilnError } from '../errors.js';
+import type { BuildContext } from './context.js';
+import { hasWildcard, matchPath } from './match.js';
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** A file tree to copy from: the build context (honours .dockerignore) or a mounted rootfs. */
+export interface CopySourceTree {
+  root: string;
+  /** Roots the pattern names, and for each every path below it to copy (relative to tree root). */
+  resolve(pattern: string, excludes: string[]): Promise<Array<{ rel: string; isDir: boolean; below: string[] }>>;
+  /** Context files are owned by root in the image; other trees keep their owners. */
+  preserveOwner: boolean;
+}
+
+export function contextTree(ctx: BuildContext): CopySourceTree {
+  return {
+    root: ctx.dir,
+    preserveOwner: false,
+    async resolve(pattern, excludes) {
+      const [r] = await ctx.resolveSources([pattern], excludes);
+      const files = r.files.map((f) => f.rel);
+      return r.roots.map((root) => ({
+        rel: root.rel,
+        isDir: root.type === 'directory',
+        below: root.type === 'directory' ? files.filter((f) => root.rel === '' || f.startsWith(`${root.rel}/`)) : [],
+      }));
+    },
+  };
+}
+
+export function rootfsTree(root: string): CopySourceTree {
+  return {
+    root,
+    preserveOwner: true,
+    async resolve(pattern, excludes) {
+      const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
+      const isExcluded = (rel: string) => excludes.some((x) => matchPath(x.replace(/^\/+/, ''), rel));
+      let roots: string[];
+      if (hasWildcard(clean)) {
+        roots = [];
+        await walkMatches(root, clean.split('/'), '', roots);
+      } else {
+        const abs = await secureResolve(root, clean, true);
+        const ok = await fs.lstat(abs).then(() => true, () => false);
+        roots = ok ? [clean] : [];
+      }
+      if (roots.length === 0) {
+        throw new KilnError(`COPY --from source "${pattern}" not found`, { hint: 'check the path exists in the source stage or image' });
+      }
+      const out = [];
+      for (const rel of roots) {
+        const abs = await secureResolve(root, rel, true);
+        const st = await fs.stat(abs);
+        const below: string[] = [];
+        if (st.isDirectory()) await walkAll(abs, '', below);
+        out.push({
+          rel,
+          isDir: st.isDirectory(),
+          below: below.filter((b) => !isExcluded(rel ? `${rel}/${b}` : b)).map((b) => (rel ? `${rel}/${b}` : b)),
+        });
+      }
+      return out;
+    },
+  };
+}
+
+async function walkMatches(root: string, segs: string[], rel: string, out: string[]): Promise<void> {
+  if (segs.length === 0) {
+    out.push(rel);
+    return;
+  }
+  const [seg, ...rest] = segs;
+  const dir = path.join(root, rel);
+  const names = hasWildcard(seg) ? (await fs.readdir(dir).catch(() => [] as string[])).sort().filter((n) => matchPath(seg, n)) : [seg];
+  for (const n of names) {
+    const next = rel ? `${rel}/${n}` : n;
+    const exists = await fs.lstat(path.join(root, next)).then(() => true, () => false);
+    if (exists) await walkMatches(root, rest, next, out);
+  }
+}
+
+async function walkAll(absDir: string, rel: string, out: string[]): Promise<void> {
+  for (const d of (await fs.readdir(path.join(absDir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const r = rel ? `${rel}/${d.name}` : d.name;
+    out.push(r);
+    if (d.isDirectory()) await walkAll(absDir, r, out);
+  }
+}
+
+/**
+ * Resolves `rel` inside `root`, following symlinks as if `root` were `/` so nothing
+ * escapes it. With `keepLast`, a final symlink is not followed.
+ */
+export async function secureResolve(root: string, rel: string, keepLast = false): Promise<string> {
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  let current: string[] = [];
+  let hops = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    if (part === '..') {
+      current.pop();
+      continue;
+    }
+    const candidate = path.join(root, ...current, part);
+    const st = await fs.lstat(candidate).catch(() => undefined);
+    if (st?.isSymbolicLink() && !(keepLast && parts.length === 0)) {
+      if (++hops > 40) throw new KilnError(`too many levels of symbolic links resolving /${rel}`);
+      const target = await fs.readlink(candidate);
+      if (target.startsWith('/')) current = [];
+      parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    current.push(part);
+  }
+  return path.join(root, ...current);
+}
+
+export interface CopyOptions {
+  destRoot: string;
+  /** Destination as written (absolute or relative to cwd). */
+  dest: string;
+  cwd: string;
+  owner?: Owner;
+  chmod?: number;
+  unpackArchives: boolean;
+  /** More than one source: dest must be a directory. */
+  multipleSources: boolean;
+  /** --parents: keep the source's relative path under dest. */
+  parents?: boolean;
+}
+
+/** mkdir -p inside root; new directories get `owner` (root by default) and 0755. */
+export async function mkdirInRoot(root: string, rel: string, owner: Owner = { uid: 0, gid: 0 }): Promise<string> {
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  let sofar = '';
+  for (const part of parts) {
+    sofar = sofar ? `${sofar}/${part}` : part;
+    const abs = await secureResolve(root, sofar);
+    const st = await fs.lstat(abs).catch(() => undefined);
+    if (!st) {
+      await fs.mkdir(abs, { mode: 0o755 });
+      await fs.chmod(abs, 0o755);
+      await fs.lchown(abs, owner.uid, owner.gid);
+    } else if (!st.isDirectory()) {
+      throw new KilnError(`cannot create directory /${sofar}: a file is in the way`);
+    }
+  }
+  return secureResolve(root, rel);
+}
+
+export async function copyInto(tree: CopySourceTree, patterns: string[], excludes: string[], opts: CopyOptions): Promise<void> {
+  const destPath = path.posix.resolve(opts.cwd || '/', opts.dest);
+  const destIsDirSyntax = opts.dest.endsWith('/') || opts.dest === '.' || opts.dest.endsWith('/.');
+  for (const pattern of patterns) {
+    const roots = await tree.resolve(pattern, excludes);
+    const multi = opts.multipleSources || roots.length > 1 || hasWildcard(pattern);
+    for (const root of roots) {
+      const srcAbs = path.join(tree.root, root.rel);
+      if (root.isDir) {
+        const base = opts.parents && root.rel ? path.posix.join(destPath, root.rel) : destPath;
+        const targetDir = await mkdirInRoot(opts.destRoot, base, opts.owner);
+        await applyMeta(srcAbs, targetDir, tree.preserveOwner, opts, true);
+        const prefixLen = root.rel === '' ? 0 : root.rel.length + 1;
+        for (const rel of root.below) {
+          const sub = rel.slice(prefixLen);
+          await copyOne(path.join(tree.root, rel), opts.destRoot, path.posix.join(base, sub), tree.preserveOwner, opts);
+        }
+        continue;
+      }
+      let target: string;
+      const existing = await fs.stat(await secureResolve(opts.destRoot, destPath)).catch(() => undefined);
+      if (opts.parents) target = path.posix.join(destPath, root.rel);
+      else if (destIsDirSyntax || multi || existing?.isDirectory()) target = path.posix.join(destPath, path.posix.basename(root.rel));
+      else target = destPath;
+      await mkdirInRoot(opts.destRoot, path.posix.dirname(target), opts.owner);
+      if (opts.unpackArchives && (await isArchive(srcAbs))) {
+        const dir = await mkdirInRoot(opts.destRoot, destIsDirSyntax || existing?.isDirectory() ? destPath : path.posix.dirname(target), opts.owner);
+        await extractArchive(srcAbs, dir);
+        continue;
+      }
+      await copyOne(srcAbs, opts.destRoot, target, tree.preserveOwner, opts);
+    }
+  }
+}
+
+async function copyOne(srcAbs: string, destRoot: string, targetRel: string, preserveOwner: boolean, opts: CopyOptions): Promise<void> {
+  const st = await fs.lstat(srcAbs);
+  const parent = await secureResolve(destRoot, path.posix.dirname(targetRel));
+  const dst = path.join(parent, path.posix.basename(targetRel));
+  const existing = await fs.lstat(dst).catch(() => undefined);
+  if (st.isDirectory()) {
+    if (existing && !existing.isDirectory()) await fs.rm(dst, { force: true });
+    if (!existing || !existing.isDirectory()) await fs.mkdir(dst);
+    await applyMeta(srcAbs, dst, preserveOwner, opts, true);
+    return;
+  }
+  if (existing?.isDirectory()) await fs.rm(dst, { recursive: true, force: true });
+  else if (existing) await fs.rm(dst, { force: true });
+  if (st.isSymbolicLink()) {
+    await fs.symlink(await fs.readlink(srcAbs), dst);
+  } else if (st.isFile()) {
+    await fs.copyFile(srcAbs, dst);
+  } else {
+    // devices, fifos, sockets: not copied, as BuildKit skips sockets and the context has no devices
+    return;
+  }
+  await applyMeta(srcAbs, dst, preserveOwner, opts, false, st);
+}
+
+async function applyMeta(
+  srcAbs: string,
+  dst: string,
+  preserveOwner: boolean,
+  opts: CopyOptions,
+  isDir: boolean,
+  known?: import('node:fs').Stats,
+): Promise<void> {
+  const st = known ?? (await fs.lstat(srcAbs));
+  const owner = opts.owner ?? (preserveOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
+  await fs.lchown(dst, owner.uid, owner.gid);
+  if (!st.isSymbolicLink()) {
+    const mode = opts.chmod !== undefined ? opts.chmod : st.mode & 0o7777;
+    await fs.chmod(dst, mode);
+  }
+  if (!isDir || st.isDirectory()) await fs.lutimes(dst, st.atime, st.mtime);
+}
+
+async function isArchive(file: string): Promise<boolean> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(buf, 0, 512, 0);
+    if (bytesRead >= 3 && buf[0] === 0x1f && buf[1] === 0x8b) return true; // gzip
+    if (bytesRead >= 3 && buf.subarray(0, 3).toString() === 'BZh') return true;
+    if (bytesRead >= 6 && buf[0] === 0xfd && buf.subarray(1, 6).toString() === '7zXZ\0') return true;
+    if (bytesRead >= 4 && buf.readUInt32LE(0) === 0xfd2fb528) return true; // zstd
+    return bytesRead >= 262 && buf.subarray(257, 262).toString() === 'ustar';
+  } finally {
+    await fh.close();
+  }
+}
+
+function extractArchive(file: string, dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('tar', ['-x', '-f', file, '-C', dir, '--same-owner', '--numeric-owner'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (c) => (err += String(c)));
+    p.on('error', reject);
+    p.on('close', (code) =>
+      code === 0 ? resolve() : reject(new KilnError(`ADD could not unpack ${path.basename(file)}: ${err.trim() || `tar exited ${code}`}`)),
+    );
+  });
+}

@@ -1,0 +1,422 @@
+/**
+ * The solver: turns graph vertices into layer chains. Each vertex gets a cache key from
+ * its definition, its inputs' keys and the content it reads; a key with a record is not
+ * run again. Independent vertices run in parallel under a limit.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { KilnError } from '../errors.js';
+import type { ContentStore } from '../oci/store.js';
+import { writeLayer } from '../oci/layer.js';
+import type { Descriptor } from '../oci/types.js';
+import type { CacheRecords } from '../cache/records.js';
+import type { Snapshotter } from '../snapshot/snapshotter.js';
+import type { ActiveMount } from '../snapshot/types.js';
+import { runContainer, resolveUser, type RunSpec } from '../exec/index.js';
+import type { ExecVertex, FileVertex, Vertex } from '../graph/types.js';
+import type { BuildContext } from './context.js';
+import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
+import { Semaphore } from './semaphore.js';
+
+export interface LayerRef {
+  descriptor: Descriptor;
+  diffId: string;
+}
+
+export interface SolvedState {
+  vertex: Vertex;
+  key: string;
+  /** The whole layer chain of this state, base first. */
+  layers: LayerRef[];
+  /** Whether this vertex added a layer (false for steps that changed nothing). */
+  addedLayer: boolean;
+  cached: boolean;
+}
+
+export type ProgressEvent =
+  | { type: 'start'; id: number; name: string; time: number }
+  | { type: 'cached'; id: number; name: string }
+  | { type: 'log'; id: number; stream: 'stdout' | 'stderr'; data: Buffer }
+  | { type: 'done'; id: number; name: string; ms: number }
+  | { type: 'error'; id: number; name: string; message: string };
+
+/** What a step read and was keyed on, kept for `--explain`. */
+export interface StepRecord {
+  name: string;
+  stage?: string;
+  key: string;
+  parentKey?: string;
+  parentName?: string;
+  kind: Vertex['kind'];
+  definition: string;
+  files?: Record<string, string>;
+  buildArgs?: Record<string, string>;
+  base?: { ref: string; digest: string };
+  cached: boolean;
+}
+
+export interface SolverOptions {
+  root: string;
+  store: ContentStore;
+  snapshotter: Snapshotter;
+  records: CacheRecords;
+  context?: BuildContext;
+  parallelism: number;
+  sourceDateEpoch?: number;
+  signal?: AbortSignal;
+  secrets?: Record<string, string>;
+  progress?: (ev: ProgressEvent) => void;
+}
+
+/** Mount points the runtime creates in a rootfs; stubs it leaves are not part of a layer. */
+const RUNTIME_MOUNTPOINTS = ['/proc', '/sys', '/dev', '/etc/resolv.conf', '/etc/hosts', '/etc/hostname'];
+
+export class Solver {
+  private readonly memo = new Map<string, Promise<SolvedState>>();
+  private readonly keyMemo = new Map<string, Promise<{ key: string; files?: Record<string, string> }>>();
+  private readonly limit: Semaphore;
+  private nextId = 1;
+  readonly steps: StepRecord[] = [];
+
+  constructor(private readonly opts: SolverOptions) {
+    this.limit = new Semaphore(Math.max(1, opts.parallelism));
+  }
+
+  solve(v: Vertex): Promise<SolvedState> {
+    let p = this.memo.get(v.digest);
+    if (!p) {
+      p = this.doSolve(v);
+      this.memo.set(v.digest, p);
+      // a rejected promise that nobody awaits yet must not crash the process
+      p.catch(() => undefined);
+    }
+    return p;
+  }
+
+  private emit(ev: ProgressEvent): void {
+    this.opts.progress?.(ev);
+  }
+
+  private checkAborted(): void {
+    if (this.opts.signal?.aborted) throw new KilnError('build interrupted', { exitCode: 130 });
+  }
+
+  private async doSolve(v: Vertex): Promise<SolvedState> {
+    this.checkAborted();
+    if (v.kind === 'scratch') return { vertex: v, key: v.digest, layers: [], addedLayer: false, cached: true };
+    if (v.kind === 'image') {
+      const layers = v.layers.map((descriptor, i) => ({ descriptor, diffId: v.diffIds[i] }));
+      return { vertex: v, key: hash(['image', v.manifestDigest]), layers, addedLayer: false, cached: true };
+    }
+    // inputs first, in parallel
+    const inputs = await Promise.all(inputVertices(v).map((i) => this.solve(i)));
+    const parent = inputs[0];
+    const { key, files } = await this.cacheKey(v, inputs);
+    const base = rootImage(v);
+    const step: StepRecord = {
+      name: v.name,
+      stage: v.stage,
+      key,
+      parentKey: parent.key,
+      parentName: parent.vertex.kind === 'image' ? `FROM ${parent.vertex.ref}` : parent.vertex.name,
+      kind: v.kind,
+      definition: describeDefinition(v),
+      files,
+      buildArgs: v.kind === 'exec' ? v.buildArgs : undefined,
+      base,
+      cached: false,
+    };
+    if (!v.noCache) {
+      const rec = await this.opts.records.get(key);
+      if (rec && (!rec.layer || (await this.opts.store.hasBlob(rec.layer.descriptor.digest)))) {
+        const id = this.nextId++;
+        this.emit({ type: 'cached', id, name: v.name });
+        step.cached = true;
+        this.steps.push(step);
+        const layers = rec.layer ? [...parent.layers, rec.layer] : parent.layers;
+        return { vertex: v, key, layers, addedLayer: rec.layer !== undefined, cached: true };
+      }
+    }
+    return this.limit.run(async () => {
+      this.checkAborted();
+      const id = this.nextId++;
+      const started = Date.now();
+      this.emit({ type: 'start', id, name: v.name, time: started });
+      try {
+        const layer = await this.execute(v, inputs, id);
+        await this.opts.records.put({ key, description: v.name, layer, createdAt: new Date().toISOString() });
+        this.emit({ type: 'done', id, name: v.name, ms: Date.now() - started });
+        this.steps.push(step);
+        return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached: false };
+      } catch (e) {
+        this.emit({ type: 'error', id, name: v.name, message: e instanceof Error ? e.message : String(e) });
+        throw e;
+      }
+    });
+  }
+
+  private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[]): Promise<{ key: string; files?: Record<string, string> }> {
+    const memoKey = `${v.digest}|${inputs.map((i) => i.key).join(',')}`;
+    let p = this.keyMemo.get(memoKey);
+    if (!p) {
+      p = (async () => {
+        const parts = [v.digest, ...inputs.map((i) => i.key)];
+        let files: Record<string, string> | undefined;
+        const ctx = this.opts.context;
+        if (v.kind === 'file' && v.action.op === 'copy') {
+          const a = v.action;
+          if (a.source.from === 'context' && a.source.paths.length > 0) {
+            if (!ctx) throw new KilnError('COPY needs a build context, but none was given');
+            const sum = await ctx.checksum(a.source.paths, a.excludes);
+            parts.push(sum.digest);
+            files = sum.files;
+          }
+          for (const inl of a.inline ?? []) parts.push(hash([inl.name, inl.content]));
+        }
+        if (v.kind === 'exec') {
+          for (const m of v.mounts) {
+            if (m.type === 'bind' && m.from === 'context' && ctx) parts.push((await ctx.checksum([m.source ?? '.'])).digest);
+            if (m.type === 'secret') parts.push(`secret:${m.id ?? ''}`);
+          }
+        }
+        return { key: hash(parts), files };
+      })();
+      this.keyMemo.set(memoKey, p);
+    }
+    return p;
+  }
+
+  /** Mounts the layer chain of a state: lowers unpacked once, an overlay on top. */
+  private async mountState(layers: LayerRef[], readonly = false): Promise<ActiveMount> {
+    const lowers: string[] = [];
+    for (const l of layers) {
+      lowers.push(await this.opts.snapshotter.unpackLayer(l.diffId, () => this.opts.store.openBlob(l.descriptor.digest)));
+    }
+    return this.opts.snapshotter.mount(lowers, { readonly });
+  }
+
+  private async execute(v: ExecVertex | FileVertex, inputs: SolvedState[], id: number): Promise<LayerRef | undefined> {
+    const parent = inputs[0];
+    const mount = await this.mountState(parent.layers);
+    const extraMounts: ActiveMount[] = [];
+    try {
+      if (v.kind === 'exec') await this.runExec(v, inputs, mount, extraMounts, id);
+      else await this.runFileOp(v, inputs, mount, extraMounts);
+      const entries = await this.opts.snapshotter.diff(mount.upper);
+      if (entries.length === 0) return undefined;
+      const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
+      await this.opts.snapshotter.adoptUpper?.(written.diffId, mount.upper);
+      return { descriptor: written.descriptor, diffId: written.diffId };
+    } finally {
+      for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);
+      await mount.release();
+    }
+  }
+
+  private async runExec(v: ExecVertex, inputs: SolvedState[], mount: ActiveMount, extra: ActiveMount[], id: number): Promise<void> {
+    const rootfs = mount.merged;
+    const mounts: NonNullable<RunSpec['mounts']> = [];
+    const stubs: string[] = [...RUNTIME_MOUNTPOINTS, v.cwd];
+    let inputIdx = 1;
+    for (const m of v.mounts) {
+      stubs.push(m.target);
+      if (m.type === 'tmpfs') {
+        mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] });
+      } else if (m.type === 'bind') {
+        let source: string;
+        if (m.from === 'context' || m.from === undefined) {
+          if (!this.opts.context) throw new KilnError('RUN --mount=type=bind needs a build context');
+          source = await secureResolve(this.opts.context.dir, m.source ?? '.');
+        } else {
+          const st = inputs[inputIdx++];
+          const sm = await this.mountState(st.layers, true);
+          extra.push(sm);
+          source = await secureResolve(sm.merged, m.source ?? '.');
+        }
+        mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', m.readonly === false ? 'rw' : 'ro'] });
+      } else if (m.type === 'cache') {
+        const dir = path.join(this.opts.root, 'cache', 'mounts', hash([m.id ?? m.target]).slice(7, 39));
+        const fresh = !(await fs.stat(dir).catch(() => undefined));
+        await fs.mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
+        if (fresh) await fs.chown(dir, m.uid ?? 0, m.gid ?? 0);
+        mounts.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', 'rw'] });
+      } else if (m.type === 'secret') {
+        const file = this.opts.secrets?.[m.id ?? ''];
+        if (!file) {
+          if (m.required) throw new KilnError(`secret ${m.id ?? ''} is required but was not provided`, { hint: `pass --secret id=${m.id ?? ''},src=FILE` });
+          continue;
+        }
+        mounts.push({ destination: m.target, type: 'bind', source: path.resolve(file), options: ['rbind', 'ro'] });
+      } else {
+        if (m.required) throw new KilnError('RUN --mount=type=ssh is not supported yet');
+      }
+    }
+    const missingBefore = await missingPaths(rootfs, stubs);
+    for (const f of v.inlineFiles ?? []) {
+      const dir = path.join(this.opts.root, 'tmp', `inline-${randomBytes(6).toString('hex')}`);
+      await fs.mkdir(dir, { recursive: true });
+      await fs.writeFile(path.join(dir, path.posix.basename(f.path)), f.content, { mode: f.mode });
+      mounts.push({ destination: path.posix.dirname(f.path), type: 'bind', source: dir, options: ['rbind', 'ro'] });
+      stubs.push(path.posix.dirname(f.path));
+      extra.push({ merged: dir, upper: dir, work: dir, release: () => fs.rm(dir, { recursive: true, force: true }) });
+    }
+    const missingAfterInline = await missingPaths(rootfs, stubs);
+    for (const p of missingAfterInline) missingBefore.add(p);
+    const result = await runContainer({
+      rootfs,
+      args: v.args,
+      env: v.env,
+      cwd: v.cwd,
+      user: v.user,
+      network: v.network,
+      mounts,
+      onOutput: (data, stream) => this.emit({ type: 'log', id, stream, data }),
+      signal: this.opts.signal,
+      stateRoot: path.join(this.opts.root, 'run'),
+    });
+    if (this.opts.signal?.aborted) throw new KilnError('build interrupted', { exitCode: 130 });
+    if (result.exitCode !== 0) {
+      const shown = v.args.join(' ');
+      const tail = result.outputTail.trimEnd();
+      throw new KilnError(`${v.name.replace(/^\[[^\]]*\]\s*/, '')}: process "${shown}" did not complete successfully: exit code: ${result.exitCode}`, {
+        location: v.origin,
+        detail: tail ? `last lines of output:\n${tail.split('\n').map((l) => `  ${l}`).join('\n')}` : undefined,
+      });
+    }
+    await removeStubs(mount.upper, missingBefore);
+  }
+
+  private async runFileOp(v: FileVertex, inputs: SolvedState[], mount: ActiveMount, extra: ActiveMount[]): Promise<void> {
+    const a = v.action;
+    const root = mount.merged;
+    if (a.op === 'mkdir') {
+      const owner = a.user ? await this.ownerOf(root, a.user) : { uid: 0, gid: 0 };
+      await mkdirInRoot(root, a.path, owner);
+      return;
+    }
+    let owner: Owner | undefined;
+    if (a.chown) owner = await this.chownOf(root, a.chown);
+    const chmod = a.chmod === undefined ? undefined : parseInt(a.chmod, 8);
+    const multipleSources = a.source.paths.length + (a.inline?.length ?? 0) + (a.urls?.length ?? 0) > 1;
+    const common = { destRoot: root, dest: a.dest, cwd: a.cwd, owner, chmod, multipleSources, parents: a.parents };
+    if (a.source.paths.length > 0) {
+      let tree;
+      if (a.source.from === 'context') {
+        if (!this.opts.context) throw new KilnError('COPY needs a build context, but none was given');
+        tree = contextTree(this.opts.context);
+      } else {
+        const sm = await this.mountState(inputs[1].layers, true);
+        extra.push(sm);
+        tree = rootfsTree(sm.merged);
+      }
+      await copyInto(tree, a.source.paths, a.excludes ?? [], { ...common, unpackArchives: a.unpackArchives });
+    }
+    if ((a.inline?.length ?? 0) > 0 || (a.urls?.length ?? 0) > 0) {
+      const dir = path.join(this.opts.root, 'tmp', `files-${randomBytes(6).toString('hex')}`);
+      await fs.mkdir(dir, { recursive: true });
+      extra.push({ merged: dir, upper: dir, work: dir, release: () => fs.rm(dir, { recursive: true, force: true }) });
+      const names: string[] = [];
+      for (const inl of a.inline ?? []) {
+        await fs.writeFile(path.join(dir, inl.name), inl.content, { mode: 0o644 });
+        names.push(inl.name);
+      }
+      for (const url of a.urls ?? []) names.push(await download(url, dir));
+      const tree = { ...rootfsTree(dir), preserveOwner: false };
+      await copyInto(tree, names, [], { ...common, unpackArchives: false });
+    }
+  }
+
+  private async ownerOf(root: string, user: string): Promise<Owner> {
+    const u = await resolveUser(root, user);
+    return { uid: u.uid, gid: u.gid };
+  }
+
+  /** --chown=user[:group]: names resolve in the destination rootfs; a lone user means gid = uid. */
+  private async chownOf(root: string, spec: string): Promise<Owner> {
+    const [userPart, groupPart] = spec.split(':', 2);
+    const uid = /^\d+$/.test(userPart) ? Number(userPart) : (await resolveUser(root, userPart)).uid;
+    let gid = uid;
+    if (groupPart !== undefined && groupPart !== '') {
+      gid = /^\d+$/.test(groupPart) ? Number(groupPart) : (await resolveUser(root, `0:${groupPart}`)).gid;
+    }
+    return { uid, gid };
+  }
+}
+
+function hash(parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(`${p}\0`);
+  return `sha256:${h.digest('hex')}`;
+}
+
+function inputVertices(v: ExecVertex | FileVertex): Vertex[] {
+  if (v.kind === 'exec') return [v.parent, ...v.mounts.flatMap((m) => (m.from && m.from !== 'context' ? [m.from] : []))];
+  const a = v.action;
+  if (a.op === 'copy' && a.source.from !== 'context') return [v.parent, a.source.from];
+  return [v.parent];
+}
+
+function rootImage(v: Vertex): { ref: string; digest: string } | undefined {
+  let cur: Vertex | undefined = v;
+  while (cur && (cur.kind === 'exec' || cur.kind === 'file')) cur = cur.parent;
+  return cur?.kind === 'image' ? { ref: cur.ref, digest: cur.manifestDigest } : undefined;
+}
+
+function describeDefinition(v: ExecVertex | FileVertex): string {
+  if (v.kind === 'exec') return JSON.stringify({ args: v.args, env: v.env, cwd: v.cwd, user: v.user, network: v.network, mounts: v.mounts.map((m) => ({ ...m, from: m.from === undefined || m.from === 'context' ? m.from : m.from.name })) });
+  const a = v.action;
+  if (a.op === 'mkdir') return JSON.stringify(a);
+  return JSON.stringify({ ...a, source: { paths: a.source.paths, from: a.source.from === 'context' ? 'context' : a.source.from.name } });
+}
+
+async function missingPaths(root: string, paths: string[]): Promise<Set<string>> {
+  const missing = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split('/').filter(Boolean);
+    let sofar = '';
+    for (const part of parts) {
+      sofar += `/${part}`;
+      const exists = await fs.lstat(path.join(root, sofar)).then(() => true, () => false);
+      if (!exists) {
+        missing.add(sofar);
+      }
+    }
+  }
+  return missing;
+}
+
+/** Removes mount-point stubs (files and then-empty directories) that the runtime created. */
+async function removeStubs(upper: string, created: Set<string>): Promise<void> {
+  const byDepth = [...created].sort((a, b) => b.split('/').length - a.split('/').length);
+  for (const p of byDepth) {
+    const abs = path.join(upper, p);
+    const st = await fs.lstat(abs).catch(() => undefined);
+    if (!st) continue;
+    if (st.isDirectory()) {
+      const left = await fs.readdir(abs).catch(() => ['x']);
+      if (left.length === 0) await fs.rmdir(abs).catch(() => undefined);
+    } else if (st.isFile() && st.size === 0) {
+      await fs.rm(abs, { force: true });
+    }
+  }
+}
+
+async function download(url: string, dir: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new KilnError(`ADD could not fetch ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok) throw new KilnError(`ADD could not fetch ${url}: HTTP ${res.status}`);
+  const name = path.posix.basename(new URL(url).pathname) || 'index.html';
+  const file = path.join(dir, name);
+  await fs.writeFile(file, Buffer.from(await res.arrayBuffer()), { mode: 0o600 });
+  const lm = res.headers.get('last-modified');
+  if (lm) {
+    const t = new Date(lm);
+    if (!Number.isNaN(t.getTime())) await fs.utimes(file, t, t);
+  }
+  return name;
+}
