@@ -1,6 +1,18 @@
 import { Command, CommanderError } from 'commander';
 import { isKilnError } from '../errors.js';
 import { resolveRoot } from '../config.js';
+import { register as registerBuild } from './build.js';
+import { register as registerRun } from './run.js';
+import { register as registerDebug } from './debug.js';
+import { register as registerCheck } from './check.js';
+import { register as registerImages } from './images.js';
+import { register as registerTag } from './tag.js';
+import { register as registerRmi } from './rmi.js';
+import { register as registerPrune } from './prune.js';
+import { register as registerImport } from './import.js';
+import { register as registerLoad } from './load.js';
+import { register as registerSave } from './save.js';
+import { register as registerInspect } from './inspect.js';
 
 /** Options every command sees: global flags resolved. */
 export interface GlobalOptions {
@@ -12,6 +24,18 @@ export type Registrar = (program: Command, globals: () => GlobalOptions) => void
 // Each command lives in its own file and registers itself here.
 const registrars: Registrar[] = [
   // registrars:begin
+  registerBuild,
+  registerRun,
+  registerDebug,
+  registerCheck,
+  registerImages,
+  registerTag,
+  registerRmi,
+  registerPrune,
+  registerImport,
+  registerLoad,
+  registerSave,
+  registerInspect,
   // registrars:end
 ];
 
@@ -21,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
     .name('kiln')
     .description('Build, run and ship OCI container images from Dockerfiles, without a daemon.')
     .option('--root <dir>', 'kiln root: image store and cache (env KILN_ROOT)')
+    .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
   const globals = (): GlobalOptions => ({ root: resolveRoot(program.opts().root as string | undefined) });

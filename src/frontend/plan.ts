@@ -237,7 +237,7 @@ class Planner {
     let platform = this.targetPlatform;
     const platformFlag = fromFlags.string('platform');
     if (platformFlag) platform = parsePlatform(this.expand(stage.from, platformFlag, gscope));
-    const stageName = stage.name ?? String(stage.index);
+    const stageName = stage.name ?? `stage-${stage.index}`;
     const total = stage.body.length + 1;
     const label = (n: number, text: string) => `[${stageName} ${n}/${total}] ${text}`;
 

@@ -206,7 +206,6 @@ export class Solver {
       const entries = await this.opts.snapshotter.diff(mount.upper);
       if (entries.length === 0) return undefined;
       const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
-      await this.opts.snapshotter.adoptUpper?.(written.diffId, mount.upper);
       return { descriptor: written.descriptor, diffId: written.diffId };
     } finally {
       for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);

@@ -1,0 +1,111 @@
+/** Shared test helpers: temp kiln roots, the busybox base image, running the CLI, peers. */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (tests run from dist/test/..., sources live beside). */
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const kilnBin = path.join(repoRoot, 'bin', 'kiln.js');
+
+export function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+export function haveTool(name: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** A fresh directory under the system temp dir, removed by the returned cleanup. */
+export async function tempDir(prefix = 'kiln-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => fs.rm(dir, { recursive: true, force: true }) };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runKiln(args: string[], opts: { root: string; cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number }): Promise<CliResult> {
+  return runCommand(process.execPath, [kilnBin, '--root', opts.root, ...args], opts);
+}
+
+export function runCommand(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: opts.cwd ?? repoRoot, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c) => (stdout += String(c)));
+    p.stderr.on('data', (c) => (stderr += String(c)));
+    const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
+    p.on('error', reject);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+let baseTar: string | undefined;
+
+/** The busybox rootfs tarball from scripts/make-base-image.sh, made once per process. */
+export async function busyboxRootfsTar(): Promise<string> {
+  if (baseTar && existsSync(baseTar)) return baseTar;
+  const out = path.join(os.tmpdir(), `kiln-test-busybox-${process.pid}.tar`);
+  const r = await runCommand('bash', [path.join(repoRoot, 'scripts', 'make-base-image.sh'), '--tar-only', out]);
+  if (r.code !== 0) throw new Error(`make-base-image failed: ${r.stderr}`);
+  baseTar = out;
+  process.on('exit', () => {
+    try {
+      spawnSync('rm', ['-f', out]);
+    } catch {
+      // best effort
+    }
+  });
+  return out;
+}
+
+/** A kiln root with busybox:latest imported; cleanup unmounts nothing (builds release their mounts). */
+export async function rootWithBusybox(): Promise<{ root: string; cleanup: () => Promise<void> }> {
+  const { dir, cleanup } = await tempDir('kiln-root-');
+  const tar = await busyboxRootfsTar();
+  const r = await runKiln(['import', tar, 'busybox:latest'], { root: dir });
+  if (r.code !== 0) throw new Error(`kiln import failed: ${r.stderr}`);
+  return { root: dir, cleanup };
+}
+
+/** Writes files (path → content) under dir. */
+export async function writeTree(dir: string, files: Record<string, string>): Promise<void> {
+  for (const [rel, content] of Object.entries(files)) {
+    const p = path.join(dir, rel);
+    await fs.mkdir(path.dirname(p), { recursive: true });
+    await fs.writeFile(p, content);
+  }
+}
+
+let dockerdStarted: Promise<boolean> | undefined;
+
+/** Docker 20.10 client from Debian (not the newer one in /usr/local/bin). */
+export const dockerCli = '/usr/bin/docker';
+
+/** Starts dockerd (Debian's docker.io) when it is installed and not running; false when unavailable. */
+export function ensureDockerd(): Promise<boolean> {
+  dockerdStarted ??= (async () => {
+    if (!existsSync(dockerCli) || !haveTool('dockerd') || !isRoot()) return false;
+    const ping = () => spawnSync(dockerCli, ['info'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+    if (ping()) return true;
+    const log = path.join(os.tmpdir(), 'kiln-test-dockerd.log');
+    const child = spawn('sh', ['-c', `dockerd >${log} 2>&1`], { detached: true, stdio: 'ignore' });
+    child.unref();
+    for (let i = 0; i < 60; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      if (ping()) return true;
+    }
+    return false;
+  })();
+  return dockerdStarted;
+}
