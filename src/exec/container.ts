@@ -1,0 +1,364 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { KilnError } from '../errors.js';
+import { buildRuntimeSpec, type RuntimeMount } from './spec.js';
+import { resolveInRoot, resolveUser, type ResolvedUser } from './user.js';
+
+export interface RuntimeInfo {
+  name: 'runc' | 'crun';
+  path: string;
+}
+
+export interface RunSpec {
+  rootfs: string;
+  args: string[];
+  env: string[];
+  cwd: string;
+  user: string;
+  hostname?: string;
+  network: 'host' | 'none';
+  mounts?: Array<{ destination: string; type: 'bind' | 'tmpfs'; source: string; options: string[] }>;
+  readonlyRootfs?: boolean;
+  tty?: boolean;
+  /** Attach the process's stdin to ours. */
+  stdin?: boolean;
+  /** Receives output; when absent, output goes to our stdout/stderr. */
+  onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
+  signal?: AbortSignal;
+  /** Where runtime state and bundles go, e.g. <kilnRoot>/run. */
+  stateRoot: string;
+}
+
+export interface RunResult {
+  exitCode: number;
+  signal?: string;
+  /** The last ~20 lines of combined stdout and stderr. */
+  outputTail: string;
+}
+
+const TAIL_LINES = 20;
+const TAIL_BYTES = 64 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Containers of this process, killed and deleted synchronously when the process is signalled.
+
+interface LiveContainer {
+  runtime: RuntimeInfo;
+  runtimeRoot: string;
+  bundle: string;
+}
+
+const live = new Map<string, LiveContainer>();
+const HANDLED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function onFatalSignal(sig: NodeJS.Signals): void {
+  for (const [id, c] of live) {
+    spawnSync(c.runtime.path, ['--root', c.runtimeRoot, 'kill', id, 'KILL'], { stdio: 'ignore', timeout: 5000 });
+    spawnSync(c.runtime.path, ['--root', c.runtimeRoot, 'delete', '--force', id], { stdio: 'ignore', timeout: 5000 });
+    rmSync(c.bundle, { recursive: true, force: true });
+  }
+  live.clear();
+  uninstallHandlers();
+  // nobody else handles it: die by the signal as we would have without our handler
+  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+}
+
+function installHandlers(): void {
+  for (const s of HANDLED_SIGNALS) if (!process.listeners(s).includes(onFatalSignal)) process.on(s, onFatalSignal);
+}
+
+function uninstallHandlers(): void {
+  for (const s of HANDLED_SIGNALS) process.removeListener(s, onFatalSignal);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function ownerToken(): string {
+  return `${process.pid} ${processStartTime(process.pid) ?? '0'}`;
+}
+
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function ownerAlive(token: string): boolean {
+  const [pidStr, start] = token.trim().split(/\s+/);
+  const pid = Number(pidStr);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  const now = processStartTime(pid);
+  return now !== undefined && (start === undefined || start === '0' || now === start);
+}
+
+function runQuiet(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', (e) => resolve({ code: -1, stdout, stderr: e.message }));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr: stderr.trim() }));
+  });
+}
+
+/** Creates a missing working directory (and missing parents) owned by the user, as docker does. */
+async function ensureCwd(rootfs: string, cwd: string, user: ResolvedUser): Promise<void> {
+  const target = await resolveInRoot(rootfs, cwd);
+  const missing: string[] = [];
+  let p = target;
+  const root = path.resolve(rootfs);
+  while (p !== root && p.startsWith(root)) {
+    try {
+      await fsp.lstat(p);
+      break;
+    } catch {
+      missing.unshift(p);
+      p = path.dirname(p);
+    }
+  }
+  for (const dir of missing) {
+    await fsp.mkdir(dir, { mode: 0o755 });
+    await fsp.lchown(dir, user.uid, user.gid);
+  }
+}
+
+/** Paths the runtime will create as mount points; removed again afterwards if still empty. */
+async function missingMountpoints(rootfs: string, destinations: string[]): Promise<string[]> {
+  const root = path.resolve(rootfs);
+  const out = new Set<string>();
+  for (const dest of destinations) {
+    let p = await resolveInRoot(rootfs, dest);
+    while (p !== root && p.startsWith(root)) {
+      try {
+        await fsp.lstat(p);
+        break;
+      } catch {
+        out.add(p);
+        p = path.dirname(p);
+      }
+    }
+  }
+  return [...out].sort((a, b) => b.split('/').length - a.split('/').length);
+}
+
+async function removeStubs(stubs: string[]): Promise<void> {
+  for (const p of stubs) {
+    try {
+      const st = await fsp.lstat(p);
+      if (st.isDirectory()) {
+        if ((await fsp.readdir(p)).length) continue;
+      } else if (!st.isFile() || st.size !== 0) continue;
+      const parent = path.dirname(p);
+      const pst = await fsp.stat(parent);
+      if (st.isDirectory()) await fsp.rmdir(p);
+      else await fsp.unlink(p);
+      await fsp.utimes(parent, pst.atime, pst.mtime);
+    } catch {
+      /* already gone or not ours to remove */
+    }
+  }
+}
+
+function signalName(n: number): string | undefined {
+  for (const [name, num] of Object.entries(os.constants.signals)) if (num === n) return name;
+  return undefined;
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  const e = new Error('the run was aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+/** Runs one process in `spec.rootfs` with the given OCI runtime. */
+export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promise<RunResult> {
+  if (spec.signal?.aborted) throw abortError(spec.signal);
+  const stateRoot = path.resolve(spec.stateRoot);
+  const runtimeRoot = path.join(stateRoot, 'runtime');
+  const id = `kiln-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const bundle = path.join(stateRoot, 'bundles', id);
+  const rootfs = path.resolve(spec.rootfs);
+  const rootSt = await fsp.stat(rootfs).catch(() => undefined);
+  if (!rootSt?.isDirectory()) throw new KilnError(`cannot run: root filesystem ${rootfs} does not exist`);
+
+  await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
+  await fsp.mkdir(runtimeRoot, { recursive: true, mode: 0o700 });
+  await fsp.writeFile(path.join(bundle, 'owner'), ownerToken());
+  let stubs: string[] = [];
+  let started = false;
+  try {
+    const user = await resolveUser(rootfs, spec.user);
+    const cwd = path.posix.resolve('/', spec.cwd || '/');
+    const hostname = spec.hostname ?? 'kiln';
+    if (!spec.readonlyRootfs) await ensureCwd(rootfs, cwd, user);
+
+    const etcFiles = {
+      hosts: path.join(bundle, 'hosts'),
+      resolvConf: path.join(bundle, 'resolv.conf'),
+      hostname: path.join(bundle, 'hostname'),
+    };
+    await fsp.writeFile(
+      etcFiles.hosts,
+      `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+    );
+    await fsp.writeFile(etcFiles.hostname, `${hostname}\n`);
+    const hostResolv = spec.network === 'host' ? await fsp.readFile('/etc/resolv.conf').catch(() => Buffer.alloc(0)) : Buffer.alloc(0);
+    await fsp.writeFile(etcFiles.resolvConf, hostResolv);
+
+    const userMounts: RuntimeMount[] = (spec.mounts ?? []).map((m) =>
+      m.type === 'bind'
+        ? {
+            destination: m.destination,
+            type: 'bind',
+            source: path.resolve(m.source),
+            options: m.options.some((o) => o === 'bind' || o === 'rbind') ? m.options : ['rbind', ...m.options],
+          }
+        : { destination: m.destination, type: 'tmpfs', source: m.source || 'tmpfs', options: m.options },
+    );
+    const config = buildRuntimeSpec({
+      rootfs,
+      args: spec.args,
+      env: spec.env,
+      cwd,
+      user,
+      hostname,
+      network: spec.network,
+      readonlyRootfs: spec.readonlyRootfs ?? false,
+      tty: spec.tty ?? false,
+      etcFiles,
+      mounts: userMounts,
+    });
+    stubs = await missingMountpoints(
+      rootfs,
+      config.mounts.map((m) => m.destination),
+    );
+    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+
+    live.set(id, { runtime, runtimeRoot, bundle });
+    installHandlers();
+    started = true;
+    return await invoke(runtime, runtimeRoot, bundle, id, spec);
+  } finally {
+    live.delete(id);
+    if (live.size === 0) uninstallHandlers();
+    if (started) await runQuiet(runtime.path, ['--root', runtimeRoot, 'delete', '--force', id]);
+    await fsp.rm(bundle, { recursive: true, force: true });
+    await removeStubs(stubs);
+  }
+}
+
+function invoke(runtime: RuntimeInfo, runtimeRoot: string, bundle: string, id: string, spec: RunSpec): Promise<RunResult> {
+  return new Promise<RunResult>((resolve, reject) => {
+    const inheritOutput = spec.tty === true && !spec.onOutput;
+    let child: ChildProcess;
+    try {
+      child = spawn(runtime.path, ['--root', runtimeRoot, 'run', '--bundle', bundle, id], {
+        stdio: [spec.stdin ? 'inherit' : 'ignore', inheritOutput ? 'inherit' : 'pipe', inheritOutput ? 'inherit' : 'pipe'],
+        // its own process group: a terminal's ^C reaches us, and we kill the container ourselves
+        detached: !spec.tty,
+      });
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    let tail = '';
+    const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      tail += chunk.toString('utf8');
+      if (tail.length > TAIL_BYTES) tail = tail.slice(-TAIL_BYTES);
+      if (spec.onOutput) spec.onOutput(chunk, stream);
+      else (stream === 'stdout' ? process.stdout : process.stderr).write(chunk);
+    };
+    child.stdout?.on('data', onData('stdout'));
+    child.stderr?.on('data', onData('stderr'));
+
+    let aborted = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => {
+      aborted = true;
+      const tryKill = async (attempt: number): Promise<void> => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const r = await runQuiet(runtime.path, ['--root', runtimeRoot, 'kill', id, 'KILL']);
+        if (r.code === 0) return;
+        // not created yet, or the runtime hangs: retry, then kill the runtime process itself
+        if (attempt >= 20) child.kill('SIGKILL');
+        else killTimer = setTimeout(() => void tryKill(attempt + 1), 100);
+      };
+      void tryKill(0);
+    };
+    spec.signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.on('error', (e) => {
+      spec.signal?.removeEventListener('abort', onAbort);
+      reject(
+        new KilnError(`cannot start the OCI runtime ${runtime.path}: ${e.message}`, {
+          hint: 'install runc (apt-get install runc) or set KILN_RUNTIME',
+        }),
+      );
+    });
+    child.on('close', (code, sig) => {
+      spec.signal?.removeEventListener('abort', onAbort);
+      if (killTimer) clearTimeout(killTimer);
+      if (aborted && spec.signal) {
+        reject(abortError(spec.signal));
+        return;
+      }
+      const lines = tail.split('\n');
+      if (lines.length && lines[lines.length - 1] === '') lines.pop();
+      const outputTail = lines.slice(-TAIL_LINES).join('\n');
+      let exitCode: number;
+      if (code !== null) exitCode = code;
+      else exitCode = 128 + (sig ? (os.constants.signals[sig] ?? 0) : 0);
+      const signal = exitCode > 128 && exitCode <= 128 + 64 ? signalName(exitCode - 128) : undefined;
+      resolve(signal ? { exitCode, signal, outputTail } : { exitCode, outputTail });
+    });
+  });
+}
+
+/** Kills and deletes containers (and their bundles) whose owner process is gone. */
+export async function cleanupStaleWith(runtime: RuntimeInfo | undefined, stateRoot: string): Promise<void> {
+  const root = path.resolve(stateRoot);
+  const runtimeRoot = path.join(root, 'runtime');
+  const bundles = path.join(root, 'bundles');
+  const names = await fsp.readdir(bundles).catch(() => [] as string[]);
+  const kept = new Set<string>();
+  for (const id of names) {
+    const dir = path.join(bundles, id);
+    const owner = await fsp.readFile(path.join(dir, 'owner'), 'utf8').catch(() => '');
+    if (owner && ownerAlive(owner)) {
+      kept.add(id);
+      continue;
+    }
+    if (runtime) {
+      await runQuiet(runtime.path, ['--root', runtimeRoot, 'kill', id, 'KILL']);
+      await runQuiet(runtime.path, ['--root', runtimeRoot, 'delete', '--force', id]);
+    }
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+  if (!runtime) return;
+  // containers whose bundle is gone belong to nobody
+  const list = await runQuiet(runtime.path, ['--root', runtimeRoot, 'list', '--format', 'json']);
+  if (list.code !== 0) return;
+  let containers: Array<{ id: string }> = [];
+  try {
+    containers = (JSON.parse(list.stdout || 'null') as Array<{ id: string }> | null) ?? [];
+  } catch {
+    return;
+  }
+  for (const c of containers) {
+    if (kept.has(c.id) || live.has(c.id)) continue;
+    // a bundle made since we listed them: its owner is starting it right now
+    const owner = await fsp.readFile(path.join(bundles, c.id, 'owner'), 'utf8').catch(() => '');
+    if (owner && ownerAlive(owner)) continue;
+    await runQuiet(runtime.path, ['--root', runtimeRoot, 'delete', '--force', c.id]);
+  }
+}

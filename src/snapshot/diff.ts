@@ -1,0 +1,135 @@
+import { promises as fsp, type Stats } from 'node:fs';
+import path from 'node:path';
+import { KilnError } from '../errors.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from './types.js';
+import { runCommand, unescapeAttrPath } from './util.js';
+
+/** Kernel-internal xattrs that never belong in a layer. */
+function skipXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name === 'security.selinux';
+}
+
+/** All xattrs under `root` in one getfattr run: absolute path → name → raw value. */
+export async function readXattrTree(root: string): Promise<Map<string, Map<string, Buffer>>> {
+  let res;
+  try {
+    res = await runCommand('getfattr', ['-R', '-P', '-h', '--absolute-names', '-m', '-', '-d', '-e', 'base64', root]);
+  } catch (e) {
+    throw new KilnError(`cannot read extended attributes under ${root}: ${(e as Error).message}`, {
+      hint: 'install the attr package (getfattr): apt-get install attr',
+    });
+  }
+  const out = new Map<string, Map<string, Buffer>>();
+  let current: Map<string, Buffer> | undefined;
+  for (const line of res.stdout.toString('utf8').split('\n')) {
+    if (line.startsWith('# file: ')) {
+      current = new Map();
+      out.set(path.resolve(unescapeAttrPath(line.slice('# file: '.length))), current);
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (!current || eq <= 0) continue;
+    const name = line.slice(0, eq);
+    const raw = line.slice(eq + 1);
+    let value: Buffer;
+    if (raw.startsWith('0s')) value = Buffer.from(raw.slice(2), 'base64');
+    else if (raw.startsWith('0x')) value = Buffer.from(raw.slice(2), 'hex');
+    else if (raw.startsWith('"') && raw.endsWith('"')) value = Buffer.from(raw.slice(1, -1), 'utf8');
+    else value = Buffer.from(raw, 'utf8');
+    current.set(name, value);
+  }
+  return out;
+}
+
+function devNumbers(rdev: number): { major: number; minor: number } {
+  // glibc's gnu_dev_major/minor encoding
+  const major = Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
+  const minor = Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & 0xfff00n);
+  return { major, minor };
+}
+
+function byteCompare(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/**
+ * Turns an overlayfs upper dir into layer entries: parents before children, siblings in byte
+ * order, a whiteout where the deleted name sorts, an opaque marker right after its directory.
+ */
+export async function diffUpper(upper: string): Promise<LayerEntry[]> {
+  const root = path.resolve(upper);
+  const rootSt = await fsp.lstat(root).catch(() => undefined);
+  if (!rootSt?.isDirectory()) throw new KilnError(`cannot diff ${upper}: not a directory`);
+  const attrs = await readXattrTree(root);
+  const entries: LayerEntry[] = [];
+  const firstLink = new Map<string, string>();
+
+  const xattrsOf = (abs: string): Record<string, string> | undefined => {
+    const m = attrs.get(abs);
+    if (!m) return undefined;
+    const r: Record<string, string> = {};
+    let any = false;
+    for (const [k, v] of m) {
+      if (skipXattr(k)) continue;
+      r[k] = v.toString('utf8');
+      any = true;
+    }
+    return any ? r : undefined;
+  };
+
+  const isOpaque = (abs: string): boolean => attrs.get(abs)?.get('trusted.overlay.opaque')?.toString('utf8') === 'y';
+
+  const walk = async (relDir: string): Promise<void> => {
+    const absDir = path.join(root, relDir);
+    const names = (await fsp.readdir(absDir)).sort(byteCompare);
+    for (const name of names) {
+      const rel = relDir ? `${relDir}/${name}` : name;
+      const abs = path.join(absDir, name);
+      let st: Stats;
+      try {
+        st = await fsp.lstat(abs);
+      } catch {
+        continue;
+      }
+      const base = {
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        mtime: Math.floor(st.mtimeMs / 1000),
+      };
+      const xattrs = xattrsOf(abs);
+      const withX = <T extends LayerEntry>(e: T): T => (xattrs ? { ...e, xattrs } : e);
+      if (st.isCharacterDevice() && st.rdev === 0) {
+        const wh = relDir ? `${relDir}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
+        entries.push({ path: wh, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) });
+      } else if (st.isDirectory()) {
+        entries.push(withX({ path: rel, type: 'directory', ...base }));
+        if (isOpaque(abs)) {
+          entries.push({ path: `${rel}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) });
+        }
+        await walk(rel);
+      } else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? firstLink.get(key) : undefined;
+        if (first !== undefined) {
+          entries.push(withX({ path: rel, type: 'hardlink', ...base, size: 0, linkname: first }));
+        } else {
+          if (st.nlink > 1) firstLink.set(key, rel);
+          entries.push(withX({ path: rel, type: 'file', ...base, size: st.size, sourcePath: abs }));
+        }
+      } else if (st.isSymbolicLink()) {
+        entries.push(withX({ path: rel, type: 'symlink', ...base, linkname: await fsp.readlink(abs) }));
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        const { major, minor } = devNumbers(st.rdev);
+        entries.push(
+          withX({ path: rel, type: st.isCharacterDevice() ? 'char' : 'block', ...base, devmajor: major, devminor: minor }),
+        );
+      } else if (st.isFIFO()) {
+        entries.push(withX({ path: rel, type: 'fifo', ...base }));
+      }
+      // sockets cannot be stored in a layer: skipped, as docker does
+    }
+  };
+  await walk('');
+  return entries;
+}

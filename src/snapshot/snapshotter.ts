@@ -1,0 +1,192 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { KilnError } from '../errors.js';
+import { diffUpper } from './diff.js';
+import type { ActiveMount, LayerEntry } from './types.js';
+import { extractLayer, type ByteSource } from './unpack.js';
+import { isMountPoint, ownerAlive, ownerToken, runCommand } from './util.js';
+
+const DIFF_ID_RE = /^sha256:([a-f0-9]{64})$/;
+
+/** Overlay options that keep the upper dir a plain, self-describing diff. */
+const OVERLAY_FIXED_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off'];
+
+/** The kernel copies mount data into one page; stay well below it. */
+const MAX_MOUNT_DATA = 4000;
+
+function hexOf(diffId: string): string {
+  const m = DIFF_ID_RE.exec(diffId);
+  if (!m) throw new KilnError(`invalid layer diff ID "${diffId}": expected sha256:<64 hex digits>`);
+  return m[1];
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Unpacked layers and overlayfs mounts under `<kilnRoot>/snapshots/`:
+ * `layers/<hex>/fs` holds one extracted layer (whiteouts in overlayfs form),
+ * `active/<id>/` one mount (merged, upper, work, owner pid).
+ */
+export class Snapshotter {
+  readonly root: string;
+  readonly layersRoot: string;
+  readonly activeRoot: string;
+
+  constructor(kilnRoot: string) {
+    this.root = path.join(path.resolve(kilnRoot), 'snapshots');
+    this.layersRoot = path.join(this.root, 'layers');
+    this.activeRoot = path.join(this.root, 'active');
+  }
+
+  /** Where the extracted filesystem of a layer lives (whether or not it is there yet). */
+  layerDir(diffId: string): string {
+    return path.join(this.layersRoot, hexOf(diffId), 'fs');
+  }
+
+  async hasLayer(diffId: string): Promise<boolean> {
+    return exists(this.layerDir(diffId));
+  }
+
+  /**
+   * Extracts a layer once (idempotent, atomic via temp dir + rename, safe against a concurrent
+   * unpack of the same layer by another process) and returns its directory.
+   */
+  async unpackLayer(diffId: string, tarStream: () => ByteSource): Promise<string> {
+    const hex = hexOf(diffId);
+    const finalDir = path.join(this.layersRoot, hex);
+    const fsDir = path.join(finalDir, 'fs');
+    if (await exists(fsDir)) return fsDir;
+    await fsp.mkdir(this.layersRoot, { recursive: true });
+    const tmp = path.join(this.layersRoot, `.tmp-${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+    await fsp.mkdir(path.join(tmp, 'fs'), { recursive: true, mode: 0o755 });
+    await fsp.writeFile(path.join(tmp, 'owner'), ownerToken());
+    try {
+      await extractLayer(tarStream(), path.join(tmp, 'fs'), diffId.slice(0, 19), diffId);
+      await fsp.rm(path.join(tmp, 'owner'));
+      try {
+        await fsp.rename(tmp, finalDir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // another process finished the same layer first: theirs is as good as ours
+        if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await exists(fsDir))) return fsDir;
+        throw e;
+      }
+      return fsDir;
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Mounts an overlay of `lowerDirs` (lowest first) with a fresh upper dir. `readonly` mounts
+   * the lowers only (no upper; writes fail with EROFS).
+   */
+  async mount(lowerDirs: string[], options: { readonly?: boolean } = {}): Promise<ActiveMount> {
+    await fsp.mkdir(this.activeRoot, { recursive: true });
+    const id = randomBytes(8).toString('hex');
+    const dir = path.join(this.activeRoot, id);
+    const merged = path.join(dir, 'merged');
+    const upper = path.join(dir, 'upper');
+    const work = path.join(dir, 'work');
+    await fsp.mkdir(dir, { mode: 0o700 });
+    await fsp.writeFile(path.join(dir, 'owner'), ownerToken());
+    try {
+      for (const d of [merged, upper, work]) await fsp.mkdir(d, { mode: 0o755 });
+      for (const l of lowerDirs) {
+        const st = await fsp.stat(l).catch(() => undefined);
+        if (!st?.isDirectory()) throw new KilnError(`cannot mount snapshot: layer directory ${l} does not exist`);
+      }
+      let lowers = lowerDirs.map((l) => path.resolve(l));
+      // overlay needs one lower, or two when there is no upper
+      for (let n = 0; lowers.length < (options.readonly ? 2 : 1); n++) {
+        const empty = path.join(dir, `empty${n}`);
+        await fsp.mkdir(empty, { mode: 0o755 });
+        lowers = [empty, ...lowers];
+      }
+      // Short names keep the option string small: l/<n> -> layer dir, resolved by the kernel
+      // relative to the cwd of the mount process.
+      const links = path.join(dir, 'l');
+      await fsp.mkdir(links);
+      const names: string[] = [];
+      for (let i = 0; i < lowers.length; i++) {
+        const name = `l/${i.toString(36)}`;
+        await fsp.symlink(lowers[i], path.join(dir, name));
+        names.push(name);
+      }
+      const opts = [`lowerdir=${names.reverse().join(':')}`];
+      if (!options.readonly) opts.push('upperdir=upper', 'workdir=work');
+      opts.push(...OVERLAY_FIXED_OPTIONS);
+      const data = opts.join(',');
+      if (data.length > MAX_MOUNT_DATA) {
+        throw new KilnError(`cannot mount ${lowerDirs.length} layers: overlay options exceed one page`, {
+          hint: 'squash the base image or reduce the number of layers',
+        });
+      }
+      const res = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', data, 'merged'], { cwd: dir });
+      if (res.code !== 0) {
+        throw new KilnError(`cannot mount overlayfs at ${merged}: ${res.stderr}`, {
+          hint: 'kiln needs root and a kernel with overlayfs; the kiln root must be on ext4 or xfs (not overlay or tmpfs without xattrs)',
+        });
+      }
+    } catch (e) {
+      await fsp.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw e;
+    }
+    let released = false;
+    return {
+      merged,
+      upper,
+      work,
+      release: async () => {
+        if (released) return;
+        released = true;
+        await releaseMountDir(dir);
+      },
+    };
+  }
+
+  /** Turns an overlay upper dir into sorted layer entries. */
+  async diff(upper: string): Promise<LayerEntry[]> {
+    return diffUpper(upper);
+  }
+
+  /** Unmounts and removes mounts and half-unpacked layers whose owner process is gone. */
+  async cleanupStale(): Promise<void> {
+    for (const name of await fsp.readdir(this.activeRoot).catch(() => [] as string[])) {
+      const dir = path.join(this.activeRoot, name);
+      const owner = await fsp.readFile(path.join(dir, 'owner'), 'utf8').catch(() => '');
+      if (owner && ownerAlive(owner)) continue;
+      await releaseMountDir(dir);
+    }
+    for (const name of await fsp.readdir(this.layersRoot).catch(() => [] as string[])) {
+      if (!name.startsWith('.tmp-')) continue;
+      const dir = path.join(this.layersRoot, name);
+      const owner = await fsp.readFile(path.join(dir, 'owner'), 'utf8').catch(() => '');
+      if (owner && ownerAlive(owner)) continue;
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Unmounts `<dir>/merged` (lazily if busy) and removes the mount's directory. */
+async function releaseMountDir(dir: string): Promise<void> {
+  const merged = path.join(dir, 'merged');
+  if (await isMountPoint(merged)) {
+    let res = await runCommand('umount', [merged]);
+    if (res.code !== 0) res = await runCommand('umount', ['-l', merged]);
+    if (res.code !== 0 && (await isMountPoint(merged))) {
+      throw new KilnError(`cannot unmount ${merged}: ${res.stderr}`, { hint: 'check for processes using it (fuser -m)' });
+    }
+  }
+  // never remove through a live mount: that would delete files from the layers below
+  if (await isMountPoint(merged)) return;
+  await fsp.rm(dir, { recursive: true, force: true });
+}
