@@ -17,6 +17,7 @@ import { CacheRecords } from './cache/records.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { BuildContext } from './solver/context.js';
 import { Solver, type ProgressEvent, type StepRecord } from './solver/solver.js';
+import { explainSteps, type Explanation } from './solver/explain.js';
 import type { Vertex } from './graph/types.js';
 
 export interface BuildOptions {
@@ -38,6 +39,8 @@ export interface BuildOptions {
   signal?: AbortSignal;
   progress?: (ev: ProgressEvent) => void;
   warn?: (message: string) => void;
+  /** Compare with the previous build of the same Dockerfile and target, per executed step. */
+  explain?: boolean;
 }
 
 export interface BuildResult {
@@ -49,6 +52,8 @@ export interface BuildResult {
   config: ImageConfig;
   steps: StepRecord[];
   plan: BuildPlan;
+  /** With `explain`: why each step ran (or that it was cached). */
+  explanations?: Explanation[];
 }
 
 export function sourceDateEpoch(): number | undefined {
@@ -112,12 +117,25 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     secrets: opts.secrets,
     progress: opts.progress,
   });
+  const historyFile = path.join(
+    opts.root,
+    'cache',
+    'builds',
+    `${createHash('sha256')
+      .update(`${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`)
+      .digest('hex')
+      .slice(0, 32)}.json`,
+  );
+  const previous = opts.explain ? await readSteps(historyFile) : undefined;
   let solved;
   try {
     solved = await solver.solve(plan.target.state);
+  } catch (e) {
+    throw solver.firstError ?? e;
   } finally {
     await context.saveHashCache().catch(() => undefined);
   }
+  await writeSteps(historyFile, solver.steps).catch(() => undefined);
 
   const config = finalizeConfig(plan.target.config, plan.target.state, solved.layers.map((l) => l.diffId), await solvedLayerFlags(solver, plan.target.state));
   if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
@@ -131,7 +149,25 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     config,
     steps: solver.steps,
     plan,
+    explanations: opts.explain ? explainSteps(solver.steps, previous, { noCache: opts.noCache }) : undefined,
   };
+}
+
+async function readSteps(file: string): Promise<StepRecord[] | undefined> {
+  const raw = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw) as StepRecord[];
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(steps));
+  await fs.rename(tmp, file);
 }
 
 /** For each exec/file vertex on the target's parent chain (base first): did it add a layer? */

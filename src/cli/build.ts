@@ -44,6 +44,8 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--progress <mode>', 'progress output: auto, plain, tty, json, quiet', 'auto')
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to a file')
+    .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
+    .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root } = globals();
       const mode = (o.quiet ? 'quiet' : o.progress) as ProgressMode;
@@ -72,6 +74,7 @@ export const register: Registrar = (program: Command, globals) => {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       const started = Date.now();
+      let finished = false;
       try {
         const result = await build({
           root,
@@ -90,9 +93,25 @@ export const register: Registrar = (program: Command, globals) => {
           signal: abort.signal,
           progress: renderer.onEvent,
           warn: (m) => process.stderr.write(`WARNING: ${m}\n`),
+          explain: o.explain === true,
         });
         renderer.finish();
+        finished = true;
         if (o.iidfile) await fs.writeFile(o.iidfile as string, result.imageId);
+        if (o.metadataFile) {
+          const meta = {
+            'containerimage.config.digest': result.configDescriptor.digest,
+            'containerimage.digest': result.manifestDescriptor.digest,
+            'containerimage.descriptor': result.manifestDescriptor,
+            'image.name': result.names.join(','),
+          };
+          await fs.writeFile(o.metadataFile as string, `${JSON.stringify(meta, null, 2)}\n`);
+        }
+        if (result.explanations) {
+          const ran = result.explanations.filter((x) => !x.cached);
+          process.stderr.write(ran.length === 0 ? 'explain: every step came from the cache\n' : 'explain: why steps ran:\n');
+          for (const x of ran) process.stderr.write(`  ${x.step}\n${x.reasons.map((r) => `    - ${r}\n`).join('')}`);
+        }
         if (mode === 'quiet') {
           process.stdout.write(`${result.imageId}\n`);
         } else {
@@ -101,6 +120,7 @@ export const register: Registrar = (program: Command, globals) => {
           for (const n of result.names) process.stderr.write(`naming to ${n} done\n`);
         }
       } finally {
+        if (!finished) renderer.finish();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }

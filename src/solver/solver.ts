@@ -78,9 +78,19 @@ export class Solver {
   private readonly limit: Semaphore;
   private nextId = 1;
   readonly steps: StepRecord[] = [];
+  /** Cancels every running step when one fails or the caller aborts. */
+  private readonly cancel = new AbortController();
+  /** The first step failure: what the build reports, not the cancellations it caused. */
+  firstError?: unknown;
 
   constructor(private readonly opts: SolverOptions) {
     this.limit = new Semaphore(Math.max(1, opts.parallelism));
+    if (opts.signal?.aborted) this.cancel.abort();
+    else opts.signal?.addEventListener('abort', () => this.cancel.abort(), { once: true });
+  }
+
+  private get signal(): AbortSignal {
+    return this.cancel.signal;
   }
 
   solve(v: Vertex): Promise<SolvedState> {
@@ -99,7 +109,13 @@ export class Solver {
   }
 
   private checkAborted(): void {
-    if (this.opts.signal?.aborted) throw new KilnError('build interrupted', { exitCode: 130 });
+    if (this.signal.aborted) throw this.cancelledError();
+  }
+
+  private cancelledError(): KilnError {
+    return this.opts.signal?.aborted
+      ? new KilnError('build interrupted', { exitCode: 130 })
+      : new KilnError('step cancelled because another step failed');
   }
 
   private async doSolve(v: Vertex): Promise<SolvedState> {
@@ -150,7 +166,13 @@ export class Solver {
         this.steps.push(step);
         return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached: false };
       } catch (e) {
-        this.emit({ type: 'error', id, name: v.name, message: e instanceof Error ? e.message : String(e) });
+        // a step that failed because the build was already being cancelled is not the cause
+        const cancelled = this.signal.aborted;
+        if (!cancelled && this.firstError === undefined) {
+          this.firstError = e;
+          this.cancel.abort();
+        }
+        this.emit({ type: 'error', id, name: v.name, message: cancelled ? 'CANCELED' : e instanceof Error ? e.message : String(e) });
         throw e;
       }
     });
@@ -271,10 +293,12 @@ export class Solver {
       network: v.network,
       mounts,
       onOutput: (data, stream) => this.emit({ type: 'log', id, stream, data }),
-      signal: this.opts.signal,
+      signal: this.signal,
       stateRoot: path.join(this.opts.root, 'run'),
+    }).catch((e: unknown) => {
+      throw this.signal.aborted ? this.cancelledError() : e;
     });
-    if (this.opts.signal?.aborted) throw new KilnError('build interrupted', { exitCode: 130 });
+    if (this.signal.aborted) throw this.cancelledError();
     if (result.exitCode !== 0) {
       const shown = v.args.join(' ');
       const tail = result.outputTail.trimEnd();
