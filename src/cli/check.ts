@@ -1,0 +1,103 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { Registrar } from './main.js';
+import { KilnError } from '../errors.js';
+import { parseDockerfile } from '../dockerfile/parser.js';
+import { formatFindings, runChecks, type CheckFormat } from '../dockerfile/checks.js';
+import { parsePlatform } from '../dockerfile/checks/words.js';
+
+function collect(value: string, prev: string[]): string[] {
+  return [...prev, value];
+}
+
+function parseBuildArgs(items: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of items) {
+    const i = item.indexOf('=');
+    if (i === 0) throw new KilnError(`invalid --build-arg "${item}": expected KEY=VALUE`);
+    if (i === -1) {
+      // a bare KEY takes its value from the environment, as docker does
+      const v = process.env[item];
+      if (v !== undefined) out[item] = v;
+      continue;
+    }
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readOptional(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+export const register: Registrar = (program: Command) => {
+  program
+    .command('check')
+    .description("Check a Dockerfile against BuildKit's build checks and kiln's practice rules, without building")
+    .argument('[context]', 'build context directory', '.')
+    .option('-f, --file <path>', 'Dockerfile (default: <context>/Dockerfile; "-" reads stdin)')
+    .option('--format <format>', 'output: text, json or sarif', 'text')
+    .option('--target <stage>', 'check the build of this stage (default: every stage)')
+    .option('--build-arg <k=v>', 'set a build-time variable (repeatable)', collect, [])
+    .option('--platform <os/arch>', "target platform (default: this machine's)")
+    .option('--skip <rules>', 'skip these rules, comma-separated, or "all" (adds to # check=skip=)', collect, [])
+    .option('--error', 'exit 1 when there are findings (like # check=error=true)')
+    .action(async (contextDir: string, o: Record<string, unknown>) => {
+      const format = o.format as string;
+      if (!['text', 'json', 'sarif'].includes(format)) {
+        throw new KilnError(`unknown --format "${format}": use text, json or sarif`);
+      }
+      const platform = o.platform as string | undefined;
+      if (platform !== undefined && !parsePlatform(platform)) {
+        throw new KilnError(`invalid --platform "${platform}"`, { hint: 'use os/arch[/variant], e.g. linux/arm64' });
+      }
+      const context = path.resolve(contextDir);
+      const stat = await fs.stat(context).catch(() => undefined);
+      if (!stat?.isDirectory()) {
+        throw new KilnError(`build context ${contextDir} is not a directory`, { hint: 'pass the directory your COPY paths are relative to' });
+      }
+      const fileOpt = o.file as string | undefined;
+      let text: string;
+      let fileName: string;
+      if (fileOpt === '-') {
+        text = await readStdin();
+        fileName = 'Dockerfile';
+      } else {
+        const file = fileOpt ? path.resolve(fileOpt) : path.join(context, 'Dockerfile');
+        const content = await readOptional(file);
+        if (content === undefined) {
+          throw new KilnError(`Dockerfile not found: ${fileOpt ?? path.join(contextDir, 'Dockerfile')}`, {
+            hint: 'pass its path with -f, or run kiln check in the directory that has it',
+          });
+        }
+        text = content;
+        fileName = fileOpt ?? (path.relative(process.cwd(), file) || 'Dockerfile');
+      }
+      const df = parseDockerfile(text, fileName);
+      const ignoreText = await readOptional(path.join(context, '.dockerignore'));
+      const skip = (o.skip as string[]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+      const result = runChecks(df, {
+        skip,
+        errorOnWarnings: o.error ? true : undefined,
+        buildArgs: parseBuildArgs(o.buildArg as string[]),
+        target: o.target as string | undefined,
+        platform,
+        hasDockerignore: ignoreText !== undefined,
+        dockerignorePatterns: ignoreText?.split(/\r?\n/),
+      });
+      process.stdout.write(formatFindings(result.findings, df, format as CheckFormat));
+      if (result.failed) process.exitCode = 1;
+    });
+};
