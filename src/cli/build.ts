@@ -4,6 +4,7 @@ import type { Registrar } from './main.js';
 import { build } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../frontend/platform.js';
+import { checkContext } from './check.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
 
 function collect(value: string, prev: string[]): string[] {
@@ -45,9 +46,16 @@ export const register: Registrar = (program: Command, globals) => {
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
+    .option('--check', 'run the build checks (kiln check) and stop before building')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root } = globals();
+      if (o.check) {
+        const { output, failed } = await checkContext(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: o.platform, skip: [] }, root);
+        process.stdout.write(output);
+        if (failed) process.exitCode = 1;
+        return;
+      }
       const mode = (o.quiet ? 'quiet' : o.progress) as ProgressMode;
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(mode)) {
         throw new KilnError(`unknown --progress mode "${mode}": use auto, plain, tty, json or quiet`);

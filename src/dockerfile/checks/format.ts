@@ -1,6 +1,6 @@
 /** Rendering check findings: human text, a JSON array, or SARIF 2.1.0 for code-scanning tools. */
 import type { Dockerfile } from '../ast.js';
-import { KILN_HOMEPAGE, RULES } from './rules.js';
+import { RULES } from './rules.js';
 import type { CheckFinding, CheckFormat } from './types.js';
 
 const MAX_SOURCE_LINES = 6;
@@ -28,7 +28,7 @@ function formatText(findings: CheckFinding[], df: Dockerfile): string {
     }
     if (last < f.endLine) out.push(` ${' '.repeat(width)} | ...`);
     out.push(`  ${f.description}`);
-    if (f.url) out.push(`  ${f.url}`);
+    out.push(`  ${f.url ?? `see docs/checks.md#${f.rule.toLowerCase()}`}`);
     out.push('');
   }
   const errors = findings.some((f) => f.severity === 'error');
@@ -51,7 +51,7 @@ export interface SarifRun {
   tool: {
     driver: {
       name: string;
-      informationUri: string;
+      informationUri?: string;
       rules: {
         id: string;
         shortDescription: { text: string };
@@ -97,7 +97,7 @@ export function toSarif(findings: CheckFinding[], df: Dockerfile): SarifLog {
     version: '2.1.0',
     runs: [
       {
-        tool: { driver: { name: 'kiln', informationUri: KILN_HOMEPAGE, rules } },
+        tool: { driver: { name: 'kiln', rules } },
         results: findings.map((f) => ({
           ruleId: f.rule,
           ruleIndex: index.get(f.rule) ?? -1,

@@ -16,9 +16,7 @@ export interface RuleInfo {
 }
 
 const docs = (slug: string): string => `https://docs.docker.com/go/dockerfile/rule/${slug}/`;
-/** kiln's home page; the project has no published URL yet, so this is a placeholder kept in one place. */
-export const KILN_HOMEPAGE = 'https://github.com/kiln-build/kiln';
-const kilnDocs = (name: string): string => `${KILN_HOMEPAGE}/blob/main/docs/checks.md#${name.toLowerCase()}`;
+// kiln's own rules have no web address; they are documented in docs/checks.md.
 
 const list: RuleInfo[] = [
   {
@@ -186,7 +184,6 @@ const list: RuleInfo[] = [
     short: 'Dependencies should be installed before copying the whole source tree',
     explanation:
       'After `COPY . .`, any source change invalidates the cache of the dependency install that follows, so every build reinstalls everything. Copy only the manifests first (e.g. COPY package*.json ./), install, then COPY the rest.',
-    url: kilnDocs('DependencyInstallAfterCopyAll'),
     origin: 'kiln',
   },
   {
@@ -194,7 +191,6 @@ const list: RuleInfo[] = [
     short: 'apt-get install should remove /var/lib/apt/lists in the same RUN',
     explanation:
       'The apt package lists (tens of MB) stay in the layer unless removed in the same RUN. Append `&& rm -rf /var/lib/apt/lists/*`, or use a cache mount for /var/lib/apt.',
-    url: kilnDocs('AptListsNotCleaned'),
     origin: 'kiln',
   },
   {
@@ -202,7 +198,6 @@ const list: RuleInfo[] = [
     short: 'Base images should be pinned to a tag or digest',
     explanation:
       'Without a tag (or with :latest) the base image changes underneath you and builds are not reproducible. Pin a version tag, ideally with a digest (image:1.2@sha256:...).',
-    url: kilnDocs('BaseImageUnpinned'),
     origin: 'kiln',
   },
   {
@@ -210,7 +205,6 @@ const list: RuleInfo[] = [
     short: 'The final image should not run as root',
     explanation:
       'A container running as root turns any application compromise into root in the container. Create an unprivileged user and switch to it with USER in the final stage.',
-    url: kilnDocs('FinalStageRunsAsRoot'),
     origin: 'kiln',
   },
   {
@@ -218,7 +212,6 @@ const list: RuleInfo[] = [
     short: 'COPY should be used instead of ADD for local files',
     explanation:
       'ADD also fetches URLs and unpacks archives, which makes its effect harder to predict. For plain local files and directories use COPY; keep ADD for URLs, git sources and local tar archives.',
-    url: kilnDocs('AddInsteadOfCopy'),
     origin: 'kiln',
   },
   {
@@ -226,7 +219,6 @@ const list: RuleInfo[] = [
     short: 'Copying the whole context without a .dockerignore',
     explanation:
       'Without a .dockerignore, `COPY .` sends and copies everything: .git, node_modules, build output, local secrets. That bloats the image, busts the cache on unrelated changes and can leak credentials. Add a .dockerignore.',
-    url: kilnDocs('CopyAllWithoutDockerignore'),
     origin: 'kiln',
   },
 ];
