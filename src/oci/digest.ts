@@ -1,0 +1,59 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+
+export function sha256Hex(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** "sha256:<hex>" of the bytes (strings are hashed as UTF-8). */
+export function digestOf(data: Buffer | string): string {
+  return `sha256:${sha256Hex(data)}`;
+}
+
+/** A full sha256 digest, "sha256:" + 64 lowercase hex digits. */
+export function isDigest(s: string): boolean {
+  return DIGEST_RE.test(s);
+}
+
+/** The hex part of a "sha256:<hex>" digest. Throws (programming error) on anything else. */
+export function digestHex(digest: string): string {
+  if (!isDigest(digest)) throw new Error(`not a sha256 digest: ${JSON.stringify(digest)}`);
+  return digest.slice('sha256:'.length);
+}
+
+/**
+ * A passthrough stream that hashes and counts what flows through it.
+ * After 'finish'/'end', `digest()` and `size` describe the bytes seen.
+ */
+export class HashingStream extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  size = 0;
+  private final?: string;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    cb(null, chunk);
+  }
+
+  /** "sha256:<hex>" of everything written so far; call once the data has all passed. */
+  digest(): string {
+    if (this.final === undefined) this.final = `sha256:${this.hash.digest('hex')}`;
+    return this.final;
+  }
+}
+
+/** Incremental sha256 for code that sees the bytes itself. */
+export class Digester {
+  private readonly hash: Hash = createHash('sha256');
+  size = 0;
+  update(chunk: Buffer): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+  }
+  digest(): string {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}

@@ -1,0 +1,264 @@
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Readable, pipeline as pipelineCb } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { Digester } from './digest.js';
+import type { ContentStore } from './store.js';
+import { decompress as decompressStream, detectCompression as detectCompressionOf, tarEntries, tarStream, type TarEntry, type TarReadEntry } from './tar.js';
+import { MediaType, type Descriptor } from './types.js';
+
+export { tarEntries, tarStream, decompress, detectCompression } from './tar.js';
+export type { TarEntry, TarEntryType, TarHeader, TarReadEntry } from './tar.js';
+
+/**
+ * One entry of a layer. `path` is relative with no leading '/', directories without trailing '/'.
+ * File content comes from `content`, `contentStream` (exactly `size` bytes) or `sourcePath`.
+ */
+export type LayerEntry = TarEntry;
+
+/** Fixed gzip level: the same input always compresses to the same bytes (on the same zlib). */
+export const GZIP_LEVEL = 6;
+
+export interface WriteLayerOptions {
+  /** Clamp every mtime to at most this (seconds since the epoch). */
+  sourceDateEpoch?: number;
+  compression?: 'gzip' | 'none';
+}
+
+export interface WrittenLayer {
+  descriptor: Descriptor;
+  /** sha256 of the uncompressed tar (the image config's rootfs.diff_ids entry). */
+  diffId: string;
+  entries: number;
+  /** Size of the uncompressed tar. */
+  uncompressedSize: number;
+}
+
+/**
+ * Writes the entries, in the order given, as a tar layer into the store: normalised headers
+ * (empty uname/gname, no atime/ctime, mtimes clamped to sourceDateEpoch), gzip at a fixed level,
+ * the diffId and the digest computed while streaming to a temp file, then renamed into blobs/.
+ */
+export async function writeLayer(
+  store: ContentStore,
+  entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>,
+  options: WriteLayerOptions = {},
+): Promise<WrittenLayer> {
+  const compression = options.compression ?? 'gzip';
+  const diff = new Digester();
+  const stored = new Digester();
+  let count = 0;
+  async function* tarBytes(): AsyncGenerator<Buffer> {
+    const normalised = normaliseEntries(entries);
+    for await (const chunk of tarStream(normalised, { sourceDateEpoch: options.sourceDateEpoch, onEntry: () => count++ })) {
+      diff.update(chunk);
+      yield chunk;
+    }
+  }
+  const tmp = store.tempPath('layer');
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  let ok = false;
+  try {
+    const sink = async (source: AsyncIterable<Buffer>): Promise<void> => {
+      for await (const chunk of source) {
+        stored.update(chunk);
+        await fh.write(chunk);
+      }
+    };
+    if (compression === 'gzip') {
+      await pipeline(Readable.from(tarBytes()), zlib.createGzip({ level: GZIP_LEVEL }), sink);
+    } else {
+      await pipeline(Readable.from(tarBytes()), sink);
+    }
+    await fh.sync();
+    ok = true;
+  } finally {
+    await fh.close();
+    if (!ok) await fsp.rm(tmp, { force: true });
+  }
+  const digest = stored.digest();
+  await store.commitFile(tmp, digest);
+  const diffId = diff.digest();
+  return {
+    descriptor: { mediaType: compression === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayerTar, digest, size: stored.size },
+    diffId,
+    entries: count,
+    uncompressedSize: diff.size,
+  };
+}
+
+/** Drops uname/gname (layers are normalised to numeric ids). */
+async function* normaliseEntries(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>): AsyncGenerator<LayerEntry> {
+  for await (const e of entries) {
+    if (e.uname || e.gname) yield { ...e, uname: '', gname: '' };
+    else yield e;
+  }
+}
+
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * Layer order: a depth-first walk with the names of each directory in byte order, i.e. paths
+ * compared component by component ("a", "a/b", "a-b").
+ */
+export function comparePaths(a: string, b: string): number {
+  const pa = a.split('/');
+  const pb = b.split('/');
+  const n = Math.min(pa.length, pb.length);
+  for (let i = 0; i < n; i++) {
+    const c = compareBytes(pa[i], pb[i]);
+    if (c !== 0) return c;
+  }
+  return pa.length - pb.length;
+}
+
+/** A sorted copy (see comparePaths). */
+export function sortEntries<T extends { path: string }>(entries: Iterable<T>): T[] {
+  return [...entries].sort((x, y) => comparePaths(x.path, y.path));
+}
+
+export interface DirectoryWalkOptions {
+  /** Prepended to every path ("app" → "app/file"); the prefix directories themselves are not emitted. */
+  prefix?: string;
+  /** Read extended attributes (with getfattr from the attr package); default false. */
+  xattrs?: boolean;
+}
+
+function devMajor(rdev: bigint): number {
+  return Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+}
+function devMinor(rdev: bigint): number {
+  return Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+}
+
+/**
+ * The entries of a directory tree (the directory itself excluded), in layer order: lstat-based,
+ * symlinks not followed, files that share an inode after the first become hardlink entries,
+ * sockets skipped.
+ */
+export async function* layerEntriesFromDirectory(dir: string, options: DirectoryWalkOptions = {}): AsyncGenerator<LayerEntry> {
+  const prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+  const inodes = new Map<string, string>();
+  const xattrs = options.xattrs ? await readXattrs(dir) : undefined;
+  async function* walk(abs: string, rel: string): AsyncGenerator<LayerEntry> {
+    const names = (await fsp.readdir(abs)).sort(compareBytes);
+    for (const name of names) {
+      const full = path.join(abs, name);
+      const relPath = rel ? `${rel}/${name}` : name;
+      const st = await fsp.lstat(full, { bigint: true });
+      const base = {
+        path: relPath,
+        mode: Number(st.mode & 0o7777n),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        mtime: Number(st.mtimeMs / 1000n),
+        ...(xattrs?.has(full) ? { xattrs: xattrs.get(full) } : {}),
+      };
+      if (st.isDirectory()) {
+        yield { ...base, type: 'directory' };
+        yield* walk(full, relPath);
+        continue;
+      }
+      if (st.isSocket()) continue;
+      if (st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = inodes.get(key);
+        if (first !== undefined) {
+          // xattrs belong to the inode, which the first entry carries
+          yield { path: base.path, mode: base.mode, uid: base.uid, gid: base.gid, mtime: base.mtime, type: 'hardlink', linkname: first };
+          continue;
+        }
+        inodes.set(key, relPath);
+      }
+      if (st.isFile()) yield { ...base, type: 'file', size: Number(st.size), sourcePath: full };
+      else if (st.isSymbolicLink()) yield { ...base, type: 'symlink', linkname: await fsp.readlink(full) };
+      else if (st.isCharacterDevice()) yield { ...base, type: 'char', devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) };
+      else if (st.isBlockDevice()) yield { ...base, type: 'block', devmajor: devMajor(st.rdev), devminor: devMinor(st.rdev) };
+      else if (st.isFIFO()) yield { ...base, type: 'fifo' };
+    }
+  }
+  yield* walk(path.resolve(dir), prefix);
+}
+
+function unescapeGetfattr(s: string): string {
+  return Buffer.from(s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))), 'latin1').toString('utf8');
+}
+
+/** Every extended attribute under dir (absolute path → name → value), except security.selinux. */
+async function readXattrs(dir: string): Promise<Map<string, Record<string, Buffer>>> {
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', path.resolve(dir)], { maxBuffer: 1 << 30 }, (err, stdout) => {
+      if (err && !stdout) reject(err);
+      else resolve(stdout);
+    });
+  }).catch(() => '');
+  const result = new Map<string, Record<string, Buffer>>();
+  let current: string | undefined;
+  for (const line of out.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      current = unescapeGetfattr(line.slice(8));
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (!current || eq <= 0) continue;
+    const name = line.slice(0, eq);
+    if (name === 'security.selinux') continue;
+    const raw = line.slice(eq + 1);
+    const value = raw.startsWith('0x') ? Buffer.from(raw.slice(2), 'hex') : Buffer.from(raw.replace(/^"|"$/g, ''));
+    const rec = result.get(current) ?? {};
+    rec[name] = value;
+    result.set(current, rec);
+  }
+  return result;
+}
+
+/** The entries of a layer blob (gzip, zstd where Node supports it, or plain tar), verified against its digest. */
+export function readLayer(store: ContentStore, descriptor: Descriptor): AsyncGenerator<TarReadEntry> {
+  return tarEntries(store.openBlob(descriptor.digest));
+}
+
+/**
+ * Stores a tar stream (plain, gzip or zstd) as a gzip OCI layer: gzip input is kept byte for
+ * byte (its digest survives), anything else is decompressed and recompressed at GZIP_LEVEL.
+ * The diffId is always computed from the uncompressed bytes.
+ */
+export async function storeTarAsLayer(
+  store: ContentStore,
+  open: () => AsyncIterable<Buffer> | NodeJS.ReadableStream,
+): Promise<{ descriptor: Descriptor; diffId: string }> {
+  const src = open();
+  const it = (src as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  const first = await it.next();
+  const head: Buffer = first.done ? Buffer.alloc(0) : first.value;
+  async function* all(): AsyncGenerator<Buffer> {
+    if (head.length > 0) yield head;
+    if (first.done) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  if (detectCompressionOf(head) === 'gzip') {
+    const { digest, size } = await store.writeBlobFromStream(all());
+    const diff = new Digester();
+    for await (const chunk of decompressStream(store.openBlob(digest))) diff.update(chunk);
+    return { descriptor: { mediaType: MediaType.ociLayerGzip, digest, size }, diffId: diff.digest() };
+  }
+  const diff = new Digester();
+  async function* plain(): AsyncGenerator<Buffer> {
+    for await (const chunk of decompressStream(all())) {
+      diff.update(chunk);
+      yield chunk;
+    }
+  }
+  const gzip = zlib.createGzip({ level: GZIP_LEVEL });
+  // pipeline destroys gzip with the source's error, which the store's read loop then throws
+  pipelineCb(Readable.from(plain()), gzip, () => undefined);
+  const { digest, size } = await store.writeBlobFromStream(gzip);
+  return { descriptor: { mediaType: MediaType.ociLayerGzip, digest, size }, diffId: diff.digest() };
+}

@@ -1,0 +1,511 @@
+import { createReadStream, promises as fsp } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { KilnError } from '../errors.js';
+import { normalizeName, normalizeTagName, parseReference } from '../refs.js';
+import { canonicalJSON } from './canonical.js';
+import { Digester, digestHex, digestOf, isDigest } from './digest.js';
+import { withFileLock } from './lock.js';
+import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from './types.js';
+
+const LAYOUT_VERSION = '1.0.0';
+const TMP_PREFIX = 'oci-';
+const TMP_NAME = /^oci-[a-z]+-(\d+)-[0-9a-f]+/;
+const STALE_TMP_MS = 24 * 3600_000;
+
+export function isManifestType(mediaType: string | undefined): boolean {
+  return mediaType === MediaType.ociManifest || mediaType === MediaType.dockerManifest;
+}
+export function isIndexType(mediaType: string | undefined): boolean {
+  return mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList;
+}
+
+function code(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+export interface GcOptions {
+  /** Blobs modified less than this many milliseconds ago survive (protects in-flight writes). Default 0. */
+  keepNewerThanMs?: number;
+}
+
+/**
+ * The kiln content store: an OCI image layout at `root` (oci-layout, index.json, blobs/sha256).
+ * Blob writes go to `<root>/tmp` then fsync + rename; index.json is rewritten atomically under
+ * an inter-process lock; every read is verified against its digest.
+ */
+export class ContentStore {
+  private constructor(readonly root: string) {}
+
+  static async open(root: string): Promise<ContentStore> {
+    const abs = path.resolve(root);
+    const store = new ContentStore(abs);
+    try {
+      await fsp.mkdir(path.join(abs, 'blobs', 'sha256'), { recursive: true });
+      await fsp.mkdir(store.tmpDir(), { recursive: true });
+    } catch (e) {
+      throw new KilnError(`cannot create the kiln store at ${abs}: ${(e as Error).message}`, {
+        hint: 'choose a writable directory with --root or KILN_ROOT',
+      });
+    }
+    await store.initFile('oci-layout', canonicalJSON({ imageLayoutVersion: LAYOUT_VERSION }));
+    await store.initFile('index.json', canonicalJSON({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }));
+    const layout = await fsp.readFile(path.join(abs, 'oci-layout'), 'utf8');
+    let version: unknown;
+    try {
+      version = (JSON.parse(layout) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+    } catch {
+      version = undefined;
+    }
+    if (version !== LAYOUT_VERSION) {
+      throw new KilnError(`${path.join(abs, 'oci-layout')} is not an OCI image layout version ${LAYOUT_VERSION}`, {
+        hint: 'point --root at an empty directory or an existing kiln root',
+      });
+    }
+    return store;
+  }
+
+  /** Creates root/<name> with content unless it exists; never clobbers (link fails on EEXIST). */
+  private async initFile(name: string, content: string): Promise<void> {
+    const target = path.join(this.root, name);
+    try {
+      await fsp.access(target);
+      return;
+    } catch {
+      // create below
+    }
+    const tmp = await this.writeTemp('init', Buffer.from(content));
+    try {
+      await fsp.link(tmp, target);
+    } catch (e) {
+      if (code(e) !== 'EEXIST') throw e;
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+
+  /** Directory for temporary files on the store's filesystem (rename into blobs/ is atomic). */
+  tmpDir(): string {
+    return path.join(this.root, 'tmp');
+  }
+
+  /** A fresh path in tmpDir() that gc recognises (and removes once its process is gone). */
+  tempPath(kind: string): string {
+    return path.join(this.tmpDir(), `${TMP_PREFIX}${kind}-${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  blobPath(digest: string): string {
+    if (!isDigest(digest)) {
+      throw new KilnError(`${JSON.stringify(digest)} is not a sha256 digest`, { hint: 'digests look like sha256:<64 hex digits>' });
+    }
+    return path.join(this.root, 'blobs', 'sha256', digestHex(digest));
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    try {
+      await fsp.access(this.blobPath(digest));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async writeTemp(kind: string, data: Buffer): Promise<string> {
+    const tmp = this.tempPath(kind);
+    const fh = await fsp.open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } catch (e) {
+      await fh.close();
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
+    return tmp;
+  }
+
+  /** Moves a finished temp file into blobs/ (or drops it when the blob already exists). */
+  private async commitTemp(tmp: string, digest: string): Promise<void> {
+    const target = this.blobPath(digest);
+    if (await this.hasBlob(digest)) {
+      await fsp.rm(tmp, { force: true });
+      return;
+    }
+    try {
+      await fsp.rename(tmp, target);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  private mismatch(expected: string, actual: string, what: string): KilnError {
+    return new KilnError(`digest mismatch for ${what}: expected ${expected}, got ${actual}`, {
+      hint: 'the content was corrupted or altered in transit; fetch or build it again',
+    });
+  }
+
+  async writeBlob(data: Buffer | string, expectedDigest?: string): Promise<{ digest: string; size: number }> {
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    const digest = digestOf(buf);
+    if (expectedDigest !== undefined && expectedDigest !== digest) throw this.mismatch(expectedDigest, digest, 'a blob');
+    if (!(await this.hasBlob(digest))) {
+      const tmp = await this.writeTemp('blob', buf);
+      await this.commitTemp(tmp, digest);
+    }
+    return { digest, size: buf.length };
+  }
+
+  async writeBlobFromStream(
+    src: NodeJS.ReadableStream | AsyncIterable<Buffer>,
+    expectedDigest?: string,
+  ): Promise<{ digest: string; size: number }> {
+    const tmp = this.tempPath('blob');
+    const fh = await fsp.open(tmp, 'wx', 0o644);
+    const digester = new Digester();
+    let ok = false;
+    try {
+      for await (const chunk of src as AsyncIterable<Buffer | string>) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+        digester.update(buf);
+        await fh.write(buf);
+      }
+      await fh.sync();
+      ok = true;
+    } finally {
+      await fh.close();
+      if (!ok) await fsp.rm(tmp, { force: true });
+    }
+    const digest = digester.digest();
+    if (expectedDigest !== undefined && expectedDigest !== digest) {
+      await fsp.rm(tmp, { force: true });
+      throw this.mismatch(expectedDigest, digest, 'a blob');
+    }
+    await this.commitTemp(tmp, digest);
+    return { digest, size: digester.size };
+  }
+
+  /**
+   * Commits a temp file the caller wrote and fsynced (e.g. a layer streamed through gzip) under
+   * the digest the caller computed while writing it.
+   */
+  async commitFile(tmpFile: string, digest: string): Promise<void> {
+    await this.commitTemp(tmpFile, digest);
+  }
+
+  async writeJSON(value: unknown, mediaType: string): Promise<Descriptor> {
+    const { digest, size } = await this.writeBlob(canonicalJSON(value));
+    return { mediaType, digest, size };
+  }
+
+  private missing(digest: string, e: unknown): KilnError {
+    return new KilnError(`blob ${digest} is missing from the store ${this.root}`, {
+      hint: 'the store is incomplete: rebuild, or pull/load the image again',
+      cause: e,
+    });
+  }
+
+  private corrupt(digest: string, actual: string): KilnError {
+    return new KilnError(`blob ${digest} in the store ${this.root} is corrupt: its content hashes to ${actual}`, {
+      hint: `delete ${this.blobPath(digest)} and rebuild, pull or load the image again`,
+    });
+  }
+
+  async readBlob(digest: string): Promise<Buffer> {
+    let data: Buffer;
+    try {
+      data = await fsp.readFile(this.blobPath(digest));
+    } catch (e) {
+      if (code(e) === 'ENOENT') throw this.missing(digest, e);
+      throw e;
+    }
+    const actual = digestOf(data);
+    if (actual !== digest) throw this.corrupt(digest, actual);
+    return data;
+  }
+
+  /** A stream of the blob; it errors with a KilnError at the end if the content does not match. */
+  openBlob(digest: string): Readable {
+    const file = this.blobPath(digest);
+    const digester = new Digester();
+    const verify = new Transform({
+      transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+        digester.update(chunk);
+        cb(null, chunk);
+      },
+      flush: (cb: TransformCallback) => {
+        const actual = digester.digest();
+        cb(actual === digest ? null : this.corrupt(digest, actual));
+      },
+    });
+    const src = createReadStream(file);
+    src.on('error', (e) => verify.destroy(code(e) === 'ENOENT' ? this.missing(digest, e) : e));
+    src.pipe(verify);
+    return verify;
+  }
+
+  async readJSON<T>(digest: string): Promise<T> {
+    const data = await this.readBlob(digest);
+    try {
+      return JSON.parse(data.toString('utf8')) as T;
+    } catch (e) {
+      throw new KilnError(`blob ${digest} in the store ${this.root} is not valid JSON`, { cause: e });
+    }
+  }
+
+  // ---- index.json -------------------------------------------------------------------------
+
+  private indexPath(): string {
+    return path.join(this.root, 'index.json');
+  }
+
+  /** The layout's index.json as it is now (atomic renames mean a reader never sees half a file). */
+  async readIndex(): Promise<ImageIndex> {
+    let text: string;
+    try {
+      text = await fsp.readFile(this.indexPath(), 'utf8');
+    } catch (e) {
+      if (code(e) === 'ENOENT') return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
+      throw e;
+    }
+    try {
+      const index = JSON.parse(text) as ImageIndex;
+      if (!Array.isArray(index.manifests)) throw new Error('manifests is not an array');
+      return index;
+    } catch (e) {
+      throw new KilnError(`${this.indexPath()} is corrupt: ${(e as Error).message}`, {
+        hint: 'restore it from a backup, or remove it (images must then be re-tagged)',
+      });
+    }
+  }
+
+  /** Read-modify-write of index.json under the 'index' lock; the rewrite is temp + fsync + rename. */
+  async updateIndex<T>(fn: (index: ImageIndex) => T | Promise<T>): Promise<T> {
+    return this.withLock('index', async () => {
+      const index = await this.readIndex();
+      const result = await fn(index);
+      const tmp = await this.writeTemp('index', Buffer.from(canonicalJSON(index)));
+      try {
+        await fsp.rename(tmp, this.indexPath());
+      } catch (e) {
+        await fsp.rm(tmp, { force: true });
+        throw e;
+      }
+      const dir = await fsp.open(this.root, 'r');
+      try {
+        await dir.sync();
+      } catch {
+        // some filesystems cannot fsync a directory; the rename is still atomic
+      } finally {
+        await dir.close();
+      }
+      return result;
+    });
+  }
+
+  async listRefs(): Promise<{ name: string; descriptor: Descriptor }[]> {
+    const index = await this.readIndex();
+    const out: { name: string; descriptor: Descriptor }[] = [];
+    for (const d of index.manifests) {
+      const name = d.annotations?.[RefNameAnnotation];
+      if (name !== undefined) out.push({ name, descriptor: withoutRefName(d) });
+    }
+    return out;
+  }
+
+  /**
+   * Finds a name ("app", "app:1", "localhost:5000/app:1"), a digest ("sha256:…", "app@sha256:…")
+   * or a unique digest prefix of a stored ref ("3f2a9c"). Undefined when nothing matches; a
+   * KilnError for a malformed name or an ambiguous prefix.
+   */
+  async resolve(nameOrDigest: string): Promise<Descriptor | undefined> {
+    const input = nameOrDigest.trim();
+    const index = await this.readIndex();
+    if (isDigest(input)) return this.resolveDigest(index, input);
+    const prefix = /^(?:sha256:)?([a-f0-9]{4,63})$/.exec(input);
+    let ref;
+    try {
+      ref = parseReference(input);
+    } catch (e) {
+      if (!prefix) throw e;
+    }
+    if (ref?.digest !== undefined) return this.resolveDigest(index, ref.digest);
+    if (ref) {
+      const name = normalizeName(input);
+      const hit = index.manifests.find((d) => d.annotations?.[RefNameAnnotation] === name);
+      if (hit) return withoutRefName(hit);
+    }
+    if (prefix) {
+      const hex = prefix[1];
+      const digests = new Set(index.manifests.map((d) => d.digest).filter((d) => d.startsWith(`sha256:${hex}`)));
+      if (digests.size > 1) {
+        throw new KilnError(`${JSON.stringify(input)} matches more than one image`, { hint: 'give more digits of the digest' });
+      }
+      if (digests.size === 1) {
+        const [only] = digests;
+        return withoutRefName(index.manifests.find((d) => d.digest === only)!);
+      }
+    }
+    return undefined;
+  }
+
+  private async resolveDigest(index: ImageIndex, digest: string): Promise<Descriptor | undefined> {
+    const hit = index.manifests.find((d) => d.digest === digest);
+    if (hit) return withoutRefName(hit);
+    if (!(await this.hasBlob(digest))) return undefined;
+    const st = await fsp.stat(this.blobPath(digest));
+    if (st.size > 8 << 20) return undefined;
+    try {
+      const doc = await this.readJSON<{ mediaType?: string; manifests?: unknown; layers?: unknown }>(digest);
+      const mediaType =
+        doc.mediaType ?? (Array.isArray(doc.manifests) ? MediaType.ociIndex : Array.isArray(doc.layers) ? MediaType.ociManifest : undefined);
+      if (isManifestType(mediaType) || isIndexType(mediaType)) return { mediaType: mediaType!, digest, size: st.size };
+    } catch {
+      // not JSON: a layer or some other blob, not an image
+    }
+    return undefined;
+  }
+
+  async setRef(name: string, desc: Descriptor): Promise<void> {
+    const refName = normalizeTagName(name);
+    const entry: Descriptor = {
+      mediaType: desc.mediaType,
+      digest: desc.digest,
+      size: desc.size,
+      ...(desc.platform ? { platform: desc.platform } : {}),
+      ...(desc.urls ? { urls: desc.urls } : {}),
+      annotations: { ...(desc.annotations ?? {}), [RefNameAnnotation]: refName },
+    };
+    await this.updateIndex((index) => {
+      const at = index.manifests.findIndex((d) => d.annotations?.[RefNameAnnotation] === refName);
+      if (at >= 0) index.manifests[at] = entry;
+      else index.manifests.push(entry);
+    });
+  }
+
+  async deleteRef(name: string): Promise<boolean> {
+    const refName = normalizeName(name);
+    return this.updateIndex((index) => {
+      const before = index.manifests.length;
+      index.manifests = index.manifests.filter((d) => d.annotations?.[RefNameAnnotation] !== refName);
+      return index.manifests.length !== before;
+    });
+  }
+
+  /** Runs fn holding the inter-process lock <root>/locks/<name>.lock (re-entrant within a call chain). */
+  async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`invalid lock name ${JSON.stringify(name)}`);
+    return withFileLock(path.join(this.root, 'locks', `${name}.lock`), fn, { what: `${name} in ${this.root}` });
+  }
+
+  /**
+   * Mark and sweep: every blob reachable from index.json (indexes → manifests → config + layers)
+   * or from extraRootDigests survives; other blobs are removed, as are temp files of processes
+   * that are gone.
+   */
+  async gc(extraRootDigests: string[] = [], options: GcOptions = {}): Promise<{ removedBlobs: number; freedBytes: number }> {
+    return this.withLock('gc', () =>
+      this.withLock('index', async () => {
+        const marked = new Set<string>();
+        const queue: { digest: string; mediaType?: string }[] = [];
+        const index = await this.readIndex();
+        for (const d of index.manifests) queue.push({ digest: d.digest, mediaType: d.mediaType });
+        for (const d of extraRootDigests) queue.push({ digest: d });
+        while (queue.length > 0) {
+          const item = queue.pop()!;
+          if (!isDigest(item.digest) || marked.has(item.digest)) continue;
+          marked.add(item.digest);
+          for (const child of await this.children(item.digest, item.mediaType)) queue.push(child);
+        }
+        let removedBlobs = 0;
+        let freedBytes = 0;
+        const now = Date.now();
+        const blobDir = path.join(this.root, 'blobs', 'sha256');
+        for (const name of await fsp.readdir(blobDir)) {
+          if (!/^[a-f0-9]{64}$/.test(name) || marked.has(`sha256:${name}`)) continue;
+          const file = path.join(blobDir, name);
+          const st = await fsp.lstat(file).catch(() => undefined);
+          if (!st) continue;
+          if (options.keepNewerThanMs && now - st.mtimeMs < options.keepNewerThanMs) continue;
+          await fsp.rm(file, { force: true });
+          removedBlobs++;
+          freedBytes += st.size;
+        }
+        freedBytes += await this.sweepTemp(now);
+        return { removedBlobs, freedBytes };
+      }),
+    );
+  }
+
+  private async children(digest: string, mediaType?: string): Promise<{ digest: string; mediaType?: string }[]> {
+    if (mediaType !== undefined && !isManifestType(mediaType) && !isIndexType(mediaType)) return [];
+    let st;
+    try {
+      st = await fsp.stat(this.blobPath(digest));
+    } catch {
+      return [];
+    }
+    if (mediaType === undefined && st.size > 8 << 20) return [];
+    let doc: { config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[] };
+    try {
+      doc = JSON.parse(await fsp.readFile(this.blobPath(digest), 'utf8'));
+    } catch {
+      return [];
+    }
+    if (doc === null || typeof doc !== 'object') return [];
+    const out: { digest: string; mediaType?: string }[] = [];
+    if (Array.isArray(doc.manifests)) {
+      for (const m of doc.manifests) if (m && typeof m.digest === 'string') out.push({ digest: m.digest, mediaType: m.mediaType });
+    }
+    if (doc.config && typeof doc.config.digest === 'string') out.push({ digest: doc.config.digest, mediaType: doc.config.mediaType });
+    if (Array.isArray(doc.layers)) {
+      for (const l of doc.layers) if (l && typeof l.digest === 'string') out.push({ digest: l.digest, mediaType: l.mediaType });
+    }
+    // config and layer media types are never traversed further
+    return out.map((c) => (isManifestType(c.mediaType) || isIndexType(c.mediaType) ? c : { digest: c.digest, mediaType: c.mediaType ?? 'application/octet-stream' }));
+  }
+
+  private async sweepTemp(now: number): Promise<number> {
+    let freed = 0;
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.tmpDir());
+    } catch {
+      return 0;
+    }
+    for (const name of names) {
+      const m = TMP_NAME.exec(name);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      const file = path.join(this.tmpDir(), name);
+      const st = await fsp.lstat(file).catch(() => undefined);
+      if (!st) continue;
+      let alive = pid === process.pid;
+      if (!alive) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (e) {
+          alive = code(e) === 'EPERM';
+        }
+      }
+      if (pid === process.pid || (alive && now - st.mtimeMs < STALE_TMP_MS)) continue;
+      if (st.isFile()) freed += st.size;
+      await fsp.rm(file, { recursive: true, force: true });
+    }
+    return freed;
+  }
+}
+
+function withoutRefName(d: Descriptor): Descriptor {
+  const copy: Descriptor = { ...d };
+  if (d.annotations) {
+    const rest = { ...d.annotations };
+    delete rest[RefNameAnnotation];
+    if (Object.keys(rest).length > 0) copy.annotations = rest;
+    else delete copy.annotations;
+  }
+  return copy;
+}

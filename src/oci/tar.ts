@@ -1,0 +1,374 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Readable, pipeline } from 'node:stream';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { KilnError } from '../errors.js';
+
+/**
+ * A deterministic tar writer (POSIX.1-2001 pax where needed, ustar otherwise), and tar readers.
+ *
+ * Writing: tar-stream 3 cannot emit binary PAX records (security.capability xattrs), large
+ * uids/gids or sizes in PAX, so headers are encoded here, following Go's archive/tar (what
+ * BuildKit and docker write): a ustar header per entry, preceded by a "PaxHeaders.0/<name>"
+ * extended header when a field does not fit; PAX records sorted by key; no atime/ctime; two zero
+ * blocks at the end and no record padding. Reading uses tar-stream.
+ */
+
+export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+export interface TarEntry {
+  /** Relative path, no leading '/', directories without trailing '/'. */
+  path: string;
+  type: TarEntryType;
+  /** Permission bits including setuid/setgid/sticky. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Content length for files; required with contentStream, else taken from content/sourcePath. */
+  size?: number;
+  /** Seconds since the epoch. */
+  mtime?: number;
+  linkname?: string;
+  /** File content read from this path on disk. */
+  sourcePath?: string;
+  content?: Buffer;
+  /** File content as a stream of exactly `size` bytes. */
+  contentStream?: NodeJS.ReadableStream | AsyncIterable<Buffer>;
+  devmajor?: number;
+  devminor?: number;
+  uname?: string;
+  gname?: string;
+  /** Extended attributes; strings are UTF-8, Buffers carry binary values (security.capability). */
+  xattrs?: Record<string, string | Buffer>;
+}
+
+const TYPEFLAG: Record<TarEntryType, string> = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  char: '3',
+  block: '4',
+  directory: '5',
+  fifo: '6',
+};
+
+const BLOCK = 512;
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+const MAX_OCTAL_7 = 0o7777777;
+const MAX_OCTAL_11 = 0o77777777777;
+
+function isASCII(s: string): boolean {
+  return /^[\x01-\x7f]*$/.test(s);
+}
+function toASCII(s: string): string {
+  return s.replace(/[^\x01-\x7f]/g, '');
+}
+
+function octal(buf: Buffer, offset: number, width: number, value: number): void {
+  // width includes the trailing NUL, as Go writes it
+  const digits = Math.max(0, Math.trunc(value)).toString(8).padStart(width - 1, '0');
+  buf.write(digits.slice(-(width - 1)), offset, 'ascii');
+  buf[offset + width - 1] = 0;
+}
+
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from('\n')]);
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return Buffer.concat([Buffer.from(String(len)), body]);
+}
+
+function splitUstarName(name: string): { name: string; prefix: string } | undefined {
+  if (!isASCII(name)) return undefined;
+  if (name.length <= 100) return { name, prefix: '' };
+  // split at a '/' so that prefix <= 155 and name <= 100
+  for (let i = name.length - 1; i > 0; i--) {
+    if (name[i] !== '/') continue;
+    const prefix = name.slice(0, i);
+    const rest = name.slice(i + 1);
+    if (rest.length === 0 || rest.length > 100) break;
+    if (prefix.length <= 155) return { name: rest, prefix };
+  }
+  return undefined;
+}
+
+interface RawHeader {
+  name: string;
+  prefix: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+}
+
+function encodeRaw(h: RawHeader): Buffer {
+  const buf = Buffer.alloc(BLOCK);
+  buf.write(h.name, 0, 100, 'utf8');
+  octal(buf, 100, 8, h.mode & 0o7777);
+  octal(buf, 108, 8, h.uid);
+  octal(buf, 116, 8, h.gid);
+  octal(buf, 124, 12, h.size);
+  octal(buf, 136, 12, h.mtime);
+  buf.write(' '.repeat(8), 148, 'ascii');
+  buf.write(h.typeflag, 156, 'ascii');
+  buf.write(h.linkname, 157, 100, 'utf8');
+  buf.write('ustar\x0000', 257, 'binary');
+  buf.write(h.uname, 265, 32, 'utf8');
+  buf.write(h.gname, 297, 32, 'utf8');
+  octal(buf, 329, 8, h.devmajor);
+  octal(buf, 337, 8, h.devminor);
+  buf.write(h.prefix, 345, 155, 'utf8');
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += buf[i];
+  buf.write(sum.toString(8).padStart(6, '0') + '\x00 ', 148, 'binary');
+  return buf;
+}
+
+/** The header block(s) for one entry: [pax header, pax data,] ustar header. */
+export function encodeHeader(entry: TarEntry, size: number, mtime: number): Buffer {
+  const name = entry.type === 'directory' ? `${entry.path}/` : entry.path;
+  const pax = new Map<string, Buffer>();
+  const split = splitUstarName(name);
+  if (!split) pax.set('path', Buffer.from(name));
+  const linkname = entry.linkname ?? '';
+  if (!isASCII(linkname) || linkname.length > 100) pax.set('linkpath', Buffer.from(linkname));
+  if (entry.uid > MAX_OCTAL_7 || entry.uid < 0) pax.set('uid', Buffer.from(String(entry.uid)));
+  if (entry.gid > MAX_OCTAL_7 || entry.gid < 0) pax.set('gid', Buffer.from(String(entry.gid)));
+  if (size > MAX_OCTAL_11) pax.set('size', Buffer.from(String(size)));
+  if (mtime > MAX_OCTAL_11 || mtime < 0) pax.set('mtime', Buffer.from(String(mtime)));
+  const uname = entry.uname ?? '';
+  const gname = entry.gname ?? '';
+  if (!isASCII(uname) || uname.length > 32) pax.set('uname', Buffer.from(uname));
+  if (!isASCII(gname) || gname.length > 32) pax.set('gname', Buffer.from(gname));
+  for (const [k, v] of Object.entries(entry.xattrs ?? {})) {
+    pax.set(`SCHILY.xattr.${k}`, typeof v === 'string' ? Buffer.from(v, 'utf8') : v);
+  }
+  const fallbackName = split ?? { name: toASCII(name).slice(0, 100), prefix: '' };
+  const header = encodeRaw({
+    name: fallbackName.name,
+    prefix: fallbackName.prefix,
+    mode: entry.mode,
+    uid: entry.uid >= 0 && entry.uid <= MAX_OCTAL_7 ? entry.uid : 0,
+    gid: entry.gid >= 0 && entry.gid <= MAX_OCTAL_7 ? entry.gid : 0,
+    size: size <= MAX_OCTAL_11 ? size : 0,
+    mtime: mtime >= 0 && mtime <= MAX_OCTAL_11 ? mtime : 0,
+    typeflag: TYPEFLAG[entry.type],
+    linkname: isASCII(linkname) && linkname.length <= 100 ? linkname : toASCII(linkname).slice(0, 100),
+    uname: isASCII(uname) ? uname.slice(0, 32) : '',
+    gname: isASCII(gname) ? gname.slice(0, 32) : '',
+    devmajor: entry.devmajor ?? 0,
+    devminor: entry.devminor ?? 0,
+  });
+  if (pax.size === 0) return header;
+  const keys = [...pax.keys()].sort();
+  const data = Buffer.concat(keys.map((k) => paxRecord(k, pax.get(k)!)));
+  const dir = path.posix.dirname(entry.path);
+  const paxName = toASCII(`${dir === '.' ? '' : dir + '/'}PaxHeaders.0/${path.posix.basename(entry.path)}`).slice(0, 100);
+  const paxHeader = encodeRaw({
+    name: paxName,
+    prefix: '',
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    size: data.length,
+    mtime: 0,
+    typeflag: 'x',
+    linkname: '',
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+  });
+  return Buffer.concat([paxHeader, data, padding(data.length), header]);
+}
+
+function padding(size: number): Buffer {
+  const rem = size % BLOCK;
+  return rem === 0 ? Buffer.alloc(0) : ZERO_BLOCK.subarray(0, BLOCK - rem);
+}
+
+function fileChanged(p: string, what: string): KilnError {
+  return new KilnError(`${p} changed while it was being archived (${what})`, { hint: 'make sure nothing writes to the files while kiln reads them, then retry' });
+}
+
+async function* fileContent(entry: TarEntry, size: number): AsyncGenerator<Buffer> {
+  if (entry.content) {
+    yield entry.content;
+    return;
+  }
+  if (entry.contentStream) {
+    let seen = 0;
+    for await (const chunk of entry.contentStream as AsyncIterable<Buffer | string>) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      seen += buf.length;
+      if (seen > size) throw new Error(`tar entry ${entry.path}: the content stream is longer than its size ${size}`);
+      yield buf;
+    }
+    if (seen !== size) throw new Error(`tar entry ${entry.path}: the content stream ended after ${seen} of ${size} bytes`);
+    return;
+  }
+  if (!entry.sourcePath) {
+    if (size === 0) return;
+    throw new Error(`tar entry ${entry.path}: a file of ${size} bytes needs content, contentStream or sourcePath`);
+  }
+  const fh = await fsp.open(entry.sourcePath, 'r');
+  try {
+    let offset = 0;
+    const chunkSize = 1 << 20;
+    while (offset < size) {
+      const buf = Buffer.allocUnsafe(Math.min(chunkSize, size - offset));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+      if (bytesRead === 0) throw fileChanged(entry.sourcePath, `it shrank below ${size} bytes`);
+      offset += bytesRead;
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface TarStreamOptions {
+  /** Clamp every mtime to at most this (seconds); entries without mtime get it too. */
+  sourceDateEpoch?: number;
+  /** Called once per entry written. */
+  onEntry?: (entry: TarEntry) => void;
+}
+
+/** The bytes of a tar archive of the entries, in the order given. */
+export async function* tarStream(entries: Iterable<TarEntry> | AsyncIterable<TarEntry>, options: TarStreamOptions = {}): AsyncGenerator<Buffer> {
+  const epoch = options.sourceDateEpoch;
+  for await (const entry of entries) {
+    validateEntry(entry);
+    let size = 0;
+    if (entry.type === 'file') {
+      if (entry.content) size = entry.content.length;
+      else if (entry.size !== undefined) size = entry.size;
+      else if (entry.sourcePath) size = (await fsp.lstat(entry.sourcePath)).size;
+      if (entry.content && entry.size !== undefined && entry.size !== entry.content.length) {
+        throw new Error(`tar entry ${entry.path}: size ${entry.size} but ${entry.content.length} bytes of content`);
+      }
+    }
+    let mtime = Math.floor(entry.mtime ?? epoch ?? 0);
+    if (epoch !== undefined && mtime > epoch) mtime = epoch;
+    yield encodeHeader(entry, size, mtime);
+    if (size > 0) {
+      yield* fileContent(entry, size);
+      const pad = padding(size);
+      if (pad.length > 0) yield pad;
+    }
+    options.onEntry?.(entry);
+  }
+  yield Buffer.alloc(BLOCK * 2);
+}
+
+function validateEntry(entry: TarEntry): void {
+  const p = entry.path;
+  if (!p || p.startsWith('/') || p.endsWith('/') || p.split('/').some((c) => c === '..' || c === '' || c === '.')) {
+    throw new Error(`tar entry path ${JSON.stringify(p)} must be relative and clean (no leading or trailing '/', '.', '..' or '//')`);
+  }
+  if (!(entry.type in TYPEFLAG)) throw new Error(`tar entry ${p}: unknown type ${String(entry.type)}`);
+  if ((entry.type === 'symlink' || entry.type === 'hardlink') && entry.linkname === undefined) {
+    throw new Error(`tar entry ${p}: a ${entry.type} needs a linkname`);
+  }
+}
+
+// ---- reading -------------------------------------------------------------------------------
+
+export type Compression = 'gzip' | 'zstd' | 'none';
+
+export function detectCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'none';
+}
+
+type ZstdZlib = { createZstdDecompress?: () => NodeJS.ReadWriteStream };
+
+function zstdDecompressor(): NodeJS.ReadWriteStream {
+  const create = (zlib as unknown as ZstdZlib).createZstdDecompress;
+  if (!create) {
+    throw new KilnError('this layer is zstd-compressed, and this Node.js has no zstd support', {
+      hint: 'run kiln on Node.js 22.15 or later, or use gzip layers',
+    });
+  }
+  return create();
+}
+
+/** The content of a possibly gzip- or zstd-compressed stream, detected from its first bytes. */
+export async function* decompress(input: AsyncIterable<Buffer> | NodeJS.ReadableStream): AsyncGenerator<Buffer> {
+  const it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  let ended = false;
+  while (head.length < 4) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head = Buffer.concat([head, typeof r.value === 'string' ? Buffer.from(r.value) : r.value]);
+  }
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (head.length > 0) yield head;
+    if (ended) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  const kind = detectCompression(head);
+  if (kind === 'none') {
+    yield* rest();
+    return;
+  }
+  const dec = kind === 'gzip' ? zlib.createGunzip() : zstdDecompressor();
+  const src = Readable.from(rest());
+  pipeline(src, dec, () => undefined);
+  for await (const chunk of dec as AsyncIterable<Buffer>) yield chunk;
+}
+
+export interface TarHeader {
+  name: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  mtime?: Date;
+  linkname?: string | null;
+  type?: string | null;
+  uname?: string;
+  gname?: string;
+  devmajor?: number;
+  devminor?: number;
+  pax?: Record<string, string> | null;
+}
+
+export interface TarReadEntry {
+  header: TarHeader;
+  /** The entry's content; drained automatically when the consumer moves on without reading it. */
+  stream: Readable;
+}
+
+/** Entries of a tar archive (plain, gzip or zstd, detected from the content). */
+export async function* tarEntries(input: AsyncIterable<Buffer> | NodeJS.ReadableStream): AsyncGenerator<TarReadEntry> {
+  const extract = tar.extract();
+  const src = Readable.from(decompress(input));
+  pipeline(src, extract, () => undefined);
+  try {
+    for await (const entry of extract) {
+      yield { header: entry.header as TarHeader, stream: entry as unknown as Readable };
+      entry.resume();
+    }
+  } catch (e) {
+    if (e instanceof KilnError) throw e;
+    throw new KilnError(`cannot read the tar archive: ${(e as Error).message}`, { cause: e, hint: 'is the file a tar archive (optionally gzip-compressed)?' });
+  }
+}
