@@ -131,6 +131,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   try {
     solved = await solver.solve(plan.target.state);
   } catch (e) {
+    // cancelled steps still hold mounts and containers: let them clean up before reporting
+    await solver.drain();
     throw solver.firstError ?? e;
   } finally {
     await context.saveHashCache().catch(() => undefined);

@@ -104,6 +104,15 @@ export class Solver {
     return p;
   }
 
+  /** Waits until every started step has finished or released its mounts and containers. */
+  async drain(): Promise<void> {
+    let size = -1;
+    while (size !== this.memo.size) {
+      size = this.memo.size;
+      await Promise.allSettled([...this.memo.values()]);
+    }
+  }
+
   private emit(ev: ProgressEvent): void {
     this.opts.progress?.(ev);
   }

@@ -1,0 +1,202 @@
+/**
+ * The solver for real: parallel stages, exact cache invalidation, --explain, cancellation
+ * and interruption, concurrent builds on one store.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { promises as fs, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { busyboxRootfsTar, isRoot, kilnBin, rootWithBusybox, runKiln, tempDir, writeTree } from '../helpers.js';
+
+const skip = isRoot() ? false : 'RUN and overlayfs need root';
+
+interface JsonEvent {
+  type: string;
+  id: number;
+  name: string;
+  ts: string;
+  message?: string;
+}
+
+function events(stderr: string): JsonEvent[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as JsonEvent);
+}
+
+describe('solver', { skip }, () => {
+  let root: string;
+  let cleanupRoot: () => Promise<void>;
+  const dirs: Array<() => Promise<void>> = [];
+
+  before(async () => {
+    const r = await rootWithBusybox();
+    root = r.root;
+    cleanupRoot = r.cleanup;
+  });
+  after(async () => {
+    for (const c of dirs) await c();
+    await cleanupRoot();
+  });
+
+  async function context(files: Record<string, string>): Promise<string> {
+    const t = await tempDir('kiln-ctx-');
+    dirs.push(t.cleanup);
+    await writeTree(t.dir, files);
+    return t.dir;
+  }
+
+  const twoStages = [
+    'FROM busybox:latest AS left',
+    'RUN sleep 1 && echo left > /left',
+    'FROM busybox:latest AS right',
+    'RUN sleep 1 && echo right > /right',
+    'FROM busybox:latest',
+    'COPY --from=left /left /left',
+    'COPY --from=right /right /right',
+    '',
+  ].join('\n');
+
+  function overlap(evs: JsonEvent[]): boolean {
+    const run = evs.filter((e) => / RUN sleep/.test(e.name));
+    const starts = run.filter((e) => e.type === 'start').map((e) => Date.parse(e.ts));
+    const dones = run.filter((e) => e.type === 'done').map((e) => Date.parse(e.ts));
+    assert.equal(starts.length, 2, JSON.stringify(run));
+    assert.equal(dones.length, 2);
+    return Math.max(...starts) < Math.min(...dones);
+  }
+
+  it('runs independent stages at the same time, and one at a time with --parallel 1', async () => {
+    const dir = await context({ Dockerfile: twoStages });
+    const par = await runKiln(['build', '--no-cache', '--progress', 'json', '-t', 'par:1', dir], { root });
+    assert.equal(par.code, 0, par.stderr);
+    assert.ok(overlap(events(par.stderr)), 'the two RUN steps overlap');
+    const serial = await runKiln(['build', '--no-cache', '--parallel', '1', '--progress', 'json', dir], { root });
+    assert.equal(serial.code, 0, serial.stderr);
+    assert.ok(!overlap(events(serial.stderr)), 'with --parallel 1 they do not');
+    const run = await runKiln(['run', 'par:1', 'cat', '/left', '/right'], { root });
+    assert.equal(run.stdout, 'left\nright\n');
+  });
+
+  it('never runs a stage the target does not need', async () => {
+    const dir = await context({
+      Dockerfile: ['FROM busybox:latest AS unused', 'RUN echo should-not-run', 'FROM busybox:latest', 'RUN echo needed', ''].join('\n'),
+    });
+    const r = await runKiln(['build', '--progress', 'json', dir], { root });
+    assert.equal(r.code, 0, r.stderr);
+    const names = events(r.stderr).map((e) => e.name);
+    assert.ok(names.some((n) => /echo needed/.test(n)));
+    assert.ok(!names.some((n) => /should-not-run/.test(n)), names.join('\n'));
+  });
+
+  it('re-runs exactly the steps after the COPY whose file changed', async () => {
+    const dir = await context({
+      Dockerfile: [
+        'FROM busybox:latest',
+        'COPY deps.txt /deps.txt',
+        'RUN cat /deps.txt > /installed',
+        'COPY src/ /src/',
+        'RUN cat /src/* > /built',
+        '',
+      ].join('\n'),
+      'deps.txt': 'deps v1',
+      'src/a.js': 'a1',
+      'src/b.js': 'b1',
+    });
+    const first = await runKiln(['build', '--progress', 'json', dir], { root });
+    assert.equal(first.code, 0, first.stderr);
+    await fs.writeFile(path.join(dir, 'src', 'b.js'), 'b2');
+    const second = await runKiln(['build', '--progress', 'json', '--explain', '-t', 'dep:1', dir], { root });
+    assert.equal(second.code, 0, second.stderr);
+    const evs = events(second.stderr);
+    const cached = evs.filter((e) => e.type === 'cached').map((e) => e.name);
+    const ran = evs.filter((e) => e.type === 'done').map((e) => e.name);
+    assert.deepEqual(cached.map((n) => n.replace(/^\[\S+ /, '[')), ['[2/5] COPY deps.txt /deps.txt', '[3/5] RUN cat /deps.txt > /installed']);
+    assert.deepEqual(ran.map((n) => n.replace(/^\[\S+ /, '[')), ['[4/5] COPY src/ /src/', '[5/5] RUN cat /src/* > /built']);
+    assert.match(second.stderr, /COPY src\/ \/src\/ — 1 file changed: src\/b\.js/);
+    assert.match(second.stderr, /RUN cat \/src\/\* > \/built\n\s+- parent changed: step \[\S+ 4\/5\] COPY src\/ \/src\//);
+    const out = await runKiln(['run', 'dep:1', 'cat', '/built'], { root });
+    assert.equal(out.stdout, 'a1b2');
+  });
+
+  it('--explain names a changed build arg and a base image that moved', async () => {
+    const dir = await context({ Dockerfile: ['FROM busybox:latest', 'ARG VERSION=1.0', 'RUN echo $VERSION > /v', ''].join('\n') });
+    const a = await runKiln(['build', '--build-arg', 'VERSION=1.0', '-q', dir], { root });
+    assert.equal(a.code, 0, a.stderr);
+    const b = await runKiln(['build', '--build-arg', 'VERSION=1.1', '--explain', '-q', dir], { root });
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /build-arg VERSION: 1\.0 → 1\.1/);
+
+    // move busybox:latest to a different image: same files plus one
+    const t = await tempDir('kiln-base-');
+    dirs.push(t.cleanup);
+    const tar = path.join(t.dir, 'base.tar');
+    await fs.copyFile(await busyboxRootfsTar(), tar);
+    await fs.writeFile(path.join(t.dir, 'extra'), 'x');
+    assert.equal(spawnSync('tar', ['--append', '-f', tar, '-C', t.dir, 'extra']).status, 0);
+    const imp = await runKiln(['import', tar, 'busybox:latest'], { root });
+    assert.equal(imp.code, 0, imp.stderr);
+    const c = await runKiln(['build', '--build-arg', 'VERSION=1.1', '--explain', '-q', dir], { root });
+    assert.equal(c.code, 0, c.stderr);
+    assert.match(c.stderr, /base image busybox:latest now resolves to sha256:[0-9a-f]{64}/);
+  });
+
+  it('one failing step cancels the others and is the error reported', async () => {
+    const dir = await context({
+      Dockerfile: ['FROM busybox:latest AS slow', 'RUN sleep 20', 'FROM busybox:latest AS bad', 'RUN sleep 0.5 && exit 4', 'FROM busybox:latest', 'COPY --from=slow /etc/passwd /a', 'COPY --from=bad /etc/passwd /b', ''].join('\n'),
+    });
+    const started = Date.now();
+    const r = await runKiln(['build', '--no-cache', '--progress', 'plain', dir], { root });
+    assert.equal(r.code, 1);
+    assert.ok(Date.now() - started < 15_000, 'the slow step was cancelled, not waited for');
+    assert.match(r.stderr, /error: .*Dockerfile:4:1: .*exit code: 4/);
+    assert.deepEqual(await leftovers(root), { mounts: [], containers: '', active: [], tmp: [] });
+  });
+
+  it('Ctrl-C stops the build and leaves no mounts, containers or temp files', async () => {
+    const dir = await context({ Dockerfile: ['FROM busybox:latest', 'COPY f /f', 'RUN echo started && sleep 60', ''].join('\n'), f: 'x' });
+    const child = spawn(process.execPath, [kilnBin, '--root', root, 'build', '--no-cache', '--progress', 'plain', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const sawStart = new Promise<void>((resolve) => {
+      child.stderr.on('data', (c) => {
+        stderr += String(c);
+        if (/started/.test(stderr)) resolve();
+      });
+    });
+    const exited = new Promise<number>((resolve) => child.on('close', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 1))));
+    await Promise.race([sawStart, new Promise((_, rej) => setTimeout(() => rej(new Error(`RUN never started: ${stderr}`)), 30_000))]);
+    const t0 = Date.now();
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.ok(Date.now() - t0 < 10_000, 'stopped promptly');
+    assert.equal(code, 130, stderr);
+    assert.doesNotMatch(stderr, /\n\s+at /);
+    assert.deepEqual(await leftovers(root), { mounts: [], containers: '', active: [], tmp: [] });
+  });
+
+  it('two builds at once on one store both succeed', async () => {
+    const a = await context({ Dockerfile: 'FROM busybox:latest\nRUN echo shared > /s\nRUN echo a > /x\n' });
+    const b = await context({ Dockerfile: 'FROM busybox:latest\nRUN echo shared > /s\nRUN echo b > /x\n' });
+    const [ra, rb] = await Promise.all([
+      runKiln(['build', '--no-cache', '-t', 'conc:a', a], { root }),
+      runKiln(['build', '--no-cache', '-t', 'conc:b', b], { root }),
+    ]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.equal((await runKiln(['run', 'conc:a', 'cat', '/x'], { root })).stdout, 'a\n');
+    assert.equal((await runKiln(['run', 'conc:b', 'cat', '/x'], { root })).stdout, 'b\n');
+  });
+});
+
+/** Mounts, runc containers, active snapshots and temp files a build may have left. */
+async function leftovers(root: string): Promise<{ mounts: string[]; containers: string; active: string[]; tmp: string[] }> {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(root));
+  const list = spawnSync('runc', ['--root', path.join(root, 'run', 'runtime'), 'list', '-q'], { encoding: 'utf8' });
+  const active = await fs.readdir(path.join(root, 'snapshots', 'active')).catch(() => []);
+  const tmp = await fs.readdir(path.join(root, 'tmp')).catch(() => []);
+  return { mounts, containers: (list.stdout ?? '').trim(), active, tmp };
+}
