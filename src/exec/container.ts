@@ -1,6 +1,7 @@
+import { ownerAlive, ownerToken } from '../owner.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, readFileSync, rmSync } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
@@ -75,27 +76,6 @@ function uninstallHandlers(): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function ownerToken(): string {
-  return `${process.pid} ${processStartTime(process.pid) ?? '0'}`;
-}
-
-function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
-
-function ownerAlive(token: string): boolean {
-  const [pidStr, start] = token.trim().split(/\s+/);
-  const pid = Number(pidStr);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const now = processStartTime(pid);
-  return now !== undefined && (start === undefined || start === '0' || now === start);
-}
 
 function runQuiet(cmd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -1,3 +1,4 @@
+import { ownerAlive, ownerToken } from '../owner.js';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -35,6 +36,11 @@ export interface GcOptions {
  * Blob writes go to `<root>/tmp` then fsync + rename; index.json is rewritten atomically under
  * an inter-process lock; every read is verified against its digest.
  */
+export interface Lease {
+  add(...digests: string[]): Promise<void>;
+  release(): Promise<void>;
+}
+
 export class ContentStore {
   private constructor(readonly root: string) {}
 
@@ -129,16 +135,77 @@ export class ContentStore {
   /** Moves a finished temp file into blobs/ (or drops it when the blob already exists). */
   private async commitTemp(tmp: string, digest: string): Promise<void> {
     const target = this.blobPath(digest);
-    if (await this.hasBlob(digest)) {
+    if (await this.touchBlob(digest)) {
       await fsp.rm(tmp, { force: true });
       return;
     }
     try {
       await fsp.rename(tmp, target);
+      // gc keeps blobs committed after it started: the commit time must be the mtime
+      const now = new Date();
+      await fsp.utimes(target, now, now);
     } catch (e) {
       await fsp.rm(tmp, { force: true });
       throw e;
     }
+  }
+
+  /**
+   * Marks a blob as just used, so a gc that is already running keeps it. False when the
+   * blob is not there (then the caller must write or rebuild it).
+   */
+  async touchBlob(digest: string): Promise<boolean> {
+    const now = new Date();
+    return fsp.utimes(this.blobPath(digest), now, now).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * A lease keeps blobs alive while a process works with them but has not yet named them
+   * (a build between writing a layer and tagging the image). Add a digest to the lease
+   * before writing or reusing the blob; gc treats the digests of live leases as roots.
+   */
+  async lease(): Promise<Lease> {
+    const dir = path.join(this.root, 'leases');
+    await fsp.mkdir(dir, { recursive: true });
+    const file = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    await fsp.writeFile(file, `${ownerToken()} ${Date.now()}\n`);
+    const seen = new Set<string>();
+    return {
+      add: async (...digests: string[]) => {
+        const fresh = digests.filter((d) => !seen.has(d));
+        if (fresh.length === 0) return;
+        for (const d of fresh) seen.add(d);
+        await fsp.appendFile(file, `${fresh.join('\n')}\n`);
+      },
+      release: () => fsp.rm(file, { force: true }),
+    };
+  }
+
+  /**
+   * Digests held by the leases of running processes, and when the oldest of them started
+   * (blobs written since then may be about to be leased). Leases of dead ones are removed.
+   */
+  async leasedDigests(): Promise<{ digests: Set<string>; oldestStart: number }> {
+    const dir = path.join(this.root, 'leases');
+    const out = new Set<string>();
+    let oldestStart = Infinity;
+    for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+      const file = path.join(dir, name);
+      const text = await fsp.readFile(file, 'utf8').catch(() => undefined);
+      if (text === undefined) continue;
+      const [owner, ...digests] = text.split('\n');
+      if (!ownerAlive(owner)) {
+        await fsp.rm(file, { force: true });
+        continue;
+      }
+      const start = Number(owner.trim().split(/\s+/)[2]);
+      if (Number.isFinite(start)) oldestStart = Math.min(oldestStart, start);
+      for (const d of digests) if (d) out.add(d);
+    }
+    return { digests: out, oldestStart };
   }
 
   private mismatch(expected: string, actual: string, what: string): KilnError {
@@ -408,11 +475,15 @@ export class ContentStore {
   async gc(extraRootDigests: string[] = [], options: GcOptions = {}): Promise<{ removedBlobs: number; freedBytes: number }> {
     return this.withLock('gc', () =>
       this.withLock('index', async () => {
+        const started = Date.now();
         const marked = new Set<string>();
         const queue: { digest: string; mediaType?: string }[] = [];
         const index = await this.readIndex();
         for (const d of index.manifests) queue.push({ digest: d.digest, mediaType: d.mediaType });
         for (const d of extraRootDigests) queue.push({ digest: d });
+        const leases = await this.leasedDigests();
+        for (const d of leases.digests) queue.push({ digest: d });
+        const keepSince = Math.min(started, leases.oldestStart);
         while (queue.length > 0) {
           const item = queue.pop()!;
           if (!isDigest(item.digest) || marked.has(item.digest)) continue;
@@ -429,6 +500,9 @@ export class ContentStore {
           const st = await fsp.lstat(file).catch(() => undefined);
           if (!st) continue;
           if (options.keepNewerThanMs && now - st.mtimeMs < options.keepNewerThanMs) continue;
+          // committed or reused since a running build started (or since this gc did): it may
+          // be about to be leased or named
+          if (st.mtimeMs >= keepSince) continue;
           await fsp.rm(file, { force: true });
           removedBlobs++;
           freedBytes += st.size;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 
 export interface CommandResult {
@@ -65,31 +65,7 @@ export function unescapeAttrPath(s: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** Process start time (clock ticks since boot) from /proc, or undefined when the process is gone. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // the command name may contain spaces and parentheses: fields start after the last ')'
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19]; // field 22 overall
-  } catch {
-    return undefined;
-  }
-}
-
-/** "pid starttime" identifying this process, robust to pid reuse. */
-export function ownerToken(): string {
-  return `${process.pid} ${processStartTime(process.pid) ?? '0'}`;
-}
-
-/** True when the owner recorded by `ownerToken()` in `token` is still running. */
-export function ownerAlive(token: string): boolean {
-  const [pidStr, start] = token.trim().split(/\s+/);
-  const pid = Number(pidStr);
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  const now = processStartTime(pid);
-  return now !== undefined && (start === undefined || start === '0' || now === start);
-}
+export { ownerAlive, ownerToken, processStartTime } from '../owner.js';
 
 /** The mount points listed in /proc/self/mountinfo (unescaped). */
 export async function mountPoints(): Promise<Set<string>> {
