@@ -14,6 +14,7 @@ import { ContentStore } from './oci/store.js';
 import { loadImage, writeImage } from './oci/image.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
 import { CacheRecords } from './cache/records.js';
+import { enforceCacheLimit } from './cache/gc.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { BuildContext } from './solver/context.js';
 import { Solver, type ProgressEvent, type StepRecord } from './solver/solver.js';
@@ -105,71 +106,59 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const context = await BuildContext.open(opts.contextDir, { hashCacheFile: path.join(opts.root, 'cache', 'contexts', `${ctxKey}.json`) });
   const snapshotter = new Snapshotter(opts.root);
   await snapshotter.cleanupStale().catch(() => undefined);
-  const solver = new Solver({
-    root: opts.root,
-    store,
-    snapshotter,
-    records: new CacheRecords(opts.root),
-    context,
-    parallelism: opts.parallelism ?? 4,
-    sourceDateEpoch: epoch,
-    signal: opts.signal,
-    secrets: opts.secrets,
-    progress: opts.progress,
-  });
-  const historyFile = path.join(
-    opts.root,
-    'cache',
-    'builds',
-    `${createHash('sha256')
-      .update(`${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`)
-      .digest('hex')
-      .slice(0, 32)}.json`,
-  );
-  const previous = opts.explain ? await readSteps(historyFile) : undefined;
-  let solved;
+  const lease = await store.lease();
   try {
-    solved = await solver.solve(plan.target.state);
-  } catch (e) {
-    // cancelled steps still hold mounts and containers: let them clean up before reporting
-    await solver.drain();
-    throw solver.firstError ?? e;
+    const solver = new Solver({
+      root: opts.root,
+      store,
+      snapshotter,
+      records: new CacheRecords(opts.root),
+      context,
+      parallelism: opts.parallelism ?? 4,
+      sourceDateEpoch: epoch,
+      signal: opts.signal,
+      secrets: opts.secrets,
+      progress: opts.progress,
+      lease,
+    });
+    const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
+    const historyFile = path.join(opts.root, 'cache', 'builds', `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);
+    const previous = opts.explain ? await readSteps(historyFile) : undefined;
+    let solved;
+    try {
+      solved = await solver.solve(plan.target.state);
+    } catch (e) {
+      // cancelled steps still hold mounts and containers: let them clean up before reporting
+      await solver.drain();
+      throw solver.firstError ?? e;
+    } finally {
+      await context.saveHashCache().catch(() => undefined);
+    }
+    await writeSteps(historyFile, solver.steps).catch(() => undefined);
+
+    const config = finalizeConfig(plan.target.config, solved.layers.map((l) => l.diffId), await solvedLayerFlags(solver, plan.target.state));
+    if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
+    const names = opts.tags ?? [];
+    const written = await writeImage(store, { config, layers: solved.layers.map((l) => l.descriptor) }, names);
+    // the image is named: evicting cache down to the limit cannot touch it
+    const evicted = await enforceCacheLimit(opts.root).catch((e: unknown) => {
+      opts.warn?.(`could not enforce the cache size limit: ${(e as Error).message}`);
+      return undefined;
+    });
+    if (evicted && evicted.freedBytes > 0) opts.warn?.(`cache over its size limit: evicted ${evicted.records} records, freed ${(evicted.freedBytes / 1e6).toFixed(1)} MB`);
+    return {
+      manifestDescriptor: written.manifestDescriptor,
+      configDescriptor: written.configDescriptor,
+      imageId: written.configDescriptor.digest,
+      names,
+      config,
+      steps: solver.steps,
+      plan,
+      explanations: opts.explain ? explainSteps(solver.steps, previous, { noCache: opts.noCache }) : undefined,
+    };
   } finally {
-    await context.saveHashCache().catch(() => undefined);
+    await lease.release();
   }
-  await writeSteps(historyFile, solver.steps).catch(() => undefined);
-
-  const config = finalizeConfig(plan.target.config, plan.target.state, solved.layers.map((l) => l.diffId), await solvedLayerFlags(solver, plan.target.state));
-  if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
-  const names = opts.tags ?? [];
-  const written = await writeImage(store, { config, layers: solved.layers.map((l) => l.descriptor) }, names);
-  return {
-    manifestDescriptor: written.manifestDescriptor,
-    configDescriptor: written.configDescriptor,
-    imageId: written.configDescriptor.digest,
-    names,
-    config,
-    steps: solver.steps,
-    plan,
-    explanations: opts.explain ? explainSteps(solver.steps, previous, { noCache: opts.noCache }) : undefined,
-  };
-}
-
-async function readSteps(file: string): Promise<StepRecord[] | undefined> {
-  const raw = await fs.readFile(file, 'utf8').catch(() => undefined);
-  if (raw === undefined) return undefined;
-  try {
-    return JSON.parse(raw) as StepRecord[];
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(steps));
-  await fs.rename(tmp, file);
 }
 
 /** For each exec/file vertex on the target's parent chain (base first): did it add a layer? */
@@ -189,16 +178,31 @@ async function solvedLayerFlags(solver: Solver, target: Vertex): Promise<boolean
  * Sets rootfs.diff_ids and marks the history entries of steps that changed nothing as
  * empty layers, so history and layers line up as docker expects.
  */
-function finalizeConfig(planned: ImageConfig, target: Vertex, diffIds: string[], addedFlags: boolean[]): ImageConfig {
+function finalizeConfig(planned: ImageConfig, diffIds: string[], addedFlags: boolean[]): ImageConfig {
   const config = structuredClone(planned);
   config.rootfs = { type: 'layers', diff_ids: diffIds };
   const history = config.history ?? [];
   // The entries of this build's layer-producing steps are the last addedFlags.length non-empty ones.
-  const layerEntries = history.map((h, i) => ({ h, i })).filter(({ h }) => !h.empty_layer);
-  const ours = layerEntries.slice(layerEntries.length - addedFlags.length);
-  ours.forEach(({ h }, k) => {
+  const layerEntries = history.filter((h) => !h.empty_layer);
+  layerEntries.slice(layerEntries.length - addedFlags.length).forEach((h, k) => {
     if (!addedFlags[k]) h.empty_layer = true;
   });
-  void target;
   return config;
+}
+
+async function readSteps(file: string): Promise<StepRecord[] | undefined> {
+  const raw = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw) as StepRecord[];
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(steps));
+  await fs.rename(tmp, file);
 }

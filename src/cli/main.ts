@@ -13,6 +13,7 @@ import { register as registerImport } from './import.js';
 import { register as registerLoad } from './load.js';
 import { register as registerSave } from './save.js';
 import { register as registerInspect } from './inspect.js';
+import { register as registerDu } from './du.js';
 
 /** Options every command sees: global flags resolved. */
 export interface GlobalOptions {
@@ -36,6 +37,7 @@ const registrars: Registrar[] = [
   registerLoad,
   registerSave,
   registerInspect,
+  registerDu,
   // registrars:end
 ];
 

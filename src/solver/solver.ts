@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
-import type { ContentStore } from '../oci/store.js';
+import type { ContentStore, Lease } from '../oci/store.js';
 import { writeLayer } from '../oci/layer.js';
 import type { Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
@@ -67,6 +67,8 @@ export interface SolverOptions {
   signal?: AbortSignal;
   secrets?: Record<string, string>;
   progress?: (ev: ProgressEvent) => void;
+  /** Keeps the blobs this build uses alive against a concurrent prune. */
+  lease?: Lease;
 }
 
 /** Mount points the runtime creates in a rootfs; stubs it leaves are not part of a layer. */
@@ -131,6 +133,7 @@ export class Solver {
     this.checkAborted();
     if (v.kind === 'scratch') return { vertex: v, key: v.digest, layers: [], addedLayer: false, cached: true };
     if (v.kind === 'image') {
+      await this.opts.lease?.add(v.manifestDigest, ...v.layers.map((l) => l.digest));
       const layers = v.layers.map((descriptor, i) => ({ descriptor, diffId: v.diffIds[i] }));
       return { vertex: v, key: hash(['image', v.manifestDigest]), layers, addedLayer: false, cached: true };
     }
@@ -154,7 +157,9 @@ export class Solver {
     };
     if (!v.noCache) {
       const rec = await this.opts.records.get(key);
-      if (rec && (!rec.layer || (await this.opts.store.hasBlob(rec.layer.descriptor.digest)))) {
+      if (rec?.layer) await this.opts.lease?.add(rec.layer.descriptor.digest);
+      // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss
+      if (rec && (!rec.layer || (await this.opts.store.touchBlob(rec.layer.descriptor.digest)))) {
         const id = this.nextId++;
         this.emit({ type: 'cached', id, name: v.name });
         step.cached = true;
@@ -237,6 +242,7 @@ export class Solver {
       const entries = await this.opts.snapshotter.diff(mount.upper);
       if (entries.length === 0) return undefined;
       const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
+      await this.opts.lease?.add(written.descriptor.digest);
       return { descriptor: written.descriptor, diffId: written.diffId };
     } finally {
       for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);

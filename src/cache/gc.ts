@@ -1,0 +1,277 @@
+/**
+ * Cache disk use and its limits. Everything the cache holds is counted: layer blobs that
+ * only cache records keep, unpacked layer snapshots, and RUN cache mounts. Pruning evicts
+ * least-recently-used first, never what an image or a running build uses.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { KilnError } from '../errors.js';
+import { ContentStore } from '../oci/store.js';
+import type { ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
+import { CacheRecords, type CacheRecord } from './records.js';
+
+export interface CacheItem {
+  kind: 'layer' | 'snapshot' | 'cache-mount';
+  id: string;
+  description: string;
+  size: number;
+  lastUsed: Date;
+  /** An image in the store (or a running build) uses it: pruning does not free it. */
+  inUse: boolean;
+}
+
+export interface CacheUsage {
+  items: CacheItem[];
+  total: number;
+  reclaimable: number;
+}
+
+export interface PruneCacheOptions {
+  /** Remove every cache record, snapshot and cache mount not in use. */
+  all?: boolean;
+  /** Remove what was last used longer ago than this (milliseconds). */
+  olderThanMs?: number;
+  /** Evict least-recently-used until the cache uses at most this many bytes. */
+  keepBytes?: number;
+}
+
+export interface PruneCacheResult {
+  records: number;
+  snapshots: number;
+  mounts: number;
+  blobs: number;
+  freedBytes: number;
+}
+
+interface State {
+  store: ContentStore;
+  records: Array<{ record: CacheRecord; lastUsed: Date }>;
+  /** Layer digests and diff ids that named images use. */
+  imageBlobs: Set<string>;
+  imageDiffIds: Set<string>;
+  /** Layer dirs in use by mounts right now. */
+  activeLowers: Set<string>;
+  leased: Set<string>;
+}
+
+async function loadState(root: string): Promise<State> {
+  const store = await ContentStore.open(root);
+  const records = await new CacheRecords(root).list();
+  const imageBlobs = new Set<string>();
+  const imageDiffIds = new Set<string>();
+  const visit = async (digest: string): Promise<void> => {
+    const doc = await store.readJSON<ImageManifest & ImageIndex>(digest).catch(() => undefined);
+    if (!doc) return;
+    if (Array.isArray(doc.manifests)) {
+      for (const m of doc.manifests) await visit(m.digest);
+      return;
+    }
+    if (doc.config && Array.isArray(doc.layers)) {
+      for (const l of doc.layers) imageBlobs.add(l.digest);
+      const config = await store.readJSON<ImageConfig>(doc.config.digest).catch(() => undefined);
+      for (const d of config?.rootfs?.diff_ids ?? []) imageDiffIds.add(d);
+    }
+  };
+  for (const { descriptor } of await store.listRefs()) await visit(descriptor.digest);
+  const activeLowers = new Set<string>();
+  const activeRoot = path.join(root, 'snapshots', 'active');
+  for (const id of await fs.readdir(activeRoot).catch(() => [] as string[])) {
+    const links = path.join(activeRoot, id, 'l');
+    for (const l of await fs.readdir(links).catch(() => [] as string[])) {
+      const target = await fs.readlink(path.join(links, l)).catch(() => undefined);
+      if (target) activeLowers.add(path.basename(path.dirname(target)));
+    }
+  }
+  const leased = (await store.leasedDigests()).digests;
+  return { store, records, imageBlobs, imageDiffIds, activeLowers, leased };
+}
+
+/** Bytes under a directory (apparent sizes), via du; 0 when it is gone. */
+async function duBytes(dir: string): Promise<number> {
+  return new Promise((resolve) => {
+    const p = spawn('du', ['-sb', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    p.stdout.on('data', (c) => (out += String(c)));
+    p.on('error', () => resolve(0));
+    p.on('close', () => resolve(Number(out.split(/\s/)[0]) || 0));
+  });
+}
+
+/** An unpacked layer never changes: its size is measured once and kept beside it. */
+async function snapshotSize(layerDir: string): Promise<number> {
+  const file = path.join(layerDir, 'size');
+  const cached = Number(await fs.readFile(file, 'utf8').catch(() => ''));
+  if (cached > 0) return cached;
+  const size = await duBytes(path.join(layerDir, 'fs'));
+  await fs.writeFile(file, String(size)).catch(() => undefined);
+  return size;
+}
+
+export async function cacheUsage(root: string): Promise<CacheUsage> {
+  const st = await loadState(root);
+  return usageOf(root, st);
+}
+
+async function usageOf(root: string, st: State): Promise<CacheUsage> {
+  const items: CacheItem[] = [];
+  const seenBlobs = new Set<string>();
+  const recordDiffIds = new Map<string, Date>();
+  for (const { record, lastUsed } of st.records) {
+    if (!record.layer) continue;
+    recordDiffIds.set(record.layer.diffId, lastUsed);
+    const digest = record.layer.descriptor.digest;
+    if (seenBlobs.has(digest)) continue;
+    seenBlobs.add(digest);
+    items.push({
+      kind: 'layer',
+      id: digest.slice(7, 19),
+      description: record.description,
+      size: record.layer.descriptor.size,
+      lastUsed,
+      inUse: st.imageBlobs.has(digest) || st.leased.has(digest),
+    });
+  }
+  const layersRoot = path.join(root, 'snapshots', 'layers');
+  for (const hex of await fs.readdir(layersRoot).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{64}$/.test(hex)) continue;
+    const dir = path.join(layersRoot, hex);
+    const stat = await fs.stat(dir).catch(() => undefined);
+    if (!stat) continue;
+    const diffId = `sha256:${hex}`;
+    items.push({
+      kind: 'snapshot',
+      id: hex.slice(0, 12),
+      description: `unpacked layer ${diffId.slice(0, 19)}`,
+      size: await snapshotSize(dir),
+      lastUsed: recordDiffIds.get(diffId) ?? stat.mtime,
+      inUse: st.activeLowers.has(hex),
+    });
+  }
+  const mountsRoot = path.join(root, 'cache', 'mounts');
+  for (const id of await fs.readdir(mountsRoot).catch(() => [] as string[])) {
+    const dir = path.join(mountsRoot, id);
+    const stat = await fs.stat(dir).catch(() => undefined);
+    if (!stat?.isDirectory()) continue;
+    items.push({ kind: 'cache-mount', id: id.slice(0, 12), description: 'RUN --mount=type=cache', size: await duBytes(dir), lastUsed: stat.mtime, inUse: false });
+  }
+  const total = items.reduce((n, i) => n + i.size, 0);
+  const reclaimable = items.filter((i) => !i.inUse).reduce((n, i) => n + i.size, 0);
+  return { items, total, reclaimable };
+}
+
+export async function pruneCache(root: string, options: PruneCacheOptions): Promise<PruneCacheResult> {
+  const st = await loadState(root);
+  const result: PruneCacheResult = { records: 0, snapshots: 0, mounts: 0, blobs: 0, freedBytes: 0 };
+  const now = Date.now();
+  const usage = await usageOf(root, st);
+  const victims = new Set<CacheItem>();
+  for (const item of usage.items) {
+    if (item.inUse) continue;
+    if (options.all) victims.add(item);
+    else if (options.olderThanMs !== undefined && now - item.lastUsed.getTime() > options.olderThanMs) victims.add(item);
+  }
+  if (options.keepBytes !== undefined) {
+    let total = usage.items.filter((i) => !victims.has(i)).reduce((n, i) => n + i.size, 0);
+    const lru = usage.items.filter((i) => !i.inUse && !victims.has(i)).sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime());
+    for (const item of lru) {
+      if (total <= options.keepBytes) break;
+      victims.add(item);
+      total -= item.size;
+    }
+  }
+  const records = new CacheRecords(root);
+  const victimIds = (kind: CacheItem['kind']) => new Set([...victims].filter((v) => v.kind === kind).map((v) => v.id));
+  const layerVictims = victimIds('layer');
+  // a record goes with its layer; records of steps that changed nothing go with --all or age
+  for (const { record, lastUsed } of st.records) {
+    const byLayer = record.layer !== undefined && layerVictims.has(record.layer.descriptor.digest.slice(7, 19));
+    const emptyStep = !record.layer && options.olderThanMs !== undefined && now - lastUsed.getTime() > options.olderThanMs;
+    // --all drops every record, even one whose layer an image keeps (the blob stays with the image)
+    if (options.all || byLayer || emptyStep) {
+      await records.delete(record.key);
+      result.records++;
+    }
+  }
+  const snapVictims = victimIds('snapshot');
+  const remaining = await records.list();
+  const keptDiffIds = new Set([...st.imageDiffIds, ...remaining.flatMap((r) => (r.record.layer ? [r.record.layer.diffId] : []))]);
+  const layersRoot = path.join(root, 'snapshots', 'layers');
+  for (const hex of await fs.readdir(layersRoot).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{64}$/.test(hex) || st.activeLowers.has(hex)) continue;
+    const orphan = !keptDiffIds.has(`sha256:${hex}`);
+    if (orphan || snapVictims.has(hex.slice(0, 12))) {
+      const item = usage.items.find((i) => i.kind === 'snapshot' && i.id === hex.slice(0, 12));
+      await fs.rm(path.join(layersRoot, hex), { recursive: true, force: true });
+      result.snapshots++;
+      result.freedBytes += item?.size ?? 0;
+    }
+  }
+  const mountVictims = victimIds('cache-mount');
+  const mountsRoot = path.join(root, 'cache', 'mounts');
+  for (const id of await fs.readdir(mountsRoot).catch(() => [] as string[])) {
+    if (!mountVictims.has(id.slice(0, 12))) continue;
+    const item = usage.items.find((i) => i.kind === 'cache-mount' && i.id === id.slice(0, 12));
+    await fs.rm(path.join(mountsRoot, id), { recursive: true, force: true });
+    result.mounts++;
+    result.freedBytes += item?.size ?? 0;
+  }
+  const roots = remaining.flatMap((r) => (r.record.layer ? [r.record.layer.descriptor.digest] : []));
+  const gc = await st.store.gc(roots);
+  result.blobs = gc.removedBlobs;
+  result.freedBytes += gc.freedBytes;
+  return result;
+}
+
+/** "10GB", "512MiB", "1.5g", plain bytes → bytes. */
+export function parseSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$/i.exec(text);
+  if (!m) throw new KilnError(`invalid size "${text}": use a number with an optional unit, e.g. 512MB or 10GB`);
+  const unit = m[2].toLowerCase();
+  const base = m[3].toLowerCase().startsWith('i') ? 1024 : 1000;
+  const pow = { '': 0, k: 1, m: 2, g: 3, t: 4 }[unit] ?? 0;
+  return Math.round(Number(m[1]) * base ** pow);
+}
+
+/** Go-style durations with days: "24h", "7d", "90m". */
+export function parseAge(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
+  if (!m) throw new KilnError(`invalid duration "${text}": use e.g. 30m, 24h or 7d`);
+  const ms = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 }[m[2]]!;
+  return Number(m[1]) * ms;
+}
+
+/**
+ * The cache size limit: KILN_CACHE_MAX, else `cacheMaxSize` in <root>/config.json, else
+ * 10% of the filesystem holding the root (at least 2 GB, at most 50 GB). "0" or "none" turns it off.
+ */
+export async function cacheLimit(root: string): Promise<number | undefined> {
+  let raw = process.env.KILN_CACHE_MAX;
+  if (raw === undefined) {
+    const cfg = await fs.readFile(path.join(root, 'config.json'), 'utf8').catch(() => undefined);
+    if (cfg) {
+      try {
+        raw = (JSON.parse(cfg) as { cacheMaxSize?: string }).cacheMaxSize;
+      } catch {
+        throw new KilnError(`${path.join(root, 'config.json')} is not valid JSON`);
+      }
+    }
+  }
+  if (raw !== undefined) {
+    if (raw === '0' || raw.toLowerCase() === 'none') return undefined;
+    return parseSize(raw);
+  }
+  const fsStat = await fs.statfs(root).catch(() => undefined);
+  if (!fsStat) return 20e9;
+  const tenth = (fsStat.blocks * fsStat.bsize) / 10;
+  return Math.min(50e9, Math.max(2e9, tenth));
+}
+
+/** After a build: evict least-recently-used cache until under the limit. */
+export async function enforceCacheLimit(root: string): Promise<PruneCacheResult | undefined> {
+  const limit = await cacheLimit(root);
+  if (limit === undefined) return undefined;
+  const usage = await cacheUsage(root);
+  if (usage.total <= limit) return undefined;
+  return pruneCache(root, { keepBytes: limit });
+}
