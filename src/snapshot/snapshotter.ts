@@ -145,12 +145,32 @@ export class Snapshotter {
       merged,
       upper,
       work,
-      release: async () => {
+      release: async (options?: { keepUpperAs?: string }) => {
         if (released) return;
         released = true;
-        await releaseMountDir(dir);
+        await releaseMountDir(dir, options?.keepUpperAs ? (upperDir) => this.adoptLayer(options.keepUpperAs!, upperDir) : undefined);
       },
     };
+  }
+
+  /**
+   * Makes a finished upper dir the unpacked form of the layer it was diffed into (it is
+   * already in overlay form: whiteouts as 0/0 devices, opaque xattrs), so the next step
+   * does not extract the layer it just wrote. A layer already unpacked is kept as it is.
+   */
+  private async adoptLayer(diffId: string, upperDir: string): Promise<void> {
+    const finalDir = path.join(this.layersRoot, hexOf(diffId));
+    if (await exists(path.join(finalDir, 'fs'))) return;
+    const tmp = path.join(this.layersRoot, `.tmp-${hexOf(diffId).slice(0, 16)}-${randomBytes(6).toString('hex')}`);
+    await fsp.mkdir(tmp, { recursive: true });
+    try {
+      await fsp.rename(upperDir, path.join(tmp, 'fs'));
+      await fsp.rename(tmp, finalDir).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+      });
+    } finally {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
   }
 
   /** Turns an overlay upper dir into sorted layer entries. */
@@ -176,8 +196,11 @@ export class Snapshotter {
   }
 }
 
-/** Unmounts `<dir>/merged` (lazily if busy) and removes the mount's directory. */
-async function releaseMountDir(dir: string): Promise<void> {
+/**
+ * Unmounts `<dir>/merged` (lazily if busy) and removes the mount's directory; `adopt`
+ * may first take the upper dir away once nothing is mounted on it.
+ */
+async function releaseMountDir(dir: string, adopt?: (upper: string) => Promise<void>): Promise<void> {
   const merged = path.join(dir, 'merged');
   if (await isMountPoint(merged)) {
     let res = await runCommand('umount', [merged]);
@@ -188,5 +211,6 @@ async function releaseMountDir(dir: string): Promise<void> {
   }
   // never remove through a live mount: that would delete files from the layers below
   if (await isMountPoint(merged)) return;
+  if (adopt) await adopt(path.join(dir, 'upper')).catch(() => undefined);
   await fsp.rm(dir, { recursive: true, force: true });
 }

@@ -32,7 +32,8 @@ export interface ActiveMount {
   merged: string;
   upper: string;
   work: string;
-  release(): Promise<void>;
+  /** Unmounts and removes the mount; `keepUpperAs` keeps the upper dir as that layer's unpacked form. */
+  release(options?: { keepUpperAs?: string }): Promise<void>;
 }
 
 export const WHITEOUT_PREFIX = '.wh.';

@@ -236,6 +236,7 @@ export class Solver {
     const parent = inputs[0];
     const mount = await this.mountState(parent.layers);
     const extraMounts: ActiveMount[] = [];
+    let keepUpperAs: string | undefined;
     try {
       if (v.kind === 'exec') await this.runExec(v, inputs, mount, extraMounts, id);
       else await this.runFileOp(v, inputs, mount, extraMounts);
@@ -243,10 +244,11 @@ export class Solver {
       if (entries.length === 0) return undefined;
       const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
       await this.opts.lease?.add(written.descriptor.digest);
+      keepUpperAs = written.diffId;
       return { descriptor: written.descriptor, diffId: written.diffId };
     } finally {
       for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);
-      await mount.release();
+      await mount.release({ keepUpperAs });
     }
   }
 
