@@ -137,17 +137,19 @@ export class Solver {
       const layers = v.layers.map((descriptor, i) => ({ descriptor, diffId: v.diffIds[i] }));
       return { vertex: v, key: hash(['image', v.manifestDigest]), layers, addedLayer: false, cached: true };
     }
-    // inputs first, in parallel
-    const inputs = await Promise.all(inputVertices(v).map((i) => this.solve(i)));
-    const parent = inputs[0];
-    const { key, files } = await this.cacheKey(v, inputs);
+    // COPY --link does not read its parent: it runs on an empty root, in parallel with the
+    // parent, and its cache key ignores the parent (a base change does not invalidate it)
+    const linked = isLinkedCopy(v);
+    const inputVs = inputVertices(v);
+    const parentPromise = this.solve(inputVs[0]);
+    const others = await Promise.all(inputVs.slice(1).map((i) => this.solve(i)));
+    const keyInputs = linked ? others : [await parentPromise, ...others];
+    const { key, files } = await this.cacheKey(v, keyInputs, linked);
     const base = rootImage(v);
     const step: StepRecord = {
       name: v.name,
       stage: v.stage,
       key,
-      parentKey: parent.key,
-      parentName: parent.vertex.kind === 'image' ? `FROM ${parent.vertex.ref}` : parent.vertex.name,
       kind: v.kind,
       definition: describeDefinition(v),
       files,
@@ -155,30 +157,34 @@ export class Solver {
       base,
       cached: false,
     };
+    const finish = async (layer: LayerRef | undefined, cached: boolean): Promise<SolvedState> => {
+      const parent = await parentPromise;
+      step.parentKey = parent.key;
+      step.parentName = parent.vertex.kind === 'image' ? `FROM ${parent.vertex.ref}` : parent.vertex.name;
+      step.cached = cached;
+      this.steps.push(step);
+      return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached };
+    };
     if (!v.noCache) {
       const rec = await this.opts.records.get(key);
       if (rec?.layer) await this.opts.lease?.add(rec.layer.descriptor.digest);
       // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss
       if (rec && (!rec.layer || (await this.opts.store.touchBlob(rec.layer.descriptor.digest)))) {
-        const id = this.nextId++;
-        this.emit({ type: 'cached', id, name: v.name });
-        step.cached = true;
-        this.steps.push(step);
-        const layers = rec.layer ? [...parent.layers, rec.layer] : parent.layers;
-        return { vertex: v, key, layers, addedLayer: rec.layer !== undefined, cached: true };
+        this.emit({ type: 'cached', id: this.nextId++, name: v.name });
+        return finish(rec.layer, true);
       }
     }
-    return this.limit.run(async () => {
+    const layer = await this.limit.run(async () => {
       this.checkAborted();
       const id = this.nextId++;
       const started = Date.now();
       this.emit({ type: 'start', id, name: v.name, time: started });
       try {
-        const layer = await this.execute(v, inputs, id);
-        await this.opts.records.put({ key, description: v.name, layer, createdAt: new Date().toISOString() });
+        const baseLayers = linked ? [] : (await parentPromise).layers;
+        const made = await this.execute(v, baseLayers, others, id);
+        await this.opts.records.put({ key, description: v.name, layer: made, createdAt: new Date().toISOString() });
         this.emit({ type: 'done', id, name: v.name, ms: Date.now() - started });
-        this.steps.push(step);
-        return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached: false };
+        return made;
       } catch (e) {
         // a step that failed because the build was already being cancelled is not the cause
         const cancelled = this.signal.aborted;
@@ -190,14 +196,15 @@ export class Solver {
         throw e;
       }
     });
+    return finish(layer, false);
   }
 
-  private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[]): Promise<{ key: string; files?: Record<string, string> }> {
-    const memoKey = `${v.digest}|${inputs.map((i) => i.key).join(',')}`;
+  private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; files?: Record<string, string> }> {
+    const memoKey = `${v.digest}|${linked}|${inputs.map((i) => i.key).join(',')}`;
     let p = this.keyMemo.get(memoKey);
     if (!p) {
       p = (async () => {
-        const parts = [v.digest, ...inputs.map((i) => i.key)];
+        const parts = [linked ? hash(['link', describeDefinition(v)]) : v.digest, ...inputs.map((i) => i.key)];
         let files: Record<string, string> | undefined;
         const ctx = this.opts.context;
         if (v.kind === 'file' && v.action.op === 'copy') {
@@ -232,14 +239,14 @@ export class Solver {
     return this.opts.snapshotter.mount(lowers, { readonly });
   }
 
-  private async execute(v: ExecVertex | FileVertex, inputs: SolvedState[], id: number): Promise<LayerRef | undefined> {
-    const parent = inputs[0];
-    const mount = await this.mountState(parent.layers);
+  /** Runs a step over `baseLayers`; `others` are its other inputs (COPY --from, mounts). */
+  private async execute(v: ExecVertex | FileVertex, baseLayers: LayerRef[], others: SolvedState[], id: number): Promise<LayerRef | undefined> {
+    const mount = await this.mountState(baseLayers);
     const extraMounts: ActiveMount[] = [];
     let keepUpperAs: string | undefined;
     try {
-      if (v.kind === 'exec') await this.runExec(v, inputs, mount, extraMounts, id);
-      else await this.runFileOp(v, inputs, mount, extraMounts);
+      if (v.kind === 'exec') await this.runExec(v, others, mount, extraMounts, id);
+      else await this.runFileOp(v, others, mount, extraMounts);
       const entries = await this.opts.snapshotter.diff(mount.upper);
       if (entries.length === 0) return undefined;
       const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
@@ -252,11 +259,11 @@ export class Solver {
     }
   }
 
-  private async runExec(v: ExecVertex, inputs: SolvedState[], mount: ActiveMount, extra: ActiveMount[], id: number): Promise<void> {
+  private async runExec(v: ExecVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], id: number): Promise<void> {
     const rootfs = mount.merged;
     const mounts: NonNullable<RunSpec['mounts']> = [];
     const stubs: string[] = [...RUNTIME_MOUNTPOINTS, v.cwd];
-    let inputIdx = 1;
+    let inputIdx = 0;
     for (const m of v.mounts) {
       stubs.push(m.target);
       if (m.type === 'tmpfs') {
@@ -267,7 +274,7 @@ export class Solver {
           if (!this.opts.context) throw new KilnError('RUN --mount=type=bind needs a build context');
           source = await secureResolve(this.opts.context.dir, m.source ?? '.');
         } else {
-          const st = inputs[inputIdx++];
+          const st = others[inputIdx++];
           const sm = await this.mountState(st.layers, true);
           extra.push(sm);
           source = await secureResolve(sm.merged, m.source ?? '.');
@@ -327,7 +334,7 @@ export class Solver {
     await removeStubs(mount.upper, missingBefore);
   }
 
-  private async runFileOp(v: FileVertex, inputs: SolvedState[], mount: ActiveMount, extra: ActiveMount[]): Promise<void> {
+  private async runFileOp(v: FileVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[]): Promise<void> {
     const a = v.action;
     const root = mount.merged;
     if (a.op === 'mkdir') {
@@ -346,7 +353,7 @@ export class Solver {
         if (!this.opts.context) throw new KilnError('COPY needs a build context, but none was given');
         tree = contextTree(this.opts.context);
       } else {
-        const sm = await this.mountState(inputs[1].layers, true);
+        const sm = await this.mountState(others[0].layers, true);
         extra.push(sm);
         tree = rootfsTree(sm.merged);
       }
@@ -395,6 +402,13 @@ function inputVertices(v: ExecVertex | FileVertex): Vertex[] {
   const a = v.action;
   if (a.op === 'copy' && a.source.from !== 'context') return [v.parent, a.source.from];
   return [v.parent];
+}
+
+/** COPY --link with numeric (or no) --chown: nothing in the parent is needed to run it. */
+function isLinkedCopy(v: ExecVertex | FileVertex): boolean {
+  if (v.kind !== 'file' || v.action.op !== 'copy' || !v.action.link) return false;
+  const chown = v.action.chown;
+  return chown === undefined || /^\d+(:\d+)?$/.test(chown);
 }
 
 function rootImage(v: Vertex): { ref: string; digest: string } | undefined {

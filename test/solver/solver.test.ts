@@ -80,6 +80,27 @@ describe('solver', { skip }, () => {
     assert.equal(run.stdout, 'left\nright\n');
   });
 
+  it('COPY --link runs beside its parent and survives a parent change', async () => {
+    const dir = await context({
+      Dockerfile: ['FROM busybox:latest', 'ARG V=1', 'RUN sleep 1 && echo $V > /v', 'COPY --link app.txt /app/app.txt', ''].join('\n'),
+      'app.txt': 'linked',
+    });
+    const first = await runKiln(['build', '--progress', 'json', '-t', 'link:1', dir], { root });
+    assert.equal(first.code, 0, first.stderr);
+    const evs = events(first.stderr);
+    const copyStart = evs.find((e) => e.type === 'start' && / COPY --link|COPY app\.txt/.test(e.name));
+    const runDone = evs.find((e) => e.type === 'done' && / RUN sleep/.test(e.name));
+    assert.ok(copyStart && runDone, JSON.stringify(evs));
+    assert.ok(Date.parse(copyStart.ts) < Date.parse(runDone.ts), 'the linked copy did not wait for the RUN');
+    const second = await runKiln(['build', '--progress', 'json', '--build-arg', 'V=2', '-t', 'link:2', dir], { root });
+    assert.equal(second.code, 0, second.stderr);
+    const evs2 = events(second.stderr);
+    assert.ok(evs2.some((e) => e.type === 'done' && / RUN sleep/.test(e.name)), 'the RUN re-ran');
+    assert.ok(evs2.some((e) => e.type === 'cached' && /app\.txt/.test(e.name)), 'the linked COPY stayed cached');
+    const out = await runKiln(['run', 'link:2', 'cat', '/v', '/app/app.txt'], { root });
+    assert.equal(out.stdout, '2\nlinked');
+  });
+
   it('never runs a stage the target does not need', async () => {
     const dir = await context({
       Dockerfile: ['FROM busybox:latest AS unused', 'RUN echo should-not-run', 'FROM busybox:latest', 'RUN echo needed', ''].join('\n'),
