@@ -1,0 +1,44 @@
+/**
+ * kiln's library API: parse, plan, build, run-free inspection and shipping of images,
+ * without the CLI. Everything the CLI does goes through these functions.
+ */
+export { KilnError, isKilnError, type SourceLocation } from './errors.js';
+export { resolveRoot } from './config.js';
+
+// Dockerfile: parse, dump, expand, check
+export {
+  parseDockerfile,
+  dumpParseTree,
+  expandWord,
+  expandWords,
+  ShellLexer,
+  type Dockerfile,
+  type Instruction,
+  type Heredoc,
+  type Directives,
+  type ParseWarning,
+  type ShellOptions,
+} from './dockerfile/index.js';
+export { runChecks, formatFindings, RULES as CHECK_RULES, type CheckFinding } from './dockerfile/checks.js';
+
+// plan and build
+export { planBuild, type PlanOptions, type BuildPlan, type StagePlan, type ResolvedImage } from './frontend/plan.js';
+export { hostPlatform, parsePlatform, formatPlatform } from './frontend/platform.js';
+export type { Vertex, ExecVertex, FileVertex, ImageVertex, ScratchVertex, MountSpec } from './graph/types.js';
+export { build, readDockerfile, type BuildOptions, type BuildResult } from './build.js';
+export type { ProgressEvent, StepRecord } from './solver/solver.js';
+export { explainSteps, type Explanation } from './solver/explain.js';
+
+// store, images, archives
+export { ContentStore, type Lease } from './oci/store.js';
+export { loadImage, writeImage, imageSize, type LoadedImage } from './oci/image.js';
+export { saveImages, loadArchive } from './oci/archive.js';
+export { importRootfs } from './oci/import.js';
+export { validateOCI } from './oci/schema.js';
+export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';
+
+// cache
+export { cacheUsage, pruneCache, cacheLimit, type CacheItem, type CacheUsage, type PruneCacheOptions } from './cache/gc.js';
+
+// running
+export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult } from './exec/index.js';
