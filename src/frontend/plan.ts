@@ -21,8 +21,10 @@ import { parseDuration } from './duration.js';
 import { parseMount } from './mounts.js';
 import { formatPlatform, parsePlatform } from './platform.js';
 import { closestWord } from './suggest.js';
+import { goDuration, goList, goQuoteList } from './gofmt.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** Build args BuildKit hands to RUN as proxy settings without an ARG, and never writes to history. */
 const PROXY_ARGS = [
   'HTTP_PROXY',
   'http_proxy',
@@ -92,6 +94,9 @@ class Planner {
   private readonly planned = new Map<number, Promise<StagePlan>>();
   private readonly consumedArgs = new Set<string>();
   private readonly warnings: string[] = [];
+  private readonly warned = new Set<string>();
+  /** The build state each planned stage ends with, for stages built FROM it. */
+  private readonly finalStates = new Map<number, { env: string[]; buildArgs: BuildArgDecl[] }>();
   private readonly targetPlatform: Platform;
   private readonly buildArgs: Record<string, string>;
 
@@ -232,11 +237,19 @@ class Planner {
     const gscope = this.globalScope();
     const fromFlags = parseFlags(stage.from, { platform: 'string' }, this.df.fileName, this.df.lines);
     const { image: rawImage } = this.fromParts(stage.from);
-    const image = this.expand(stage.from, rawImage, gscope);
-    if (image === '') throw this.err(stage.from, `base name (${rawImage}) should not be blank`, 'set the ARG it uses');
+    const image = this.expandFrom(stage.from, rawImage, gscope);
+    if (image === '') throw this.err(stage.from, `base name (${rawImage}) should not be blank`, 'set the ARG it uses, or give it a default', rawImage);
     let platform = this.targetPlatform;
     const platformFlag = fromFlags.string('platform');
-    if (platformFlag) platform = parsePlatform(this.expand(stage.from, platformFlag, gscope));
+    if (platformFlag !== undefined) {
+      const value = this.expandFrom(stage.from, platformFlag, gscope);
+      if (value === '') throw this.err(stage.from, `empty platform value from expression ${platformFlag}`, 'use --platform=$BUILDPLATFORM or an os/arch such as linux/amd64', `--platform=${platformFlag}`);
+      try {
+        platform = parsePlatform(value);
+      } catch (e) {
+        throw this.err(stage.from, `failed to parse platform ${platformFlag}: ${(e as Error).message}`, undefined, `--platform=${platformFlag}`);
+      }
+    }
     const stageName = stage.name ?? `stage-${stage.index}`;
     const total = stage.body.length + 1;
     const label = (n: number, text: string) => `[${stageName} ${n}/${total}] ${text}`;
@@ -246,12 +259,22 @@ class Planner {
     let baseRef: string | undefined;
     let baseDigest: string | undefined;
     const parentStage = this.stageRef(image, stage.index);
+    let inherited: { env: string[]; buildArgs: BuildArgDecl[] } | undefined;
     if (parentStage) {
       const parent = await this.planStage(parentStage.index);
       state = parent.state;
       config = structuredClone(parent.config);
       baseRef = parent.baseRef;
       baseDigest = parent.baseDigest;
+      inherited = this.finalStates.get(parentStage.index);
+    } else if (this.laterStage(image, stage.index)) {
+      const later = this.laterStage(image, stage.index)!;
+      throw this.err(
+        stage.from,
+        `FROM ${image}: stage "${later.name}" is used before it is defined (line ${later.from.startLine})`,
+        'a stage can only build on stages above it: move that stage before this one',
+        rawImage,
+      );
     } else if (image === 'scratch') {
       state = {
         kind: 'scratch',
@@ -259,7 +282,14 @@ class Planner {
         name: label(1, 'FROM scratch'),
         platform,
       };
-      config = { architecture: platform.architecture, os: platform.os, config: { Env: [`PATH=${DEFAULT_PATH}`] }, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+      // BuildKit's emptyImage: PATH and a working directory of "/".
+      config = {
+        architecture: platform.architecture,
+        os: platform.os,
+        config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' },
+        rootfs: { type: 'layers', diff_ids: [] },
+        history: [],
+      };
       if (platform.variant) config.variant = platform.variant;
     } else {
       const resolved = await this.opts.resolveImage(image, platform).catch((e: unknown) => {
@@ -292,8 +322,7 @@ class Planner {
       this.opts.noCache === true ||
       (this.opts.noCacheFilter ?? []).some((f) => f.toLowerCase() === stageName || f === String(stage.index));
 
-    // Stage-local ARG values (name → value); visible to expansion and RUN.
-    const stageArgs = new Map<string, string>();
+    if (!(cc.Env ?? []).some((e) => e.startsWith('PATH='))) cc.Env = [...(cc.Env ?? []), `PATH=${DEFAULT_PATH}`];
     const triggers = cc.OnBuild ?? [];
     cc.OnBuild = undefined;
 
@@ -303,7 +332,8 @@ class Planner {
       platform,
       state,
       config,
-      stageArgs,
+      env: inherited ? [...inherited.env] : [...(cc.Env ?? [])],
+      buildArgs: inherited ? [...inherited.buildArgs] : [],
       noCache,
       label,
       step: 1,
@@ -318,7 +348,10 @@ class Planner {
       } catch (e) {
         throw this.err(stage.from, `invalid ONBUILD trigger in base image ${image}: ${(e as Error).message}`);
       }
-      if (parsed) await this.dispatch(ctx, parsed, stage.from);
+      if (!parsed) continue;
+      // Errors in a trigger point at the FROM that ran it, as BuildKit reports them.
+      parsed.startLine = parsed.endLine = stage.from.startLine;
+      await this.dispatch(ctx, parsed, stage.from);
     }
     for (const inst of stage.body) {
       ctx.step += 1;
@@ -327,7 +360,68 @@ class Planner {
     const finalCc = ctx.config.config ?? {};
     if (finalCc.OnBuild && finalCc.OnBuild.length === 0) finalCc.OnBuild = undefined;
     config.created = this.opts.created;
+    this.finalStates.set(stage.index, { env: ctx.env, buildArgs: ctx.buildArgs });
     return { name: stageName, index: stage.index, state: ctx.state, config, baseRef, baseDigest };
+  }
+
+  /** A stage named `ref` defined at or after `index` (used too early). */
+  private laterStage(ref: string, index: number): StageDecl | undefined {
+    const lower = ref.toLowerCase();
+    return this.stages.find((s) => s.index >= index && s.name === lower);
+  }
+
+  /** Expands a FROM word with the global ARGs, warning (UndefinedArgInFrom) about undeclared ones. */
+  private expandFrom(inst: Instruction, word: string, gscope: Record<string, string>): string {
+    let res;
+    try {
+      res = this.lexer.processWordWithMatches(word, gscope);
+    } catch (e) {
+      throw this.err(inst, (e as Error).message, undefined, word);
+    }
+    const declared = this.globalArgs.map((a) => a.name);
+    for (const name of res.unmatched) {
+      if (declared.includes(name)) continue;
+      const near = closestWord(name, [...declared, ...Object.keys(this.platformArgs())]);
+      this.warn(inst, name, `UndefinedArgInFrom: FROM argument '${name}' is not declared${near ? ` (did you mean ${near}?)` : ''}`);
+    }
+    return res.result;
+  }
+
+  private warn(inst: Instruction, needle: string, message: string): void {
+    const loc = locate(inst, this.df.fileName, this.df.lines, needle);
+    const text = `${loc.file}:${loc.line}:${loc.column}: ${message}`;
+    if (this.warned.has(text)) return;
+    this.warned.add(text);
+    this.warnings.push(text);
+  }
+
+  /**
+   * Expands a word in a stage with the build state's environment, warning as BuildKit's
+   * UndefinedVar check does about variables that are neither set nor declared by ARG.
+   */
+  private expandIn(ctx: StageContext, inst: Instruction, word: string, env = this.scope(ctx)): string {
+    let res;
+    try {
+      res = this.lexer.processWordWithMatches(word, env);
+    } catch (e) {
+      throw this.err(inst, (e as Error).message, undefined, word);
+    }
+    for (const name of res.unmatched) {
+      if (ctx.buildArgs.some((a) => a.key === name)) continue;
+      const near = closestWord(name, Object.keys(env));
+      this.warn(inst, `$`, `UndefinedVar: Usage of undefined variable '$${name}'${near ? ` (did you mean $${near}?)` : ''}`);
+    }
+    return res.result;
+  }
+
+  /** Expands a word into several (EXPOSE, VOLUME), as ProcessWords does. */
+  private expandWordsIn(ctx: StageContext, inst: Instruction, word: string, env = this.scope(ctx)): string[] {
+    this.expandIn(ctx, inst, word, env);
+    try {
+      return this.lexer.processWords(word, env);
+    } catch (e) {
+      throw this.err(inst, (e as Error).message, undefined, word);
+    }
   }
 
   private expand(inst: Instruction, word: string, env: Record<string, string>): string {
@@ -338,36 +432,33 @@ class Planner {
     }
   }
 
-  /** The environment for expansion: stage ARGs overridden by ENV. */
+  /** The build state's environment (image ENV, then ARG and ENV values in order) as a map. */
   private scope(ctx: StageContext): Record<string, string> {
     const scope: Record<string, string> = {};
-    for (const [k, v] of ctx.stageArgs) scope[k] = v;
-    for (const e of ctx.config.config?.Env ?? []) {
+    for (const e of ctx.env) {
       const i = e.indexOf('=');
       scope[i === -1 ? e : e.slice(0, i)] = i === -1 ? '' : e.slice(i + 1);
     }
     return scope;
   }
 
-  private history(ctx: StageContext, createdBy: string, emptyLayer: boolean): void {
-    const h: HistoryEntry = { created: this.opts.created, created_by: createdBy, comment: 'buildkit.dockerfile.v0' };
+  /** BuildKit's commitToHistory: steps that run or copy (a new state) end in " # buildkit". */
+  private history(ctx: StageContext, createdBy: string, emptyLayer: boolean, newState = false): void {
+    const h: HistoryEntry = { created: this.opts.created, created_by: newState ? `${createdBy} # buildkit` : createdBy, comment: 'buildkit.dockerfile.v0' };
     if (emptyLayer) h.empty_layer = true;
     ctx.config.history!.push(h);
   }
 
-  private setEnv(cc: ContainerConfig, key: string, value: string): void {
-    const env = (cc.Env ??= []);
-    const i = env.findIndex((e) => e === key || e.startsWith(`${key}=`));
-    if (i === -1) env.push(`${key}=${value}`);
-    else env[i] = `${key}=${value}`;
-  }
-
-  /** Build args that reach a RUN's environment (not overridden by ENV), as BuildKit passes them. */
-  private runBuildArgs(ctx: StageContext): Record<string, string> {
-    const envKeys = new Set((ctx.config.config?.Env ?? []).map((e) => e.split('=')[0]));
+  /** Proxy settings from --build-arg, in both spellings, as BuildKit's executor sets them. */
+  private proxyEnv(): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const [k, v] of ctx.stageArgs) if (!envKeys.has(k)) out[k] = v;
-    for (const p of PROXY_ARGS) if (p in this.buildArgs && !envKeys.has(p)) out[p] = this.buildArgs[p];
+    for (const [k, v] of Object.entries(this.buildArgs)) {
+      const lower = k.toLowerCase();
+      if (!PROXY_ARGS.includes(lower)) continue;
+      this.consumedArgs.add(k);
+      out[lower.toUpperCase()] = v;
+      out[lower] = v;
+    }
     return out;
   }
 
@@ -385,27 +476,34 @@ class Planner {
     switch (inst.keyword) {
       case 'env': {
         noFlags();
-        const pairs: string[] = [];
+        // Every word is expanded with the environment from before the instruction:
+        // `ENV A=1 B=$A` gives B the old A (BuildKit's documented behaviour).
+        const before = this.scope(ctx);
+        const pairs: Array<[string, string]> = [];
         for (let i = 0; i + 1 < inst.args.length; i += 2) {
-          const key = this.expand(inst, inst.args[i], this.scope(ctx));
-          const value = this.expand(inst, inst.args[i + 1], this.scope(ctx));
-          this.setEnv(cc, key, value);
-          pairs.push(`${key}=${value}`);
+          pairs.push([this.expandIn(ctx, inst, inst.args[i], before), this.expandIn(ctx, inst, inst.args[i + 1], before)]);
         }
-        this.history(ctx, `ENV ${pairs.join(' ')}`, true);
+        for (const [key, value] of pairs) {
+          if (key === '') throw this.err(inst, 'ENV names can not be blank');
+          addEnv(ctx.env, key, value);
+          cc.Env = addEnv(cc.Env ?? [], key, value);
+        }
+        this.history(ctx, `ENV ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
         return;
       }
       case 'label': {
         noFlags();
-        const pairs: string[] = [];
-        cc.Labels ??= {};
+        const before = this.scope(ctx);
+        const pairs: Array<[string, string]> = [];
         for (let i = 0; i + 1 < inst.args.length; i += 2) {
-          const key = this.expand(inst, inst.args[i], this.scope(ctx));
-          const value = this.expand(inst, inst.args[i + 1], this.scope(ctx));
-          cc.Labels[key] = value;
-          pairs.push(`${key}=${value}`);
+          pairs.push([this.expandIn(ctx, inst, inst.args[i], before), this.expandIn(ctx, inst, inst.args[i + 1], before)]);
         }
-        this.history(ctx, `LABEL ${pairs.join(' ')}`, true);
+        cc.Labels ??= {};
+        for (const [key, value] of pairs) {
+          if (key === '') throw this.err(inst, 'LABEL names can not be blank');
+          cc.Labels[key] = value;
+        }
+        this.history(ctx, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
         return;
       }
       case 'maintainer':
@@ -413,35 +511,20 @@ class Planner {
         ctx.config.author = inst.args.join(' ');
         this.history(ctx, `MAINTAINER ${ctx.config.author}`, true);
         return;
-      case 'arg': {
+      case 'arg':
         noFlags();
-        const scope = this.scope(ctx);
-        const gscope = this.globalScope();
-        const written: string[] = [];
-        for (const raw of inst.args) {
-          const { name, value } = splitArg(raw);
-          let resolved: string | undefined;
-          if (name in this.buildArgs) {
-            resolved = this.buildArgs[name];
-            this.consumedArgs.add(name);
-          } else if (value !== undefined) {
-            resolved = this.expand(inst, value, scope);
-          } else if (name in gscope) {
-            resolved = gscope[name];
-          }
-          if (resolved !== undefined) ctx.stageArgs.set(name, resolved);
-          else ctx.stageArgs.delete(name);
-          if (resolved !== undefined) scope[name] = resolved;
-          written.push(value === undefined ? name : `${name}=${value}`);
-        }
-        this.history(ctx, `ARG ${written.join(' ')}`, true);
-        return;
-      }
+        return this.dispatchArg(ctx, inst);
       case 'workdir': {
         noFlags();
-        const raw = this.expand(inst, inst.args[0] ?? '', this.scope(ctx));
+        const raw = this.expandIn(ctx, inst, inst.args[0] ?? '');
+        if (raw === '') throw this.err(inst, 'WORKDIR requires exactly one argument', 'write WORKDIR /path');
         const wd = path.posix.resolve(cc.WorkingDir || '/', raw);
         cc.WorkingDir = wd;
+        if (wd === '/') {
+          // BuildKit makes no directory (and no layer) for the root.
+          this.history(ctx, `WORKDIR ${wd}`, true);
+          return;
+        }
         const v: FileVertex = {
           kind: 'file',
           parent: ctx.state,
@@ -460,40 +543,41 @@ class Planner {
       }
       case 'user': {
         noFlags();
-        cc.User = this.expand(inst, inst.args[0] ?? '', this.scope(ctx));
+        cc.User = this.expandIn(ctx, inst, inst.args[0] ?? '');
+        if (cc.User === '') throw this.err(inst, 'USER requires exactly one argument', 'write USER name[:group] or USER uid[:gid]');
         this.history(ctx, `USER ${cc.User}`, true);
         return;
       }
       case 'expose': {
         noFlags();
-        cc.ExposedPorts ??= {};
-        const scope = this.scope(ctx);
+        const ports: string[] = [];
         for (const word of inst.args) {
-          for (const port of expandPorts(this.expand(inst, word, scope), (m) => this.err(inst, m, undefined, word))) {
-            cc.ExposedPorts[port] = {};
+          for (const spec of this.expandWordsIn(ctx, inst, word)) {
+            ports.push(...expandPorts(spec, (m) => this.err(inst, m, 'write EXPOSE PORT[/tcp|udp|sctp] or a range such as 8000-8010/udp', word)));
           }
         }
-        const keys = Object.keys(cc.ExposedPorts).sort();
-        this.history(ctx, `EXPOSE map[${keys.map((k) => `${k}:{}`).join(' ')}]`, true);
+        cc.ExposedPorts ??= {};
+        for (const p of ports) cc.ExposedPorts[p] = {};
+        this.history(ctx, `EXPOSE ${goList(ports)}`, true);
         return;
       }
       case 'volume': {
         noFlags();
+        const vols = inst.json ? inst.args.map((a) => this.expandIn(ctx, inst, a)) : inst.args.flatMap((a) => this.expandWordsIn(ctx, inst, a));
+        if (vols.length === 0) throw this.err(inst, 'VOLUME requires at least one argument');
         cc.Volumes ??= {};
-        const scope = this.scope(ctx);
-        const vols = inst.args.map((a) => this.expand(inst, a, scope));
         for (const v of vols) {
           if (v.trim() === '') throw this.err(inst, 'VOLUME specified can not be an empty string');
           cc.Volumes[v] = {};
         }
-        this.history(ctx, `VOLUME [${vols.join(' ')}]`, true);
+        this.history(ctx, `VOLUME ${goList(vols)}`, true);
         return;
       }
       case 'stopsignal': {
         noFlags();
-        const sig = this.expand(inst, inst.args[0] ?? '', this.scope(ctx));
-        if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(sig) && !/^[A-Z]+$/.test(sig)) {
-          throw this.err(inst, `invalid signal: ${sig}`, 'use a signal name such as SIGTERM or a number');
+        const sig = this.expandIn(ctx, inst, inst.args[0] ?? '');
+        if (!isSignal(sig)) {
+          throw this.err(inst, `Invalid signal: ${sig}`, 'use a signal name such as SIGTERM (or TERM) or a number such as 15', inst.args[0]);
         }
         cc.StopSignal = sig;
         this.history(ctx, `STOPSIGNAL ${sig}`, true);
@@ -501,90 +585,139 @@ class Planner {
       }
       case 'shell': {
         noFlags();
-        if (!inst.json) throw this.err(inst, 'SHELL requires the arguments to be in JSON form', 'write SHELL ["/bin/bash", "-c"]');
-        if (inst.args.length === 0) throw this.err(inst, 'SHELL requires at least one argument');
+        if (!inst.json) {
+          throw this.err(inst, 'SHELL requires the arguments to be in JSON form', `write SHELL ${JSON.stringify(inst.args.join(' ').split(/\s+/).filter(Boolean))}`);
+        }
+        if (inst.args.length === 0) throw this.err(inst, 'SHELL requires at least one argument', 'write SHELL ["/bin/sh", "-c"]');
         cc.Shell = [...inst.args];
-        this.history(ctx, `SHELL [${inst.args.join(' ')}]`, true);
+        this.history(ctx, `SHELL ${goList(inst.args)}`, true);
         return;
       }
       case 'cmd':
       case 'entrypoint': {
         noFlags();
         const args = inst.json ? [...inst.args] : [...this.shellOf(ctx), inst.args.join(' ')];
+        // An empty list clears the value (docker's config omits empty lists).
         if (inst.keyword === 'cmd') {
-          cc.Cmd = args;
+          cc.Cmd = args.length ? args : undefined;
           ctx.cmdSet = true;
-          this.history(ctx, `CMD ${JSON.stringify(args)}`, true);
+          this.history(ctx, `CMD ${goQuoteList(args)}`, true);
         } else {
-          cc.Entrypoint = args;
+          cc.Entrypoint = args.length ? args : undefined;
+          // An ENTRYPOINT resets the CMD inherited from the base, not one set in this stage.
           if (!ctx.cmdSet) cc.Cmd = undefined;
-          this.history(ctx, `ENTRYPOINT ${JSON.stringify(args)}`, true);
+          this.history(ctx, `ENTRYPOINT ${goQuoteList(args)}`, true);
         }
         return;
       }
-      case 'healthcheck': {
-        const flags = parseFlags(
-          inst,
-          { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' },
-          file,
-          lines,
-        );
-        const first = (inst.args[0] ?? '').toUpperCase();
-        if (first === 'NONE') {
-          if (inst.args.length > 1 || inst.flags.length > 0) throw this.err(inst, "HEALTHCHECK NONE takes no other arguments");
-          cc.Healthcheck = { Test: ['NONE'] };
-          this.history(ctx, 'HEALTHCHECK NONE', true);
-          return;
-        }
-        if (first !== 'CMD') throw this.err(inst, `unknown type "${inst.args[0] ?? ''}" in HEALTHCHECK (try CMD)`, 'write HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE');
-        const rest = inst.args.slice(1);
-        const test = inst.json ? ['CMD', ...rest] : ['CMD-SHELL', rest.join(' ')];
-        const hc: NonNullable<ContainerConfig['Healthcheck']> = { Test: test };
-        const dur = (name: string, key: 'Interval' | 'Timeout' | 'StartPeriod' | 'StartInterval') => {
-          const raw = flags.string(name);
-          if (raw === undefined) return;
-          const ns = parseDuration(raw);
-          if (ns === undefined) throw this.err(inst, `invalid duration for --${name}: "${raw}"`, 'use a Go duration such as 30s, 1m30s or 500ms', `--${name}`);
-          if (ns !== 0 && ns < 1_000_000) throw this.err(inst, `--${name} cannot be less than 1ms`, undefined, `--${name}`);
-          hc[key] = ns;
-        };
-        dur('interval', 'Interval');
-        dur('timeout', 'Timeout');
-        dur('start-period', 'StartPeriod');
-        dur('start-interval', 'StartInterval');
-        const retries = flags.string('retries');
-        if (retries !== undefined) {
-          if (!/^-?\d+$/.test(retries)) throw this.err(inst, `invalid value for --retries: "${retries}"`, undefined, '--retries');
-          const n = Number(retries);
-          if (n < 0) throw this.err(inst, '--retries cannot be negative', undefined, '--retries');
-          hc.Retries = n;
-        }
-        cc.Healthcheck = hc;
-        this.history(ctx, `HEALTHCHECK ${JSON.stringify(test)}`, true);
-        return;
-      }
+      case 'healthcheck':
+        return this.dispatchHealthcheck(ctx, inst);
       case 'onbuild': {
         noFlags();
         const trigger = inst.onbuild;
-        if (!trigger) throw this.err(inst, 'ONBUILD requires an instruction to trigger');
+        if (!trigger) throw this.err(inst, 'ONBUILD requires an instruction to trigger', 'write ONBUILD RUN ... (or another instruction)');
         if (['onbuild', 'from', 'maintainer'].includes(trigger.keyword)) {
-          throw this.err(inst, `${trigger.keyword.toUpperCase()} isn't allowed as an ONBUILD trigger`);
+          throw this.err(inst, `${trigger.keyword.toUpperCase()} isn't allowed as an ONBUILD trigger`, undefined, trigger.keyword.toUpperCase());
         }
-        const text = inst.original.replace(/^\s*onbuild\s+/i, '');
-        cc.OnBuild = [...(cc.OnBuild ?? []), text];
-        this.history(ctx, `ONBUILD ${text}`, true);
+        // Recorded in the config only: BuildKit writes no history entry for ONBUILD.
+        cc.OnBuild = [...(cc.OnBuild ?? []), inst.original.replace(/^\s*onbuild\s*/i, '')];
         return;
       }
       case 'run':
         return this.dispatchRun(ctx, inst, origin, display);
       case 'copy':
       case 'add':
-        return this.dispatchCopy(ctx, inst, origin, display);
+        return this.dispatchCopy(ctx, inst, origin);
       case 'from':
         throw this.err(inst, 'FROM is not allowed here');
       default:
         throw this.err(inst, `unknown instruction: ${inst.keyword.toUpperCase()}`);
     }
+  }
+
+  /**
+   * ARG as BuildKit dispatches it: a --build-arg wins, then the default (expanded),
+   * then the global ARG of the same name; a value is added to the build state's
+   * environment (ENV of the same name set earlier is overridden for RUN and
+   * expansion, not in the image); history shows the value the ARG got.
+   */
+  private dispatchArg(ctx: StageContext, inst: Instruction): void {
+    const gscope = this.globalScope();
+    const written: string[] = [];
+    for (const raw of inst.args) {
+      const { name, value: dflt } = splitArg(raw);
+      if (!/^[^\s=$]+$/.test(name)) throw this.err(inst, `invalid ARG name "${name}"`, 'write ARG NAME or ARG NAME=default', raw);
+      let value: string | undefined;
+      if (Object.prototype.hasOwnProperty.call(this.buildArgs, name)) {
+        value = this.buildArgs[name];
+        this.consumedArgs.add(name);
+      } else if (dflt !== undefined) {
+        value = this.expandIn(ctx, inst, dflt);
+      } else if (Object.prototype.hasOwnProperty.call(gscope, name)) {
+        value = gscope[name];
+      }
+      if (value !== undefined) addEnv(ctx.env, name, value);
+      ctx.buildArgs.push({ key: name, value });
+      written.push(value === undefined ? name : `${name}=${value}`);
+    }
+    this.history(ctx, `ARG ${written.join(' ')}`, true);
+  }
+
+  private dispatchHealthcheck(ctx: StageContext, inst: Instruction): void {
+    const cc = ctx.config.config!;
+    const flags = parseFlags(
+      inst,
+      { interval: 'string', timeout: 'string', 'start-period': 'string', 'start-interval': 'string', retries: 'string' },
+      this.df.fileName,
+      this.df.lines,
+    );
+    const first = (inst.args[0] ?? '').toUpperCase();
+    let hc: NonNullable<ContainerConfig['Healthcheck']>;
+    if (first === 'NONE') {
+      if (inst.args.length > 1 || inst.flags.length > 0) {
+        throw this.err(inst, 'HEALTHCHECK NONE takes no arguments', 'write just HEALTHCHECK NONE to disable the inherited check');
+      }
+      hc = { Test: ['NONE'] };
+    } else {
+      if (first !== 'CMD') {
+        throw this.err(inst, `Unknown type "${inst.args[0] ?? ''}" in HEALTHCHECK (try CMD)`, 'write HEALTHCHECK [OPTIONS] CMD command, or HEALTHCHECK NONE', inst.args[0] || undefined);
+      }
+      const rest = inst.args.slice(1);
+      if (rest.length === 0 || (rest.length === 1 && rest[0].trim() === '')) {
+        throw this.err(inst, 'HEALTHCHECK CMD requires a command', 'write HEALTHCHECK CMD curl -f http://localhost/ || exit 1');
+      }
+      hc = { Test: inst.json ? ['CMD', ...rest] : ['CMD-SHELL', rest.join(' ')] };
+      const dur = (name: string, key: 'Interval' | 'Timeout' | 'StartPeriod' | 'StartInterval') => {
+        const raw = flags.string(name);
+        if (raw === undefined) return;
+        const ns = parseDuration(raw);
+        if (ns === undefined) {
+          throw this.err(inst, `invalid duration for --${name}: "${raw}"`, 'use a Go duration: a number with a unit, such as 30s, 1m30s or 500ms', `--${name}`);
+        }
+        if (ns !== 0 && ns < 1_000_000) throw this.err(inst, `Interval "${name}" cannot be less than 1ms`, 'use 1ms or more, or 0 for the default', `--${name}`);
+        if (ns < 0) throw this.err(inst, `--${name} cannot be negative`, undefined, `--${name}`);
+        hc[key] = ns;
+      };
+      dur('interval', 'Interval');
+      dur('timeout', 'Timeout');
+      dur('start-period', 'StartPeriod');
+      dur('start-interval', 'StartInterval');
+      const retries = flags.string('retries');
+      if (retries !== undefined) {
+        if (!/^[+-]?\d+$/.test(retries)) throw this.err(inst, `invalid value for --retries: "${retries}"`, 'use a whole number such as 3', '--retries');
+        const n = Number(retries);
+        if (n < 0) throw this.err(inst, '--retries cannot be negative', 'use 0 (the default) or more', '--retries');
+        if (n !== 0) hc.Retries = n;
+      }
+    }
+    cc.Healthcheck = hc;
+    // BuildKit writes fmt's %+v of its HealthcheckConfig.
+    const d = (n: number | undefined) => goDuration(n ?? 0);
+    this.history(
+      ctx,
+      `HEALTHCHECK {Test:${goList(hc.Test ?? [])} Interval:${d(hc.Interval)} Timeout:${d(hc.Timeout)} StartPeriod:${d(hc.StartPeriod)} StartInterval:${d(hc.StartInterval)} Retries:${hc.Retries ?? 0}}`,
+      true,
+    );
   }
 
   private async dispatchRun(ctx: StageContext, inst: Instruction, origin: VertexOrigin, display: string): Promise<void> {
@@ -593,14 +726,11 @@ class Planner {
     const scope = this.scope(ctx);
     const mounts: MountSpec[] = [];
     for (const raw of flags.strings('mount')) {
-      const spec = parseMount(this.expand(inst, raw, scope), (m) => this.err(inst, m, undefined, '--mount'));
-      if (spec.from && spec.from !== 'context') {
-        const fromName = spec.fromName!;
-        const st = this.stageRef(fromName, ctx.stage.index);
-        spec.from = st
-          ? (await this.planStage(st.index)).state
-          : await this.imageState(inst, fromName, ctx.platform);
+      const spec = parseMount(this.expandIn(ctx, inst, raw, scope), (m) => this.err(inst, m, undefined, '--mount'));
+      if (spec.fromName !== undefined && spec.fromName !== 'context') {
+        spec.from = await this.sourceState(ctx, inst, spec.fromName, `--mount`, 'RUN --mount from=');
       }
+      delete spec.fromName;
       mounts.push(spec);
     }
     const network = flags.string('network') ?? 'default';
@@ -611,7 +741,6 @@ class Planner {
     if (security !== undefined && security !== 'sandbox') {
       throw this.err(inst, `--security=${security} is not supported: kiln runs every step sandboxed`, undefined, '--security');
     }
-    const buildArgs = this.runBuildArgs(ctx);
     const shell = this.shellOf(ctx);
     let args: string[];
     const inlineFiles: ExecVertex['inlineFiles'] = [];
@@ -621,20 +750,25 @@ class Planner {
       const cmdline = inst.args.join(' ').trim();
       const only = inst.heredocs.length === 1 && /^\d*<<-?\s*(["']?)[^\s"']+\1$/.test(cmdline);
       if (only && inst.heredocs[0].content.startsWith('#!')) {
+        // A script with a shebang: written to /dev/pipes/NAME and run through the shell.
         const p = `/dev/pipes/${inst.heredocs[0].name}`;
         inlineFiles.push({ path: p, content: inst.heredocs[0].content, mode: 0o755 });
-        args = [p];
+        args = [...shell, p];
       } else if (only) {
         args = [...shell, inst.heredocs[0].content];
       } else {
-        const bodies = inst.heredocs.map((h) => `${h.content}${h.name}\n`).join('');
-        args = [...shell, `${cmdline}\n${bodies}`];
+        args = [...shell, cmdline + inst.heredocs.map((h) => `\n${h.content}${h.name}`).join('')];
       }
     } else {
       args = [...shell, inst.args.join(' ')];
     }
-    const env = [...(cc.Env ?? [])];
-    for (const [k, v] of Object.entries(buildArgs)) env.push(`${k}=${v}`);
+    const env = [...ctx.env];
+    const proxies = this.proxyEnv();
+    const proxyEntries = Object.entries(proxies).filter(([k]) => !(k in scope));
+    for (const [k, v] of proxyEntries) env.push(`${k}=${v}`);
+    const buildArgs: Record<string, string> = {};
+    for (const a of ctx.buildArgs) buildArgs[a.key] = a.key in scope ? scope[a.key] : (a.value ?? '');
+    for (const [k, v] of proxyEntries) buildArgs[k] = v;
     const v: ExecVertex = {
       kind: 'exec',
       parent: ctx.state,
@@ -657,7 +791,8 @@ class Planner {
       kind: 'exec',
       parent: ctx.state.digest,
       args,
-      env,
+      // Proxy settings are not part of the cache key, as in BuildKit.
+      env: ctx.env,
       cwd: v.cwd,
       user: v.user,
       network: v.network,
@@ -666,13 +801,35 @@ class Planner {
       platform: ctx.platform,
     });
     ctx.state = v;
-    // History text as BuildKit writes it: build args used by the step are prefixed as "|N k=v".
-    const used = Object.entries(buildArgs).filter(([k]) => !PROXY_ARGS.includes(k));
-    const prefix = used.length ? `|${used.length} ${used.map(([k, val]) => `${k}=${val}`).join(' ')} ` : '';
-    this.history(ctx, `RUN ${prefix}${args.join(' ')} # buildkit`, false);
+    this.history(ctx, `RUN ${runCommandString(args, ctx.buildArgs, scope)}`, false, true);
   }
 
-  private async imageState(inst: Instruction, ref: string, platform: Platform): Promise<Vertex> {
+  /**
+   * The state a COPY --from or RUN --mount from= names: an earlier stage (by name or
+   * index) or an image. A stage defined later is an error that says so.
+   */
+  private async sourceState(ctx: StageContext, inst: Instruction, ref: string, needle: string, what: string): Promise<Vertex> {
+    const st = this.stageRef(ref, ctx.stage.index);
+    if (st) return (await this.planStage(st.index)).state;
+    const later = this.laterStage(ref, ctx.stage.index);
+    if (later) {
+      const self = later.index === ctx.stage.index;
+      throw this.err(
+        inst,
+        self
+          ? `${what}${ref} refers to the stage it is in ("${later.name}")`
+          : `${what}${ref}: stage "${later.name}" is used before it is defined (line ${later.from.startLine})`,
+        self ? 'copy from an earlier stage, or split this stage in two' : 'move that stage above this one: a stage can only use stages defined before it',
+        needle,
+      );
+    }
+    if (/^\d+$/.test(ref)) {
+      throw this.err(inst, `invalid stage index ${ref}: there are ${ctx.stage.index} stages before this one`, 'count stages from 0, or use the stage name', needle);
+    }
+    return this.imageState(inst, ref, ctx.platform, needle);
+  }
+
+  private async imageState(inst: Instruction, ref: string, platform: Platform, needle?: string): Promise<Vertex> {
     const resolved = await this.opts.resolveImage(ref, platform).catch((e: unknown) => {
       if (e instanceof KilnError) {
         const names = this.stages.flatMap((s) => (s.name ? [s.name] : []));
@@ -680,8 +837,8 @@ class Planner {
         throw this.err(
           inst,
           `"${ref}" is neither an earlier build stage nor an image in the store`,
-          near ? `did you mean the stage "${near}"?` : e.hint,
-          ref,
+          near ? `did you mean the stage "${near}"?` : (e.hint ?? (names.length ? `stages defined so far: ${names.join(', ')}` : undefined)),
+          needle ?? ref,
         );
       }
       throw e;
@@ -698,20 +855,23 @@ class Planner {
     };
   }
 
-  private async dispatchCopy(ctx: StageContext, inst: Instruction, origin: VertexOrigin, _display: string): Promise<void> {
+  private async dispatchCopy(ctx: StageContext, inst: Instruction, origin: VertexOrigin): Promise<void> {
     const isAdd = inst.keyword === 'add';
+    const kw = isAdd ? 'ADD' : 'COPY';
     const cc = ctx.config.config!;
     const accepted: Record<string, 'string' | 'bool' | 'strings'> = isAdd
       ? { chown: 'string', chmod: 'string', link: 'bool', checksum: 'string', 'keep-git-dir': 'bool', exclude: 'strings' }
       : { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' };
     const flags = parseFlags(inst, accepted, this.df.fileName, this.df.lines);
     const scope = this.scope(ctx);
-    let words = inst.args;
-    if (inst.json) words = inst.args;
     const heredocNames = new Set(inst.heredocs.map((h) => h.name));
-    const expanded = words.map((w) => (heredocNames.size && /^\d*<<-?/.test(w) ? w : this.expand(inst, w, scope)));
+    const heredocWord = (w: string) => {
+      const m = /^\d*<<-?(["']?)([^\s"']+)\1$/.exec(w);
+      return m && heredocNames.has(m[2]) ? m[2] : undefined;
+    };
+    const expanded = inst.args.map((w) => (heredocWord(w) !== undefined ? w : this.expandIn(ctx, inst, w, scope)));
     if (expanded.length < 2) {
-      throw this.err(inst, `${inst.keyword.toUpperCase()} requires at least two arguments, but only ${expanded.length} provided`, `write ${inst.keyword.toUpperCase()} <src>... <dest>`);
+      throw this.err(inst, `${kw} requires at least two arguments, but only ${expanded.length} provided`, `write ${kw} <src>... <dest>`);
     }
     const dest = expanded[expanded.length - 1];
     const srcWords = expanded.slice(0, -1);
@@ -719,62 +879,62 @@ class Planner {
     const paths: string[] = [];
     const urls: string[] = [];
     for (const w of srcWords) {
-      const m = /^\d*<<-?(["']?)([^\s"']+)\1$/.exec(w);
-      if (m && heredocNames.has(m[2])) {
-        const h = inst.heredocs.find((x) => x.name === m[2])!;
-        inline.push({ name: h.name, content: h.expand ? this.expand(inst, h.content, scope) : h.content });
-      } else if (isAdd && /^https?:\/\//.test(w)) {
+      const name = heredocWord(w);
+      if (name !== undefined) {
+        const h = inst.heredocs.find((x) => x.name === name)!;
+        inline.push({ name: h.name, content: h.expand ? this.expandIn(ctx, inst, h.content, scope) : h.content });
+      } else if (isAdd && /^https?:\/\//.test(w) && !/\.git(#|$)/.test(w)) {
         urls.push(w);
-      } else if (isAdd && /^git@|\.git(#|$)/.test(w)) {
+      } else if (isAdd && /^git@|^git:\/\/|\.git(#|$)/.test(w)) {
         throw this.err(inst, `ADD from a git repository is not supported yet: ${w}`, 'clone it in an earlier stage with RUN git clone', w);
+      } else if (!isAdd && /^https?:\/\//.test(w)) {
+        throw this.err(inst, 'source can\'t be a URL for COPY', 'use ADD to fetch a URL', w);
       } else {
         paths.push(w);
       }
     }
-    if (srcWords.length > 1 && !dest.endsWith('/') && paths.length + urls.length + inline.length > 1) {
-      throw this.err(inst, `When using ${inst.keyword.toUpperCase()} with more than one source file, the destination must be a directory and end with a /`, `write ${dest}/`, dest);
+    if (srcWords.length > 1 && !dest.endsWith('/')) {
+      throw this.err(inst, `When using ${kw} with more than one source file, the destination must be a directory and end with a /`, `write ${dest}/`, dest);
     }
     let from: Vertex | 'context' = 'context';
     const fromFlag = flags.string('from');
     if (fromFlag !== undefined) {
-      const ref = this.expand(inst, fromFlag, scope);
-      const st = this.stageRef(ref, ctx.stage.index);
-      if (st) from = (await this.planStage(st.index)).state;
-      else {
-        const later = this.stages.find((s) => s.name === ref.toLowerCase() && s.index >= ctx.stage.index);
-        if (later) {
-          throw this.err(inst, `COPY --from=${ref} refers to stage "${ref}", which is defined later (line ${later.from.startLine})`, 'move that stage above this one', `--from=${fromFlag}`);
-        }
-        from = await this.imageState(inst, ref, ctx.platform);
+      if (this.lexer.processWord(fromFlag, {}) !== fromFlag) {
+        throw this.err(
+          inst,
+          'variable expansion is not supported for --from',
+          'define a new stage with FROM using ARG from global scope as a workaround: ARG SRC=build / FROM ${SRC} AS src / COPY --from=src ...',
+          `--from=${fromFlag}`,
+        );
       }
+      from = await this.sourceState(ctx, inst, fromFlag, `--from=${fromFlag}`, `${kw} --from=`);
     }
-    const chown = flags.string('chown');
-    const chmod = flags.string('chmod');
-    if (chmod !== undefined) {
-      const c = this.expand(inst, chmod, scope);
-      if (!/^[0-7]{3,4}$/.test(c)) throw this.err(inst, `invalid --chmod value "${c}": use octal such as 0755`, undefined, '--chmod');
+    const chown = flags.string('chown') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chown')!, scope);
+    const chmod = flags.string('chmod') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chmod')!, scope);
+    if (chmod !== undefined && (!/^[0-7]+$/.test(chmod) || parseInt(chmod, 8) > 0o7777)) {
+      throw this.err(inst, `invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`, 'use an octal mode such as 0755 or 644', '--chmod');
     }
+    const parents = flags.bool('parents');
     const action = {
       op: 'copy' as const,
       source: { from, paths },
       inline: inline.length ? inline : undefined,
       dest,
       cwd: cc.WorkingDir || '/',
-      chown: chown === undefined ? undefined : this.expand(inst, chown, scope),
-      chmod: chmod === undefined ? undefined : this.expand(inst, chmod, scope),
+      chown,
+      chmod,
       unpackArchives: isAdd,
       urls: urls.length ? urls : undefined,
-      excludes: flags.strings('exclude').map((e) => this.expand(inst, e, scope)),
-      parents: flags.bool('parents') || undefined,
+      excludes: flags.strings('exclude').map((e) => this.expandIn(ctx, inst, e, scope)),
+      parents: parents || undefined,
       link: flags.bool('link') || undefined,
     };
-    const srcDisplay = [...srcWords].join(' ');
     const v: FileVertex = {
       kind: 'file',
       parent: ctx.state,
       action,
       digest: '',
-      name: ctx.label(ctx.step, `${inst.keyword.toUpperCase()} ${fromFlag !== undefined ? `--from=${fromFlag} ` : ''}${srcDisplay} ${dest}`),
+      name: ctx.label(ctx.step, `${kw} ${fromFlag !== undefined ? `--from=${fromFlag} ` : ''}${srcWords.join(' ')} ${dest}`),
       stage: ctx.stageName,
       origin,
       platform: ctx.platform,
@@ -786,11 +946,26 @@ class Planner {
       action: { ...action, source: { paths, from: from === 'context' ? 'context' : from.digest } },
     });
     ctx.state = v;
-    this.history(ctx, `${isAdd ? 'ADD' : 'COPY'} ${srcDisplay} ${dest} # buildkit`, false);
+    // As BuildKit writes it: flags that change the result, sources (URLs and paths in
+    // the order written, then heredocs as <<NAME), destination.
+    const parts = [kw];
+    if (parents) parts.push('--parents');
+    if (chown !== undefined && chown !== '') parts.push(`--chown=${chown}`);
+    if (chmod !== undefined && chmod !== '') parts.push(`--chmod=${chmod}`);
+    for (const w of srcWords) if (heredocWord(w) === undefined) parts.push(w);
+    for (const h of inline) parts.push(`<<${h.name}`);
+    parts.push(dest);
+    this.history(ctx, parts.join(' '), false, true);
   }
 }
 
 type VertexOrigin = NonNullable<Vertex['origin']>;
+
+/** An ARG a stage declared (or inherited from the stage it is built on), for RUN history. */
+interface BuildArgDecl {
+  key: string;
+  value?: string;
+}
 
 interface StageContext {
   stage: StageDecl;
@@ -798,11 +973,46 @@ interface StageContext {
   platform: Platform;
   state: Vertex;
   config: ImageConfig;
-  stageArgs: Map<string, string>;
+  /** The build state's environment: image ENV, then ARG and ENV values, in order ("K=V"). */
+  env: string[];
+  buildArgs: BuildArgDecl[];
   noCache: boolean;
   label: (n: number, text: string) => string;
   step: number;
   cmdSet: boolean;
+}
+
+/** Sets K=V in an env list, in place of an earlier K or at the end. */
+function addEnv(env: string[], key: string, value: string): string[] {
+  const i = env.findIndex((e) => e === key || e.startsWith(`${key}=`));
+  if (i === -1) env.push(`${key}=${value}`);
+  else env[i] = `${key}=${value}`;
+  return env;
+}
+
+/** BuildKit's runCommandString: "|N K=V ... " for the stage's ARGs (values as the step sees them), then the command. */
+function runCommandString(args: string[], buildArgs: BuildArgDecl[], env: Record<string, string>): string {
+  const order: string[] = [];
+  const values = new Map<string, string>();
+  for (const a of buildArgs) {
+    if (!values.has(a.key)) order.push(a.key);
+    values.set(a.key, Object.prototype.hasOwnProperty.call(env, a.key) ? env[a.key] : (a.value ?? ''));
+  }
+  const prefix = order.length ? [`|${order.length}`, ...order.map((k) => `${k}=${values.get(k)}`)] : [];
+  return [...prefix, ...args].join(' ');
+}
+
+const SIGNALS = new Set([
+  'ABRT', 'ALRM', 'BUS', 'CHLD', 'CLD', 'CONT', 'FPE', 'HUP', 'ILL', 'INT', 'IO', 'IOT', 'KILL', 'PIPE', 'POLL', 'PROF', 'PWR',
+  'QUIT', 'SEGV', 'STKFLT', 'STOP', 'SYS', 'TERM', 'TRAP', 'TSTP', 'TTIN', 'TTOU', 'UNUSED', 'URG', 'USR1', 'USR2', 'VTALRM',
+  'WINCH', 'XCPU', 'XFSZ',
+]);
+
+/** moby's signal.ParseSignal: a number, NAME or SIGNAME, or RTMIN+n / RTMAX-n. */
+function isSignal(sig: string): boolean {
+  if (/^\d+$/.test(sig)) return Number(sig) > 0 && Number(sig) <= 64;
+  const name = sig.toUpperCase().replace(/^SIG/, '');
+  return SIGNALS.has(name) || /^RTMIN(\+\d+)?$|^RTMAX(-\d+)?$/.test(name);
 }
 
 function splitArg(raw: string): { name: string; value?: string } {
@@ -811,15 +1021,24 @@ function splitArg(raw: string): { name: string; value?: string } {
   return { name: raw.slice(0, i), value: raw.slice(i + 1) };
 }
 
-/** "80", "80/TCP", "8000-8002/udp" → ["80/tcp"], ... */
+/**
+ * "80", "80/TCP", "8000-8002/udp" → ["80/tcp"], ... As BuildKit's parsePortSpec, an
+ * "[ip:][hostPort:]port" prefix is accepted and only the container port kept.
+ */
 export function expandPorts(spec: string, fail: (m: string) => Error): string[] {
-  const m = /^(\d+)(?:-(\d+))?(?:\/([A-Za-z]+))?$/.exec(spec);
-  if (!m) throw fail(`invalid port specification "${spec}": expected PORT[-PORT][/PROTOCOL]`);
-  const proto = (m[3] ?? 'tcp').toLowerCase();
-  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw fail(`invalid protocol "${m[3]}" in EXPOSE ${spec}: use tcp, udp or sctp`);
+  const slash = spec.indexOf('/');
+  const portPart = slash === -1 ? spec : spec.slice(0, slash);
+  const proto = slash === -1 ? 'tcp' : spec.slice(slash + 1).toLowerCase() || 'tcp';
+  const parts = portPart.split(':');
+  const container = parts[parts.length - 1];
+  if (container === '') throw fail(`no port specified: ${spec}<empty>`);
+  if (!['tcp', 'udp', 'sctp'].includes(proto)) throw fail(`invalid proto: ${proto} in "${spec}": use tcp, udp or sctp`);
+  const m = /^(\d+)(?:-(\d+))?$/.exec(container);
+  if (!m) throw fail(`invalid containerPort: ${container} in "${spec}"`);
   const lo = Number(m[1]);
   const hi = m[2] === undefined ? lo : Number(m[2]);
-  if (lo > 65535 || hi > 65535 || hi < lo) throw fail(`invalid port range "${spec}"`);
+  if (lo > 65535 || hi > 65535) throw fail(`invalid containerPort: ${container}: ports go up to 65535`);
+  if (hi < lo) throw fail(`invalid range specified for port: ${container}`);
   const out: string[] = [];
   for (let p = lo; p <= hi; p++) out.push(`${p}/${proto}`);
   return out;
