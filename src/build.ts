@@ -99,7 +99,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   });
   for (const w of plan.warnings) opts.warn?.(w);
   if (plan.unusedBuildArgs.length) {
-    opts.warn?.(`one or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
+    opts.warn?.(`[Warning] One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
   }
 
   const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);

@@ -6,3 +6,10 @@ import dockerignoreModule from '@balena/dockerignore';
  */
 export const dockerignore = dockerignoreModule as unknown as typeof dockerignoreModule.default;
 export type DockerIgnore = ReturnType<typeof dockerignore>;
+
+/** A matcher for COPY --exclude patterns, which follow .dockerignore's rules. */
+export function excludeMatcher(patterns: string[]): (rel: string) => boolean {
+  if (patterns.length === 0) return () => false;
+  const ig = dockerignore({ ignorecase: false }).add(patterns.map((p) => p.replace(/^\/+/, '')));
+  return (rel) => rel !== '' && ig.ignores(rel);
+}

@@ -100,7 +100,7 @@ export const register: Registrar = (program: Command, globals) => {
           labels: parseKeyValues(o.label as string[], '--label'),
           signal: abort.signal,
           progress: renderer.onEvent,
-          warn: (m) => process.stderr.write(`WARNING: ${m}\n`),
+          warn: (m) => process.stderr.write(m.startsWith('[Warning]') ? `${m}\n` : `WARNING: ${m}\n`),
           explain: o.explain === true,
         });
         renderer.finish();

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { dockerignore, type DockerIgnore } from '../dockerignore.js';
+import { dockerignore, excludeMatcher, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
 import { hasWildcard, matchPath } from './match.js';
 
@@ -137,7 +137,7 @@ export class BuildContext {
   async resolveSources(patterns: string[], excludes: string[] = []): Promise<{ pattern: string; roots: ContextEntry[]; files: ContextEntry[] }[]> {
     const entries = await this.list();
     const out: { pattern: string; roots: ContextEntry[]; files: ContextEntry[] }[] = [];
-    const excluded = (rel: string) => excludes.some((x) => matchPath(x.replace(/^\/+/, ''), rel) || rel.startsWith(`${x.replace(/^\/+|\/+$/g, '')}/`));
+    const excluded = excludeMatcher(excludes);
     for (const pattern of patterns) {
       const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
       let roots: ContextEntry[];
@@ -164,12 +164,13 @@ export class BuildContext {
       for (const r of roots) {
         if (r.type === 'directory') {
           const prefix = r.rel === '' ? '' : `${r.rel}/`;
-          for (const e of entries.values()) if (e.rel.startsWith(prefix) && !excluded(e.rel)) files.push(e);
-        } else if (!excluded(r.rel)) {
+          // --exclude patterns are relative to the directory being copied
+          for (const e of entries.values()) if (e.rel.startsWith(prefix) && !excluded(e.rel.slice(prefix.length))) files.push(e);
+        } else if (!excluded(r.rel) && !excluded(path.posix.basename(r.rel))) {
           files.push(r);
         }
       }
-      out.push({ pattern, roots: roots.filter((r) => !excluded(r.rel)), files });
+      out.push({ pattern, roots: roots.filter((r) => r.type === 'directory' || (!excluded(r.rel) && !excluded(path.posix.basename(r.rel)))), files });
     }
     return out;
   }

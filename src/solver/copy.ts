@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { KilnError } from '../errors.js';
 import type { BuildContext } from './context.js';
 import { hasWildcard, matchPath } from './match.js';
+import { excludeMatcher } from '../dockerignore.js';
 
 export interface Owner {
   uid: number;
@@ -46,7 +47,7 @@ export function rootfsTree(root: string): CopySourceTree {
     preserveOwner: true,
     async resolve(pattern, excludes) {
       const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
-      const isExcluded = (rel: string) => excludes.some((x) => matchPath(x.replace(/^\/+/, ''), rel));
+      const isExcluded = excludeMatcher(excludes);
       let roots: string[];
       if (hasWildcard(clean)) {
         roots = [];
@@ -68,7 +69,8 @@ export function rootfsTree(root: string): CopySourceTree {
         out.push({
           rel,
           isDir: st.isDirectory(),
-          below: below.filter((b) => !isExcluded(rel ? `${rel}/${b}` : b)).map((b) => (rel ? `${rel}/${b}` : b)),
+          // --exclude patterns are relative to the directory being copied
+          below: below.filter((b) => !isExcluded(b)).map((b) => (rel ? `${rel}/${b}` : b)),
         });
       }
       return out;
@@ -186,7 +188,8 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
       else target = destPath;
       await mkdirInRoot(opts.destRoot, path.posix.dirname(target), opts.owner);
       if (opts.unpackArchives && (await isArchive(srcAbs))) {
-        const dir = await mkdirInRoot(opts.destRoot, destIsDirSyntax || existing?.isDirectory() ? destPath : path.posix.dirname(target), opts.owner);
+        // an archive always unpacks into dest as a directory, slash or not (as BuildKit does)
+        const dir = await mkdirInRoot(opts.destRoot, destPath, opts.owner);
         await extractArchive(srcAbs, dir);
         continue;
       }

@@ -26,12 +26,7 @@ const cases = await loadCases(corpusDir);
  * Cases that still differ from BuildKit for reasons outside src/frontend (the plan is
  * right; the solver or executor is not). They run and report, as node:test TODOs.
  */
-const KNOWN_OUTSIDE_FRONTEND: Record<string, string> = {
-  'add-local': 'solver: ADD archive.tgz /unpacked-gz (no trailing slash) must unpack into that directory, as BuildKit does',
-  'copy-exclude-parents': 'solver: COPY --exclude patterns are planned (action.excludes) but not applied',
-  'run-mount-cache': 'exec/solver: BuildKit creates a RUN --mount target directory in the rootfs and it stays in the layer (empty); kiln leaves none',
-  'run-mount-tmpfs': 'exec/solver: as run-mount-cache, for a tmpfs mount target',
-};
+const KNOWN_OUTSIDE_FRONTEND: Record<string, string> = {};
 
 describe('BuildKit corpus', { skip }, () => {
   let root: string;
