@@ -1,6 +1,7 @@
 // Runs every compiled test file under dist/test with node's test runner.
 // Usage: node scripts/run-tests.mjs [filter-substring...]
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -20,4 +21,16 @@ if (files.length === 0) {
   process.exit(1);
 }
 const res = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+
+// a dockerd the tests started (test/helpers.ts ensureDockerd) is stopped again
+const marker = join(tmpdir(), 'kiln-test-dockerd.started');
+if (existsSync(marker)) {
+  rmSync(marker, { force: true });
+  try {
+    const pid = Number(readFileSync('/var/run/docker.pid', 'utf8').trim());
+    if (pid > 0) process.kill(pid, 'SIGTERM');
+  } catch {
+    // already gone
+  }
+}
 process.exit(res.status ?? 1);

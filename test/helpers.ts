@@ -89,6 +89,8 @@ export async function writeTree(dir: string, files: Record<string, string>): Pro
 
 let dockerdStarted: Promise<boolean> | undefined;
 
+export const DOCKERD_MARKER = path.join(os.tmpdir(), 'kiln-test-dockerd.started');
+
 /** Docker 20.10 client from Debian (not the newer one in /usr/local/bin). */
 export const dockerCli = '/usr/bin/docker';
 
@@ -103,7 +105,11 @@ export function ensureDockerd(): Promise<boolean> {
     child.unref();
     for (let i = 0; i < 60; i++) {
       await new Promise((r) => setTimeout(r, 500));
-      if (ping()) return true;
+      if (ping()) {
+        // scripts/run-tests.mjs stops a dockerd the tests started once they are done
+        await fs.writeFile(DOCKERD_MARKER, 'started by kiln tests\n');
+        return true;
+      }
     }
     return false;
   })();
