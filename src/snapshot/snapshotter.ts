@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { diffUpper } from './diff.js';
@@ -11,6 +11,22 @@ const DIFF_ID_RE = /^sha256:([a-f0-9]{64})$/;
 
 /** Overlay options that keep the upper dir a plain, self-describing diff. */
 const OVERLAY_FIXED_OPTIONS = ['index=off', 'redirect_dir=off', 'metacopy=off'];
+
+/**
+ * Unpacked layers and upper dirs are written without fsync (a volatile overlay skips the
+ * sync at unmount, which costs seconds for a large step). They are a cache of what the
+ * store holds durably, so each layer dir records the boot it was written in, and one from
+ * an earlier boot (maybe a crash, with data not yet on disk) is thrown away and unpacked
+ * again from its blob.
+ */
+const BOOT_ID = (() => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+})();
+let volatileSupported: boolean | undefined;
 
 /** The kernel copies mount data into one page; stay well below it. */
 const MAX_MOUNT_DATA = 4000;
@@ -52,7 +68,19 @@ export class Snapshotter {
   }
 
   async hasLayer(diffId: string): Promise<boolean> {
-    return exists(this.layerDir(diffId));
+    return this.usableLayer(path.join(this.layersRoot, hexOf(diffId)));
+  }
+
+  /** A layer dir is usable when complete and written in this boot; a stale one is removed. */
+  private async usableLayer(finalDir: string): Promise<boolean> {
+    if (!(await exists(path.join(finalDir, 'fs')))) return false;
+    const boot = await fsp.readFile(path.join(finalDir, 'boot'), 'utf8').catch(() => '');
+    if (boot.trim() === BOOT_ID) return true;
+    // from an earlier boot: move it aside atomically, then delete
+    const trash = path.join(this.layersRoot, `.tmp-stale-${randomBytes(6).toString('hex')}`);
+    await fsp.rename(finalDir, trash).catch(() => undefined);
+    await fsp.rm(trash, { recursive: true, force: true });
+    return false;
   }
 
   /**
@@ -63,11 +91,12 @@ export class Snapshotter {
     const hex = hexOf(diffId);
     const finalDir = path.join(this.layersRoot, hex);
     const fsDir = path.join(finalDir, 'fs');
-    if (await exists(fsDir)) return fsDir;
+    if (await this.usableLayer(finalDir)) return fsDir;
     await fsp.mkdir(this.layersRoot, { recursive: true });
     const tmp = path.join(this.layersRoot, `.tmp-${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(path.join(tmp, 'fs'), { recursive: true, mode: 0o755 });
     await fsp.writeFile(path.join(tmp, 'owner'), ownerToken());
+    await fsp.writeFile(path.join(tmp, 'boot'), BOOT_ID);
     try {
       await extractLayer(tarStream(), path.join(tmp, 'fs'), diffId.slice(0, 19), diffId);
       await fsp.rm(path.join(tmp, 'owner'));
@@ -124,13 +153,22 @@ export class Snapshotter {
       const opts = [`lowerdir=${names.reverse().join(':')}`];
       if (!options.readonly) opts.push('upperdir=upper', 'workdir=work');
       opts.push(...OVERLAY_FIXED_OPTIONS);
-      const data = opts.join(',');
+      if (!options.readonly && volatileSupported !== false) opts.push('volatile');
+      let data = opts.join(',');
       if (data.length > MAX_MOUNT_DATA) {
         throw new KilnError(`cannot mount ${lowerDirs.length} layers: overlay options exceed one page`, {
           hint: 'squash the base image or reduce the number of layers',
         });
       }
-      const res = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', data, 'merged'], { cwd: dir });
+      let res = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', data, 'merged'], { cwd: dir });
+      if (res.code !== 0 && data.endsWith(',volatile')) {
+        // kernels before 5.10 have no volatile overlays
+        data = data.slice(0, -',volatile'.length);
+        res = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', data, 'merged'], { cwd: dir });
+        if (res.code === 0) volatileSupported = false;
+      } else if (res.code === 0 && data.endsWith(',volatile')) {
+        volatileSupported = true;
+      }
       if (res.code !== 0) {
         throw new KilnError(`cannot mount overlayfs at ${merged}: ${res.stderr}`, {
           hint: 'kiln needs root and a kernel with overlayfs; the kiln root must be on ext4 or xfs (not overlay or tmpfs without xattrs)',
@@ -160,10 +198,11 @@ export class Snapshotter {
    */
   private async adoptLayer(diffId: string, upperDir: string): Promise<void> {
     const finalDir = path.join(this.layersRoot, hexOf(diffId));
-    if (await exists(path.join(finalDir, 'fs'))) return;
+    if (await this.usableLayer(finalDir)) return;
     const tmp = path.join(this.layersRoot, `.tmp-${hexOf(diffId).slice(0, 16)}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(tmp, { recursive: true });
     try {
+      await fsp.writeFile(path.join(tmp, 'boot'), BOOT_ID);
       await fsp.rename(upperDir, path.join(tmp, 'fs'));
       await fsp.rename(tmp, finalDir).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;

@@ -173,12 +173,7 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
       if (root.isDir) {
         const base = opts.parents && root.rel ? path.posix.join(destPath, root.rel) : destPath;
         const targetDir = await mkdirInRoot(opts.destRoot, base, opts.owner);
-        await applyMeta(srcAbs, targetDir, tree.preserveOwner, opts, true);
-        const prefixLen = root.rel === '' ? 0 : root.rel.length + 1;
-        for (const rel of root.below) {
-          const sub = rel.slice(prefixLen);
-          await copyOne(path.join(tree.root, rel), opts.destRoot, path.posix.join(base, sub), tree.preserveOwner, opts);
-        }
+        await copyTree(tree, root.rel, root.below, targetDir, base, opts);
         continue;
       }
       let target: string;
@@ -196,6 +191,91 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
       await copyOne(srcAbs, opts.destRoot, target, tree.preserveOwner, opts);
     }
   }
+}
+
+/** How many files are copied at once: the work is syscalls, and overlayfs lets them overlap. */
+const COPY_CONCURRENCY = 32;
+
+/**
+ * Copies the entries below a source directory into `targetDir`: directories first, in
+ * order (resolving a destination symlink inside the root only where one is met), then
+ * every file with COPY_CONCURRENCY in flight, then directory times, deepest first, so
+ * that writing the files does not change them.
+ */
+async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], targetDir: string, base: string, opts: CopyOptions): Promise<void> {
+  const srcRoot = path.join(tree.root, rootRel);
+  const dirAbs = new Map<string, string>([['', targetDir]]);
+  // directories this copy created are empty: their children need no check for an existing entry
+  const fresh = new Set<string>();
+  const dirTimes: Array<[string, import('node:fs').Stats]> = [];
+  const rootStat = await fs.lstat(srcRoot);
+  await applyMeta(srcRoot, targetDir, tree.preserveOwner, opts, true, rootStat, false);
+  dirTimes.push([targetDir, rootStat]);
+  const files: Array<{ src: string; sub: string; st: import('node:fs').Stats }> = [];
+  const prefixLen = rootRel === '' ? 0 : rootRel.length + 1;
+  const parentOf = async (sub: string): Promise<string> => {
+    const parentSub = path.posix.dirname(sub) === '.' ? '' : path.posix.dirname(sub);
+    return dirAbs.get(parentSub) ?? secureResolve(opts.destRoot, path.posix.join(base, parentSub));
+  };
+  for (const rel of below) {
+    const sub = rel.slice(prefixLen);
+    const src = path.join(tree.root, rel);
+    const st = await fs.lstat(src);
+    if (!st.isDirectory()) {
+      files.push({ src, sub, st });
+      continue;
+    }
+    let dst = path.join(await parentOf(sub), path.posix.basename(sub));
+    let existing = await fs.lstat(dst).catch(() => undefined);
+    if (existing?.isSymbolicLink()) {
+      dst = await secureResolve(opts.destRoot, path.posix.join(base, sub));
+      existing = await fs.lstat(dst).catch(() => undefined);
+    }
+    if (existing && !existing.isDirectory()) await fs.rm(dst, { force: true });
+    if (!existing || !existing.isDirectory()) {
+      await fs.mkdir(dst);
+      fresh.add(sub);
+    }
+    await applyMeta(src, dst, tree.preserveOwner, opts, true, st, false);
+    dirAbs.set(sub, dst);
+    dirTimes.push([dst, st]);
+  }
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const f = files[next++];
+      const parentSub = path.posix.dirname(f.sub) === '.' ? '' : path.posix.dirname(f.sub);
+      await copyFileTo(f.src, path.join(await parentOf(f.sub), path.posix.basename(f.sub)), f.st, tree.preserveOwner, opts, fresh.has(parentSub));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(COPY_CONCURRENCY, files.length) }, worker));
+  for (const [dst, st] of dirTimes.reverse()) await fs.lutimes(dst, st.atime, st.mtime);
+}
+
+/**
+ * One non-directory entry to `dst` (an absolute path already inside the root). In a fresh
+ * directory nothing is in the way, and as root a new file is already owned by 0:0 with the
+ * source's mode (copyFile sets it), so only what differs is changed.
+ */
+async function copyFileTo(src: string, dst: string, st: import('node:fs').Stats, preserveOwner: boolean, opts: CopyOptions, inFreshDir: boolean): Promise<void> {
+  if (!inFreshDir) {
+    const existing = await fs.lstat(dst).catch(() => undefined);
+    if (existing?.isDirectory()) await fs.rm(dst, { recursive: true, force: true });
+    else if (existing) await fs.rm(dst, { force: true });
+  }
+  if (st.isSymbolicLink()) {
+    await fs.symlink(await fs.readlink(src), dst);
+    await applyMeta(src, dst, preserveOwner, opts, false, st);
+    return;
+  }
+  if (!st.isFile()) return; // devices, fifos, sockets are not copied, as BuildKit skips sockets and contexts hold no devices
+  await fs.copyFile(src, dst);
+  const owner = opts.owner ?? (preserveOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
+  const asRoot = process.getuid?.() === 0 && process.getgid?.() === 0;
+  if (!(asRoot && owner.uid === 0 && owner.gid === 0)) await fs.lchown(dst, owner.uid, owner.gid);
+  // chown clears setuid/setgid bits, and --chmod overrides: only then is chmod needed
+  if (opts.chmod !== undefined || (st.mode & 0o6000) !== 0) await fs.chmod(dst, opts.chmod ?? st.mode & 0o7777);
+  await fs.lutimes(dst, st.atime, st.mtime);
 }
 
 async function copyOne(srcAbs: string, destRoot: string, targetRel: string, preserveOwner: boolean, opts: CopyOptions): Promise<void> {
@@ -229,6 +309,7 @@ async function applyMeta(
   opts: CopyOptions,
   isDir: boolean,
   known?: import('node:fs').Stats,
+  setTimes = true,
 ): Promise<void> {
   const st = known ?? (await fs.lstat(srcAbs));
   const owner = opts.owner ?? (preserveOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
@@ -237,7 +318,7 @@ async function applyMeta(
     const mode = opts.chmod !== undefined ? opts.chmod : st.mode & 0o7777;
     await fs.chmod(dst, mode);
   }
-  if (!isDir || st.isDirectory()) await fs.lutimes(dst, st.atime, st.mtime);
+  if (setTimes && (!isDir || st.isDirectory())) await fs.lutimes(dst, st.atime, st.mtime);
 }
 
 async function isArchive(file: string): Promise<boolean> {

@@ -241,21 +241,29 @@ export class Solver {
 
   /** Runs a step over `baseLayers`; `others` are its other inputs (COPY --from, mounts). */
   private async execute(v: ExecVertex | FileVertex, baseLayers: LayerRef[], others: SolvedState[], id: number): Promise<LayerRef | undefined> {
+    const tm = Date.now();
     const mount = await this.mountState(baseLayers);
+    if (process.env.KILN_TRACE) process.stderr.write(`trace ${v.name}: mount ${Date.now() - tm}ms\n`);
     const extraMounts: ActiveMount[] = [];
     let keepUpperAs: string | undefined;
     try {
+      const t0 = Date.now();
       if (v.kind === 'exec') await this.runExec(v, others, mount, extraMounts, id);
       else await this.runFileOp(v, others, mount, extraMounts);
+      const t1 = Date.now();
       const entries = await this.opts.snapshotter.diff(mount.upper);
+      const t2 = Date.now();
       if (entries.length === 0) return undefined;
       const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
+      if (process.env.KILN_TRACE) process.stderr.write(`trace ${v.name}: run ${t1 - t0}ms diff ${t2 - t1}ms layer ${Date.now() - t2}ms\n`);
       await this.opts.lease?.add(written.descriptor.digest);
       keepUpperAs = written.diffId;
       return { descriptor: written.descriptor, diffId: written.diffId };
     } finally {
+      const tr = Date.now();
       for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);
       await mount.release({ keepUpperAs });
+      if (process.env.KILN_TRACE) process.stderr.write(`trace ${v.name}: release ${Date.now() - tr}ms\n`);
     }
   }
 
