@@ -136,7 +136,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     await writeSteps(historyFile, solver.steps).catch(() => undefined);
 
-    const config = finalizeConfig(plan.target.config, solved.layers.map((l) => l.diffId), await solvedLayerFlags(solver, plan.target.state));
+    const config = finalizeConfig(plan.target.config, plan.target.baseHistoryLength, solved.layers.map((l) => l.diffId), await solvedChain(solver, plan.target.state), epoch === undefined ? undefined : created);
     if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
     const names = opts.tags ?? [];
     const written = await writeImage(store, { config, layers: solved.layers.map((l) => l.descriptor) }, names);
@@ -161,32 +161,56 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
-/** For each exec/file vertex on the target's parent chain (base first): did it add a layer? */
-async function solvedLayerFlags(solver: Solver, target: Vertex): Promise<boolean[]> {
+/** For each exec/file vertex on the target's parent chain (base first): did it add a layer, and when was it made? */
+async function solvedChain(solver: Solver, target: Vertex): Promise<Array<{ added: boolean; createdAt?: string }>> {
   const chain: Vertex[] = [];
   let cur: Vertex = target;
   while (cur.kind === 'exec' || cur.kind === 'file') {
     chain.unshift(cur);
     cur = cur.parent;
   }
-  const flags: boolean[] = [];
-  for (const v of chain) flags.push((await solver.solve(v)).addedLayer);
-  return flags;
+  const out: Array<{ added: boolean; createdAt?: string }> = [];
+  for (const v of chain) {
+    const s = await solver.solve(v);
+    out.push({ added: s.addedLayer, createdAt: s.createdAt });
+  }
+  return out;
 }
 
 /**
- * Sets rootfs.diff_ids and marks the history entries of steps that changed nothing as
- * empty layers, so history and layers line up as docker expects.
+ * Sets rootfs.diff_ids, marks the history entries of steps that changed nothing as empty
+ * layers (so history and layers line up as docker expects), and dates each step by when
+ * its result was made, as BuildKit does: a fully cached rebuild gives the same image id.
+ * With SOURCE_DATE_EPOCH every time is that epoch.
  */
-function finalizeConfig(planned: ImageConfig, diffIds: string[], addedFlags: boolean[]): ImageConfig {
+function finalizeConfig(
+  planned: ImageConfig,
+  baseHistoryLength: number,
+  diffIds: string[],
+  chain: Array<{ added: boolean; createdAt?: string }>,
+  epochTime?: string,
+): ImageConfig {
   const config = structuredClone(planned);
   config.rootfs = { type: 'layers', diff_ids: diffIds };
   const history = config.history ?? [];
-  // The entries of this build's layer-producing steps are the last addedFlags.length non-empty ones.
+  // The entries of this build's layer-producing steps are the last chain.length non-empty ones.
   const layerEntries = history.filter((h) => !h.empty_layer);
-  layerEntries.slice(layerEntries.length - addedFlags.length).forEach((h, k) => {
-    if (!addedFlags[k]) h.empty_layer = true;
+  const ours = layerEntries.slice(layerEntries.length - chain.length);
+  ours.forEach((h, k) => {
+    if (!chain[k].added) h.empty_layer = true;
+    h.created = epochTime ?? chain[k].createdAt ?? h.created;
   });
+  if (epochTime === undefined) {
+    // this build's entries without a layer (ENV, LABEL, ...) take the time of the entry before
+    // them (the base image's last, or the step before), so nothing depends on the clock
+    let last = baseHistoryLength > 0 ? history[baseHistoryLength - 1].created : undefined;
+    for (let i = baseHistoryLength; i < history.length; i++) {
+      if (ours.includes(history[i])) last = history[i].created;
+      else history[i].created = last ?? '1970-01-01T00:00:00Z';
+    }
+    const times = history.map((h) => h.created).filter((t): t is string => t !== undefined).sort();
+    config.created = times.length ? times[times.length - 1] : '1970-01-01T00:00:00Z';
+  }
   return config;
 }
 

@@ -67,6 +67,8 @@ export interface StagePlan {
   /** Base image reference, for --explain. */
   baseRef?: string;
   baseDigest?: string;
+  /** How many history entries came from the base image (the rest are this build's). */
+  baseHistoryLength: number;
 }
 
 export interface BuildPlan {
@@ -258,6 +260,7 @@ class Planner {
     let config: ImageConfig;
     let baseRef: string | undefined;
     let baseDigest: string | undefined;
+    let baseHistoryLength = 0;
     const parentStage = this.stageRef(image, stage.index);
     let inherited: { env: string[]; buildArgs: BuildArgDecl[] } | undefined;
     if (parentStage) {
@@ -266,6 +269,7 @@ class Planner {
       config = structuredClone(parent.config);
       baseRef = parent.baseRef;
       baseDigest = parent.baseDigest;
+      baseHistoryLength = parent.baseHistoryLength;
       inherited = this.finalStates.get(parentStage.index);
     } else if (this.laterStage(image, stage.index)) {
       const later = this.laterStage(image, stage.index)!;
@@ -315,6 +319,7 @@ class Planner {
       }
       baseRef = resolved.ref;
       baseDigest = resolved.manifestDigest;
+      baseHistoryLength = resolved.config.history?.length ?? 0;
     }
     config.history ??= [];
     const cc: ContainerConfig = (config.config ??= {});
@@ -361,7 +366,7 @@ class Planner {
     if (finalCc.OnBuild && finalCc.OnBuild.length === 0) finalCc.OnBuild = undefined;
     config.created = this.opts.created;
     this.finalStates.set(stage.index, { env: ctx.env, buildArgs: ctx.buildArgs });
-    return { name: stageName, index: stage.index, state: ctx.state, config, baseRef, baseDigest };
+    return { name: stageName, index: stage.index, state: ctx.state, config, baseRef, baseDigest, baseHistoryLength };
   }
 
   /** A stage named `ref` defined at or after `index` (used too early). */

@@ -32,6 +32,8 @@ export interface SolvedState {
   /** Whether this vertex added a layer (false for steps that changed nothing). */
   addedLayer: boolean;
   cached: boolean;
+  /** When this step's result was made (its cache record's time when cached): the history time. */
+  createdAt?: string;
 }
 
 export type ProgressEvent =
@@ -157,13 +159,13 @@ export class Solver {
       base,
       cached: false,
     };
-    const finish = async (layer: LayerRef | undefined, cached: boolean): Promise<SolvedState> => {
+    const finish = async (layer: LayerRef | undefined, cached: boolean, createdAt: string): Promise<SolvedState> => {
       const parent = await parentPromise;
       step.parentKey = parent.key;
       step.parentName = parent.vertex.kind === 'image' ? `FROM ${parent.vertex.ref}` : parent.vertex.name;
       step.cached = cached;
       this.steps.push(step);
-      return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached };
+      return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached, createdAt };
     };
     if (!v.noCache) {
       const rec = await this.opts.records.get(key);
@@ -171,9 +173,10 @@ export class Solver {
       // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss
       if (rec && (!rec.layer || (await this.opts.store.touchBlob(rec.layer.descriptor.digest)))) {
         this.emit({ type: 'cached', id: this.nextId++, name: v.name });
-        return finish(rec.layer, true);
+        return finish(rec.layer, true, rec.createdAt);
       }
     }
+    let createdAt = '';
     const layer = await this.limit.run(async () => {
       this.checkAborted();
       const id = this.nextId++;
@@ -182,7 +185,8 @@ export class Solver {
       try {
         const baseLayers = linked ? [] : (await parentPromise).layers;
         const made = await this.execute(v, baseLayers, others, id);
-        await this.opts.records.put({ key, description: v.name, layer: made, createdAt: new Date().toISOString() });
+        createdAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+        await this.opts.records.put({ key, description: v.name, layer: made, createdAt });
         this.emit({ type: 'done', id, name: v.name, ms: Date.now() - started });
         return made;
       } catch (e) {
@@ -196,7 +200,7 @@ export class Solver {
         throw e;
       }
     });
-    return finish(layer, false);
+    return finish(layer, false, createdAt);
   }
 
   private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; files?: Record<string, string> }> {

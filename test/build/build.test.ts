@@ -255,6 +255,16 @@ describe('kiln build', { skip }, () => {
     assert.equal(run.stdout, 'v2');
   });
 
+  it('a fully cached rebuild gives the same image id, as BuildKit does', async () => {
+    const dir = await context({ Dockerfile: 'FROM busybox:latest\nENV A=1\nRUN echo x > /y\nLABEL l=1\n' });
+    const a = await runKiln(['build', '-q', dir], { root });
+    await new Promise((r) => setTimeout(r, 1100));
+    const b = await runKiln(['build', '-q', dir], { root });
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /^sha256:[0-9a-f]{64}\n$/);
+    assert.equal(b.stdout, a.stdout);
+  });
+
   it('same inputs give the same image digest with SOURCE_DATE_EPOCH', async () => {
     const dir = await context({ Dockerfile: 'FROM busybox:latest\nCOPY f /f\nRUN echo x > /y\n', f: 'content' });
     const env = { SOURCE_DATE_EPOCH: '1700000000' };
