@@ -94,7 +94,7 @@ export const register: Registrar = (program: Command, globals) => {
           target: o.target as string | undefined,
           platform: o.platform ? parsePlatform(o.platform as string) : undefined,
           noCache: o.cache === false,
-          noCacheFilter: o.noCacheFilter as string[],
+          noCacheFilter: o.cacheFilter as string[], // commander names "--no-cache-filter" cacheFilter
           parallelism: parallel,
           secrets,
           labels: parseKeyValues(o.label as string[], '--label'),

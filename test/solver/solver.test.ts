@@ -101,6 +101,20 @@ describe('solver', { skip }, () => {
     assert.equal(out.stdout, '2\nlinked');
   });
 
+  it('--no-cache-filter re-runs only the named stage', async () => {
+    const dir = await context({
+      Dockerfile: ['FROM busybox:latest AS deps', 'RUN echo deps > /d', 'FROM busybox:latest AS app', 'COPY --from=deps /d /d', 'RUN echo app > /a', ''].join('\n'),
+    });
+    const first = await runKiln(['build', '--progress', 'json', dir], { root });
+    assert.equal(first.code, 0, first.stderr);
+    const r = await runKiln(['build', '--progress', 'json', '--no-cache-filter', 'app', dir], { root });
+    assert.equal(r.code, 0, r.stderr);
+    const evs = events(r.stderr);
+    assert.ok(evs.some((e) => e.type === 'cached' && /^\[deps /.test(e.name)), 'deps stayed cached');
+    assert.ok(evs.some((e) => e.type === 'done' && /^\[app .*RUN echo app/.test(e.name)), 'app re-ran');
+    assert.ok(!evs.some((e) => e.type === 'done' && /^\[deps /.test(e.name)));
+  });
+
   it('never runs a stage the target does not need', async () => {
     const dir = await context({
       Dockerfile: ['FROM busybox:latest AS unused', 'RUN echo should-not-run', 'FROM busybox:latest', 'RUN echo needed', ''].join('\n'),
