@@ -146,7 +146,9 @@ export class Solver {
     const parentPromise = this.solve(inputVs[0]);
     const others = await Promise.all(inputVs.slice(1).map((i) => this.solve(i)));
     const keyInputs = linked ? others : [await parentPromise, ...others];
-    const { key, files } = await this.cacheKey(v, keyInputs, linked);
+    const { key, files } = await this.cacheKey(v, keyInputs, linked).catch((e: unknown) => {
+      throw atStep(e, v);
+    });
     const base = rootImage(v);
     const step: StepRecord = {
       name: v.name,
@@ -184,7 +186,9 @@ export class Solver {
       this.emit({ type: 'start', id, name: v.name, time: started });
       try {
         const baseLayers = linked ? [] : (await parentPromise).layers;
-        const made = await this.execute(v, baseLayers, others, id);
+        const made = await this.execute(v, baseLayers, others, id).catch((e: unknown) => {
+          throw atStep(e, v);
+        });
         createdAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
         await this.opts.records.put({ key, description: v.name, layer: made, createdAt });
         this.emit({ type: 'done', id, name: v.name, ms: Date.now() - started });
@@ -401,6 +405,12 @@ export class Solver {
     }
     return { uid, gid };
   }
+}
+
+/** A user error from inside a step, located at the step's Dockerfile line. */
+function atStep(e: unknown, v: Vertex): unknown {
+  if (!(e instanceof KilnError) || e.location || !v.origin) return e;
+  return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
 }
 
 function hash(parts: string[]): string {
