@@ -87,6 +87,34 @@ export async function writeTree(dir: string, files: Record<string, string>): Pro
   }
 }
 
+/**
+ * A test suite's workspace: a kiln root with busybox:latest, and build contexts made from
+ * file maps; `cleanup` removes them all.
+ */
+export interface Workspace {
+  root: string;
+  context(files: Record<string, string>): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+export async function workspace(): Promise<Workspace> {
+  const { root, cleanup: cleanupRoot } = await rootWithBusybox();
+  const dirs: Array<() => Promise<void>> = [];
+  return {
+    root,
+    async context(files) {
+      const t = await tempDir('kiln-ctx-');
+      dirs.push(t.cleanup);
+      await writeTree(t.dir, files);
+      return t.dir;
+    },
+    async cleanup() {
+      for (const c of dirs) await c();
+      await cleanupRoot();
+    },
+  };
+}
+
 let dockerdStarted: Promise<boolean> | undefined;
 
 export const DOCKERD_MARKER = path.join(os.tmpdir(), 'kiln-test-dockerd.started');

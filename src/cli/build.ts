@@ -1,31 +1,12 @@
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
+import { collect, parseKeyValues, readStdin } from './options.js';
 import { build } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../frontend/platform.js';
 import { checkContext } from './check.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
-
-function collect(value: string, prev: string[]): string[] {
-  return [...prev, value];
-}
-
-/** K=V pairs; a bare K takes its value from the environment, as docker does. */
-export function parseKeyValues(items: string[], what: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const i = item.indexOf('=');
-    if (i === 0) throw new KilnError(`invalid ${what} "${item}": expected KEY=VALUE`);
-    if (i === -1) {
-      const v = process.env[item];
-      if (v !== undefined) out[item] = v;
-      continue;
-    }
-    out[item.slice(0, i)] = item.slice(i + 1);
-  }
-  return out;
-}
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -135,8 +116,3 @@ export const register: Registrar = (program: Command, globals) => {
     });
 };
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}

@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
+import { collect, parseKeyValues, readStdin } from './options.js';
 import { KilnError } from '../errors.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
 import type { Dockerfile } from '../dockerfile/ast.js';
@@ -9,32 +10,6 @@ import { ContentStore } from '../oci/store.js';
 import { loadImage } from '../oci/image.js';
 import { formatFindings, runChecks, type CheckFormat } from '../dockerfile/checks.js';
 import { parsePlatform } from '../dockerfile/checks/words.js';
-
-function collect(value: string, prev: string[]): string[] {
-  return [...prev, value];
-}
-
-function parseBuildArgs(items: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of items) {
-    const i = item.indexOf('=');
-    if (i === 0) throw new KilnError(`invalid --build-arg "${item}": expected KEY=VALUE`);
-    if (i === -1) {
-      // a bare KEY takes its value from the environment, as docker does
-      const v = process.env[item];
-      if (v !== undefined) out[item] = v;
-      continue;
-    }
-    out[item.slice(0, i)] = item.slice(i + 1);
-  }
-  return out;
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 async function readOptional(file: string): Promise<string | undefined> {
   try {
@@ -105,7 +80,7 @@ export async function checkContext(contextDir: string, o: Record<string, unknown
   const result = runChecks(df, {
     skip,
     errorOnWarnings: o.error ? true : undefined,
-    buildArgs: parseBuildArgs(o.buildArg as string[]),
+    buildArgs: parseKeyValues(o.buildArg as string[], '--build-arg'),
     target: o.target as string | undefined,
     platform,
     hasDockerignore: ignoreText !== undefined,

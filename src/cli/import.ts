@@ -1,14 +1,11 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
+import { collect } from './options.js';
 import { ContentStore } from '../oci/store.js';
 import { importRootfs } from '../oci/import.js';
 import type { ImageManifest } from '../oci/types.js';
 import { parsePlatform } from '../oci/platform.js';
 import { normalizeTagName } from '../refs.js';
-
-function collect(value: string, prev: string[]): string[] {
-  return [...prev, value];
-}
 
 export const register: Registrar = (program: Command, globals) => {
   program

@@ -1,12 +1,9 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
+import { collect } from './options.js';
 import { KilnError } from '../errors.js';
 import { parseAge, parseSize, pruneCache } from '../cache/gc.js';
 import { humanSize } from '../export/format.js';
-
-function collect(value: string, prev: string[]): string[] {
-  return [...prev, value];
-}
 
 export const register: Registrar = (program: Command, globals) => {
   program

@@ -1,16 +1,13 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
+import { collect } from './options.js';
 import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
 import { loadImage } from '../oci/image.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { runContainer } from '../exec/index.js';
 import { DEFAULT_PATH } from '../frontend/plan.js';
-
-function collect(value: string, prev: string[]): string[] {
-  return [...prev, value];
-}
 
 /** The process docker would start: entrypoint + cmd, with overrides. */
 export function processArgs(entrypoint: string[] | null | undefined, cmd: string[] | null | undefined, override: { entrypoint?: string; args: string[] }): string[] {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { isRoot, repoRoot, rootWithBusybox, runKiln, tempDir, writeTree } from '../helpers.js';
+import { isRoot, repoRoot, runKiln, workspace, type Workspace } from '../helpers.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
 
@@ -22,24 +22,15 @@ interface Inspect {
 }
 
 describe('kiln build', { skip }, () => {
+  let ws: Workspace;
   let root: string;
-  let cleanupRoot: () => Promise<void>;
-  const dirs: Array<() => Promise<void>> = [];
+  const context = (files: Record<string, string>) => ws.context(files);
 
   before(async () => {
-    ({ root, cleanupRoot } = await rootWithBusybox().then((r) => ({ root: r.root, cleanupRoot: r.cleanup })));
+    ws = await workspace();
+    root = ws.root;
   });
-  after(async () => {
-    for (const c of dirs) await c();
-    await cleanupRoot();
-  });
-
-  async function context(files: Record<string, string>): Promise<string> {
-    const t = await tempDir('kiln-ctx-');
-    dirs.push(t.cleanup);
-    await writeTree(t.dir, files);
-    return t.dir;
-  }
+  after(() => ws.cleanup());
 
   async function inspect(name: string): Promise<Inspect> {
     const r = await runKiln(['inspect', name], { root });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { busyboxRootfsTar, isRoot, kilnBin, rootWithBusybox, runKiln, tempDir, writeTree } from '../helpers.js';
+import { busyboxRootfsTar, isRoot, kilnBin, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
 
@@ -27,26 +27,15 @@ function events(stderr: string): JsonEvent[] {
 }
 
 describe('solver', { skip }, () => {
+  let ws: Workspace;
   let root: string;
-  let cleanupRoot: () => Promise<void>;
-  const dirs: Array<() => Promise<void>> = [];
+  const context = (files: Record<string, string>) => ws.context(files);
 
   before(async () => {
-    const r = await rootWithBusybox();
-    root = r.root;
-    cleanupRoot = r.cleanup;
+    ws = await workspace();
+    root = ws.root;
   });
-  after(async () => {
-    for (const c of dirs) await c();
-    await cleanupRoot();
-  });
-
-  async function context(files: Record<string, string>): Promise<string> {
-    const t = await tempDir('kiln-ctx-');
-    dirs.push(t.cleanup);
-    await writeTree(t.dir, files);
-    return t.dir;
-  }
+  after(() => ws.cleanup());
 
   const twoStages = [
     'FROM busybox:latest AS left',
@@ -166,13 +155,16 @@ describe('solver', { skip }, () => {
 
     // move busybox:latest to a different image: same files plus one
     const t = await tempDir('kiln-base-');
-    dirs.push(t.cleanup);
-    const tar = path.join(t.dir, 'base.tar');
-    await fs.copyFile(await busyboxRootfsTar(), tar);
-    await fs.writeFile(path.join(t.dir, 'extra'), 'x');
-    assert.equal(spawnSync('tar', ['--append', '-f', tar, '-C', t.dir, 'extra']).status, 0);
-    const imp = await runKiln(['import', tar, 'busybox:latest'], { root });
-    assert.equal(imp.code, 0, imp.stderr);
+    try {
+      const tar = path.join(t.dir, 'base.tar');
+      await fs.copyFile(await busyboxRootfsTar(), tar);
+      await fs.writeFile(path.join(t.dir, 'extra'), 'x');
+      assert.equal(spawnSync('tar', ['--append', '-f', tar, '-C', t.dir, 'extra']).status, 0);
+      const imp = await runKiln(['import', tar, 'busybox:latest'], { root });
+      assert.equal(imp.code, 0, imp.stderr);
+    } finally {
+      await t.cleanup();
+    }
     const c = await runKiln(['build', '--build-arg', 'VERSION=1.1', '--explain', '-q', dir], { root });
     assert.equal(c.code, 0, c.stderr);
     assert.match(c.stderr, /base image busybox:latest now resolves to sha256:[0-9a-f]{64}/);
