@@ -140,8 +140,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
     const names = opts.tags ?? [];
     const written = await writeImage(store, { config, layers: solved.layers.map((l) => l.descriptor) }, names);
-    // the image is named: evicting cache down to the limit cannot touch it
-    const evicted = await enforceCacheLimit(opts.root).catch((e: unknown) => {
+    // the image is named: evicting cache down to the limit cannot touch it. A build that ran
+    // nothing added nothing, so it skips the accounting.
+    const ranSomething = solver.steps.some((s) => !s.cached);
+    const evicted = !ranSomething ? undefined : await enforceCacheLimit(opts.root).catch((e: unknown) => {
       opts.warn?.(`could not enforce the cache size limit: ${(e as Error).message}`);
       return undefined;
     });

@@ -1,20 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { isKilnError } from '../errors.js';
 import { resolveRoot } from '../config.js';
-import { register as registerBuild } from './build.js';
-import { register as registerRun } from './run.js';
-import { register as registerDebug } from './debug.js';
-import { register as registerCheck } from './check.js';
-import { register as registerImages } from './images.js';
-import { register as registerTag } from './tag.js';
-import { register as registerRmi } from './rmi.js';
-import { register as registerPrune } from './prune.js';
-import { register as registerImport } from './import.js';
-import { register as registerLoad } from './load.js';
-import { register as registerSave } from './save.js';
-import { register as registerInspect } from './inspect.js';
-import { register as registerDu } from './du.js';
-
 /** Options every command sees: global flags resolved. */
 export interface GlobalOptions {
   root: string;
@@ -22,24 +8,39 @@ export interface GlobalOptions {
 
 export type Registrar = (program: Command, globals: () => GlobalOptions) => void;
 
-// Each command lives in its own file and registers itself here.
-const registrars: Registrar[] = [
-  // registrars:begin
-  registerBuild,
-  registerRun,
-  registerDebug,
-  registerCheck,
-  registerImages,
-  registerTag,
-  registerRmi,
-  registerPrune,
-  registerImport,
-  registerLoad,
-  registerSave,
-  registerInspect,
-  registerDu,
-  // registrars:end
-];
+/**
+ * Each command lives in its own file and registers itself. Only the command being run is
+ * loaded (start-up time counts in a no-op rebuild); help and unknown commands load all.
+ */
+const commands: Record<string, () => Promise<{ register: Registrar }>> = {
+  build: () => import('./build.js'),
+  run: () => import('./run.js'),
+  debug: () => import('./debug.js'),
+  check: () => import('./check.js'),
+  images: () => import('./images.js'),
+  tag: () => import('./tag.js'),
+  rmi: () => import('./rmi.js'),
+  prune: () => import('./prune.js'),
+  import: () => import('./import.js'),
+  load: () => import('./load.js'),
+  save: () => import('./save.js'),
+  inspect: () => import('./inspect.js'),
+  du: () => import('./du.js'),
+};
+
+/** The command word in argv, skipping global options (and the value of --root). */
+function commandWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--root') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    return a;
+  }
+  return undefined;
+}
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command();
@@ -51,7 +52,9 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError()
     .exitOverride();
   const globals = (): GlobalOptions => ({ root: resolveRoot(program.opts().root as string | undefined) });
-  for (const register of registrars) register(program, globals);
+  const word = commandWord(argv);
+  const wanted = word !== undefined && word in commands ? [commands[word]] : Object.values(commands);
+  for (const load of wanted) (await load()).register(program, globals);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
