@@ -68,7 +68,7 @@ export async function writeLayer(
       }
     };
     if (compression === 'gzip') {
-      await pipeline(Readable.from(tarBytes()), zlib.createGzip({ level: GZIP_LEVEL }), sink);
+      await sink(gzipBlocks(tarBytes()));
     } else {
       await pipeline(Readable.from(tarBytes()), sink);
     }
@@ -87,6 +87,49 @@ export async function writeLayer(
     entries: count,
     uncompressedSize: diff.size,
   };
+}
+
+/** Size of the independently compressed gzip members (fixed, so output is deterministic). */
+export const GZIP_BLOCK = 4 << 20;
+const GZIP_IN_FLIGHT = 4;
+
+/**
+ * gzip as a series of members, one per GZIP_BLOCK of input, compressed several at a time
+ * on the threadpool and emitted in order. A multi-member gzip stream is one valid gzip
+ * file (RFC 1952; Go's reader, GNU gzip and zlib read it whole); block boundaries depend
+ * only on the input, so the bytes are the same on every run.
+ */
+async function* gzipBlocks(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const pending: Array<Promise<Buffer>> = [];
+  const compress = (block: Buffer): void => {
+    const p = new Promise<Buffer>((resolve, reject) =>
+      zlib.gzip(block, { level: GZIP_LEVEL }, (err, out) => (err ? reject(err) : resolve(out))),
+    );
+    p.catch(() => undefined);
+    pending.push(p);
+  };
+  let parts: Buffer[] = [];
+  let size = 0;
+  let any = false;
+  for await (const chunk of input) {
+    any = true;
+    let rest = chunk;
+    while (size + rest.length >= GZIP_BLOCK) {
+      const take = GZIP_BLOCK - size;
+      parts.push(rest.subarray(0, take));
+      compress(Buffer.concat(parts));
+      parts = [];
+      size = 0;
+      rest = rest.subarray(take);
+      while (pending.length >= GZIP_IN_FLIGHT) yield await pending.shift()!;
+    }
+    if (rest.length > 0) {
+      parts.push(rest);
+      size += rest.length;
+    }
+  }
+  if (size > 0 || !any) compress(Buffer.concat(parts));
+  while (pending.length > 0) yield await pending.shift()!;
 }
 
 const PREFETCH_MAX_FILE = 1 << 20;
