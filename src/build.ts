@@ -143,7 +143,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
     // nothing added nothing, so it skips the accounting.
     const ranSomething = solver.steps.some((s) => !s.cached);
-    const evicted = !ranSomething ? undefined : await enforceCacheLimit(opts.root).catch((e: unknown) => {
+    const added = solver.addedBytes;
+    const evicted = !ranSomething ? undefined : await enforceCacheLimit(opts.root, added).catch((e: unknown) => {
       opts.warn?.(`could not enforce the cache size limit: ${(e as Error).message}`);
       return undefined;
     });

@@ -267,11 +267,38 @@ export async function cacheLimit(root: string): Promise<number | undefined> {
   return Math.min(50e9, Math.max(2e9, tenth));
 }
 
-/** After a build: evict least-recently-used cache until under the limit. */
-export async function enforceCacheLimit(root: string): Promise<PruneCacheResult | undefined> {
+/**
+ * After a build that added `addedBytes` of layers: evict least-recently-used cache until
+ * under the limit. Counting everything reads every record and measures cache mounts, so
+ * it is done only when the running estimate (the last full count plus what builds added
+ * since, with their unpacked copies) could be over the limit, or once an hour.
+ */
+export async function enforceCacheLimit(root: string, addedBytes = Infinity): Promise<PruneCacheResult | undefined> {
   const limit = await cacheLimit(root);
   if (limit === undefined) return undefined;
+  const file = path.join(root, 'cache', 'usage.json');
+  const last = await fs
+    .readFile(file, 'utf8')
+    .then((t) => JSON.parse(t) as { total: number; countedAt: number })
+    .catch(() => undefined);
+  // a compressed layer also sits unpacked in snapshots/: count it three times to be safe
+  const estimate = last ? last.total + 3 * addedBytes : Infinity;
+  const save = async (total: number, countedAt: number): Promise<void> => {
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    await fs.writeFile(tmp, JSON.stringify({ total, countedAt }));
+    await fs.rename(tmp, file);
+  };
+  if (last && estimate <= limit && Date.now() - last.countedAt < 3600e3) {
+    await save(estimate, last.countedAt);
+    return undefined;
+  }
   const usage = await cacheUsage(root);
-  if (usage.total <= limit) return undefined;
-  return pruneCache(root, { keepBytes: limit });
+  if (usage.total <= limit) {
+    await save(usage.total, Date.now());
+    return undefined;
+  }
+  const result = await pruneCache(root, { keepBytes: limit });
+  await save(Math.max(0, usage.total - result.freedBytes), Date.now());
+  return result;
 }

@@ -7,11 +7,11 @@ import { detectRuntime } from './runtime.js';
  * aborts (the container is killed and deleted first), or a KilnError when it cannot start.
  */
 export async function runContainer(spec: RunSpec): Promise<RunResult> {
-  return runWithRuntime(await detectRuntime(), spec);
+  return runWithRuntime(await detectRuntime(spec.stateRoot), spec);
 }
 
 /** Kills and deletes containers and bundles under `stateRoot` whose owner process is gone. */
 export async function cleanupStaleContainers(stateRoot: string): Promise<void> {
-  const runtime = await detectRuntime().catch(() => undefined);
+  const runtime = await detectRuntime(stateRoot).catch(() => undefined);
   await cleanupStaleWith(runtime, stateRoot);
 }

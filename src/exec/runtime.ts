@@ -100,16 +100,44 @@ let cached: Promise<DetectedRuntime> | undefined;
 
 /**
  * The OCI runtime to use: KILN_RUNTIME (a name or a path) when set, else the first of runc,
- * crun that actually runs a container here. Cached per process.
+ * crun that actually runs a container here. Cached per process, and with `stateDir` on disk
+ * too: the probe container costs a fifth of a second, so a later process reuses the answer
+ * while the binaries and the boot (cgroup layout) are the same.
  */
-export function detectRuntime(): Promise<DetectedRuntime> {
+export function detectRuntime(stateDir?: string): Promise<DetectedRuntime> {
   if (!cached) {
-    cached = detectUncached();
+    cached = stateDir && !process.env.KILN_RUNTIME ? detectWithDiskCache(stateDir) : detectUncached();
     cached.catch(() => {
       cached = undefined;
     });
   }
   return cached;
+}
+
+async function runtimeFingerprint(): Promise<string> {
+  const parts = [await fsp.readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => 'no-boot-id')];
+  for (const name of ['runc', 'crun']) {
+    const rt = await findRuntimeBinary(name);
+    const st = rt ? await fsp.stat(rt.path).catch(() => undefined) : undefined;
+    parts.push(st ? `${rt!.path}:${st.size}:${st.mtimeMs}:${st.ino}` : `${name}:none`);
+  }
+  return parts.join('|').replace(/\s+/g, '');
+}
+
+async function detectWithDiskCache(stateDir: string): Promise<DetectedRuntime> {
+  const file = path.join(stateDir, 'runtime.json');
+  const fingerprint = await runtimeFingerprint();
+  const saved = await fsp
+    .readFile(file, 'utf8')
+    .then((t) => JSON.parse(t) as { fingerprint: string; runtime: DetectedRuntime })
+    .catch(() => undefined);
+  if (saved?.fingerprint === fingerprint && saved.runtime?.path) return saved.runtime;
+  const runtime = await detectUncached();
+  await fsp.mkdir(stateDir, { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify({ fingerprint, runtime }));
+  await fsp.rename(tmp, file);
+  return runtime;
 }
 
 async function detectUncached(): Promise<DetectedRuntime> {

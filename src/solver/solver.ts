@@ -86,6 +86,8 @@ export class Solver {
   private readonly cancel = new AbortController();
   /** The first step failure: what the build reports, not the cancellations it caused. */
   firstError?: unknown;
+  /** Bytes of the layers this solve wrote (compressed), for cache accounting. */
+  addedBytes = 0;
 
   constructor(private readonly opts: SolverOptions) {
     this.limit = new Semaphore(Math.max(1, opts.parallelism));
@@ -265,6 +267,7 @@ export class Solver {
       const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
       if (process.env.KILN_TRACE) process.stderr.write(`trace ${v.name}: run ${t1 - t0}ms diff ${t2 - t1}ms layer ${Date.now() - t2}ms\n`);
       await this.opts.lease?.add(written.descriptor.digest);
+      this.addedBytes += written.descriptor.size;
       keepUpperAs = written.diffId;
       return { descriptor: written.descriptor, diffId: written.diffId };
     } finally {
