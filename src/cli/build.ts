@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { collect, parseKeyValues, readStdin } from './options.js';
@@ -46,8 +46,16 @@ export const register: Registrar = (program: Command, globals) => {
       for (const s of o.secret as string[]) {
         const kv = Object.fromEntries(s.split(',').map((p) => p.split('=', 2) as [string, string]));
         const id = kv.id;
-        const src = kv.src ?? kv.source ?? (kv.env ? undefined : undefined);
-        if (!id || !src) throw new KilnError(`invalid --secret "${s}": expected id=ID,src=PATH`);
+        if (!id) throw new KilnError(`invalid --secret "${s}": expected id=ID,src=PATH or id=ID,env=VAR`);
+        if (kv.env !== undefined) {
+          // the value of an environment variable, written to a private file for the mount
+          const value = process.env[kv.env];
+          if (value === undefined) throw new KilnError(`--secret ${id}: environment variable ${kv.env} is not set`);
+          secrets[id] = await secretFile(root, value);
+          continue;
+        }
+        const src = kv.src ?? kv.source;
+        if (!src) throw new KilnError(`invalid --secret "${s}": expected id=ID,src=PATH or id=ID,env=VAR`);
         secrets[id] = src;
       }
       let dockerfileText: string | undefined;
@@ -116,3 +124,21 @@ export const register: Registrar = (program: Command, globals) => {
     });
 };
 
+
+/** A secret from the environment as a 0600 file under the kiln root's tmp, removed at exit. */
+async function secretFile(root: string, value: string): Promise<string> {
+  const { randomBytes } = await import('node:crypto');
+  const path = await import('node:path');
+  const dir = path.join(root, 'tmp');
+  await fs.mkdir(dir, { recursive: true });
+  const file = path.join(dir, `secret-${randomBytes(8).toString('hex')}`);
+  await fs.writeFile(file, value, { mode: 0o600 });
+  process.once('exit', () => {
+    try {
+      rmSync(file, { force: true });
+    } catch {
+      // best effort
+    }
+  });
+  return file;
+}

@@ -17,6 +17,8 @@ export interface ContextEntry {
   size: number;
   mtimeMs: number;
   ino: number;
+  uid: number;
+  gid: number;
   linkname?: string;
 }
 
@@ -139,7 +141,7 @@ export class BuildContext {
       const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
       let roots: ContextEntry[];
       if (clean === '' || clean === '.') {
-        roots = [{ rel: '', type: 'directory', mode: 0o755, size: 0, mtimeMs: 0, ino: 0 }];
+        roots = [{ rel: '', type: 'directory', mode: 0o755, size: 0, mtimeMs: 0, ino: 0, uid: 0, gid: 0 }];
       } else if (hasWildcard(clean)) {
         roots = [...entries.values()].filter((e) => matchPath(clean, e.rel));
       } else {
@@ -190,7 +192,8 @@ export class BuildContext {
         let content = '';
         if (e.type === 'file') content = await this.fileDigest(e);
         else if (e.type === 'symlink') content = `link:${e.linkname}`;
-        const line = `${e.type}:${(e.mode & 0o7777).toString(8)}:${content}`;
+        // owner is part of what a step reads, as BuildKit's context checksum counts it
+        const line = `${e.type}:${(e.mode & 0o7777).toString(8)}:${e.uid}:${e.gid}:${content}`;
         files[e.rel] = line;
         h.update(`${e.rel}\0${line}\0`);
       }
@@ -209,5 +212,5 @@ export class BuildContext {
 }
 
 function entryOf(rel: string, st: import('node:fs').Stats, type: ContextEntry['type']): ContextEntry {
-  return { rel, type, mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+  return { rel, type, mode: st.mode & 0o7777, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, uid: st.uid, gid: st.gid };
 }

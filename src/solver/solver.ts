@@ -316,7 +316,7 @@ export class Solver {
         if (m.required) throw new KilnError('RUN --mount=type=ssh is not supported yet');
       }
     }
-    const missingBefore = await missingPaths(rootfs, stubs);
+    const mountPoints = await mountPointState(rootfs, stubs);
     for (const f of v.inlineFiles ?? []) {
       const dir = path.join(this.opts.root, 'tmp', `inline-${randomBytes(6).toString('hex')}`);
       await fs.mkdir(dir, { recursive: true });
@@ -325,8 +325,7 @@ export class Solver {
       stubs.push(path.posix.dirname(f.path));
       extra.push({ merged: dir, upper: dir, work: dir, release: () => fs.rm(dir, { recursive: true, force: true }) });
     }
-    const missingAfterInline = await missingPaths(rootfs, stubs);
-    for (const p of missingAfterInline) missingBefore.add(p);
+    await mountPointState(rootfs, stubs, mountPoints);
     const result = await runContainer({
       rootfs,
       args: v.args,
@@ -350,7 +349,7 @@ export class Solver {
         detail: tail ? `last lines of output:\n${tail.split('\n').map((l) => `  ${l}`).join('\n')}` : undefined,
       });
     }
-    await removeStubs(mount.upper, missingBefore);
+    await removeStubs(mount.upper, mountPoints);
   }
 
   private async runFileOp(v: FileVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[]): Promise<void> {
@@ -449,25 +448,36 @@ function describeDefinition(v: ExecVertex | FileVertex): string {
   return JSON.stringify({ ...a, source: { paths: a.source.paths, from: a.source.from === 'context' ? 'context' : a.source.from.name } });
 }
 
-async function missingPaths(root: string, paths: string[]): Promise<Set<string>> {
-  const missing = new Set<string>();
+/** Mount points (and their parents) before a run: which are missing, and the directories that exist. */
+interface MountPointState {
+  missing: Set<string>;
+  existingDirs: Map<string, import('node:fs').Stats>;
+}
+
+async function mountPointState(root: string, paths: string[], into?: MountPointState): Promise<MountPointState> {
+  const state = into ?? { missing: new Set<string>(), existingDirs: new Map() };
   for (const p of paths) {
     const parts = p.split('/').filter(Boolean);
     let sofar = '';
     for (const part of parts) {
       sofar += `/${part}`;
-      const exists = await fs.lstat(path.join(root, sofar)).then(() => true, () => false);
-      if (!exists) {
-        missing.add(sofar);
-      }
+      if (state.missing.has(sofar) || state.existingDirs.has(sofar)) continue;
+      const st = await fs.lstat(path.join(root, sofar)).catch(() => undefined);
+      if (!st) state.missing.add(sofar);
+      else if (st.isDirectory()) state.existingDirs.set(sofar, st);
     }
   }
-  return missing;
+  return state;
 }
 
-/** Removes mount-point stubs (files and then-empty directories) that the runtime created. */
-async function removeStubs(upper: string, created: Set<string>): Promise<void> {
-  const byDepth = [...created].sort((a, b) => b.split('/').length - a.split('/').length);
+/**
+ * Removes the mount-point stubs the runtime made (empty files, then-empty directories)
+ * that did not exist before, as BuildKit's stub cleaner does. Existing parent directories
+ * copied up to hold a stub stay in the layer, as they do in BuildKit's.
+ */
+async function removeStubs(upper: string, before: MountPointState): Promise<void> {
+  const depth = (p: string) => p.split('/').length;
+  const byDepth = [...before.missing].sort((a, b) => depth(b) - depth(a));
   for (const p of byDepth) {
     const abs = path.join(upper, p);
     const st = await fs.lstat(abs).catch(() => undefined);
@@ -480,6 +490,7 @@ async function removeStubs(upper: string, created: Set<string>): Promise<void> {
     }
   }
 }
+
 
 async function download(url: string, dir: string): Promise<string> {
   let res: Response;

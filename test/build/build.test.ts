@@ -246,6 +246,30 @@ describe('kiln build', { skip }, () => {
     assert.equal(run.stdout, 'v2');
   });
 
+  it('secrets reach RUN from a file or the environment and never the image', async () => {
+    const dir = await context({
+      Dockerfile: [
+        'FROM busybox:latest',
+        'RUN --mount=type=secret,id=tok --mount=type=secret,id=fromenv,target=/env-secret \\',
+        '    test "$(cat /run/secrets/tok)" = "file-secret" && test "$(cat /env-secret)" = "env-secret" && echo ok > /ok',
+        '',
+      ].join('\n'),
+      'tok.txt': 'file-secret',
+    });
+    const r = await runKiln(['build', '--no-cache', '-t', 'secret:1', '--secret', `id=tok,src=${path.join(dir, 'tok.txt')}`, '--secret', 'id=fromenv,env=KILN_TEST_SECRET', dir], {
+      root,
+      env: { KILN_TEST_SECRET: 'env-secret' },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const img = await inspect('secret:1');
+    const names = await layerNames(img.manifest.layers.at(-1)!.digest);
+    assert.ok(names.includes('ok'), names.join(' '));
+    assert.ok(!names.some((n) => /secret/.test(n)), `no secret or its mount point in the layer: ${names.join(' ')}`);
+    const missing = await runKiln(['build', '--no-cache', '--secret', 'id=fromenv,env=KILN_UNSET_VAR', dir], { root });
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /KILN_UNSET_VAR is not set/);
+  });
+
   it('a fully cached rebuild gives the same image id, as BuildKit does', async () => {
     const dir = await context({ Dockerfile: 'FROM busybox:latest\nENV A=1\nRUN echo x > /y\nLABEL l=1\n' });
     const a = await runKiln(['build', '-q', dir], { root });

@@ -90,6 +90,15 @@ describe('solver', { skip }, () => {
     assert.equal(out.stdout, '2\nlinked');
   });
 
+  it('a context file whose owner or mode changed misses the cache', async () => {
+    const dir = await context({ Dockerfile: 'FROM busybox:latest\nCOPY f /f\n', f: 'same content' });
+    assert.equal((await runKiln(['build', '-q', dir], { root })).code, 0);
+    await fs.chown(path.join(dir, 'f'), 1234, 1234);
+    const r = await runKiln(['build', '--progress', 'json', '--explain', dir], { root });
+    assert.ok(events(r.stderr).some((e) => e.type === 'done' && /COPY f/.test(e.name)), r.stderr);
+    assert.match(r.stderr, /1 file changed: f/);
+  });
+
   it('--no-cache-filter re-runs only the named stage', async () => {
     const dir = await context({
       Dockerfile: ['FROM busybox:latest AS deps', 'RUN echo deps > /d', 'FROM busybox:latest AS app', 'COPY --from=deps /d /d', 'RUN echo app > /a', ''].join('\n'),
