@@ -19,7 +19,7 @@ import { parseFlags } from './flags.js';
 import { locate } from './locate.js';
 import { parseDuration } from './duration.js';
 import { parseMount } from './mounts.js';
-import { formatPlatform, parsePlatform } from './platform.js';
+import { formatPlatform, parsePlatform } from '../oci/platform.js';
 import { closestWord } from './suggest.js';
 import { goDuration, goList, goQuoteList } from './gofmt.js';
 

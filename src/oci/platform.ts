@@ -1,3 +1,4 @@
+import { KilnError } from '../errors.js';
 import type { Platform } from './types.js';
 
 /** Node's process.arch → OCI architecture (+ variant) names. */
@@ -30,12 +31,27 @@ export function formatPlatform(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
-/** Parses "linux/arm64/v8", "linux/amd64", "arm64". */
-export function parsePlatform(s: string): Platform {
-  const parts = s.split('/');
-  if (parts.length === 1) return { os: 'linux', architecture: parts[0] };
-  const [os, architecture, variant] = parts;
-  return variant ? { os, architecture, variant } : { os, architecture };
+/**
+ * Parses "linux/arm64/v8", "linux/amd64" or "arm64", normalising the common aliases as
+ * containerd does (x86_64 → amd64, aarch64 → arm64, arm64/v8 → arm64, armhf → arm/v7).
+ */
+export function parsePlatform(text: string): Platform {
+  const parts = text.trim().toLowerCase().split('/');
+  if (parts.length === 1 && parts[0] !== '') parts.unshift('linux');
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
+    throw new KilnError(`invalid platform "${text}": expected os/arch[/variant], e.g. linux/amd64`);
+  }
+  const os = parts[0];
+  let arch = parts[1];
+  let variant: string | undefined = parts[2];
+  if (arch === 'x86_64' || arch === 'x86-64') arch = 'amd64';
+  if (arch === 'aarch64') arch = 'arm64';
+  if (arch === 'arm64' && variant === 'v8') variant = undefined;
+  if (arch === 'armhf') {
+    arch = 'arm';
+    variant = 'v7';
+  }
+  return variant ? { os, architecture: arch, variant } : { os, architecture: arch };
 }
 
 /** Whether a candidate (from an index) serves the wanted platform; arm64 treats a missing variant as v8. */
