@@ -9,7 +9,7 @@ import { KilnError } from './errors.js';
 import { parseDockerfile } from './dockerfile/parser.js';
 import type { Dockerfile } from './dockerfile/ast.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
-import { hostPlatform } from './oci/platform.js';
+import { hostPlatform } from './platform.js';
 import { ContentStore } from './oci/store.js';
 import { loadImage, writeImage } from './oci/image.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';

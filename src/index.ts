@@ -23,7 +23,7 @@ export { runChecks, formatFindings, RULES as CHECK_RULES, type CheckFinding } fr
 
 // plan and build
 export { planBuild, type PlanOptions, type BuildPlan, type StagePlan, type ResolvedImage } from './frontend/plan.js';
-export { hostPlatform, parsePlatform, formatPlatform } from './oci/platform.js';
+export { hostPlatform, parsePlatform, formatPlatform } from './platform.js';
 export type { Vertex, ExecVertex, FileVertex, ImageVertex, ScratchVertex, MountSpec } from './graph/types.js';
 export { build, readDockerfile, type BuildOptions, type BuildResult } from './build.js';
 export type { ProgressEvent, StepRecord } from './solver/solver.js';

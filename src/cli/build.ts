@@ -4,7 +4,7 @@ import type { Registrar } from './main.js';
 import { collect, parseKeyValues, readStdin } from './options.js';
 import { build } from '../build.js';
 import { KilnError } from '../errors.js';
-import { parsePlatform } from '../oci/platform.js';
+import { parsePlatform } from '../platform.js';
 import { checkContext } from './check.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
 

@@ -12,7 +12,8 @@ import { ShellLexer, type EscapeToken, type ProcessWordResult } from './shell.js
 import { KilnError } from '../errors.js';
 import { ruleInfo } from './checks/rules.js';
 import type { BaseImageConfig, CheckFinding, CheckOptions, CheckResult } from './checks/types.js';
-import { formatPlatform, hostPlatform, parseImageReference, parsePlatform, quote, suggest } from './checks/words.js';
+import { hostPlatform, parseImageReference, parsePlatform, quote, suggest } from './checks/words.js';
+import { predefinedPlatformArgs } from '../platform.js';
 
 export type { BaseImageConfig, CheckFinding, CheckFormat, CheckOptions, CheckResult } from './checks/types.js';
 export { RULES, RULES_BY_NAME, type RuleInfo } from './checks/rules.js';
@@ -333,17 +334,7 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
   const targetPlatform = (options.platform && parsePlatform(options.platform)) || hostPlatform();
   const buildPlatform = hostPlatform();
   const lastNamed = options.target ?? stages[stages.length - 1].name ?? '';
-  const predefined: Record<string, string> = {
-    BUILDPLATFORM: formatPlatform(buildPlatform),
-    BUILDOS: buildPlatform.os,
-    BUILDARCH: buildPlatform.architecture,
-    BUILDVARIANT: buildPlatform.variant ?? '',
-    TARGETPLATFORM: formatPlatform(targetPlatform),
-    TARGETOS: targetPlatform.os,
-    TARGETARCH: targetPlatform.architecture,
-    TARGETVARIANT: targetPlatform.variant ?? '',
-    TARGETSTAGE: lastNamed,
-  };
+  const predefined: Record<string, string> = { ...predefinedPlatformArgs(targetPlatform, buildPlatform), TARGETSTAGE: lastNamed };
   const buildArgs = options.buildArgs ?? {};
   const metaEnv = (withBuildArgs: boolean): Record<string, string> => {
     const env: Record<string, string> = { ...predefined };

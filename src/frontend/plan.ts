@@ -19,7 +19,7 @@ import { parseFlags } from './flags.js';
 import { locate } from './locate.js';
 import { parseDuration } from './duration.js';
 import { parseMount } from './mounts.js';
-import { formatPlatform, parsePlatform } from '../oci/platform.js';
+import { parsePlatform, predefinedPlatformArgs } from '../platform.js';
 import { closestWord } from './suggest.js';
 import { goDuration, goList, goQuoteList } from './gofmt.js';
 
@@ -164,18 +164,7 @@ class Planner {
 
   /** Platform ARGs as BuildKit predefines them. */
   private platformArgs(): Record<string, string> {
-    const t = this.targetPlatform;
-    const b = this.opts.buildPlatform;
-    return {
-      TARGETPLATFORM: formatPlatform(t),
-      TARGETOS: t.os,
-      TARGETARCH: t.architecture,
-      TARGETVARIANT: t.variant ?? '',
-      BUILDPLATFORM: formatPlatform(b),
-      BUILDOS: b.os,
-      BUILDARCH: b.architecture,
-      BUILDVARIANT: b.variant ?? '',
-    };
+    return predefinedPlatformArgs(this.targetPlatform, this.opts.buildPlatform);
   }
 
   private globalScope(): Record<string, string> {
@@ -471,6 +460,19 @@ class Planner {
     return ctx.config.config?.Shell ?? ['/bin/sh', '-c'];
   }
 
+  /**
+   * ENV/LABEL key-value pairs, every word expanded with the environment from before the
+   * instruction (`ENV A=1 B=$A` gives B the old A, as BuildKit documents).
+   */
+  private expandPairs(ctx: StageContext, inst: Instruction): Array<[string, string]> {
+    const before = this.scope(ctx);
+    const pairs: Array<[string, string]> = [];
+    for (let i = 0; i + 1 < inst.args.length; i += 2) {
+      pairs.push([this.expandIn(ctx, inst, inst.args[i], before), this.expandIn(ctx, inst, inst.args[i + 1], before)]);
+    }
+    return pairs;
+  }
+
   private async dispatch(ctx: StageContext, inst: Instruction, at: Instruction): Promise<void> {
     const cc = (ctx.config.config ??= {});
     const file = this.df.fileName;
@@ -483,11 +485,7 @@ class Planner {
         noFlags();
         // Every word is expanded with the environment from before the instruction:
         // `ENV A=1 B=$A` gives B the old A (BuildKit's documented behaviour).
-        const before = this.scope(ctx);
-        const pairs: Array<[string, string]> = [];
-        for (let i = 0; i + 1 < inst.args.length; i += 2) {
-          pairs.push([this.expandIn(ctx, inst, inst.args[i], before), this.expandIn(ctx, inst, inst.args[i + 1], before)]);
-        }
+        const pairs = this.expandPairs(ctx, inst);
         for (const [key, value] of pairs) {
           if (key === '') throw this.err(inst, 'ENV names can not be blank');
           addEnv(ctx.env, key, value);
@@ -498,11 +496,7 @@ class Planner {
       }
       case 'label': {
         noFlags();
-        const before = this.scope(ctx);
-        const pairs: Array<[string, string]> = [];
-        for (let i = 0; i + 1 < inst.args.length; i += 2) {
-          pairs.push([this.expandIn(ctx, inst, inst.args[i], before), this.expandIn(ctx, inst, inst.args[i + 1], before)]);
-        }
+        const pairs = this.expandPairs(ctx, inst);
         cc.Labels ??= {};
         for (const [key, value] of pairs) {
           if (key === '') throw this.err(inst, 'LABEL names can not be blank');

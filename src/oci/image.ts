@@ -1,6 +1,6 @@
 import { KilnError } from '../errors.js';
 import { normalizeName, parseReference } from '../refs.js';
-import { formatPlatform, hostPlatform, platformMatches } from './platform.js';
+import { formatPlatform, hostPlatform, platformMatches } from '../platform.js';
 import { isIndexType, isManifestType, type ContentStore } from './store.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 

@@ -4,7 +4,7 @@ import { normalizeTagName } from '../refs.js';
 import { applyChanges } from './changes.js';
 import { writeImage } from './image.js';
 import { writeLayer, type LayerEntry } from './layer.js';
-import { hostPlatform } from './platform.js';
+import { hostPlatform } from '../platform.js';
 import type { ContentStore } from './store.js';
 import { tarEntries } from './tar.js';
 import type { ContainerConfig, Descriptor, ImageConfig, Platform } from './types.js';

@@ -448,23 +448,23 @@ function describeDefinition(v: ExecVertex | FileVertex): string {
   return JSON.stringify({ ...a, source: { paths: a.source.paths, from: a.source.from === 'context' ? 'context' : a.source.from.name } });
 }
 
-/** Mount points (and their parents) before a run: which are missing, and the directories that exist. */
+/** Mount points (and their parents) before a run: which were missing, and every path looked at. */
 interface MountPointState {
   missing: Set<string>;
-  existingDirs: Map<string, import('node:fs').Stats>;
+  seen: Set<string>;
 }
 
 async function mountPointState(root: string, paths: string[], into?: MountPointState): Promise<MountPointState> {
-  const state = into ?? { missing: new Set<string>(), existingDirs: new Map() };
+  const state = into ?? { missing: new Set<string>(), seen: new Set<string>() };
   for (const p of paths) {
     const parts = p.split('/').filter(Boolean);
     let sofar = '';
     for (const part of parts) {
       sofar += `/${part}`;
-      if (state.missing.has(sofar) || state.existingDirs.has(sofar)) continue;
-      const st = await fs.lstat(path.join(root, sofar)).catch(() => undefined);
-      if (!st) state.missing.add(sofar);
-      else if (st.isDirectory()) state.existingDirs.set(sofar, st);
+      if (state.seen.has(sofar)) continue;
+      state.seen.add(sofar);
+      const exists = await fs.lstat(path.join(root, sofar)).then(() => true, () => false);
+      if (!exists) state.missing.add(sofar);
     }
   }
   return state;

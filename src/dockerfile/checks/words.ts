@@ -1,3 +1,4 @@
+import { hostPlatform } from '../../platform.js';
 /**
  * Small lexical helpers the check rules need: image reference validation
  * (distribution/reference grammar), platform strings, and "did you mean".
@@ -113,26 +114,8 @@ export function parsePlatform(spec: string, host: Platform = hostPlatform()): Pl
   return { os: parts[0], ...a };
 }
 
-export function formatPlatform(p: Platform): string {
-  return p.variant ? `${p.os}/${p.architecture}/${p.variant}` : `${p.os}/${p.architecture}`;
-}
-
-export function hostPlatform(): Platform {
-  switch (process.arch) {
-    case 'x64':
-      return { os: 'linux', architecture: 'amd64' };
-    case 'arm64':
-      return { os: 'linux', architecture: 'arm64' };
-    case 'arm':
-      return { os: 'linux', architecture: 'arm', variant: 'v7' };
-    case 'ia32':
-      return { os: 'linux', architecture: '386' };
-    case 'ppc64':
-      return { os: 'linux', architecture: 'ppc64le' };
-    default:
-      return { os: 'linux', architecture: process.arch };
-  }
-}
+// the host platform and formatting are the shared ones
+export { formatPlatform, hostPlatform } from '../../platform.js';
 
 export function levenshtein(a: string, b: string): number {
   if (a === b) return 0;

@@ -1,5 +1,6 @@
-import { KilnError } from '../errors.js';
-import type { Platform } from './types.js';
+/** Platforms in OCI terms: the host's, parsing and formatting, matching, and the ARGs BuildKit predefines. */
+import { KilnError } from './errors.js';
+import type { Platform } from './oci/types.js';
 
 /** Node's process.arch → OCI architecture (+ variant) names. */
 export function ociArch(arch: string = process.arch): { architecture: string; variant?: string } {
@@ -61,4 +62,18 @@ export function platformMatches(want: Platform, have: Platform | undefined): boo
   const norm = (p: Platform) => p.variant ?? (p.architecture === 'arm64' ? 'v8' : undefined);
   const wv = norm(want);
   return wv === undefined || norm(have) === undefined || wv === norm(have);
+}
+
+/** The platform ARGs BuildKit predefines (TARGETPLATFORM, BUILDARCH, ...). */
+export function predefinedPlatformArgs(target: Platform, build: Platform): Record<string, string> {
+  return {
+    TARGETPLATFORM: formatPlatform(target),
+    TARGETOS: target.os,
+    TARGETARCH: target.architecture,
+    TARGETVARIANT: target.variant ?? '',
+    BUILDPLATFORM: formatPlatform(build),
+    BUILDOS: build.os,
+    BUILDARCH: build.architecture,
+    BUILDVARIANT: build.variant ?? '',
+  };
 }
