@@ -22,12 +22,16 @@ let kilnBin = path.join(repoRoot, 'bin', 'kiln.js');
 /**
  * Copies bin/ and dist/src/ (with package.json, node_modules linked) into the work dir and runs
  * kiln from there, so a rebuild of dist/ while the bench runs cannot change kiln mid-measurement.
+ * The CLI bundle (dist/kiln.cjs) is copied too, after dist/src so that bin/kiln.js does not take
+ * it for stale, with its V8 code caches (each is checked against the bundle before use).
  */
 async function snapshotKiln(work: string): Promise<string> {
   const dir = path.join(work, 'kiln');
   await fs.mkdir(path.join(dir, 'dist'), { recursive: true });
   await fs.cp(path.join(repoRoot, 'bin'), path.join(dir, 'bin'), { recursive: true });
   await fs.cp(path.join(repoRoot, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
+  const bundled = (await fs.readdir(path.join(repoRoot, 'dist'))).filter((f) => f === 'kiln.cjs' || (f.startsWith('kiln.cjs.') && f.endsWith('.cache')));
+  for (const f of bundled) await fs.copyFile(path.join(repoRoot, 'dist', f), path.join(dir, 'dist', f));
   await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
   await fs.symlink(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
   return path.join(dir, 'bin', 'kiln.js');
