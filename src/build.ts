@@ -16,10 +16,11 @@ import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
 import { CacheRecords } from './cache/records.js';
 import { enforceCacheLimit } from './cache/gc.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
-import { BuildContext } from './solver/context.js';
+import { BuildContext, readChecksumFiles } from './solver/context.js';
 import { Solver, type ProgressEvent, type StepRecord } from './solver/solver.js';
 import { explainSteps, type Explanation } from './solver/explain.js';
 import type { Vertex } from './graph/types.js';
+import { trace } from './trace.js';
 
 export interface BuildOptions {
   root: string;
@@ -79,6 +80,11 @@ export async function readDockerfile(opts: Pick<BuildOptions, 'contextDir' | 'do
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const epoch = sourceDateEpoch();
   const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  trace('build: start');
+  // opened first: it starts walking the context in the background while the rest starts up
+  const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);
+  const hashCacheFile = path.join(opts.root, 'cache', 'contexts', `${ctxKey}.json`);
+  const context = await BuildContext.open(opts.contextDir, { hashCacheFile });
   const df = await readDockerfile(opts);
   const store = await ContentStore.open(opts.root);
   const buildPlatform = hostPlatform();
@@ -97,13 +103,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     noCacheFilter: opts.noCacheFilter,
     created,
   });
+  trace('build: planned');
   for (const w of plan.warnings) opts.warn?.(w);
   if (plan.unusedBuildArgs.length) {
     opts.warn?.(`[Warning] One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
   }
 
-  const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);
-  const context = await BuildContext.open(opts.contextDir, { hashCacheFile: path.join(opts.root, 'cache', 'contexts', `${ctxKey}.json`) });
+  trace('build: context opened');
   const snapshotter = new Snapshotter(opts.root);
   await snapshotter.cleanupStale().catch(() => undefined);
   const lease = await store.lease();
@@ -124,9 +130,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
     const historyFile = path.join(opts.root, 'cache', 'builds', `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);
     const previous = opts.explain ? await readSteps(historyFile) : undefined;
+    trace('build: solving');
     let solved;
     try {
       solved = await solver.solve(plan.target.state);
+      // layers and cache records still being stored in the background
+      await solver.flush();
     } catch (e) {
       // cancelled steps still hold mounts and containers: let them clean up before reporting
       await solver.drain();
@@ -134,12 +143,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     } finally {
       await context.saveHashCache().catch(() => undefined);
     }
+    trace('build: solved');
     await writeSteps(historyFile, solver.steps).catch(() => undefined);
 
-    const config = finalizeConfig(plan.target.config, plan.target.baseHistoryLength, solved.layers.map((l) => l.diffId), await solvedChain(solver, plan.target.state), epoch === undefined ? undefined : created);
+    const layers = await solver.layersOf(solved);
+    const config = finalizeConfig(plan.target.config, plan.target.baseHistoryLength, layers.map((l) => l.diffId), await solvedChain(solver, plan.target.state), epoch === undefined ? undefined : created);
     if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
     const names = opts.tags ?? [];
-    const written = await writeImage(store, { config, layers: solved.layers.map((l) => l.descriptor) }, names);
+    trace('build: writing image');
+    const written = await writeImage(store, { config, layers: layers.map((l) => l.descriptor) }, names);
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
     // nothing added nothing, so it skips the accounting.
     const ranSomething = solver.steps.some((s) => !s.cached);
@@ -148,6 +160,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       opts.warn?.(`could not enforce the cache size limit: ${(e as Error).message}`);
       return undefined;
     });
+    trace('build: image written, cache limit checked');
     if (evicted && evicted.freedBytes > 0) opts.warn?.(`cache over its size limit: evicted ${evicted.records} records, freed ${(evicted.freedBytes / 1e6).toFixed(1)} MB`);
     return {
       manifestDescriptor: written.manifestDescriptor,
@@ -157,7 +170,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       config,
       steps: solver.steps,
       plan,
-      explanations: opts.explain ? explainSteps(solver.steps, previous, { noCache: opts.noCache }) : undefined,
+      explanations: opts.explain ? explainSteps(await withFiles(hashCacheFile, solver.steps), previous && (await withFiles(hashCacheFile, previous)), { noCache: opts.noCache }) : undefined,
     };
   } finally {
     await lease.release();
@@ -215,6 +228,11 @@ function finalizeConfig(
     config.created = times.length ? times[times.length - 1] : '1970-01-01T00:00:00Z';
   }
   return config;
+}
+
+/** Steps with the per-file maps of what they read loaded (for --explain). */
+async function withFiles(hashCacheFile: string, steps: StepRecord[]): Promise<StepRecord[]> {
+  return Promise.all(steps.map(async (s) => (s.files || !s.filesDigest ? s : { ...s, files: await readChecksumFiles(hashCacheFile, s.filesDigest) })));
 }
 
 async function readSteps(file: string): Promise<StepRecord[] | undefined> {

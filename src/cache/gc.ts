@@ -12,7 +12,7 @@ import type { ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
 import { CacheRecords, type CacheRecord } from './records.js';
 
 export interface CacheItem {
-  kind: 'layer' | 'snapshot' | 'cache-mount';
+  kind: 'layer' | 'snapshot' | 'cache-mount' | 'context-index';
   id: string;
   description: string;
   size: number;
@@ -155,6 +155,11 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
     if (!stat?.isDirectory()) continue;
     items.push({ kind: 'cache-mount', id: id.slice(0, 12), description: 'RUN --mount=type=cache', size: await duBytes(dir), lastUsed: stat.mtime, inUse: false });
   }
+  const contexts = path.join(root, 'cache', 'contexts');
+  const ctxStat = await fs.stat(contexts).catch(() => undefined);
+  if (ctxStat?.isDirectory()) {
+    items.push({ kind: 'context-index', id: 'contexts', description: 'build context hashes and file lists', size: await duBytes(contexts), lastUsed: ctxStat.mtime, inUse: false });
+  }
   const total = items.reduce((n, i) => n + i.size, 0);
   const reclaimable = items.filter((i) => !i.inUse).reduce((n, i) => n + i.size, 0);
   return { items, total, reclaimable };
@@ -215,6 +220,13 @@ export async function pruneCache(root: string, options: PruneCacheOptions): Prom
     await fs.rm(path.join(mountsRoot, id), { recursive: true, force: true });
     result.mounts++;
     result.freedBytes += item?.size ?? 0;
+  }
+  const contextVictim = [...victims].find((v) => v.kind === 'context-index');
+  if (contextVictim) {
+    // the context indexes (content hashes, fingerprints, per-file maps for --explain) are
+    // only a speed-up: the next build makes them again
+    await fs.rm(path.join(root, 'cache', 'contexts'), { recursive: true, force: true });
+    result.freedBytes += contextVictim.size;
   }
   const roots = remaining.flatMap((r) => (r.record.layer ? [r.record.layer.descriptor.digest] : []));
   const gc = await st.store.gc(roots);

@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { isKilnError } from '../errors.js';
 import { resolveRoot } from '../config.js';
+import { trace } from '../trace.js';
+import { VERSION } from '../version.js';
 /** Options every command sees: global flags resolved. */
 export interface GlobalOptions {
   root: string;
@@ -48,13 +50,16 @@ export async function main(argv: string[]): Promise<number> {
     .name('kiln')
     .description('Build, run and ship OCI container images from Dockerfiles, without a daemon.')
     .option('--root <dir>', 'kiln root: image store and cache (env KILN_ROOT)')
+    .version(VERSION, '-V, --version', 'print the kiln version')
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
   const globals = (): GlobalOptions => ({ root: resolveRoot(program.opts().root as string | undefined) });
   const word = commandWord(argv);
   const wanted = word !== undefined && word in commands ? [commands[word]] : Object.values(commands);
+  trace('main: loading command');
   for (const load of wanted) (await load()).register(program, globals);
+  trace('main: command loaded');
   try {
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);

@@ -1,7 +1,8 @@
+import { trace } from '../trace.js';
 import { ownerAlive, ownerToken } from '../owner.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, rmSync } from 'node:fs';
+import { mkdirSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
@@ -162,6 +163,7 @@ function abortError(signal: AbortSignal): Error {
 
 /** Runs one process in `spec.rootfs` with the given OCI runtime. */
 export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promise<RunResult> {
+  trace('runc: start');
   if (spec.signal?.aborted) throw abortError(spec.signal);
   const stateRoot = path.resolve(spec.stateRoot);
   const runtimeRoot = path.join(stateRoot, 'runtime');
@@ -171,9 +173,10 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
   const rootSt = await fsp.stat(rootfs).catch(() => undefined);
   if (!rootSt?.isDirectory()) throw new KilnError(`cannot run: root filesystem ${rootfs} does not exist`);
 
-  await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
-  await fsp.mkdir(runtimeRoot, { recursive: true, mode: 0o700 });
-  await fsp.writeFile(path.join(bundle, 'owner'), ownerToken());
+  // the bundle is a few small local files: synchronous calls are cheaper than round trips
+  mkdirSync(bundle, { recursive: true, mode: 0o700 });
+  mkdirSync(runtimeRoot, { recursive: true, mode: 0o700 });
+  writeFileSync(path.join(bundle, 'owner'), ownerToken());
   let stubs: string[] = [];
   let started = false;
   try {
@@ -187,13 +190,17 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       resolvConf: path.join(bundle, 'resolv.conf'),
       hostname: path.join(bundle, 'hostname'),
     };
-    await fsp.writeFile(
-      etcFiles.hosts,
-      `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
-    );
-    await fsp.writeFile(etcFiles.hostname, `${hostname}\n`);
-    const hostResolv = spec.network === 'host' ? await fsp.readFile('/etc/resolv.conf').catch(() => Buffer.alloc(0)) : Buffer.alloc(0);
-    await fsp.writeFile(etcFiles.resolvConf, hostResolv);
+    writeFileSync(etcFiles.hosts, `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
+    writeFileSync(etcFiles.hostname, `${hostname}\n`);
+    let hostResolv = Buffer.alloc(0);
+    if (spec.network === 'host') {
+      try {
+        hostResolv = readFileSync('/etc/resolv.conf');
+      } catch {
+        /* no resolver configured on the host: an empty file */
+      }
+    }
+    writeFileSync(etcFiles.resolvConf, hostResolv);
 
     const userMounts: RuntimeMount[] = (spec.mounts ?? []).map((m) =>
       m.type === 'bind'
@@ -222,18 +229,25 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       rootfs,
       config.mounts.map((m) => m.destination),
     );
-    await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+    writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2));
 
     live.set(id, { runtime, runtimeRoot, bundle });
     installHandlers();
     started = true;
+    trace('runc: prepared');
     return await invoke(runtime, runtimeRoot, bundle, id, spec);
   } finally {
     live.delete(id);
     if (live.size === 0) uninstallHandlers();
-    if (started) await runQuiet(runtime.path, ['--root', runtimeRoot, 'delete', '--force', id]);
+    trace('runc: exited');
+    // `run` deletes its container when the process exits; only a runtime that was killed or
+    // failed half-way leaves state behind (its state dir is named after the container)
+    if (started && (await fsp.stat(path.join(runtimeRoot, id)).then(() => true, () => false))) {
+      await runQuiet(runtime.path, ['--root', runtimeRoot, 'delete', '--force', id]);
+    }
     await fsp.rm(bundle, { recursive: true, force: true });
     await removeStubs(stubs);
+    trace('runc: cleaned');
   }
 }
 

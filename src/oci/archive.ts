@@ -7,7 +7,7 @@ import { normalizeName, normalizeTagName, parseReference } from '../refs.js';
 import { canonicalJSON } from './canonical.js';
 import { Digester, digestHex, isDigest } from './digest.js';
 import { loadImage } from './image.js';
-import { storeTarAsLayer } from './layer.js';
+import { gzipBlobToFile, storeTarAsLayer } from './layer.js';
 import { isIndexType, isManifestType, type ContentStore } from './store.js';
 import { decompress, tarEntries, tarStream, type TarEntry } from './tar.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './types.js';
@@ -56,7 +56,7 @@ export async function saveImages(
   if (names.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
   const cleanups: string[] = [];
   try {
-    const entries = format === 'oci' ? await ociArchiveEntries(store, names) : await dockerArchiveEntries(store, names, cleanups);
+    const entries = format === 'oci' ? await ociArchiveEntries(store, names, cleanups) : await dockerArchiveEntries(store, names, cleanups);
     const bytes = Readable.from(tarStream(entries));
     if (typeof out !== 'string') {
       await pipeline(bytes, out as NodeJS.WritableStream, { end: out !== process.stdout });
@@ -109,45 +109,104 @@ function blobEntry(store: ContentStore, d: Descriptor): TarEntry {
   };
 }
 
-async function ociArchiveEntries(store: ContentStore, names: string[]): Promise<AsyncGenerator<TarEntry>> {
+/**
+ * An OCI layout of the named images. Layers kept uncompressed in the store (what builds
+ * make) are gzipped on the way out, deterministically, so the archive is what a registry
+ * would get; their manifests (and any index above them) are rewritten to match.
+ */
+async function ociArchiveEntries(store: ContentStore, names: string[], cleanups: string[]): Promise<AsyncGenerator<TarEntry>> {
   const refs: Descriptor[] = [];
-  const blobs = new Map<string, Descriptor>();
-  const visit = async (d: Descriptor, optional: boolean): Promise<void> => {
-    if (blobs.has(d.digest)) return;
+  /** Blobs to write: from the store, a temp file, or made here (rewritten JSON). */
+  const blobs = new Map<string, { descriptor: Descriptor; file?: string; content?: Buffer }>();
+  const seen = new Map<string, Descriptor | undefined>();
+  const addJSON = (mediaType: string, value: unknown): Descriptor => {
+    const content = Buffer.from(canonicalJSON(value));
+    const d = new Digester();
+    d.update(content);
+    const descriptor: Descriptor = { mediaType, digest: d.digest(), size: content.length };
+    blobs.set(descriptor.digest, { descriptor, content });
+    return descriptor;
+  };
+  /** The descriptor `d` becomes in the archive (undefined: an optional blob we do not have). */
+  const visit = async (d: Descriptor, optional: boolean): Promise<Descriptor | undefined> => {
+    if (seen.has(d.digest)) return seen.get(d.digest);
     if (!(await store.hasBlob(d.digest))) {
-      if (optional) return;
+      if (optional) {
+        seen.set(d.digest, undefined);
+        return undefined;
+      }
       throw new KilnError(`blob ${d.digest} (${d.mediaType}) is missing from the store ${store.root}`, {
         hint: 'the image is incomplete: rebuild, or pull/load it again',
       });
     }
-    blobs.set(d.digest, d);
+    let out: Descriptor = d;
     if (isIndexType(d.mediaType)) {
       const index = await store.readJSON<ImageIndex>(d.digest);
       // an index may list platforms that were never fetched; the archive carries what we have
-      for (const m of index.manifests) await visit(m, true);
+      const manifests: Descriptor[] = [];
+      let changed = false;
+      for (const m of index.manifests) {
+        const nm = await visit(m, true);
+        if (nm && nm.digest !== m.digest) changed = true;
+        manifests.push(nm ? { ...m, mediaType: nm.mediaType, digest: nm.digest, size: nm.size } : m);
+      }
+      if (changed) out = addJSON(d.mediaType, { ...index, manifests });
+      else blobs.set(d.digest, { descriptor: d });
     } else if (isManifestType(d.mediaType)) {
       const manifest = await store.readJSON<ImageManifest>(d.digest);
       await visit(manifest.config, false);
-      for (const l of manifest.layers) await visit(l, false);
+      const layers: Descriptor[] = [];
+      let changed = false;
+      for (const l of manifest.layers) {
+        if (l.mediaType === MediaType.ociLayerTar && (await store.hasBlob(l.digest))) {
+          let gz = seen.get(`gzip:${l.digest}`);
+          if (!gz) {
+            const file = store.tempPath('export');
+            cleanups.push(file);
+            const { digest, size } = await gzipBlobToFile(store, l.digest, file);
+            gz = { ...l, mediaType: MediaType.ociLayerGzip, digest, size };
+            blobs.set(digest, { descriptor: gz, file });
+            seen.set(`gzip:${l.digest}`, gz);
+          }
+          layers.push(gz);
+          changed = true;
+        } else {
+          await visit(l, false);
+          layers.push(l);
+        }
+      }
+      if (changed) out = addJSON(d.mediaType, { ...manifest, layers });
+      else blobs.set(d.digest, { descriptor: d });
+    } else {
+      blobs.set(d.digest, { descriptor: d });
     }
+    seen.set(d.digest, out);
+    return out;
   };
   for (const name of names) {
     const desc = await store.resolve(name);
     if (!desc) throw notFound(name);
-    await visit(desc, false);
+    const written = (await visit(desc, false))!;
     const annotations: Record<string, string> = { ...(desc.annotations ?? {}) };
     const full = await tagFor(store, name);
     if (full) {
       annotations[ContainerdImageNameAnnotation] = full;
       annotations[RefNameAnnotation] = full;
     }
-    refs.push({ mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) });
+    refs.push({ mediaType: written.mediaType, digest: written.digest, size: written.size, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) });
   }
   const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: refs };
   async function* gen(): AsyncGenerator<TarEntry> {
     yield dirEntry('blobs');
     yield dirEntry('blobs/sha256');
-    for (const d of [...blobs.values()].sort((a, b) => (a.digest < b.digest ? -1 : 1))) yield blobEntry(store, d);
+    for (const b of [...blobs.values()].sort((a, c) => (a.descriptor.digest < c.descriptor.digest ? -1 : 1))) {
+      if (b.content) yield fileEntry(`blobs/sha256/${digestHex(b.descriptor.digest)}`, b.content);
+      else if (b.file) {
+        const { digest, size } = b.descriptor;
+        yield { path: `blobs/sha256/${digestHex(digest)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size, contentStream: createReadStream(b.file) };
+      }
+      else yield blobEntry(store, b.descriptor);
+    }
     yield fileEntry('index.json', Buffer.from(canonicalJSON(index)));
     yield fileEntry('oci-layout', Buffer.from(canonicalJSON({ imageLayoutVersion: '1.0.0' })));
   }

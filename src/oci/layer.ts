@@ -1,8 +1,7 @@
 import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { Digester } from './digest.js';
 import type { ContentStore } from './store.js';
@@ -61,16 +60,30 @@ export async function writeLayer(
   const fh = await fsp.open(tmp, 'wx', 0o644);
   let ok = false;
   try {
-    const sink = async (source: AsyncIterable<Buffer>): Promise<void> => {
+    // writes in batches of WRITE_BATCH: a tar of small files is many small chunks
+    let batch: Buffer[] = [];
+    let batched = 0;
+    const flush = async (): Promise<void> => {
+      if (batched === 0) return;
+      const buf = batch.length === 1 ? batch[0] : Buffer.concat(batch, batched);
+      batch = [];
+      batched = 0;
+      for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+    };
+    const sink = async (source: AsyncIterable<Buffer>, hashed: boolean): Promise<void> => {
       for await (const chunk of source) {
-        stored.update(chunk);
-        await fh.write(chunk);
+        if (hashed) stored.update(chunk);
+        batch.push(chunk);
+        batched += chunk.length;
+        if (batched >= WRITE_BATCH) await flush();
       }
+      await flush();
     };
     if (compression === 'gzip') {
-      await sink(gzipBlocks(tarBytes()));
+      await sink(gzipBlocks(tarBytes()), true);
     } else {
-      await pipeline(Readable.from(tarBytes()), sink);
+      // stored bytes are the tar itself: its digest is the diffId
+      await sink(tarBytes(), false);
     }
     await fh.sync();
     ok = true;
@@ -78,20 +91,55 @@ export async function writeLayer(
     await fh.close();
     if (!ok) await fsp.rm(tmp, { force: true });
   }
-  const digest = stored.digest();
-  await store.commitFile(tmp, digest);
   const diffId = diff.digest();
+  const digest = compression === 'gzip' ? stored.digest() : diffId;
+  const size = compression === 'gzip' ? stored.size : diff.size;
+  await store.commitFile(tmp, digest);
   return {
-    descriptor: { mediaType: compression === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayerTar, digest, size: stored.size },
+    descriptor: { mediaType: compression === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayerTar, digest, size },
     diffId,
     entries: count,
     uncompressedSize: diff.size,
   };
 }
 
+/**
+ * The diffId the entries would get from writeLayer (the sha256 of the same normalised,
+ * uncompressed tar), computed without compressing or writing anything. Lets a caller name
+ * a layer at once and store it later, off the critical path.
+ */
+export async function layerDiffId(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>, options: Pick<WriteLayerOptions, 'sourceDateEpoch'> = {}): Promise<string> {
+  const diff = new Digester();
+  for await (const chunk of tarStream(prefetchSmallFiles(normaliseEntries(entries)), { sourceDateEpoch: options.sourceDateEpoch })) diff.update(chunk);
+  return diff.digest();
+}
+
+/**
+ * Compresses a stored uncompressed layer blob into `file` with the same deterministic gzip as
+ * writeLayer (fixed level, fixed member size): the same layer always gives the same bytes.
+ */
+export async function gzipBlobToFile(store: ContentStore, digest: string, file: string): Promise<{ digest: string; size: number }> {
+  const out = new Digester();
+  const fh = await fsp.open(file, 'wx', 0o644);
+  try {
+    const source = async function* (): AsyncGenerator<Buffer> {
+      for await (const chunk of store.openBlob(digest)) yield chunk as Buffer;
+    };
+    for await (const chunk of gzipBlocks(source())) {
+      out.update(chunk);
+      for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+    }
+  } finally {
+    await fh.close();
+  }
+  return { digest: out.digest(), size: out.size };
+}
+
 /** Size of the independently compressed gzip members (fixed, so output is deterministic). */
 export const GZIP_BLOCK = 4 << 20;
 const GZIP_IN_FLIGHT = 4;
+/** Bytes gathered before one write to the layer file. */
+const WRITE_BATCH = 1 << 20;
 
 /**
  * gzip as a series of members, one per GZIP_BLOCK of input, compressed several at a time
@@ -134,6 +182,8 @@ async function* gzipBlocks(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
 
 const PREFETCH_MAX_FILE = 1 << 20;
 const PREFETCH_WINDOW = 64;
+/** Files up to this size are read synchronously. */
+const SYNC_READ_MAX = 256 << 10;
 
 /**
  * Reads the contents of small files ahead, several at once, while earlier entries are
@@ -147,6 +197,15 @@ async function* prefetchSmallFiles(entries: AsyncIterable<LayerEntry>): AsyncGen
       return Promise.resolve(e);
     }
     const expected = e.size;
+    if (expected <= SYNC_READ_MAX) {
+      // a small read costs microseconds; the threadpool round trips around it cost far more
+      try {
+        const content = readFileSync(e.sourcePath);
+        return Promise.resolve(content.length === expected ? { ...e, content } : e);
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
     return fsp.readFile(e.sourcePath).then((content) => (content.length === expected ? { ...e, content } : e));
   };
   for await (const e of entries) {

@@ -1,4 +1,4 @@
-import { promises as fsp, type Stats } from 'node:fs';
+import { lstatSync, promises as fsp, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from './types.js';
@@ -41,6 +41,21 @@ export async function readXattrTree(root: string): Promise<Map<string, Map<strin
   return out;
 }
 
+/** Every directory below `root` (relative paths), to decide whether xattrs need reading. */
+function directoriesBelow(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const d of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      if (!d.isDirectory()) continue;
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      out.push(r);
+      walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
 function devNumbers(rdev: number): { major: number; minor: number } {
   // glibc's gnu_dev_major/minor encoding
   const major = Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
@@ -56,11 +71,12 @@ function byteCompare(a: string, b: string): number {
  * Turns an overlayfs upper dir into layer entries: parents before children, siblings in byte
  * order, a whiteout where the deleted name sorts, an opaque marker right after its directory.
  */
-export async function diffUpper(upper: string): Promise<LayerEntry[]> {
+export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: string[]) => boolean } = {}): Promise<LayerEntry[]> {
   const root = path.resolve(upper);
   const rootSt = await fsp.lstat(root).catch(() => undefined);
   if (!rootSt?.isDirectory()) throw new KilnError(`cannot diff ${upper}: not a directory`);
-  const attrs = await readXattrTree(root);
+  let attrs = new Map<string, Map<string, Buffer>>();
+  if (!options.skipXattrs?.(directoriesBelow(root))) attrs = await readXattrTree(root);
   const entries: LayerEntry[] = [];
   const firstLink = new Map<string, string>();
 
@@ -79,15 +95,17 @@ export async function diffUpper(upper: string): Promise<LayerEntry[]> {
 
   const isOpaque = (abs: string): boolean => attrs.get(abs)?.get('trusted.overlay.opaque')?.toString('utf8') === 'y';
 
-  const walk = async (relDir: string): Promise<void> => {
+  // synchronous on purpose: an upper dir is local and each call takes microseconds, far less
+  // than a threadpool round trip per file
+  const walk = (relDir: string): void => {
     const absDir = path.join(root, relDir);
-    const names = (await fsp.readdir(absDir)).sort(byteCompare);
+    const names = readdirSync(absDir).sort(byteCompare);
     for (const name of names) {
       const rel = relDir ? `${relDir}/${name}` : name;
       const abs = path.join(absDir, name);
       let st: Stats;
       try {
-        st = await fsp.lstat(abs);
+        st = lstatSync(abs);
       } catch {
         continue;
       }
@@ -107,7 +125,7 @@ export async function diffUpper(upper: string): Promise<LayerEntry[]> {
         if (isOpaque(abs)) {
           entries.push({ path: `${rel}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) });
         }
-        await walk(rel);
+        walk(rel);
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? firstLink.get(key) : undefined;
@@ -118,7 +136,7 @@ export async function diffUpper(upper: string): Promise<LayerEntry[]> {
           entries.push(withX({ path: rel, type: 'file', ...base, size: st.size, sourcePath: abs }));
         }
       } else if (st.isSymbolicLink()) {
-        entries.push(withX({ path: rel, type: 'symlink', ...base, linkname: await fsp.readlink(abs) }));
+        entries.push(withX({ path: rel, type: 'symlink', ...base, linkname: readlinkSync(abs) }));
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const { major, minor } = devNumbers(st.rdev);
         entries.push(
@@ -130,6 +148,6 @@ export async function diffUpper(upper: string): Promise<LayerEntry[]> {
       // sockets cannot be stored in a layer: skipped, as docker does
     }
   };
-  await walk('');
+  walk('');
   return entries;
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { diffUpper } from './diff.js';
@@ -55,6 +55,8 @@ export class Snapshotter {
   readonly root: string;
   readonly layersRoot: string;
   readonly activeRoot: string;
+  /** Layer dirs this process found usable or made: not checked on disk again. */
+  private readonly usable = new Set<string>();
 
   constructor(kilnRoot: string) {
     this.root = path.join(path.resolve(kilnRoot), 'snapshots');
@@ -73,9 +75,13 @@ export class Snapshotter {
 
   /** A layer dir is usable when complete and written in this boot; a stale one is removed. */
   private async usableLayer(finalDir: string): Promise<boolean> {
+    if (this.usable.has(finalDir)) return true;
     if (!(await exists(path.join(finalDir, 'fs')))) return false;
     const boot = await fsp.readFile(path.join(finalDir, 'boot'), 'utf8').catch(() => '');
-    if (boot.trim() === BOOT_ID) return true;
+    if (boot.trim() === BOOT_ID) {
+      this.usable.add(finalDir);
+      return true;
+    }
     // from an earlier boot: move it aside atomically, then delete
     const trash = path.join(this.layersRoot, `.tmp-stale-${randomBytes(6).toString('hex')}`);
     await fsp.rename(finalDir, trash).catch(() => undefined);
@@ -119,17 +125,19 @@ export class Snapshotter {
    * the lowers only (no upper; writes fail with EROFS).
    */
   async mount(lowerDirs: string[], options: { readonly?: boolean } = {}): Promise<ActiveMount> {
-    await fsp.mkdir(this.activeRoot, { recursive: true });
+    // synchronous: a handful of local metadata calls, each cheaper than a threadpool round trip
+    mkdirSync(this.activeRoot, { recursive: true });
     const id = randomBytes(8).toString('hex');
     const dir = path.join(this.activeRoot, id);
     const merged = path.join(dir, 'merged');
     const upper = path.join(dir, 'upper');
     const work = path.join(dir, 'work');
-    await fsp.mkdir(dir, { mode: 0o700 });
-    await fsp.writeFile(path.join(dir, 'owner'), ownerToken());
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(path.join(dir, 'owner'), ownerToken());
     try {
-      for (const d of [merged, upper, work]) await fsp.mkdir(d, { mode: 0o755 });
+      for (const d of [merged, upper, work]) mkdirSync(d, { mode: 0o755 });
       for (const l of lowerDirs) {
+        if (this.usable.has(path.dirname(path.resolve(l)))) continue;
         const st = await fsp.stat(l).catch(() => undefined);
         if (!st?.isDirectory()) throw new KilnError(`cannot mount snapshot: layer directory ${l} does not exist`);
       }
@@ -137,17 +145,17 @@ export class Snapshotter {
       // overlay needs one lower, or two when there is no upper
       for (let n = 0; lowers.length < (options.readonly ? 2 : 1); n++) {
         const empty = path.join(dir, `empty${n}`);
-        await fsp.mkdir(empty, { mode: 0o755 });
+        mkdirSync(empty, { mode: 0o755 });
         lowers = [empty, ...lowers];
       }
       // Short names keep the option string small: l/<n> -> layer dir, resolved by the kernel
       // relative to the cwd of the mount process.
       const links = path.join(dir, 'l');
-      await fsp.mkdir(links);
+      mkdirSync(links);
       const names: string[] = [];
       for (let i = 0; i < lowers.length; i++) {
         const name = `l/${i.toString(36)}`;
-        await fsp.symlink(lowers[i], path.join(dir, name));
+        symlinkSync(lowers[i], path.join(dir, name));
         names.push(name);
       }
       const opts = [`lowerdir=${names.reverse().join(':')}`];
@@ -183,6 +191,7 @@ export class Snapshotter {
       merged,
       upper,
       work,
+      lowers: lowerDirs.map((l) => path.resolve(l)),
       release: async (options?: { keepUpperAs?: string }) => {
         if (released) return;
         released = true;
@@ -212,9 +221,13 @@ export class Snapshotter {
     }
   }
 
-  /** Turns an overlay upper dir into sorted layer entries. */
-  async diff(upper: string): Promise<LayerEntry[]> {
-    return diffUpper(upper);
+  /**
+   * Turns an overlay upper dir into sorted layer entries. `noNewXattrs` (a file operation:
+   * nothing in the step sets xattrs) lets the xattr read be skipped when no directory of
+   * `lowers` was copied up, as then no entry can carry one.
+   */
+  async diff(upper: string, options: { noNewXattrs?: boolean; lowers?: string[] } = {}): Promise<LayerEntry[]> {
+    return diffUpper(upper, options.noNewXattrs && options.lowers ? { skipXattrs: (dirs) => !dirs.some((d) => options.lowers!.some((l) => existsSync(path.join(l, d)))) } : {});
   }
 
   /** Unmounts and removes mounts and half-unpacked layers whose owner process is gone. */
@@ -241,15 +254,17 @@ export class Snapshotter {
  */
 async function releaseMountDir(dir: string, adopt?: (upper: string) => Promise<void>): Promise<void> {
   const merged = path.join(dir, 'merged');
-  if (await isMountPoint(merged)) {
-    let res = await runCommand('umount', [merged]);
-    if (res.code !== 0) res = await runCommand('umount', ['-l', merged]);
+  // one umount is the usual case; the mount table is read only when it fails (not mounted,
+  // busy, or a half-made mount dir)
+  const first = await runCommand('umount', [merged]);
+  if (first.code !== 0 && (await isMountPoint(merged))) {
+    const res = await runCommand('umount', ['-l', merged]);
     if (res.code !== 0 && (await isMountPoint(merged))) {
       throw new KilnError(`cannot unmount ${merged}: ${res.stderr}`, { hint: 'check for processes using it (fuser -m)' });
     }
   }
   // never remove through a live mount: that would delete files from the layers below
-  if (await isMountPoint(merged)) return;
+  if (first.code !== 0 && (await isMountPoint(merged))) return;
   if (adopt) await adopt(path.join(dir, 'upper')).catch(() => undefined);
   await fsp.rm(dir, { recursive: true, force: true });
 }

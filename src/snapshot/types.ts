@@ -11,6 +11,8 @@ export interface ActiveMount {
   merged: string;
   upper: string;
   work: string;
+  /** The layer dirs below the upper, lowest first (absent for mounts made elsewhere). */
+  lowers?: string[];
   /** Unmounts and removes the mount; `keepUpperAs` keeps the upper dir as that layer's unpacked form. */
   release(options?: { keepUpperAs?: string }): Promise<void>;
 }

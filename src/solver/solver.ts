@@ -8,7 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContentStore, Lease } from '../oci/store.js';
-import { writeLayer } from '../oci/layer.js';
+import { layerDiffId, writeLayer } from '../oci/layer.js';
+import { trace, tracing } from '../trace.js';
 import type { Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
@@ -24,11 +25,31 @@ export interface LayerRef {
   diffId: string;
 }
 
+/**
+ * A layer in a solved chain. Its diffId (and unpacked dir) is known at once; its blob may
+ * still be being compressed and stored in the background, so the next step need not wait.
+ */
+export interface SolvedLayer {
+  diffId: string;
+  ready: Promise<LayerRef>;
+}
+
+function solvedLayer(ref: LayerRef): SolvedLayer {
+  return { diffId: ref.diffId, ready: Promise.resolve(ref) };
+}
+
+/**
+ * Layers up to this many bytes of file content are named by a digest-only pass and stored
+ * in the background; bigger ones are written in one pass (reading them twice costs more
+ * than the overlap gains).
+ */
+const BACKGROUND_LAYER_MAX = 64 << 20;
+
 export interface SolvedState {
   vertex: Vertex;
   key: string;
   /** The whole layer chain of this state, base first. */
-  layers: LayerRef[];
+  layers: SolvedLayer[];
   /** Whether this vertex added a layer (false for steps that changed nothing). */
   addedLayer: boolean;
   cached: boolean;
@@ -52,6 +73,9 @@ export interface StepRecord {
   parentName?: string;
   kind: Vertex['kind'];
   definition: string;
+  /** Checksum of the context files a COPY read; its per-file map is kept by the context. */
+  filesDigest?: string;
+  /** That map, loaded for `--explain` only (older history files hold it inline). */
   files?: Record<string, string>;
   buildArgs?: Record<string, string>;
   base?: { ref: string; digest: string };
@@ -78,7 +102,7 @@ const RUNTIME_MOUNTPOINTS = ['/proc', '/sys', '/dev', '/etc/resolv.conf', '/etc/
 
 export class Solver {
   private readonly memo = new Map<string, Promise<SolvedState>>();
-  private readonly keyMemo = new Map<string, Promise<{ key: string; files?: Record<string, string> }>>();
+  private readonly keyMemo = new Map<string, Promise<{ key: string; filesDigest?: string }>>();
   private readonly limit: Semaphore;
   private nextId = 1;
   readonly steps: StepRecord[] = [];
@@ -88,6 +112,8 @@ export class Solver {
   firstError?: unknown;
   /** Bytes of the layers this solve wrote (compressed), for cache accounting. */
   addedBytes = 0;
+  /** Layer stores and cache-record writes still running after their step finished. */
+  private readonly background: Promise<unknown>[] = [];
 
   constructor(private readonly opts: SolverOptions) {
     this.limit = new Semaphore(Math.max(1, opts.parallelism));
@@ -113,10 +139,37 @@ export class Solver {
   /** Waits until every started step has finished or released its mounts and containers. */
   async drain(): Promise<void> {
     let size = -1;
-    while (size !== this.memo.size) {
+    let bg = -1;
+    while (size !== this.memo.size || bg !== this.background.length) {
       size = this.memo.size;
-      await Promise.allSettled([...this.memo.values()]);
+      bg = this.background.length;
+      await Promise.allSettled([...this.memo.values(), ...this.background]);
     }
+  }
+
+  /**
+   * Waits for the layers and cache records still being written in the background; throws
+   * the build's first failure, if any. Call after solve() and before using the result.
+   */
+  async flush(): Promise<void> {
+    await this.drain();
+    if (this.firstError !== undefined) throw this.firstError;
+  }
+
+  /** The finished layers of a solved state (waits for background stores). */
+  async layersOf(state: SolvedState): Promise<LayerRef[]> {
+    return Promise.all(state.layers.map((l) => l.ready));
+  }
+
+  /** Runs `work` after its step, failing the build (as that step) if it fails. */
+  private inBackground(v: Vertex, work: Promise<unknown>): void {
+    const tracked = work.catch((e: unknown) => {
+      if (this.firstError === undefined) {
+        this.firstError = atStep(e, v);
+        this.cancel.abort();
+      }
+    });
+    this.background.push(tracked);
   }
 
   private emit(ev: ProgressEvent): void {
@@ -138,7 +191,7 @@ export class Solver {
     if (v.kind === 'scratch') return { vertex: v, key: v.digest, layers: [], addedLayer: false, cached: true };
     if (v.kind === 'image') {
       await this.opts.lease?.add(v.manifestDigest, ...v.layers.map((l) => l.digest));
-      const layers = v.layers.map((descriptor, i) => ({ descriptor, diffId: v.diffIds[i] }));
+      const layers = v.layers.map((descriptor, i) => solvedLayer({ descriptor, diffId: v.diffIds[i] }));
       return { vertex: v, key: hash(['image', v.manifestDigest]), layers, addedLayer: false, cached: true };
     }
     // COPY --link does not read its parent: it runs on an empty root, in parallel with the
@@ -148,7 +201,7 @@ export class Solver {
     const parentPromise = this.solve(inputVs[0]);
     const others = await Promise.all(inputVs.slice(1).map((i) => this.solve(i)));
     const keyInputs = linked ? others : [await parentPromise, ...others];
-    const { key, files } = await this.cacheKey(v, keyInputs, linked).catch((e: unknown) => {
+    const { key, filesDigest } = await this.cacheKey(v, keyInputs, linked).catch((e: unknown) => {
       throw atStep(e, v);
     });
     const base = rootImage(v);
@@ -158,12 +211,12 @@ export class Solver {
       key,
       kind: v.kind,
       definition: describeDefinition(v),
-      files,
+      filesDigest,
       buildArgs: v.kind === 'exec' ? v.buildArgs : undefined,
       base,
       cached: false,
     };
-    const finish = async (layer: LayerRef | undefined, cached: boolean, createdAt: string): Promise<SolvedState> => {
+    const finish = async (layer: SolvedLayer | undefined, cached: boolean, createdAt: string): Promise<SolvedState> => {
       const parent = await parentPromise;
       step.parentKey = parent.key;
       step.parentName = parent.vertex.kind === 'image' ? `FROM ${parent.vertex.ref}` : parent.vertex.name;
@@ -177,7 +230,7 @@ export class Solver {
       // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss
       if (rec && (!rec.layer || (await this.opts.store.touchBlob(rec.layer.descriptor.digest)))) {
         this.emit({ type: 'cached', id: this.nextId++, name: v.name });
-        return finish(rec.layer, true, rec.createdAt);
+        return finish(rec.layer ? solvedLayer(rec.layer) : undefined, true, rec.createdAt);
       }
     }
     let createdAt = '';
@@ -192,7 +245,12 @@ export class Solver {
           throw atStep(e, v);
         });
         createdAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-        await this.opts.records.put({ key, description: v.name, layer: made, createdAt });
+        const stamp = createdAt;
+        // the record is written once the layer's blob is durable
+        this.inBackground(
+          v,
+          (made ? made.ready : Promise.resolve(undefined)).then((layer) => this.opts.records.put({ key, description: v.name, layer, createdAt: stamp })),
+        );
         this.emit({ type: 'done', id, name: v.name, ms: Date.now() - started });
         return made;
       } catch (e) {
@@ -209,13 +267,13 @@ export class Solver {
     return finish(layer, false, createdAt);
   }
 
-  private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; files?: Record<string, string> }> {
+  private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; filesDigest?: string }> {
     const memoKey = `${v.digest}|${linked}|${inputs.map((i) => i.key).join(',')}`;
     let p = this.keyMemo.get(memoKey);
     if (!p) {
       p = (async () => {
         const parts = [linked ? hash(['link', describeDefinition(v)]) : v.digest, ...inputs.map((i) => i.key)];
-        let files: Record<string, string> | undefined;
+        let filesDigest: string | undefined;
         const ctx = this.opts.context;
         if (v.kind === 'file' && v.action.op === 'copy') {
           const a = v.action;
@@ -223,7 +281,7 @@ export class Solver {
             if (!ctx) throw new KilnError('COPY needs a build context, but none was given');
             const sum = await ctx.checksum(a.source.paths, a.excludes);
             parts.push(sum.digest);
-            files = sum.files;
+            filesDigest = sum.digest;
           }
           for (const inl of a.inline ?? []) parts.push(hash([inl.name, inl.content]));
         }
@@ -233,7 +291,7 @@ export class Solver {
             if (m.type === 'secret') parts.push(`secret:${m.id ?? ''}`);
           }
         }
-        return { key: hash(parts), files };
+        return { key: hash(parts), filesDigest };
       })();
       this.keyMemo.set(memoKey, p);
     }
@@ -241,41 +299,90 @@ export class Solver {
   }
 
   /** Mounts the layer chain of a state: lowers unpacked once, an overlay on top. */
-  private async mountState(layers: LayerRef[], readonly = false): Promise<ActiveMount> {
+  private async mountState(layers: SolvedLayer[], readonly = false): Promise<ActiveMount> {
     const lowers: string[] = [];
+    const store = this.opts.store;
     for (const l of layers) {
-      lowers.push(await this.opts.snapshotter.unpackLayer(l.diffId, () => this.opts.store.openBlob(l.descriptor.digest)));
+      // a layer still being stored is already unpacked (its upper dir was adopted); the blob
+      // is only read if that dir is gone, and then only once it is durable
+      const open = async function* (): AsyncGenerator<Buffer> {
+        const ref = await l.ready;
+        for await (const chunk of store.openBlob(ref.descriptor.digest)) yield chunk as Buffer;
+      };
+      lowers.push(await this.opts.snapshotter.unpackLayer(l.diffId, open));
     }
+    if (tracing) trace(`mountState: ${layers.length} lowers ready`);
     return this.opts.snapshotter.mount(lowers, { readonly });
   }
 
   /** Runs a step over `baseLayers`; `others` are its other inputs (COPY --from, mounts). */
-  private async execute(v: ExecVertex | FileVertex, baseLayers: LayerRef[], others: SolvedState[], id: number): Promise<LayerRef | undefined> {
+  private async execute(v: ExecVertex | FileVertex, baseLayers: SolvedLayer[], others: SolvedState[], id: number): Promise<SolvedLayer | undefined> {
     const tm = Date.now();
     const mount = await this.mountState(baseLayers);
-    if (process.env.KILN_TRACE) process.stderr.write(`trace ${v.name}: mount ${Date.now() - tm}ms\n`);
     const extraMounts: ActiveMount[] = [];
     let keepUpperAs: string | undefined;
+    let later: (() => Promise<LayerRef>) | undefined;
+    let result: SolvedLayer | undefined;
     try {
       const t0 = Date.now();
       if (v.kind === 'exec') await this.runExec(v, others, mount, extraMounts, id);
       else await this.runFileOp(v, others, mount, extraMounts);
       const t1 = Date.now();
-      const entries = await this.opts.snapshotter.diff(mount.upper);
+      const entries = await this.opts.snapshotter.diff(mount.upper, { noNewXattrs: v.kind === 'file', lowers: mount.lowers });
       const t2 = Date.now();
       if (entries.length === 0) return undefined;
-      const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
-      if (process.env.KILN_TRACE) process.stderr.write(`trace ${v.name}: run ${t1 - t0}ms diff ${t2 - t1}ms layer ${Date.now() - t2}ms\n`);
-      await this.opts.lease?.add(written.descriptor.digest);
-      this.addedBytes += written.descriptor.size;
-      keepUpperAs = written.diffId;
-      return { descriptor: written.descriptor, diffId: written.diffId };
+      const bytes = entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
+      if (bytes <= BACKGROUND_LAYER_MAX) {
+        // name the layer now, adopt the upper dir as its unpacked form, store the blob later
+        const diffId = await layerDiffId(entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
+        keepUpperAs = diffId;
+        const upper = mount.upper;
+        later = async () => {
+          const dir = this.opts.snapshotter.layerDir(diffId);
+          if (!(await this.opts.snapshotter.hasLayer(diffId))) throw new KilnError(`the unpacked layer ${diffId} disappeared before it was stored`);
+          const moved = entries.map((e) => (e.sourcePath ? { ...e, sourcePath: path.join(dir, path.relative(upper, e.sourcePath)) } : e));
+          return this.storeLayer(moved, diffId);
+        };
+      } else {
+        const ref = await this.storeLayer(entries);
+        keepUpperAs = ref.diffId;
+        result = solvedLayer(ref);
+      }
+      if (tracing) trace(`${v.name}: mount ${t0 - tm}ms run ${t1 - t0}ms diff ${t2 - t1}ms name ${Date.now() - t2}ms`);
     } finally {
       const tr = Date.now();
       for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);
       await mount.release({ keepUpperAs });
-      if (process.env.KILN_TRACE) process.stderr.write(`trace ${v.name}: release ${Date.now() - tr}ms\n`);
+      if (tracing) trace(`${v.name}: release ${Date.now() - tr}ms`);
     }
+    if (later) {
+      const diffId = keepUpperAs!;
+      const t = Date.now();
+      const ready = later().then((ref) => {
+        if (tracing) trace(`${v.name}: layer stored in the background ${Date.now() - t}ms`);
+        return ref;
+      });
+      ready.catch(() => undefined);
+      this.inBackground(v, ready);
+      result = { diffId, ready };
+    }
+    return result;
+  }
+
+  /**
+   * Writes a layer blob and keeps it leased; `expectDiffId` checks a digest-only pass.
+   * Layers a build makes are stored uncompressed, as docker's own image store keeps them:
+   * gzip runs at about 30 MB/s a core, which made compression most of the time of a cold
+   * build. Export compresses (deterministically) where the format wants it.
+   */
+  private async storeLayer(entries: Parameters<typeof writeLayer>[1], expectDiffId?: string): Promise<LayerRef> {
+    const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch, compression: 'none' });
+    if (expectDiffId !== undefined && written.diffId !== expectDiffId) {
+      throw new KilnError(`layer content changed while it was stored (expected ${expectDiffId}, wrote ${written.diffId})`);
+    }
+    await this.opts.lease?.add(written.descriptor.digest);
+    this.addedBytes += written.descriptor.size;
+    return { descriptor: written.descriptor, diffId: written.diffId };
   }
 
   private async runExec(v: ExecVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], id: number): Promise<void> {

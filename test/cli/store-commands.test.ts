@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { have, mustRun, tempDir } from '../oci/util.js';
@@ -104,5 +104,14 @@ test('user errors are one line with a hint, not a stack trace', (t) => {
     assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re, args.join(' '));
     assert.ok(!/\n\s+at /.test(r.stderr), `no stack trace for ${args.join(' ')}`);
+  }
+});
+
+test('kiln --version prints the version in package.json', () => {
+  const pkg = JSON.parse(readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const r = spawnSync(process.execPath, [kilnBin, flag]);
+    assert.equal(r.status, 0, r.stderr.toString());
+    assert.equal(r.stdout.toString().trim(), pkg.version);
   }
 });
