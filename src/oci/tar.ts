@@ -2,7 +2,14 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
-import tar from 'tar-stream';
+import type tarStreamModule from 'tar-stream';
+
+let tarLib: typeof tarStreamModule | undefined;
+/** tar-stream, loaded on first use: a build that reads no tar archive never pays for it. */
+export async function tarStreamLib(): Promise<typeof tarStreamModule> {
+  tarLib ??= (await import('tar-stream')).default;
+  return tarLib;
+}
 import { KilnError } from '../errors.js';
 
 /**
@@ -359,7 +366,7 @@ export interface TarReadEntry {
 
 /** Entries of a tar archive (plain, gzip or zstd, detected from the content). */
 export async function* tarEntries(input: AsyncIterable<Buffer> | NodeJS.ReadableStream): AsyncGenerator<TarReadEntry> {
-  const extract = tar.extract();
+  const extract = (await tarStreamLib()).extract();
   const src = Readable.from(decompress(input));
   pipeline(src, extract, () => undefined);
   try {

@@ -201,6 +201,33 @@ export class Snapshotter {
   }
 
   /**
+   * A fresh, empty upper dir with nothing mounted: for a file operation that only adds paths
+   * absent from every layer below, writing there gives the same upper dir an overlay mount
+   * would, without the mount. `merged` is the upper dir itself.
+   */
+  scratch(): ActiveMount {
+    mkdirSync(this.activeRoot, { recursive: true });
+    const dir = path.join(this.activeRoot, randomBytes(8).toString('hex'));
+    const upper = path.join(dir, 'upper');
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(path.join(dir, 'owner'), ownerToken());
+    mkdirSync(upper, { mode: 0o755 });
+    let released = false;
+    return {
+      merged: upper,
+      upper,
+      work: upper,
+      lowers: [],
+      release: async (options?: { keepUpperAs?: string }) => {
+        if (released) return;
+        released = true;
+        if (options?.keepUpperAs) await this.adoptLayer(options.keepUpperAs, upper).catch(() => undefined);
+        await fsp.rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  /**
    * Makes a finished upper dir the unpacked form of the layer it was diffed into (it is
    * already in overlay form: whiteouts as 0/0 devices, opaque xattrs), so the next step
    * does not extract the layer it just wrote. A layer already unpacked is kept as it is.

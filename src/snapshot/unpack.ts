@@ -5,7 +5,8 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import tar, { type Header } from 'tar-stream';
+import type { Header } from 'tar-stream';
+import { tarStreamLib } from '../oci/tar.js';
 
 type TarHeader = Header & { pax?: Record<string, string> | null };
 type TarEntry = AsyncIterable<Buffer> & NodeJS.ReadableStream & { header: Header; resume(): unknown };
@@ -114,7 +115,7 @@ export async function extractLayer(
       cb(null, chunk);
     },
   });
-  const extract = tar.extract();
+  const extract = (await tarStreamLib()).extract();
   let pipeError: unknown;
   const onPipeEnd = (err: NodeJS.ErrnoException | null): void => {
     if (err) {
@@ -364,7 +365,7 @@ export async function extractLayer(
 async function makeNodes(dest: string, nodes: Map<string, PendingNode>, label: string): Promise<void> {
   const list = [...nodes.entries()];
   if (list.length === 0) return;
-  const pack = tar.pack();
+  const pack = (await tarStreamLib()).pack();
   const chunks: Buffer[] = [];
   const collected = (async () => {
     for await (const c of pack) chunks.push(c as Buffer);

@@ -4,7 +4,7 @@
  * run again. Independent vertices run in parallel under a limit.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { lstatSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContentStore, Lease } from '../oci/store.js';
@@ -19,6 +19,7 @@ import type { ExecVertex, FileVertex, Vertex } from '../graph/types.js';
 import type { BuildContext } from './context.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
+import { hasWildcard } from './match.js';
 
 export interface LayerRef {
   descriptor: Descriptor;
@@ -44,6 +45,9 @@ function solvedLayer(ref: LayerRef): SolvedLayer {
  * than the overlap gains).
  */
 const BACKGROUND_LAYER_MAX = 64 << 20;
+
+/** KILN_DIRECT_FILEOPS=0 mounts for every file operation (to compare the two paths). */
+const DIRECT_FILE_OPS = process.env.KILN_DIRECT_FILEOPS !== '0';
 
 export interface SolvedState {
   vertex: Vertex;
@@ -300,6 +304,13 @@ export class Solver {
 
   /** Mounts the layer chain of a state: lowers unpacked once, an overlay on top. */
   private async mountState(layers: SolvedLayer[], readonly = false): Promise<ActiveMount> {
+    const lowers = await this.layerDirs(layers);
+    if (tracing) trace(`mountState: ${layers.length} lowers ready`);
+    return this.opts.snapshotter.mount(lowers, { readonly });
+  }
+
+  /** The unpacked dirs of a layer chain, lowest first (unpacking what is not yet). */
+  private async layerDirs(layers: SolvedLayer[]): Promise<string[]> {
     const lowers: string[] = [];
     const store = this.opts.store;
     for (const l of layers) {
@@ -311,14 +322,52 @@ export class Solver {
       };
       lowers.push(await this.opts.snapshotter.unpackLayer(l.diffId, open));
     }
-    if (tracing) trace(`mountState: ${layers.length} lowers ready`);
-    return this.opts.snapshotter.mount(lowers, { readonly });
+    return lowers;
+  }
+
+  /**
+   * Whether a file operation can run without mounting anything: it only creates paths that
+   * no layer below has (so an empty upper dir ends up exactly as an overlay's would), needs
+   * no names resolved in the image (numeric or no owner), and reads its sources from the
+   * context or from one layer of the source stage that nothing above shadows. Returns the
+   * source stage's layer dir to read from ('' for none), or undefined to mount as usual.
+   */
+  private async directSource(v: FileVertex, baseLayers: SolvedLayer[], others: SolvedState[]): Promise<string | undefined> {
+    const a = v.action;
+    const numeric = (u: string | undefined): boolean => u === undefined || u === '' || /^\d+(:\d+)?$/.test(u);
+    let target: string;
+    if (a.op === 'mkdir') {
+      if (!numeric(a.user)) return undefined;
+      target = path.posix.resolve('/', a.path);
+    } else {
+      if (a.unpackArchives || (a.urls?.length ?? 0) > 0 || a.parents || !numeric(a.chown)) return undefined;
+      target = path.posix.resolve(a.cwd || '/', a.dest);
+    }
+    if (target === '/') return undefined;
+    const lowers = await this.layerDirs(baseLayers);
+    // every prefix of the target, and the target, must be absent from every layer (a whiteout
+    // counts as present: the merged view may differ from an empty dir there)
+    const parts = target.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const rel = parts.slice(0, i).join('/');
+      if (lowers.some((l) => lstatSync(path.join(l, rel), { throwIfNoEntry: false }) !== undefined)) return undefined;
+    }
+    if (a.op === 'mkdir' || a.source.paths.length === 0 || a.source.from === 'context') return '';
+    const stage = await this.layerDirs(others[0].layers);
+    let found: string | undefined;
+    for (const p of a.source.paths) {
+      const dir = sourceLayer(stage, p);
+      if (dir === undefined || (found !== undefined && dir !== found)) return undefined;
+      found = dir;
+    }
+    return found;
   }
 
   /** Runs a step over `baseLayers`; `others` are its other inputs (COPY --from, mounts). */
   private async execute(v: ExecVertex | FileVertex, baseLayers: SolvedLayer[], others: SolvedState[], id: number): Promise<SolvedLayer | undefined> {
     const tm = Date.now();
-    const mount = await this.mountState(baseLayers);
+    const direct = v.kind === 'file' && DIRECT_FILE_OPS ? await this.directSource(v, baseLayers, others) : undefined;
+    const mount = direct !== undefined ? this.opts.snapshotter.scratch() : await this.mountState(baseLayers);
     const extraMounts: ActiveMount[] = [];
     let keepUpperAs: string | undefined;
     let later: (() => Promise<LayerRef>) | undefined;
@@ -326,7 +375,7 @@ export class Solver {
     try {
       const t0 = Date.now();
       if (v.kind === 'exec') await this.runExec(v, others, mount, extraMounts, id);
-      else await this.runFileOp(v, others, mount, extraMounts);
+      else await this.runFileOp(v, others, mount, extraMounts, direct || undefined);
       const t1 = Date.now();
       const entries = await this.opts.snapshotter.diff(mount.upper, { noNewXattrs: v.kind === 'file', lowers: mount.lowers });
       const t2 = Date.now();
@@ -348,7 +397,7 @@ export class Solver {
         keepUpperAs = ref.diffId;
         result = solvedLayer(ref);
       }
-      if (tracing) trace(`${v.name}: mount ${t0 - tm}ms run ${t1 - t0}ms diff ${t2 - t1}ms name ${Date.now() - t2}ms`);
+      if (tracing) trace(`${v.name}: ${direct !== undefined ? 'direct (no mount)' : 'mount'} ${t0 - tm}ms run ${t1 - t0}ms diff ${t2 - t1}ms name ${Date.now() - t2}ms`);
     } finally {
       const tr = Date.now();
       for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);
@@ -459,7 +508,8 @@ export class Solver {
     await removeStubs(mount.upper, mountPoints);
   }
 
-  private async runFileOp(v: FileVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[]): Promise<void> {
+  /** `sourceDir`: read a COPY --from source from this layer dir instead of mounting the stage. */
+  private async runFileOp(v: FileVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], sourceDir?: string): Promise<void> {
     const a = v.action;
     const root = mount.merged;
     if (a.op === 'mkdir') {
@@ -477,6 +527,8 @@ export class Solver {
       if (a.source.from === 'context') {
         if (!this.opts.context) throw new KilnError('COPY needs a build context, but none was given');
         tree = contextTree(this.opts.context);
+      } else if (sourceDir) {
+        tree = rootfsTree(sourceDir);
       } else {
         const sm = await this.mountState(others[0].layers, true);
         extra.push(sm);
@@ -553,6 +605,38 @@ function describeDefinition(v: ExecVertex | FileVertex): string {
   const a = v.action;
   if (a.op === 'mkdir') return JSON.stringify(a);
   return JSON.stringify({ ...a, source: { paths: a.source.paths, from: a.source.from === 'context' ? 'context' : a.source.from.name } });
+}
+
+/**
+ * The one layer dir (of `layers`, lowest first) a COPY --from source can be read from
+ * directly: the topmost layer holding the path, reached through real directories, with no
+ * layer above holding the path or any parent of it (one could be an opaque directory or a
+ * whiteout) and, for a directory, no layer below holding it (its content would merge).
+ * Undefined when any of that does not hold: the caller mounts the stage instead.
+ */
+function sourceLayer(layers: string[], pattern: string): string | undefined {
+  if (hasWildcard(pattern)) return undefined;
+  const parts = pattern.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.length === 0 || parts.includes('..')) return undefined;
+  const rel = parts.join('/');
+  const present = (l: string, r: string): Stats | undefined => lstatSync(path.join(l, r), { throwIfNoEntry: false });
+  let top = -1;
+  for (let i = layers.length - 1; i >= 0; i--) {
+    if (present(layers[i], rel)) {
+      top = i;
+      break;
+    }
+  }
+  if (top < 0) return undefined;
+  const st = present(layers[top], rel)!;
+  if (!st.isFile() && !st.isDirectory()) return undefined;
+  for (let i = 1; i < parts.length; i++) {
+    const prefix = parts.slice(0, i).join('/');
+    if (!present(layers[top], prefix)?.isDirectory()) return undefined;
+    for (let j = top + 1; j < layers.length; j++) if (present(layers[j], prefix)) return undefined;
+  }
+  if (st.isDirectory()) for (let j = 0; j < top; j++) if (present(layers[j], rel)) return undefined;
+  return layers[top];
 }
 
 /** Mount points (and their parents) before a run: which were missing, and every path looked at. */
