@@ -137,8 +137,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       // layers and cache records still being stored in the background
       await solver.flush();
     } catch (e) {
-      // cancelled steps still hold mounts and containers: let them clean up before reporting
-      await solver.drain();
+      // cancelled steps still hold mounts and containers: let them clean up before reporting;
+      // what finished is kept for the next try, unless the build was interrupted
+      await solver.settle(!opts.signal?.aborted).catch(() => undefined);
       throw solver.firstError ?? e;
     } finally {
       await context.saveHashCache().catch(() => undefined);

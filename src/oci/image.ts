@@ -1,6 +1,8 @@
 import { KilnError } from '../errors.js';
 import { normalizeName, parseReference } from '../refs.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../platform.js';
+import { canonicalJSON } from './canonical.js';
+import { digestOf } from './digest.js';
 import { isIndexType, isManifestType, type ContentStore } from './store.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 
@@ -93,7 +95,9 @@ export async function writeImage(
   if (image.config.rootfs.diff_ids.length !== image.layers.length) {
     throw new Error(`writeImage: ${image.layers.length} layers but ${image.config.rootfs.diff_ids.length} diff_ids`);
   }
-  const configDescriptor = await store.writeJSON(image.config, MediaType.ociConfig);
+  // the config's descriptor is known before it is written: both blobs are written at once
+  const configJSON = canonicalJSON(image.config);
+  const configDescriptor: Descriptor = { mediaType: MediaType.ociConfig, digest: digestOf(configJSON), size: Buffer.byteLength(configJSON) };
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
@@ -101,7 +105,7 @@ export async function writeImage(
     layers: image.layers,
   };
   if (image.annotations && Object.keys(image.annotations).length > 0) manifest.annotations = image.annotations;
-  const manifestDescriptor = await store.writeJSON(manifest, MediaType.ociManifest);
+  const [, manifestDescriptor] = await Promise.all([store.writeBlob(configJSON, configDescriptor.digest), store.writeJSON(manifest, MediaType.ociManifest)]);
   for (const name of names) await store.setRef(name, manifestDescriptor);
   return { manifestDescriptor, configDescriptor };
 }

@@ -24,6 +24,11 @@ export interface WriteLayerOptions {
   /** Clamp every mtime to at most this (seconds since the epoch). */
   sourceDateEpoch?: number;
   compression?: 'gzip' | 'none';
+  /**
+   * Leave the blob in a temp file, not fsynced and not in blobs/: the caller commits it with
+   * ContentStore.commitUnsynced (WrittenLayer.uncommitted) or removes it.
+   */
+  deferCommit?: boolean;
 }
 
 export interface WrittenLayer {
@@ -33,6 +38,8 @@ export interface WrittenLayer {
   entries: number;
   /** Size of the uncompressed tar. */
   uncompressedSize: number;
+  /** With deferCommit: the temp file holding the blob. */
+  uncommitted?: string;
 }
 
 /**
@@ -85,7 +92,7 @@ export async function writeLayer(
       // stored bytes are the tar itself: its digest is the diffId
       await sink(tarBytes(), false);
     }
-    await fh.sync();
+    if (!options.deferCommit) await fh.sync();
     ok = true;
   } finally {
     await fh.close();
@@ -94,8 +101,9 @@ export async function writeLayer(
   const diffId = diff.digest();
   const digest = compression === 'gzip' ? stored.digest() : diffId;
   const size = compression === 'gzip' ? stored.size : diff.size;
-  await store.commitFile(tmp, digest);
+  if (!options.deferCommit) await store.commitFile(tmp, digest);
   return {
+    ...(options.deferCommit ? { uncommitted: tmp } : {}),
     descriptor: { mediaType: compression === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayerTar, digest, size },
     diffId,
     entries: count,
@@ -108,10 +116,46 @@ export async function writeLayer(
  * uncompressed tar), computed without compressing or writing anything. Lets a caller name
  * a layer at once and store it later, off the critical path.
  */
-export async function layerDiffId(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>, options: Pick<WriteLayerOptions, 'sourceDateEpoch'> = {}): Promise<string> {
+export async function layerDiffId(
+  entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>,
+  options: Pick<WriteLayerOptions, 'sourceDateEpoch'> & { keepUpTo?: number } = {},
+): Promise<{ diffId: string; size: number; tar?: Buffer }> {
   const diff = new Digester();
-  for await (const chunk of tarStream(prefetchSmallFiles(normaliseEntries(entries)), { sourceDateEpoch: options.sourceDateEpoch })) diff.update(chunk);
-  return diff.digest();
+  let kept: Buffer[] | undefined = options.keepUpTo ? [] : undefined;
+  for await (const chunk of tarStream(prefetchSmallFiles(normaliseEntries(entries)), { sourceDateEpoch: options.sourceDateEpoch })) {
+    diff.update(chunk);
+    if (kept) {
+      kept.push(chunk);
+      if (diff.size > options.keepUpTo!) kept = undefined;
+    }
+  }
+  return { diffId: diff.digest(), size: diff.size, ...(kept ? { tar: Buffer.concat(kept, diff.size) } : {}) };
+}
+
+/**
+ * Stores an uncompressed layer from its tar bytes (from layerDiffId's `keepUpTo`), as
+ * writeLayer would with compression 'none'.
+ */
+export async function writeTarLayer(store: ContentStore, tar: Buffer, diffId: string, options: Pick<WriteLayerOptions, 'deferCommit'> = {}): Promise<WrittenLayer> {
+  const tmp = store.tempPath('layer');
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  let ok = false;
+  try {
+    for (let off = 0; off < tar.length; ) off += (await fh.write(tar, off, tar.length - off)).bytesWritten;
+    if (!options.deferCommit) await fh.sync();
+    ok = true;
+  } finally {
+    await fh.close();
+    if (!ok) await fsp.rm(tmp, { force: true });
+  }
+  if (!options.deferCommit) await store.commitFile(tmp, diffId);
+  return {
+    ...(options.deferCommit ? { uncommitted: tmp } : {}),
+    descriptor: { mediaType: MediaType.ociLayerTar, digest: diffId, size: tar.length },
+    diffId,
+    entries: 0,
+    uncompressedSize: tar.length,
+  };
 }
 
 /**

@@ -7,7 +7,6 @@ import { chmodSync, closeSync, copyFileSync, fchmodSync, lchownSync, openSync, r
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { KilnError } from '../errors.js';
-import { trace } from '../trace.js';
 import type { BuildContext } from './context.js';
 import { hasWildcard, matchPath } from './match.js';
 import { excludeMatcher } from '../dockerignore.js';
@@ -167,18 +166,14 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
   const destPath = path.posix.resolve(opts.cwd || '/', opts.dest);
   const destIsDirSyntax = opts.dest.endsWith('/') || opts.dest === '.' || opts.dest.endsWith('/.');
   for (const pattern of patterns) {
-    trace(`copy: resolving ${pattern}`);
     const roots = await tree.resolve(pattern, excludes);
-    trace(`copy: resolved ${roots.length} roots`);
     const multi = opts.multipleSources || roots.length > 1 || hasWildcard(pattern);
     for (const root of roots) {
       const srcAbs = path.join(tree.root, root.rel);
       if (root.isDir) {
         const base = opts.parents && root.rel ? path.posix.join(destPath, root.rel) : destPath;
         const targetDir = await mkdirInRoot(opts.destRoot, base, opts.owner);
-        trace(`copy: tree of ${root.below.length}`);
         await copyTree(tree, root.rel, root.below, targetDir, base, opts);
-        trace(`copy: tree done`);
         continue;
       }
       let target: string;

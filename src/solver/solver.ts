@@ -8,7 +8,7 @@ import { lstatSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContentStore, Lease } from '../oci/store.js';
-import { layerDiffId, writeLayer } from '../oci/layer.js';
+import { layerDiffId, writeLayer, writeTarLayer } from '../oci/layer.js';
 import { trace, tracing } from '../trace.js';
 import type { Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
@@ -20,6 +20,7 @@ import type { BuildContext } from './context.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
 import { hasWildcard } from './match.js';
+import { httpGet, type HttpResponse } from '../net.js';
 
 export interface LayerRef {
   descriptor: Descriptor;
@@ -45,6 +46,8 @@ function solvedLayer(ref: LayerRef): SolvedLayer {
  * than the overlap gains).
  */
 const BACKGROUND_LAYER_MAX = 64 << 20;
+/** Layers up to this size keep their tar bytes from the naming pass, so storing is one write. */
+const KEEP_TAR_MAX = 8 << 20;
 
 /** KILN_DIRECT_FILEOPS=0 mounts for every file operation (to compare the two paths). */
 const DIRECT_FILE_OPS = process.env.KILN_DIRECT_FILEOPS !== '0';
@@ -116,8 +119,12 @@ export class Solver {
   firstError?: unknown;
   /** Bytes of the layers this solve wrote (compressed), for cache accounting. */
   addedBytes = 0;
-  /** Layer stores and cache-record writes still running after their step finished. */
+  /** Layer stores still running after their step finished. */
   private readonly background: Promise<unknown>[] = [];
+  /** Layer blobs written but not yet fsynced nor in blobs/ (committed together at the end). */
+  private readonly uncommitted: Array<{ tmp: string; digest: string }> = [];
+  /** Cache records of executed steps, written once their layers are committed. */
+  private readonly pendingRecords: Array<{ key: string; description: string; createdAt: string; ready?: Promise<LayerRef> }> = [];
 
   constructor(private readonly opts: SolverOptions) {
     this.limit = new Semaphore(Math.max(1, opts.parallelism));
@@ -152,12 +159,39 @@ export class Solver {
   }
 
   /**
-   * Waits for the layers and cache records still being written in the background; throws
-   * the build's first failure, if any. Call after solve() and before using the result.
+   * Waits for the layers still being written, commits them and writes the cache records;
+   * throws the build's first failure, if any (the steps that succeeded are still kept, so
+   * a retry resumes after them). Call after solve() and before using the result.
    */
   async flush(): Promise<void> {
-    await this.drain();
+    await this.settle(true);
     if (this.firstError !== undefined) throw this.firstError;
+  }
+
+  /**
+   * Waits for every step and background write, then either commits the finished layers (one
+   * fsync round for all of them, then blobs/ and cache records) or, for an interrupted
+   * build, removes them.
+   */
+  async settle(keep: boolean): Promise<void> {
+    await this.drain();
+    const commits = this.uncommitted.splice(0);
+    const records = this.pendingRecords.splice(0);
+    if (!keep) {
+      await Promise.all(commits.map((c) => fs.rm(c.tmp, { force: true })));
+      return;
+    }
+    if (tracing) trace(`solver: committing ${commits.length} layers`);
+    await this.opts.store.commitUnsynced(commits);
+    const failed = Symbol('failed');
+    await Promise.all(
+      records.map(async (r) => {
+        const layer = r.ready ? await r.ready.catch(() => failed) : undefined;
+        if (layer === failed) return;
+        await this.opts.records.put({ key: r.key, description: r.description, layer: layer as LayerRef | undefined, createdAt: r.createdAt });
+      }),
+    );
+    if (tracing) trace('solver: committed');
   }
 
   /** The finished layers of a solved state (waits for background stores). */
@@ -249,12 +283,8 @@ export class Solver {
           throw atStep(e, v);
         });
         createdAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-        const stamp = createdAt;
-        // the record is written once the layer's blob is durable
-        this.inBackground(
-          v,
-          (made ? made.ready : Promise.resolve(undefined)).then((layer) => this.opts.records.put({ key, description: v.name, layer, createdAt: stamp })),
-        );
+        // the record is written once the layer's blob is durable (settle)
+        this.pendingRecords.push({ key, description: v.name, createdAt, ready: made?.ready });
         this.emit({ type: 'done', id, name: v.name, ms: Date.now() - started });
         return made;
       } catch (e) {
@@ -383,10 +413,14 @@ export class Solver {
       const bytes = entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
       if (bytes <= BACKGROUND_LAYER_MAX) {
         // name the layer now, adopt the upper dir as its unpacked form, store the blob later
-        const diffId = await layerDiffId(entries, { sourceDateEpoch: this.opts.sourceDateEpoch });
+        // (from the tar bytes of the naming pass when small, else from the adopted dir)
+        const named = await layerDiffId(entries, { sourceDateEpoch: this.opts.sourceDateEpoch, keepUpTo: KEEP_TAR_MAX });
+        const diffId = named.diffId;
         keepUpperAs = diffId;
         const upper = mount.upper;
+        const tar = named.tar;
         later = async () => {
+          if (tar) return this.storeTar(tar, diffId);
           const dir = this.opts.snapshotter.layerDir(diffId);
           if (!(await this.opts.snapshotter.hasLayer(diffId))) throw new KilnError(`the unpacked layer ${diffId} disappeared before it was stored`);
           const moved = entries.map((e) => (e.sourcePath ? { ...e, sourcePath: path.join(dir, path.relative(upper, e.sourcePath)) } : e));
@@ -418,6 +452,15 @@ export class Solver {
     return result;
   }
 
+  /** storeLayer for tar bytes already made (and hashed) by the naming pass. */
+  private async storeTar(tar: Buffer, diffId: string): Promise<LayerRef> {
+    const written = await writeTarLayer(this.opts.store, tar, diffId, { deferCommit: true });
+    this.uncommitted.push({ tmp: written.uncommitted!, digest: written.descriptor.digest });
+    await this.opts.lease?.add(written.descriptor.digest);
+    this.addedBytes += written.descriptor.size;
+    return { descriptor: written.descriptor, diffId };
+  }
+
   /**
    * Writes a layer blob and keeps it leased; `expectDiffId` checks a digest-only pass.
    * Layers a build makes are stored uncompressed, as docker's own image store keeps them:
@@ -425,7 +468,8 @@ export class Solver {
    * build. Export compresses (deterministically) where the format wants it.
    */
   private async storeLayer(entries: Parameters<typeof writeLayer>[1], expectDiffId?: string): Promise<LayerRef> {
-    const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch, compression: 'none' });
+    const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch, compression: 'none', deferCommit: true });
+    this.uncommitted.push({ tmp: written.uncommitted!, digest: written.descriptor.digest });
     if (expectDiffId !== undefined && written.diffId !== expectDiffId) {
       throw new KilnError(`layer content changed while it was stored (expected ${expectDiffId}, wrote ${written.diffId})`);
     }
@@ -684,17 +728,17 @@ async function removeStubs(upper: string, before: MountPointState): Promise<void
 
 
 async function download(url: string, dir: string): Promise<string> {
-  let res: Response;
+  let res: HttpResponse;
   try {
-    res = await fetch(url);
+    res = await httpGet(url);
   } catch (e) {
     throw new KilnError(`ADD could not fetch ${url}: ${(e as Error).message}`);
   }
-  if (!res.ok) throw new KilnError(`ADD could not fetch ${url}: HTTP ${res.status}`);
+  if (res.status < 200 || res.status > 299) throw new KilnError(`ADD could not fetch ${url}: HTTP ${res.status}`);
   const name = path.posix.basename(new URL(url).pathname) || 'index.html';
   const file = path.join(dir, name);
-  await fs.writeFile(file, Buffer.from(await res.arrayBuffer()), { mode: 0o600 });
-  const lm = res.headers.get('last-modified');
+  await fs.writeFile(file, res.body, { mode: 0o600 });
+  const lm = res.headers['last-modified'];
   if (lm) {
     const t = new Date(lm);
     if (!Number.isNaN(t.getTime())) await fs.utimes(file, t, t);
