@@ -16,8 +16,11 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The kiln CLI the bench runs: a private copy of the compiled tree (see snapshotKiln). */
-let kilnBin = path.join(repoRoot, 'bin', 'kiln.js');
+/**
+ * The kiln command the bench runs: bin/kiln (what npm installs as `kiln`) in a private copy
+ * of the compiled tree (see snapshotKiln).
+ */
+let kilnBin = path.join(repoRoot, 'bin', 'kiln');
 
 /**
  * Copies bin/ and dist/src/ (with package.json, node_modules linked) into the work dir and runs
@@ -34,7 +37,7 @@ async function snapshotKiln(work: string): Promise<string> {
   for (const f of bundled) await fs.copyFile(path.join(repoRoot, 'dist', f), path.join(dir, 'dist', f));
   await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
   await fs.symlink(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
-  return path.join(dir, 'bin', 'kiln.js');
+  return path.join(dir, 'bin', 'kiln');
 }
 const dockerCli = '/usr/bin/docker';
 
@@ -390,16 +393,16 @@ class KilnPeer implements Peer {
   async startScenario(name: string): Promise<void> {
     this.root = path.join(this.work, `kiln-root-${name}`);
     await fs.rm(this.root, { recursive: true, force: true });
-    const r = await run(process.execPath, [kilnBin, '--root', this.root, 'import', this.baseTar, 'busybox:latest']);
+    const r = await run(kilnBin, ['--root', this.root, 'import', this.baseTar, 'busybox:latest']);
     if (r.code !== 0) throw new BuildError(`kiln import failed: ${tail(r.stderr)}`);
   }
   async build(req: BuildRequest): Promise<Sample> {
     if (!this.root) throw new Error('kiln: no scenario started');
-    const args = [kilnBin, '--root', this.root, 'build', '--progress', 'json', '-t', req.tag];
+    const args = ['--root', this.root, 'build', '--progress', 'json', '-t', req.tag];
     if (req.noCache) args.push('--no-cache');
     if (req.dockerfile) args.push('-f', path.join(req.ctx, req.dockerfile));
     args.push(req.ctx);
-    const r = await run(process.execPath, args);
+    const r = await run(kilnBin, args);
     if (r.code !== 0) throw new BuildError(`kiln build failed (exit ${r.code}): ${tail(r.stderr)}`);
     return { ms: r.ms, cachedStepMs: cachedStepMsFromEvents(r.stderr), steps: stepTimesFromEvents(r.stderr) };
   }
@@ -677,8 +680,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const seedRoot = path.join(work, 'kiln-root-seed');
   const savedTar = path.join(work, 'busybox-image.tar');
-  const imp = await run(process.execPath, [kilnBin, '--root', seedRoot, 'import', baseTar, 'busybox:latest']);
-  const save = imp.code === 0 ? await run(process.execPath, [kilnBin, '--root', seedRoot, 'save', '-o', savedTar, 'busybox:latest']) : imp;
+  const imp = await run(kilnBin, ['--root', seedRoot, 'import', baseTar, 'busybox:latest']);
+  const save = imp.code === 0 ? await run(kilnBin, ['--root', seedRoot, 'save', '-o', savedTar, 'busybox:latest']) : imp;
   if (save.code !== 0) {
     log(`bench: kiln import/save of the base image failed: ${tail(save.stderr)}`);
     return 1;

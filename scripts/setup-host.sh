@@ -16,6 +16,7 @@ want umoci umoci
 want docker-registry docker-registry
 want dockerd docker.io
 want buildah buildah
+want openssl openssl
 [ -x /usr/bin/docker ] || need+=(docker.io)
 
 if [ ${#need[@]} -eq 0 ]; then

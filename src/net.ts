@@ -1,0 +1,70 @@
+/**
+ * HTTP(S) GET for the few places kiln fetches something (ADD <url>). Certificates from
+ * KILN_EXTRA_CA_CERTS (what bin/kiln moves NODE_EXTRA_CA_CERTS to, so that node does not
+ * parse the bundle at every start-up) are added to node's built-in roots here, on first use.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+let extraCA: string[] | undefined;
+
+function caList(): string[] | undefined {
+  const file = process.env.KILN_EXTRA_CA_CERTS;
+  if (!file) return undefined;
+  if (extraCA === undefined) {
+    let extra = '';
+    try {
+      extra = readFileSync(file, 'utf8');
+    } catch (e) {
+      // node itself only warns about an unreadable NODE_EXTRA_CA_CERTS; so does kiln
+      process.stderr.write(`warning: cannot read extra CA certificates from ${file}: ${(e as Error).message}\n`);
+    }
+    extraCA = [...tls.rootCertificates, extra];
+  }
+  return extraCA;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** GETs `url`, following up to 10 redirects; the final response whatever its status. */
+export function httpGet(url: string, redirects = 10): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      reject(new Error(`invalid URL ${url}`));
+      return;
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      reject(new Error(`unsupported URL scheme ${u.protocol}`));
+      return;
+    }
+    const onResponse = (res: http.IncomingMessage): void => {
+      const status = res.statusCode ?? 0;
+      if (REDIRECTS.has(status) && res.headers.location) {
+        res.resume();
+        if (redirects <= 0) {
+          reject(new Error('too many redirects'));
+          return;
+        }
+        httpGet(new URL(res.headers.location, u).toString(), redirects - 1).then(resolve, reject);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    };
+    const req = u.protocol === 'https:' ? https.get(u, { ca: caList() }, onResponse) : http.get(u, onResponse);
+    req.on('error', reject);
+  });
+}
