@@ -76,8 +76,14 @@ export class Snapshotter {
   /** A layer dir is usable when complete and written in this boot; a stale one is removed. */
   private async usableLayer(finalDir: string): Promise<boolean> {
     if (this.usable.has(finalDir)) return true;
-    if (!(await exists(path.join(finalDir, 'fs')))) return false;
-    const boot = await fsp.readFile(path.join(finalDir, 'boot'), 'utf8').catch(() => '');
+    // synchronous: two tiny local reads, once per layer and process
+    if (!existsSync(path.join(finalDir, 'fs'))) return false;
+    let boot = '';
+    try {
+      boot = readFileSync(path.join(finalDir, 'boot'), 'utf8');
+    } catch {
+      /* no marker: not usable */
+    }
     if (boot.trim() === BOOT_ID) {
       this.usable.add(finalDir);
       return true;
@@ -243,6 +249,7 @@ export class Snapshotter {
       await fsp.rename(tmp, finalDir).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
       });
+      this.usable.add(finalDir);
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true });
     }

@@ -698,8 +698,7 @@ async function mountPointState(root: string, paths: string[], into?: MountPointS
       sofar += `/${part}`;
       if (state.seen.has(sofar)) continue;
       state.seen.add(sofar);
-      const exists = await fs.lstat(path.join(root, sofar)).then(() => true, () => false);
-      if (!exists) state.missing.add(sofar);
+      if (!lstatSync(path.join(root, sofar), { throwIfNoEntry: false })) state.missing.add(sofar);
     }
   }
   return state;

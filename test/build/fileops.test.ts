@@ -56,6 +56,21 @@ describe('file operations without a mount', { skip }, () => {
     assert.match(run.stdout, /two\ncontext file/);
   });
 
+  it('a failed build keeps what its finished steps stored; the retry starts after them', async () => {
+    const files = { 'a.txt': 'a\n' };
+    const failing = await ws.context({ ...files, Dockerfile: 'FROM busybox:latest\nCOPY a.txt /a/\nRUN cat /a/a.txt > /b\nRUN exit 3\n' });
+    const r = await runKiln(['build', '--progress', 'plain', failing], { root: ws.root });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /exit code: 3/);
+    const fixed = await ws.context({ ...files, Dockerfile: 'FROM busybox:latest\nCOPY a.txt /a/\nRUN cat /a/a.txt > /b\nRUN true\n' });
+    const again = await runKiln(['build', '--progress', 'plain', '-t', 'retry:1', fixed], { root: ws.root });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /COPY a\.txt \/a\/\n#\d+ CACHED/);
+    assert.match(again.stderr, /RUN cat \/a\/a\.txt > \/b\n#\d+ CACHED/);
+    const run = await runKiln(['run', 'retry:1', 'cat', '/b'], { root: ws.root });
+    assert.equal(run.stdout, 'a\n');
+  });
+
   it('mount when a source merges across layers or is deleted above', async () => {
     const dir = await ws.context({
       Dockerfile: [
