@@ -21,6 +21,7 @@ import { Solver, type ProgressEvent, type StepRecord } from './solver/solver.js'
 import { explainSteps, type Explanation } from './solver/explain.js';
 import type { Vertex } from './graph/types.js';
 import { trace } from './trace.js';
+import { detectRuntime } from './exec/runtime.js';
 
 export interface BuildOptions {
   root: string;
@@ -86,6 +87,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const hashCacheFile = path.join(opts.root, 'cache', 'contexts', `${ctxKey}.json`);
   const context = await BuildContext.open(opts.contextDir, { hashCacheFile });
   const df = await readDockerfile(opts);
+  // the OCI runtime is looked up (and remembered) while the build is planned, not at the
+  // first RUN; its errors surface there, where they belong
+  if (df.instructions.some((i) => i.keyword === 'run' || i.keyword === 'onbuild')) detectRuntime(path.join(opts.root, 'run')).catch(() => undefined);
   const store = await ContentStore.open(opts.root);
   const buildPlatform = hostPlatform();
 

@@ -2,7 +2,7 @@ import { trace } from '../trace.js';
 import { ownerAlive, ownerToken } from '../owner.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
@@ -97,13 +97,9 @@ async function ensureCwd(rootfs: string, cwd: string, user: ResolvedUser): Promi
   let p = target;
   const root = path.resolve(rootfs);
   while (p !== root && p.startsWith(root)) {
-    try {
-      await fsp.lstat(p);
-      break;
-    } catch {
-      missing.unshift(p);
-      p = path.dirname(p);
-    }
+    if (lstatSync(p, { throwIfNoEntry: false })) break;
+    missing.unshift(p);
+    p = path.dirname(p);
   }
   for (const dir of missing) {
     await fsp.mkdir(dir, { mode: 0o755 });
@@ -118,13 +114,9 @@ async function missingMountpoints(rootfs: string, destinations: string[]): Promi
   for (const dest of destinations) {
     let p = await resolveInRoot(rootfs, dest);
     while (p !== root && p.startsWith(root)) {
-      try {
-        await fsp.lstat(p);
-        break;
-      } catch {
-        out.add(p);
-        p = path.dirname(p);
-      }
+      if (lstatSync(p, { throwIfNoEntry: false })) break;
+      out.add(p);
+      p = path.dirname(p);
     }
   }
   return [...out].sort((a, b) => b.split('/').length - a.split('/').length);

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 
@@ -20,9 +20,10 @@ export async function resolveInRoot(rootfs: string, unsafe: string): Promise<str
     }
     const candidate = path.join(root, ...done, part);
     let target: string | undefined;
+    // synchronous: a few lstats of local paths per resolution, each cheaper than a round trip
     try {
-      const st = await fsp.lstat(candidate);
-      if (st.isSymbolicLink()) target = await fsp.readlink(candidate);
+      const st = lstatSync(candidate, { throwIfNoEntry: false });
+      if (st?.isSymbolicLink()) target = readlinkSync(candidate);
     } catch {
       target = undefined;
     }
@@ -62,7 +63,7 @@ const MAX_ID = 2 ** 31 - 1;
 
 async function readRootFile(rootfs: string, file: string): Promise<string | undefined> {
   try {
-    return await fsp.readFile(await resolveInRoot(rootfs, file), 'utf8');
+    return readFileSync(await resolveInRoot(rootfs, file), 'utf8');
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, promises as fsp, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { diffUpper } from './diff.js';
@@ -241,17 +241,21 @@ export class Snapshotter {
   private async adoptLayer(diffId: string, upperDir: string): Promise<void> {
     const finalDir = path.join(this.layersRoot, hexOf(diffId));
     if (await this.usableLayer(finalDir)) return;
+    // synchronous: a mkdir, a small write and two renames
     const tmp = path.join(this.layersRoot, `.tmp-${hexOf(diffId).slice(0, 16)}-${randomBytes(6).toString('hex')}`);
-    await fsp.mkdir(tmp, { recursive: true });
+    mkdirSync(tmp, { recursive: true });
     try {
-      await fsp.writeFile(path.join(tmp, 'boot'), BOOT_ID);
-      await fsp.rename(upperDir, path.join(tmp, 'fs'));
-      await fsp.rename(tmp, finalDir).catch(async (e: NodeJS.ErrnoException) => {
-        if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
-      });
+      writeFileSync(path.join(tmp, 'boot'), BOOT_ID);
+      renameSync(upperDir, path.join(tmp, 'fs'));
+      try {
+        renameSync(tmp, finalDir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      }
       this.usable.add(finalDir);
     } finally {
-      await fsp.rm(tmp, { recursive: true, force: true });
+      rmSync(tmp, { recursive: true, force: true });
     }
   }
 
