@@ -11,7 +11,7 @@ import type { Dockerfile } from './dockerfile/ast.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
 import { hostPlatform } from './platform.js';
 import { ContentStore } from './oci/store.js';
-import { loadImage, writeImage } from './oci/image.js';
+import { loadImage, prepareImage } from './oci/image.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
 import { CacheRecords } from './cache/records.js';
 import { enforceCacheLimit } from './cache/gc.js';
@@ -138,8 +138,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     let solved;
     try {
       solved = await solver.solve(plan.target.state);
-      // layers and cache records still being stored in the background
-      await solver.flush();
+      // layers still being stored in the background
+      await solver.drain();
+      if (solver.firstError !== undefined) throw solver.firstError;
     } catch (e) {
       // cancelled steps still hold mounts and containers: let them clean up before reporting;
       // what finished is kept for the next try, unless the build was interrupted
@@ -156,7 +157,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
     const names = opts.tags ?? [];
     trace('build: writing image');
-    const written = await writeImage(store, { config, layers: layers.map((l) => l.descriptor) }, names);
+    // the image's config and manifest are made durable in the same fsync round as the
+    // layers, then the cache records are written, then the image is named
+    const written = await prepareImage(store, { config, layers: layers.map((l) => l.descriptor) });
+    await solver.flush(written.unsynced);
+    for (const name of names) await store.setRef(name, written.manifestDescriptor);
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
     // nothing added nothing, so it skips the accounting.
     const ranSomething = solver.steps.some((s) => !s.cached);

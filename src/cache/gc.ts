@@ -4,7 +4,7 @@
  * least-recently-used first, never what an image or a running build uses.
  */
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { mkdirSync, promises as fs, readFileSync, renameSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
@@ -260,7 +260,12 @@ export function parseAge(text: string): number {
 export async function cacheLimit(root: string): Promise<number | undefined> {
   let raw = process.env.KILN_CACHE_MAX;
   if (raw === undefined) {
-    const cfg = await fs.readFile(path.join(root, 'config.json'), 'utf8').catch(() => undefined);
+    let cfg: string | undefined;
+    try {
+      cfg = readFileSync(path.join(root, 'config.json'), 'utf8');
+    } catch {
+      cfg = undefined;
+    }
     if (cfg) {
       try {
         raw = (JSON.parse(cfg) as { cacheMaxSize?: string }).cacheMaxSize;
@@ -273,7 +278,12 @@ export async function cacheLimit(root: string): Promise<number | undefined> {
     if (raw === '0' || raw.toLowerCase() === 'none') return undefined;
     return parseSize(raw);
   }
-  const fsStat = await fs.statfs(root).catch(() => undefined);
+  let fsStat: { blocks: number; bsize: number } | undefined;
+  try {
+    fsStat = statfsSync(root);
+  } catch {
+    fsStat = undefined;
+  }
   if (!fsStat) return 20e9;
   const tenth = (fsStat.blocks * fsStat.bsize) / 10;
   return Math.min(50e9, Math.max(2e9, tenth));
@@ -289,17 +299,20 @@ export async function enforceCacheLimit(root: string, addedBytes = Infinity): Pr
   const limit = await cacheLimit(root);
   if (limit === undefined) return undefined;
   const file = path.join(root, 'cache', 'usage.json');
-  const last = await fs
-    .readFile(file, 'utf8')
-    .then((t) => JSON.parse(t) as { total: number; countedAt: number })
-    .catch(() => undefined);
+  // the usual case is two tiny reads and a write after every build: synchronous calls
+  let last: { total: number; countedAt: number } | undefined;
+  try {
+    last = JSON.parse(readFileSync(file, 'utf8')) as { total: number; countedAt: number };
+  } catch {
+    last = undefined;
+  }
   // a compressed layer also sits unpacked in snapshots/: count it three times to be safe
   const estimate = last ? last.total + 3 * addedBytes : Infinity;
   const save = async (total: number, countedAt: number): Promise<void> => {
-    await fs.mkdir(path.dirname(file), { recursive: true });
+    mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.tmp`;
-    await fs.writeFile(tmp, JSON.stringify({ total, countedAt }));
-    await fs.rename(tmp, file);
+    writeFileSync(tmp, JSON.stringify({ total, countedAt }));
+    renameSync(tmp, file);
   };
   if (last && estimate <= limit && Date.now() - last.countedAt < 3600e3) {
     await save(estimate, last.countedAt);

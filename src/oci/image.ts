@@ -87,15 +87,22 @@ export interface ImageToWrite {
 }
 
 /** Writes config + manifest (OCI media types) and points every name at the manifest. */
-export async function writeImage(
-  store: ContentStore,
-  image: ImageToWrite,
-  names: string[],
-): Promise<{ manifestDescriptor: Descriptor; configDescriptor: Descriptor }> {
+/** An image's config and manifest written to temp files, not yet fsynced nor in blobs/. */
+export interface PreparedImage {
+  manifestDescriptor: Descriptor;
+  configDescriptor: Descriptor;
+  /** Temp files to commit (ContentStore.commitUnsynced) before the image is named. */
+  unsynced: Array<{ tmp: string; digest: string }>;
+}
+
+/**
+ * Writes an image's config and manifest as temp files, so a caller can make them durable in
+ * the same fsync round as the layers it is committing.
+ */
+export async function prepareImage(store: ContentStore, image: ImageToWrite): Promise<PreparedImage> {
   if (image.config.rootfs.diff_ids.length !== image.layers.length) {
     throw new Error(`writeImage: ${image.layers.length} layers but ${image.config.rootfs.diff_ids.length} diff_ids`);
   }
-  // the config's descriptor is known before it is written: both blobs are written at once
   const configJSON = canonicalJSON(image.config);
   const configDescriptor: Descriptor = { mediaType: MediaType.ociConfig, digest: digestOf(configJSON), size: Buffer.byteLength(configJSON) };
   const manifest: ImageManifest = {
@@ -105,9 +112,28 @@ export async function writeImage(
     layers: image.layers,
   };
   if (image.annotations && Object.keys(image.annotations).length > 0) manifest.annotations = image.annotations;
-  const [, manifestDescriptor] = await Promise.all([store.writeBlob(configJSON, configDescriptor.digest), store.writeJSON(manifest, MediaType.ociManifest)]);
-  for (const name of names) await store.setRef(name, manifestDescriptor);
-  return { manifestDescriptor, configDescriptor };
+  const manifestJSON = canonicalJSON(manifest);
+  const manifestDescriptor: Descriptor = { mediaType: MediaType.ociManifest, digest: digestOf(manifestJSON), size: Buffer.byteLength(manifestJSON) };
+  const unsynced: Array<{ tmp: string; digest: string }> = [];
+  for (const [json, d] of [
+    [configJSON, configDescriptor],
+    [manifestJSON, manifestDescriptor],
+  ] as const) {
+    if (await store.hasBlob(d.digest)) continue;
+    unsynced.push({ tmp: await store.writeTempUnsynced(json), digest: d.digest });
+  }
+  return { manifestDescriptor, configDescriptor, unsynced };
+}
+
+export async function writeImage(
+  store: ContentStore,
+  image: ImageToWrite,
+  names: string[],
+): Promise<{ manifestDescriptor: Descriptor; configDescriptor: Descriptor }> {
+  const prepared = await prepareImage(store, image);
+  await store.commitUnsynced(prepared.unsynced);
+  for (const name of names) await store.setRef(name, prepared.manifestDescriptor);
+  return { manifestDescriptor: prepared.manifestDescriptor, configDescriptor: prepared.configDescriptor };
 }
 
 /**

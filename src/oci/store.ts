@@ -262,6 +262,13 @@ export class ContentStore {
     await this.commitTemp(tmpFile, digest);
   }
 
+  /** A temp file holding `data`, not fsynced: for commitUnsynced. */
+  async writeTempUnsynced(data: Buffer | string): Promise<string> {
+    const tmp = this.tempPath('blob');
+    await fsp.writeFile(tmp, data, { flag: 'wx', mode: 0o644 });
+    return tmp;
+  }
+
   /**
    * Commits several temp files written without fsync: all are fsynced at once (on one
    * filesystem that is about one journal commit, where one fsync per file during a build

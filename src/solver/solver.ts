@@ -163,19 +163,19 @@ export class Solver {
    * throws the build's first failure, if any (the steps that succeeded are still kept, so
    * a retry resumes after them). Call after solve() and before using the result.
    */
-  async flush(): Promise<void> {
-    await this.settle(true);
+  async flush(extra: Array<{ tmp: string; digest: string }> = []): Promise<void> {
+    await this.settle(true, extra);
     if (this.firstError !== undefined) throw this.firstError;
   }
 
   /**
-   * Waits for every step and background write, then either commits the finished layers (one
-   * fsync round for all of them, then blobs/ and cache records) or, for an interrupted
-   * build, removes them.
+   * Waits for every step and background write, then either commits the finished layers and
+   * `extra` blobs (one fsync round for all of them, then blobs/ and cache records) or, for
+   * an interrupted build, removes them.
    */
-  async settle(keep: boolean): Promise<void> {
+  async settle(keep: boolean, extra: Array<{ tmp: string; digest: string }> = []): Promise<void> {
     await this.drain();
-    const commits = this.uncommitted.splice(0);
+    const commits = [...this.uncommitted.splice(0), ...extra];
     const records = this.pendingRecords.splice(0);
     if (!keep) {
       await Promise.all(commits.map((c) => fs.rm(c.tmp, { force: true })));
