@@ -3,7 +3,7 @@
  * copies its contents, a file goes to dest/ or to dest, new directories are root-owned
  * unless --chown, context files become root-owned, files from other stages keep owners.
  */
-import { chmodSync, closeSync, copyFileSync, fchmodSync, lchownSync, openSync, readFileSync, writeSync, lstatSync, lutimesSync, mkdirSync, promises as fs, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, fchmodSync, lchownSync, openSync, readdirSync, readFileSync, writeSync, lstatSync, lutimesSync, mkdirSync, promises as fs, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { KilnError } from '../errors.js';
@@ -270,8 +270,10 @@ const syncOps: FsOps = {
 async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], targetDir: string, base: string, opts: CopyOptions): Promise<void> {
   const srcRoot = path.join(tree.root, rootRel);
   const dirAbs = new Map<string, string>([['', targetDir]]);
-  // directories this copy created are empty: their children need no check for an existing entry
+  // directories this copy created are empty: their children need no check for an existing
+  // entry (nor does an empty target, as when a step writes into a fresh upper dir)
   const fresh = new Set<string>();
+  if (readdirSync(targetDir).length === 0) fresh.add('');
   const dirTimes: Array<[string, import('node:fs').Stats]> = [];
   const io = below.length <= SYNC_COPY_MAX ? syncOps : asyncOps;
   const rootStat = lstatSync(srcRoot);
