@@ -14,12 +14,13 @@
 import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { busyboxRootfsTar, dockerCli, ensureDockerd, repoRoot, runCommand, runKiln, tempDir } from '../test/helpers.js';
+import { busyboxRootfsTar, dockerCli, ensureDockerd, runCommand, runKiln, tempDir } from '../test/helpers.js';
 import {
   applyDeviations,
   buildArgFlags,
   checkKey,
   copyContext,
+  corpusDir,
   loadCases,
   normalizeConfig,
   parseUnusedBuildArgs,
@@ -27,7 +28,6 @@ import {
   type NormalizedImage,
 } from '../test/frontend/corpus.js';
 
-const corpusDir = path.join(repoRoot, 'test', 'fixtures', 'buildkit-corpus');
 const dockerEnv = { DOCKER_BUILDKIT: '1' };
 
 function docker(args: string[], opts: { input?: string } = {}) {

@@ -21,7 +21,8 @@ import { Solver, type ProgressEvent, type StepRecord } from './solver/solver.js'
 import { explainSteps, type Explanation } from './solver/explain.js';
 import type { Vertex } from './graph/types.js';
 import { trace } from './trace.js';
-import { detectRuntime } from './exec/runtime.js';
+import { detectRuntime } from './exec/index.js';
+import { writeFileAtomic } from './fsutil.js';
 
 export interface BuildOptions {
   root: string;
@@ -255,9 +256,6 @@ async function readSteps(file: string): Promise<StepRecord[] | undefined> {
   }
 }
 
-async function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(steps));
-  await fs.rename(tmp, file);
+function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
+  return writeFileAtomic(file, JSON.stringify(steps));
 }

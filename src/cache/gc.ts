@@ -4,12 +4,13 @@
  * least-recently-used first, never what an image or a running build uses.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, promises as fs, readFileSync, renameSync, statfsSync, writeFileSync } from 'node:fs';
+import { promises as fs, readFileSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
 import type { ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
 import { CacheRecords, type CacheRecord } from './records.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export interface CacheItem {
   kind: 'layer' | 'snapshot' | 'cache-mount' | 'context-index';
@@ -308,12 +309,7 @@ export async function enforceCacheLimit(root: string, addedBytes = Infinity): Pr
   }
   // a compressed layer also sits unpacked in snapshots/: count it three times to be safe
   const estimate = last ? last.total + 3 * addedBytes : Infinity;
-  const save = async (total: number, countedAt: number): Promise<void> => {
-    mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ total, countedAt }));
-    renameSync(tmp, file);
-  };
+  const save = (total: number, countedAt: number): Promise<void> => writeFileAtomic(file, JSON.stringify({ total, countedAt }));
   if (last && estimate <= limit && Date.now() - last.countedAt < 3600e3) {
     await save(estimate, last.countedAt);
     return undefined;

@@ -6,6 +6,7 @@
 import { promises as fs, readFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import type { Descriptor } from '../oci/types.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export interface CacheRecord {
   key: string;
@@ -52,11 +53,7 @@ export class CacheRecords {
   }
 
   async put(rec: CacheRecord): Promise<void> {
-    const f = this.file(rec.key);
-    await fs.mkdir(path.dirname(f), { recursive: true });
-    const tmp = `${f}.${process.pid}.${Date.now()}.tmp`;
-    await fs.writeFile(tmp, JSON.stringify(rec));
-    await fs.rename(tmp, f);
+    await writeFileAtomic(this.file(rec.key), JSON.stringify(rec));
   }
 
   async delete(key: string): Promise<void> {

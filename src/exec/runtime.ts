@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { runWithRuntime, type RuntimeInfo } from './container.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export interface DetectedRuntime extends RuntimeInfo {
   /** Candidates tried before this one, and why they did not work. */
@@ -133,10 +134,7 @@ async function detectWithDiskCache(stateDir: string): Promise<DetectedRuntime> {
     .catch(() => undefined);
   if (saved?.fingerprint === fingerprint && saved.runtime?.path) return saved.runtime;
   const runtime = await detectUncached();
-  await fsp.mkdir(stateDir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify({ fingerprint, runtime }));
-  await fsp.rename(tmp, file);
+  await writeFileAtomic(file, JSON.stringify({ fingerprint, runtime }));
   return runtime;
 }
 

@@ -133,32 +133,6 @@ export async function layerDiffId(
 }
 
 /**
- * Stores an uncompressed layer from its tar bytes (from layerDiffId's `keepUpTo`), as
- * writeLayer would with compression 'none'.
- */
-export async function writeTarLayer(store: ContentStore, tar: Buffer, diffId: string, options: Pick<WriteLayerOptions, 'deferCommit'> = {}): Promise<WrittenLayer> {
-  const tmp = store.tempPath('layer');
-  const fh = await fsp.open(tmp, 'wx', 0o644);
-  let ok = false;
-  try {
-    for (let off = 0; off < tar.length; ) off += (await fh.write(tar, off, tar.length - off)).bytesWritten;
-    if (!options.deferCommit) await fh.sync();
-    ok = true;
-  } finally {
-    await fh.close();
-    if (!ok) await fsp.rm(tmp, { force: true });
-  }
-  if (!options.deferCommit) await store.commitFile(tmp, diffId);
-  return {
-    ...(options.deferCommit ? { uncommitted: tmp } : {}),
-    descriptor: { mediaType: MediaType.ociLayerTar, digest: diffId, size: tar.length },
-    diffId,
-    entries: 0,
-    uncompressedSize: tar.length,
-  };
-}
-
-/**
  * Compresses a stored uncompressed layer blob into `file` with the same deterministic gzip as
  * writeLayer (fixed level, fixed member size): the same layer always gives the same bytes.
  */

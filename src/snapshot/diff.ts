@@ -41,21 +41,6 @@ export async function readXattrTree(root: string): Promise<Map<string, Map<strin
   return out;
 }
 
-/** Every directory below `root` (relative paths), to decide whether xattrs need reading. */
-function directoriesBelow(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string): void => {
-    for (const d of readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      if (!d.isDirectory()) continue;
-      const r = rel ? `${rel}/${d.name}` : d.name;
-      out.push(r);
-      walk(r);
-    }
-  };
-  walk('');
-  return out;
-}
-
 function devNumbers(rdev: number): { major: number; minor: number } {
   // glibc's gnu_dev_major/minor encoding
   const major = Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
@@ -75,25 +60,11 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
   const root = path.resolve(upper);
   const rootSt = await fsp.lstat(root).catch(() => undefined);
   if (!rootSt?.isDirectory()) throw new KilnError(`cannot diff ${upper}: not a directory`);
-  let attrs = new Map<string, Map<string, Buffer>>();
-  if (!options.skipXattrs?.(directoriesBelow(root))) attrs = await readXattrTree(root);
-  const entries: LayerEntry[] = [];
+  // the walk first; xattrs (and opaque markers) are attached afterwards, unless the caller
+  // can tell from the directories that none can be there
+  const walked: Array<{ entry: LayerEntry; abs?: string }> = [];
+  const dirs: string[] = [];
   const firstLink = new Map<string, string>();
-
-  const xattrsOf = (abs: string): Record<string, string> | undefined => {
-    const m = attrs.get(abs);
-    if (!m) return undefined;
-    const r: Record<string, string> = {};
-    let any = false;
-    for (const [k, v] of m) {
-      if (skipXattr(k)) continue;
-      r[k] = v.toString('utf8');
-      any = true;
-    }
-    return any ? r : undefined;
-  };
-
-  const isOpaque = (abs: string): boolean => attrs.get(abs)?.get('trusted.overlay.opaque')?.toString('utf8') === 'y';
 
   // synchronous on purpose: an upper dir is local and each call takes microseconds, far less
   // than a threadpool round trip per file
@@ -115,39 +86,56 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
         gid: st.gid,
         mtime: Math.floor(st.mtimeMs / 1000),
       };
-      const xattrs = xattrsOf(abs);
-      const withX = <T extends LayerEntry>(e: T): T => (xattrs ? { ...e, xattrs } : e);
       if (st.isCharacterDevice() && st.rdev === 0) {
         const wh = relDir ? `${relDir}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
-        entries.push({ path: wh, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) });
+        walked.push({ entry: { path: wh, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) } });
       } else if (st.isDirectory()) {
-        entries.push(withX({ path: rel, type: 'directory', ...base }));
-        if (isOpaque(abs)) {
-          entries.push({ path: `${rel}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) });
-        }
+        walked.push({ entry: { path: rel, type: 'directory', ...base }, abs });
+        dirs.push(rel);
         walk(rel);
       } else if (st.isFile()) {
         const key = `${st.dev}:${st.ino}`;
         const first = st.nlink > 1 ? firstLink.get(key) : undefined;
         if (first !== undefined) {
-          entries.push(withX({ path: rel, type: 'hardlink', ...base, size: 0, linkname: first }));
+          walked.push({ entry: { path: rel, type: 'hardlink', ...base, size: 0, linkname: first }, abs });
         } else {
           if (st.nlink > 1) firstLink.set(key, rel);
-          entries.push(withX({ path: rel, type: 'file', ...base, size: st.size, sourcePath: abs }));
+          walked.push({ entry: { path: rel, type: 'file', ...base, size: st.size, sourcePath: abs }, abs });
         }
       } else if (st.isSymbolicLink()) {
-        entries.push(withX({ path: rel, type: 'symlink', ...base, linkname: readlinkSync(abs) }));
+        walked.push({ entry: { path: rel, type: 'symlink', ...base, linkname: readlinkSync(abs) }, abs });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const { major, minor } = devNumbers(st.rdev);
-        entries.push(
-          withX({ path: rel, type: st.isCharacterDevice() ? 'char' : 'block', ...base, devmajor: major, devminor: minor }),
-        );
+        walked.push({ entry: { path: rel, type: st.isCharacterDevice() ? 'char' : 'block', ...base, devmajor: major, devminor: minor }, abs });
       } else if (st.isFIFO()) {
-        entries.push(withX({ path: rel, type: 'fifo', ...base }));
+        walked.push({ entry: { path: rel, type: 'fifo', ...base }, abs });
       }
       // sockets cannot be stored in a layer: skipped, as docker does
     }
   };
   walk('');
+  if (options.skipXattrs?.(dirs)) return walked.map((w) => w.entry);
+
+  const attrs = await readXattrTree(root);
+  const xattrsOf = (abs: string): Record<string, string> | undefined => {
+    const m = attrs.get(abs);
+    if (!m) return undefined;
+    const r: Record<string, string> = {};
+    let any = false;
+    for (const [k, v] of m) {
+      if (skipXattr(k)) continue;
+      r[k] = v.toString('utf8');
+      any = true;
+    }
+    return any ? r : undefined;
+  };
+  const entries: LayerEntry[] = [];
+  for (const { entry, abs } of walked) {
+    const xattrs = abs === undefined ? undefined : xattrsOf(abs);
+    entries.push(xattrs ? { ...entry, xattrs } : entry);
+    if (abs !== undefined && entry.type === 'directory' && attrs.get(abs)?.get('trusted.overlay.opaque')?.toString('utf8') === 'y') {
+      entries.push({ path: `${entry.path}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: entry.mtime, content: Buffer.alloc(0) });
+    }
+  }
   return entries;
 }

@@ -132,14 +132,10 @@ export class Snapshotter {
    */
   async mount(lowerDirs: string[], options: { readonly?: boolean } = {}): Promise<ActiveMount> {
     // synchronous: a handful of local metadata calls, each cheaper than a threadpool round trip
-    mkdirSync(this.activeRoot, { recursive: true });
-    const id = randomBytes(8).toString('hex');
-    const dir = path.join(this.activeRoot, id);
+    const dir = this.newActiveDir();
     const merged = path.join(dir, 'merged');
     const upper = path.join(dir, 'upper');
     const work = path.join(dir, 'work');
-    mkdirSync(dir, { mode: 0o700 });
-    writeFileSync(path.join(dir, 'owner'), ownerToken());
     try {
       for (const d of [merged, upper, work]) mkdirSync(d, { mode: 0o755 });
       for (const l of lowerDirs) {
@@ -206,17 +202,23 @@ export class Snapshotter {
     };
   }
 
+  /** A new dir under active/ owned by this process (cleanupStale removes it once we are gone). */
+  private newActiveDir(): string {
+    mkdirSync(this.activeRoot, { recursive: true });
+    const dir = path.join(this.activeRoot, randomBytes(8).toString('hex'));
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(path.join(dir, 'owner'), ownerToken());
+    return dir;
+  }
+
   /**
    * A fresh, empty upper dir with nothing mounted: for a file operation that only adds paths
    * absent from every layer below, writing there gives the same upper dir an overlay mount
    * would, without the mount. `merged` is the upper dir itself.
    */
   scratch(): ActiveMount {
-    mkdirSync(this.activeRoot, { recursive: true });
-    const dir = path.join(this.activeRoot, randomBytes(8).toString('hex'));
+    const dir = this.newActiveDir();
     const upper = path.join(dir, 'upper');
-    mkdirSync(dir, { mode: 0o700 });
-    writeFileSync(path.join(dir, 'owner'), ownerToken());
     mkdirSync(upper, { mode: 0o755 });
     let released = false;
     return {

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { dockerignore, excludeMatcher, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
+import { writeFileAtomic } from '../fsutil.js';
 import { hasWildcard, matchPath } from './match.js';
 
 export interface ContextEntry {
@@ -390,7 +391,7 @@ export class BuildContext {
       const memo = await this.memo;
       if (memo) {
         const stored: StoredSums = { v: FORMAT, fingerprint: this.fingerprint, sums: Object.fromEntries(memo) };
-        await writeAtomic(sumsFileOf(this.hashCacheFile), JSON.stringify(stored));
+        await writeFileAtomic(sumsFileOf(this.hashCacheFile), JSON.stringify(stored));
       }
       this.memoDirty = false;
     }
@@ -403,7 +404,7 @@ export class BuildContext {
       if (entries && !entries.has(rel)) continue;
       parts.push(rel, value);
     }
-    await writeAtomic(this.hashCacheFile, `${parts.join('\0')}\0`);
+    await writeFileAtomic(this.hashCacheFile, `${parts.join('\0')}\0`);
     this.hashCacheDirty = false;
   }
 
@@ -455,20 +456,8 @@ function sumsFileOf(hashCacheFile: string): string {
 async function writeFilesMap(hashCacheFile: string, hex: string, files: Record<string, string>): Promise<boolean> {
   const file = filesMapFile(hashCacheFile, hex);
   if (await fs.access(file).then(() => true, () => false)) return false;
-  await writeAtomic(file, JSON.stringify(files));
+  await writeFileAtomic(file, JSON.stringify(files));
   return true;
-}
-
-async function writeAtomic(file: string, data: string): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  try {
-    await fs.writeFile(tmp, data);
-    await fs.rename(tmp, file);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
 }
 
 async function readSums(file: string): Promise<StoredSums | undefined> {

@@ -8,9 +8,9 @@ import { lstatSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { ContentStore, Lease } from '../oci/store.js';
-import { layerDiffId, writeLayer, writeTarLayer } from '../oci/layer.js';
+import { layerDiffId, writeLayer } from '../oci/layer.js';
 import { trace, tracing } from '../trace.js';
-import type { Descriptor } from '../oci/types.js';
+import { MediaType, type Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ActiveMount } from '../snapshot/types.js';
@@ -454,11 +454,9 @@ export class Solver {
 
   /** storeLayer for tar bytes already made (and hashed) by the naming pass. */
   private async storeTar(tar: Buffer, diffId: string): Promise<LayerRef> {
-    const written = await writeTarLayer(this.opts.store, tar, diffId, { deferCommit: true });
-    this.uncommitted.push({ tmp: written.uncommitted!, digest: written.descriptor.digest });
-    await this.opts.lease?.add(written.descriptor.digest);
-    this.addedBytes += written.descriptor.size;
-    return { descriptor: written.descriptor, diffId };
+    // an uncompressed layer's blob is its tar: the diffId is its digest
+    const tmp = await this.opts.store.writeTempUnsynced(tar);
+    return this.keepLayer(tmp, { mediaType: MediaType.ociLayerTar, digest: diffId, size: tar.length }, diffId);
   }
 
   /**
@@ -469,13 +467,19 @@ export class Solver {
    */
   private async storeLayer(entries: Parameters<typeof writeLayer>[1], expectDiffId?: string): Promise<LayerRef> {
     const written = await writeLayer(this.opts.store, entries, { sourceDateEpoch: this.opts.sourceDateEpoch, compression: 'none', deferCommit: true });
-    this.uncommitted.push({ tmp: written.uncommitted!, digest: written.descriptor.digest });
+    const ref = await this.keepLayer(written.uncommitted!, written.descriptor, written.diffId);
     if (expectDiffId !== undefined && written.diffId !== expectDiffId) {
       throw new KilnError(`layer content changed while it was stored (expected ${expectDiffId}, wrote ${written.diffId})`);
     }
-    await this.opts.lease?.add(written.descriptor.digest);
-    this.addedBytes += written.descriptor.size;
-    return { descriptor: written.descriptor, diffId: written.diffId };
+    return ref;
+  }
+
+  /** A layer blob in a temp file: committed when the solve settles, leased and counted now. */
+  private async keepLayer(tmp: string, descriptor: Descriptor, diffId: string): Promise<LayerRef> {
+    this.uncommitted.push({ tmp, digest: descriptor.digest });
+    await this.opts.lease?.add(descriptor.digest);
+    this.addedBytes += descriptor.size;
+    return { descriptor, diffId };
   }
 
   private async runExec(v: ExecVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], id: number): Promise<void> {

@@ -7,11 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { isRoot, repoRoot, rootWithBusybox, runKiln, tempDir } from '../helpers.js';
+import { isRoot, rootWithBusybox, runKiln, tempDir } from '../helpers.js';
 import {
   buildArgFlags,
   checkKey,
   copyContext,
+  corpusDir,
   loadCases,
   normalizeConfig,
   parseUnusedBuildArgs,
@@ -19,7 +20,6 @@ import {
 } from './corpus.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
-const corpusDir = path.join(repoRoot, 'test', 'fixtures', 'buildkit-corpus');
 const cases = await loadCases(corpusDir);
 
 /**

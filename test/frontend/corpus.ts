@@ -5,6 +5,10 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { repoRoot } from '../helpers.js';
+
+/** The recorded cases: one directory each, with a Dockerfile, its context and expected.json. */
+export const corpusDir = path.join(repoRoot, 'test', 'fixtures', 'buildkit-corpus');
 
 export interface CaseArgs {
   buildArgs?: Record<string, string>;
