@@ -1,42 +1,13 @@
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { KilnError } from '../errors.js';
+import { rootPathSync } from '../fsroot.js';
 
 /**
- * Resolves `unsafe` (an absolute path as seen inside the container) to a host path inside
- * `rootfs`, following symlinks as the container would see them: absolute links restart at the
- * rootfs, `..` never climbs above it. Missing trailing components are joined as they are.
+ * `unsafe` (an absolute path as seen inside the container) as a host path inside `rootfs`,
+ * following symlinks as the container would see them (see src/fsroot.ts).
  */
 export async function resolveInRoot(rootfs: string, unsafe: string): Promise<string> {
-  const root = path.resolve(rootfs);
-  const pending = unsafe.split('/').filter((p) => p !== '' && p !== '.');
-  const done: string[] = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const part = pending.shift() as string;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const candidate = path.join(root, ...done, part);
-    let target: string | undefined;
-    // synchronous: a few lstats of local paths per resolution, each cheaper than a round trip
-    try {
-      const st = lstatSync(candidate, { throwIfNoEntry: false });
-      if (st?.isSymbolicLink()) target = readlinkSync(candidate);
-    } catch {
-      target = undefined;
-    }
-    if (target === undefined) {
-      done.push(part);
-      continue;
-    }
-    if (++links > 255) throw new KilnError(`too many levels of symbolic links resolving ${unsafe} in ${rootfs}`);
-    const parts = target.split('/').filter((p) => p !== '' && p !== '.');
-    if (target.startsWith('/')) done.length = 0;
-    pending.unshift(...parts);
-  }
-  return path.join(root, ...done);
+  return rootPathSync(rootfs, unsafe);
 }
 
 export interface ResolvedUser {
@@ -63,7 +34,11 @@ const MAX_ID = 2 ** 31 - 1;
 
 async function readRootFile(rootfs: string, file: string): Promise<string | undefined> {
   try {
-    return readFileSync(await resolveInRoot(rootfs, file), 'utf8');
+    // resolved inside the root, so the file read is the image's; only a regular file is read
+    // (a FIFO or device planted at /etc/passwd would block or read the host's device)
+    const abs = rootPathSync(rootfs, file);
+    if (!statSync(abs).isFile()) return undefined;
+    return readFileSync(abs, 'utf8');
   } catch {
     return undefined;
   }

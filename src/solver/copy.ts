@@ -5,11 +5,12 @@
  */
 import { chmodSync, closeSync, copyFileSync, fchmodSync, lchownSync, openSync, readdirSync, readFileSync, writeSync, lstatSync, lutimesSync, mkdirSync, promises as fs, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { KilnError } from '../errors.js';
 import type { BuildContext } from './context.js';
 import { hasWildcard, matchPath } from './match.js';
 import { excludeMatcher } from '../dockerignore.js';
+import { makeDirsSync, rootPath } from '../fsroot.js';
+import { archiveCompression, extractArchive, type ArchiveCompression } from './extract.js';
 
 export interface Owner {
   uid: number;
@@ -61,14 +62,18 @@ export function rootfsTree(root: string): CopySourceTree {
         throw new KilnError(`COPY --from source "${pattern}" not found`, { hint: 'check the path exists in the source stage or image' });
       }
       const out = [];
-      for (const rel of roots) {
-        const abs = await secureResolve(root, rel, true);
-        const st = await fs.stat(abs);
+      for (const found of roots) {
+        // resolved inside the stage's root, never through the host's paths: parents always,
+        // and a final symlink to a directory too (its content is what is copied)
+        const followed = await secureResolve(root, found);
+        const isDir = (await fs.lstat(followed).catch(() => undefined))?.isDirectory() === true;
+        const abs = isDir ? followed : await secureResolve(root, found, true);
+        const rel = path.relative(root, abs).split(path.sep).join('/');
         const below: string[] = [];
-        if (st.isDirectory()) await walkAll(abs, '', below);
+        if (isDir) await walkAll(abs, '', below);
         out.push({
           rel,
-          isDir: st.isDirectory(),
+          isDir,
           // --exclude patterns are relative to the directory being copied
           below: below.filter((b) => !isExcluded(b)).map((b) => (rel ? `${rel}/${b}` : b)),
         });
@@ -84,11 +89,11 @@ async function walkMatches(root: string, segs: string[], rel: string, out: strin
     return;
   }
   const [seg, ...rest] = segs;
-  const dir = path.join(root, rel);
+  const dir = await secureResolve(root, rel);
   const names = hasWildcard(seg) ? (await fs.readdir(dir).catch(() => [] as string[])).sort().filter((n) => matchPath(seg, n)) : [seg];
   for (const n of names) {
     const next = rel ? `${rel}/${n}` : n;
-    const exists = await fs.lstat(path.join(root, next)).then(() => true, () => false);
+    const exists = await fs.lstat(await secureResolve(root, next, true)).then(() => true, () => false);
     if (exists) await walkMatches(root, rest, next, out);
   }
 }
@@ -101,32 +106,9 @@ async function walkAll(absDir: string, rel: string, out: string[]): Promise<void
   }
 }
 
-/**
- * Resolves `rel` inside `root`, following symlinks as if `root` were `/` so nothing
- * escapes it. With `keepLast`, a final symlink is not followed.
- */
-export async function secureResolve(root: string, rel: string, keepLast = false): Promise<string> {
-  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
-  let current: string[] = [];
-  let hops = 0;
-  while (parts.length > 0) {
-    const part = parts.shift()!;
-    if (part === '..') {
-      current.pop();
-      continue;
-    }
-    const candidate = path.join(root, ...current, part);
-    const st = await fs.lstat(candidate).catch(() => undefined);
-    if (st?.isSymbolicLink() && !(keepLast && parts.length === 0)) {
-      if (++hops > 40) throw new KilnError(`too many levels of symbolic links resolving /${rel}`);
-      const target = await fs.readlink(candidate);
-      if (target.startsWith('/')) current = [];
-      parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
-      continue;
-    }
-    current.push(part);
-  }
-  return path.join(root, ...current);
+/** `rel` resolved inside `root` as BuildKit's fs.RootPath does; with `keepLast`, a final symlink is not followed. */
+export function secureResolve(root: string, rel: string, keepLast = false): Promise<string> {
+  return rootPath(root, rel, { followLast: !keepLast });
 }
 
 export interface CopyOptions {
@@ -152,9 +134,7 @@ export async function mkdirInRoot(root: string, rel: string, owner: Owner = { ui
     const abs = await secureResolve(root, sofar);
     const st = await fs.lstat(abs).catch(() => undefined);
     if (!st) {
-      await fs.mkdir(abs, { mode: 0o755 });
-      await fs.chmod(abs, 0o755);
-      await fs.lchown(abs, owner.uid, owner.gid);
+      makeDirsSync(root, abs, owner); // a symlink to a missing path: its target is made, in the root
     } else if (!st.isDirectory()) {
       throw new KilnError(`cannot create directory /${sofar}: a file is in the way`);
     }
@@ -182,10 +162,11 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
       else if (destIsDirSyntax || multi || existing?.isDirectory()) target = path.posix.join(destPath, path.posix.basename(root.rel));
       else target = destPath;
       await mkdirInRoot(opts.destRoot, path.posix.dirname(target), opts.owner);
-      if (opts.unpackArchives && (await isArchive(srcAbs))) {
+      const archive = opts.unpackArchives ? await archiveSource(tree.root, root.rel) : undefined;
+      if (archive) {
         // an archive always unpacks into dest as a directory, slash or not (as BuildKit does)
         const dir = await mkdirInRoot(opts.destRoot, destPath, opts.owner);
-        await extractArchive(srcAbs, dir);
+        await extractArchive(archive.file, archive.kind, dir, { owner: opts.owner, name: root.rel });
         continue;
       }
       await copyOne(srcAbs, opts.destRoot, target, tree.preserveOwner, opts);
@@ -398,29 +379,9 @@ async function applyMeta(
   if (setTimes && (!isDir || st.isDirectory())) await io.lutimes(dst, st.atime, st.mtime);
 }
 
-async function isArchive(file: string): Promise<boolean> {
-  const fh = await fs.open(file, 'r');
-  try {
-    const buf = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(buf, 0, 512, 0);
-    if (bytesRead >= 3 && buf[0] === 0x1f && buf[1] === 0x8b) return true; // gzip
-    if (bytesRead >= 3 && buf.subarray(0, 3).toString() === 'BZh') return true;
-    if (bytesRead >= 6 && buf[0] === 0xfd && buf.subarray(1, 6).toString() === '7zXZ\0') return true;
-    if (bytesRead >= 4 && buf.readUInt32LE(0) === 0xfd2fb528) return true; // zstd
-    return bytesRead >= 262 && buf.subarray(257, 262).toString() === 'ustar';
-  } finally {
-    await fh.close();
-  }
-}
-
-function extractArchive(file: string, dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('tar', ['-x', '-f', file, '-C', dir, '--same-owner', '--numeric-owner'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (c) => (err += String(c)));
-    p.on('error', reject);
-    p.on('close', (code) =>
-      code === 0 ? resolve() : reject(new KilnError(`ADD could not unpack ${path.basename(file)}: ${err.trim() || `tar exited ${code}`}`)),
-    );
-  });
+/** The source file, resolved in its tree, when it holds a tar archive (compressed or not). */
+async function archiveSource(treeRoot: string, rel: string): Promise<{ file: string; kind: ArchiveCompression } | undefined> {
+  const file = await secureResolve(treeRoot, rel);
+  const kind = await archiveCompression(file, rel);
+  return kind === undefined ? undefined : { file, kind };
 }

@@ -17,6 +17,7 @@ import type { ActiveMount } from '../snapshot/types.js';
 import { runContainer, resolveUser, type RunSpec } from '../exec/index.js';
 import type { ExecVertex, FileVertex, Vertex } from '../graph/types.js';
 import type { BuildContext } from './context.js';
+import { inRootName, parentsConfinedSync, rootPathSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
 import { hasWildcard } from './match.js';
@@ -595,7 +596,7 @@ export class Solver {
       }
       for (const url of a.urls ?? []) names.push(await download(url, dir));
       const tree = { ...rootfsTree(dir), preserveOwner: false };
-      await copyInto(tree, names, [], { ...common, unpackArchives: false });
+      await copyInto(tree, names, [], { ...common, unpackArchives: a.unpackUrls === true });
     }
   }
 
@@ -702,7 +703,8 @@ async function mountPointState(root: string, paths: string[], into?: MountPointS
       sofar += `/${part}`;
       if (state.seen.has(sofar)) continue;
       state.seen.add(sofar);
-      if (!lstatSync(path.join(root, sofar), { throwIfNoEntry: false })) state.missing.add(sofar);
+      const abs = rootPathSync(root, sofar, { followLast: false }); // where the runtime will make the stub
+      if (!lstatSync(abs, { throwIfNoEntry: false })) state.missing.add(inRootName(root, abs));
     }
   }
   return state;
@@ -718,6 +720,7 @@ async function removeStubs(upper: string, before: MountPointState): Promise<void
   const byDepth = [...before.missing].sort((a, b) => depth(b) - depth(a));
   for (const p of byDepth) {
     const abs = path.join(upper, p);
+    if (!parentsConfinedSync(upper, abs)) continue; // the RUN made a parent a symlink: never follow it
     const st = await fs.lstat(abs).catch(() => undefined);
     if (!st) continue;
     if (st.isDirectory()) {
