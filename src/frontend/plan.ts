@@ -859,7 +859,7 @@ class Planner {
     const kw = isAdd ? 'ADD' : 'COPY';
     const cc = ctx.config.config!;
     const accepted: Record<string, 'string' | 'bool' | 'strings'> = isAdd
-      ? { chown: 'string', chmod: 'string', link: 'bool', checksum: 'string', 'keep-git-dir': 'bool', exclude: 'strings' }
+      ? { chown: 'string', chmod: 'string', link: 'bool', checksum: 'string', 'keep-git-dir': 'bool', exclude: 'strings', unpack: 'bool' }
       : { from: 'string', chown: 'string', chmod: 'string', link: 'bool', parents: 'bool', exclude: 'strings' };
     const flags = parseFlags(inst, accepted, this.df.fileName, this.df.lines);
     const scope = this.scope(ctx);
@@ -895,6 +895,13 @@ class Planner {
     if (srcWords.length > 1 && !dest.endsWith('/')) {
       throw this.err(inst, `When using ${kw} with more than one source file, the destination must be a directory and end with a /`, `write ${dest}/`, dest);
     }
+    const checksum = isAdd ? flags.string('checksum') : undefined;
+    if (checksum !== undefined && checksum !== '') {
+      if (srcWords.length !== 1) throw this.err(inst, "checksum can't be specified for multiple sources", 'ADD one source per --checksum', '--checksum');
+      if (urls.length !== 1) throw this.err(inst, 'checksum requires HTTP(S) or Git sources', 'drop --checksum for a local file', '--checksum');
+    }
+    // --unpack: local archives unpack unless =false; URLs only with =true (as BuildKit)
+    const unpackFlag = isAdd ? flags.string('unpack') : undefined;
     let from: Vertex | 'context' = 'context';
     const fromFlag = flags.string('from');
     if (fromFlag !== undefined) {
@@ -922,8 +929,9 @@ class Planner {
       cwd: cc.WorkingDir || '/',
       chown,
       chmod,
-      unpackArchives: isAdd,
+      unpackArchives: isAdd && unpackFlag !== 'false',
       urls: urls.length ? urls : undefined,
+      unpackUrls: unpackFlag === 'true' && urls.length > 0 ? true : undefined,
       excludes: flags.strings('exclude').map((e) => this.expandIn(ctx, inst, e, scope)),
       parents: parents || undefined,
       link: flags.bool('link') || undefined,

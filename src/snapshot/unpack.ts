@@ -8,7 +8,7 @@ import { createGunzip } from 'node:zlib';
 import type { Header } from 'tar-stream';
 import { tarStreamLib } from '../oci/tar.js';
 
-type TarHeader = Header & { pax?: Record<string, string> | null };
+export type TarHeader = Header & { pax?: Record<string, string> | null };
 type TarEntry = AsyncIterable<Buffer> & NodeJS.ReadableStream & { header: Header; resume(): unknown };
 import { KilnError } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './types.js';
@@ -84,13 +84,15 @@ async function peekGzip(src: ByteSource): Promise<{ gzip: boolean; stream: Reada
   return { gzip, stream: Readable.from(all(), { objectMode: false }) };
 }
 
-function mtimeOf(h: TarHeader): number {
+/** An entry's mtime in seconds, PAX's fractional one when there is one. */
+export function mtimeOf(h: TarHeader): number {
   const pax = h.pax?.mtime;
   if (pax !== undefined && pax !== '' && Number.isFinite(Number(pax))) return Number(pax);
   return h.mtime ? h.mtime.getTime() / 1000 : 0;
 }
 
-function idOf(h: TarHeader, key: 'uid' | 'gid'): number {
+/** An entry's numeric uid or gid, PAX's when there is one (ids too big for the header). */
+export function idOf(h: TarHeader, key: 'uid' | 'gid'): number {
   const pax = h.pax?.[key];
   if (pax !== undefined && /^\d+$/.test(pax)) return Number(pax);
   return h[key] ?? 0;
