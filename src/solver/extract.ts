@@ -171,13 +171,14 @@ export async function extractArchive(file: string, kind: ArchiveCompression, des
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
     const known = parents.get(parentRel);
     if (known !== undefined) return known;
-    const abs = rootPathSync(root, parentRel);
-    if (!lstatSync(abs, { throwIfNoEntry: false })) refuseDanglingParent(parentRel, entryName);
+    let abs: string;
     try {
+      abs = rootPathSync(root, parentRel);
+      if (!lstatSync(abs, { throwIfNoEntry: false })) refuseDanglingParent(parentRel, entryName);
       makeDirsSync(root, abs);
     } catch (e) {
-      if (!(e instanceof KilnError)) throw e;
-      throw fail(`cannot unpack "${entryName}": ${e.message}`, 'the archive puts an entry below a file');
+      if (!(e instanceof KilnError) || e.message.startsWith('ADD ')) throw e;
+      throw fail(`cannot unpack "${entryName}": ${e.message}`, e.hint);
     }
     parents.set(parentRel, abs);
     return abs;

@@ -1,0 +1,189 @@
+/**
+ * The adversarial suite's tools: a canary directory on the host that evil links point at (and
+ * whose every byte, mode, owner, link count and time must be unchanged after a build), names
+ * no host path has (so their absence from /, /run, /tmp, ... proves nothing leaked), tar
+ * archives written entry by entry, a filesystem listing run inside an image (kiln's or
+ * docker's, to compare the two), and the docker oracle.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import tarStream from 'tar-stream';
+import { busyboxRootfsTar, dockerCli, ensureDockerd, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
+
+export interface Canary {
+  /** Absolute host path of the canary directory; evil links point here. */
+  dir: string;
+  /** A name no host path has: archives and links use it, and it must appear nowhere on the host. */
+  evil: string;
+  /** Fails when anything under the canary changed, or the evil name appeared on the host. */
+  verify(): void;
+  cleanup(): Promise<void>;
+}
+
+type Snapshot = Map<string, string>;
+
+function snapshot(dir: string): Snapshot {
+  const out: Snapshot = new Map();
+  const walk = (rel: string): void => {
+    const abs = path.join(dir, rel);
+    const st = lstatSync(abs);
+    let what = '';
+    if (st.isSymbolicLink()) what = `-> ${readlinkSync(abs)}`;
+    else if (st.isFile()) what = createHash('sha256').update(readFileSync(abs)).digest('hex');
+    out.set(rel || '.', `${st.mode.toString(8)} ${st.uid}:${st.gid} n${st.nlink} s${st.size} m${st.mtimeMs} c${st.ctimeMs} ${what}`);
+    if (st.isDirectory()) for (const name of readdirSync(abs).sort()) walk(rel ? `${rel}/${name}` : name);
+  };
+  walk('');
+  return out;
+}
+
+/** Host places a leak would land in (an archive's names, a link's target resolved on the host). */
+const HOST_PLACES = ['/', '/run', '/var/run', '/tmp', '/etc', '/var', '/opt', '/root'];
+
+export async function makeCanary(): Promise<Canary> {
+  const { dir, cleanup } = await tempDir('kiln-canary-');
+  const evil = `kiln-evil-${randomBytes(4).toString('hex')}`;
+  writeFileSync(path.join(dir, 'keep.txt'), 'host canary: must never change\n');
+  writeFileSync(path.join(dir, 'passwd'), 'evil:x:4242:4242:evil:/:/bin/sh\n');
+  mkdirSync(path.join(dir, 'sub'));
+  writeFileSync(path.join(dir, 'sub', 'inner.txt'), 'inner\n');
+  mkdirSync(path.join(dir, 't')); // an empty directory, as a mount stub cleaner would remove
+  symlinkSync('keep.txt', path.join(dir, 'link'));
+  const before = snapshot(dir);
+  return {
+    dir,
+    evil,
+    verify() {
+      assert.deepEqual(snapshot(dir), before, `the host canary ${dir} changed`);
+      for (const place of HOST_PLACES) {
+        assert.ok(!existsSync(path.join(place, evil)), `${path.join(place, evil)} appeared on the host`);
+      }
+      assert.ok(!existsSync(path.join(dir, evil)), `${path.join(dir, evil)} appeared on the host`);
+    },
+    cleanup,
+  };
+}
+
+export interface TarSpec {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink' | 'link' | 'fifo';
+  data?: string;
+  linkname?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  pax?: Record<string, string>;
+}
+
+/** A tar archive with exactly these entries, in this order, names as given (no cleaning). */
+export async function makeTar(entries: TarSpec[]): Promise<Buffer> {
+  const pack = tarStream.pack();
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of pack) chunks.push(c as Buffer);
+  })();
+  for (const e of entries) {
+    const type = e.type ?? 'file';
+    const data = Buffer.from(type === 'file' ? (e.data ?? '') : '');
+    await new Promise<void>((resolve, reject) => {
+      pack.entry(
+        {
+          name: e.name,
+          type,
+          linkname: e.linkname,
+          mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+          uid: e.uid ?? 0,
+          gid: e.gid ?? 0,
+          mtime: new Date(1_600_000_000_000),
+          size: data.length,
+          pax: e.pax,
+        },
+        data,
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+/**
+ * A shell script listing each path under the given roots: type, mode, owner, link count, and a
+ * link's target or a file's md5, one line each, sorted. Times are left out (build times differ).
+ */
+export const LISTING = [
+  'for p in "$@"; do [ -e "$p" ] || [ -L "$p" ] && find "$p"; done | sort | while read -r f; do',
+  '  t=$(stat -c "%F|%a|%u:%g|%h" "$f")',
+  '  if [ -L "$f" ]; then x="-> $(readlink "$f")"; elif [ -f "$f" ]; then x=$(md5sum < "$f" | cut -c1-32); else x=""; fi',
+  '  echo "$f|$t|$x"',
+  'done',
+].join('\n');
+
+/** The listing of `paths` inside kiln's image. */
+export async function kilnListing(root: string, image: string, paths: string[]): Promise<string> {
+  const r = await runKiln(['run', '--rm', image, 'sh', '-c', LISTING, 'sh', ...paths], { root });
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+/** The base image name both kiln and docker know (the same busybox rootfs). */
+export const BASE = 'kiln-sec-busybox:1';
+
+export async function importBase(root: string): Promise<void> {
+  const r = await runKiln(['import', await busyboxRootfsTar(), BASE], { root });
+  assert.equal(r.code, 0, r.stderr);
+}
+
+/** The oracle: docker 20.10's BuildKit, or undefined when dockerd is not there. */
+export interface Oracle {
+  build(dir: string, tag: string): Promise<CliResult>;
+  listing(image: string, paths: string[]): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+export async function dockerOracle(): Promise<Oracle | undefined> {
+  // KILN_TEST_DOCKERD=existing: use a running dockerd only, never start one (shared machines)
+  const running = (await runCommand(dockerCli, ['info'], { timeoutMs: 10_000 }).catch(() => undefined))?.code === 0;
+  if (!running && process.env.KILN_TEST_DOCKERD === 'existing') return undefined;
+  if (!(await ensureDockerd())) return undefined;
+  const { dir, cleanup } = await tempDir('kiln-sec-oracle-');
+  const tags = new Set<string>([BASE]);
+  const imp = await runCommand(dockerCli, ['import', await busyboxRootfsTar(), BASE]);
+  assert.equal(imp.code, 0, imp.stderr);
+  return {
+    async build(ctx, tag) {
+      tags.add(tag);
+      return runCommand(dockerCli, ['build', '--no-cache', '--progress', 'plain', '-t', tag, ctx], { env: { DOCKER_BUILDKIT: '1' } });
+    },
+    async listing(image, paths) {
+      const r = await runCommand(dockerCli, ['run', '--rm', '--network', 'none', image, 'sh', '-c', LISTING, 'sh', ...paths]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    },
+    async cleanup() {
+      await runCommand(dockerCli, ['rmi', '-f', ...tags]);
+      await cleanup();
+    },
+  };
+}
+
+/** A build context directory with these files (Buffers written as they are). */
+export async function contextDir(files: Record<string, string | Buffer>): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const t = await tempDir('kiln-sec-ctx-');
+  for (const [rel, content] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(t.dir, rel)), { recursive: true });
+    await fs.writeFile(path.join(t.dir, rel), content);
+  }
+  return t;
+}
+
+/** A kiln error as users see it: a message, no stack trace, no raw errno. */
+export function assertCleanError(r: CliResult, pattern: RegExp): void {
+  assert.notEqual(r.code, 0, 'the build must fail');
+  assert.match(r.stderr, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)|internal error|^Error: E[A-Z]+:/m, r.stderr);
+}
