@@ -8,6 +8,7 @@ import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { buildRuntimeSpec, type RuntimeMount } from './spec.js';
 import { resolveInRoot, resolveUser, type ResolvedUser } from './user.js';
+import { parentsConfinedSync } from '../fsroot.js';
 
 export interface RuntimeInfo {
   name: 'runc' | 'crun';
@@ -122,18 +123,20 @@ async function missingMountpoints(rootfs: string, destinations: string[]): Promi
   return [...out].sort((a, b) => b.split('/').length - a.split('/').length);
 }
 
-async function removeStubs(stubs: string[]): Promise<void> {
+async function removeStubs(rootfs: string, stubs: string[]): Promise<void> {
   for (const p of stubs) {
+    // the process may have put a symlink where a stub's parent was: never follow it out
+    if (!parentsConfinedSync(rootfs, p)) continue;
     try {
       const st = await fsp.lstat(p);
       if (st.isDirectory()) {
         if ((await fsp.readdir(p)).length) continue;
       } else if (!st.isFile() || st.size !== 0) continue;
       const parent = path.dirname(p);
-      const pst = await fsp.stat(parent);
+      const pst = await fsp.lstat(parent);
       if (st.isDirectory()) await fsp.rmdir(p);
       else await fsp.unlink(p);
-      await fsp.utimes(parent, pst.atime, pst.mtime);
+      await fsp.lutimes(parent, pst.atime, pst.mtime);
     } catch {
       /* already gone or not ours to remove */
     }
@@ -238,7 +241,7 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       await runQuiet(runtime.path, ['--root', runtimeRoot, 'delete', '--force', id]);
     }
     await fsp.rm(bundle, { recursive: true, force: true });
-    await removeStubs(stubs);
+    await removeStubs(rootfs, stubs);
     trace('runc: cleaned');
   }
 }

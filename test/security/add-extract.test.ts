@@ -9,68 +9,50 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { isRoot, rootWithBusybox, runKiln } from '../helpers.js';
-import { assertCleanError, BASE, contextDir, dockerOracle, importBase, kilnListing, makeCanary, makeTar, type Canary, type Oracle } from './harness.js';
+import { isRoot } from '../helpers.js';
+import { assertCleanError, BASE, kilnListing, makeTar, securitySuite, type SecuritySuite } from './harness.js';
 
 const skip = isRoot() ? false : 'overlayfs and runc need root';
 
 describe('ADD archive extraction is confined to the image', { skip }, () => {
-  let root: string;
-  let cleanupRoot: () => Promise<void>;
-  let canary: Canary;
-  let oracle: Oracle | undefined;
-  const cleanups: Array<() => Promise<void>> = [];
+  let suite: SecuritySuite;
   before(async () => {
-    ({ root, cleanup: cleanupRoot } = await rootWithBusybox());
-    await importBase(root);
-    canary = await makeCanary();
-    oracle = await dockerOracle();
+    suite = await securitySuite();
   });
-  after(async () => {
-    for (const c of cleanups) await c();
-    await oracle?.cleanup();
-    await canary.cleanup();
-    await cleanupRoot();
-  });
-
-  const build = async (files: Record<string, string | Buffer>, tag: string) => {
-    const ctx = await contextDir(files);
-    cleanups.push(ctx.cleanup);
-    const r = await runKiln(['build', '--progress', 'plain', '-t', tag, ctx.dir], { root });
-    return { ctx: ctx.dir, r };
-  };
+  after(() => suite.cleanup());
+  const build: SecuritySuite['build'] = (...args) => suite.build(...args);
 
   it('through lower-layer and in-archive links out of the root, as docker BuildKit does', async (t) => {
-    const C = canary.dir;
-    const E = canary.evil;
+    const C = suite.canary.dir;
+    const E = suite.canary.evil;
     const archive = await makeTar([
       // var/run -> /run in the base, as real images have: lands in the image's /run
-      { name: `var/run/${E}/f`, data: 'one\n', uid: 1234, gid: 5678 },
+      { name: `var/run/${E}/f`, content: 'one\n', uid: 1234, gid: 5678 },
       // the BuildKit test for moby/moby#53258: explicit directories and a hard link, through it
       { name: `var/run/${E}-act/`, type: 'directory' },
-      { name: `var/run/${E}-act/HEAD`, data: 'ref: refs/heads/main\n' },
+      { name: `var/run/${E}-act/HEAD`, content: 'ref: refs/heads/main\n' },
       { name: `var/run/${E}-act/HEAD.link`, type: 'link', linkname: `var/run/${E}-act/HEAD` },
       // the base's absolute link to the canary's host path: the image's copy of that path
-      { name: `canary-abs/${E}/g`, data: 'two\n' },
-      { name: `canary-rel/${E}/h`, data: 'three\n' },
+      { name: `canary-abs/${E}/g`, content: 'two\n' },
+      { name: `canary-rel/${E}/h`, content: 'three\n' },
       // names leaving the root are clamped at it
-      { name: `../../../../${E}/i`, data: 'four\n' },
-      { name: `/tmp/${E}/j`, data: 'five\n' },
+      { name: `../../../../${E}/i`, content: 'four\n' },
+      { name: `/tmp/${E}/j`, content: 'five\n' },
       // links in the archive itself, then entries through them
       { name: 'out-abs', type: 'symlink', linkname: C },
-      { name: `out-abs/${E}-k`, data: 'six\n' },
+      { name: `out-abs/${E}-k`, content: 'six\n' },
       { name: 'out-rel', type: 'symlink', linkname: `../../../../../../..${C}/sub` },
-      { name: `out-rel/${E}-l`, data: 'seven\n' },
+      { name: `out-rel/${E}-l`, content: 'seven\n' },
       { name: 'chain1', type: 'symlink', linkname: 'chain2' },
       { name: 'chain2', type: 'symlink', linkname: '/canary-abs' },
-      { name: `chain1/${E}-m`, data: 'eight\n' },
+      { name: `chain1/${E}-m`, content: 'eight\n' },
       // hard links to paths outside: what the name means inside the root
       { name: `${E}-hl-out`, type: 'link', linkname: `../../../..${C}/keep.txt` },
       { name: `${E}-hl-abs`, type: 'link', linkname: '/etc/group' },
       // a lower-layer symlink to a host file is replaced, never written through
-      { name: 'victim', data: 'replaced\n' },
+      { name: 'victim', content: 'replaced\n' },
       { name: 'victim-dir', type: 'directory' },
-      { name: `victim-dir/${E}-n`, data: 'nine\n' },
+      { name: `victim-dir/${E}-n`, content: 'nine\n' },
     ]);
     const dockerfile = [
       `FROM ${BASE}`,
@@ -84,11 +66,11 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
     ].join('\n');
     const files = { Dockerfile: dockerfile, 'evil.tar': archive, 'plain.gz': gzipSync('not a tar\n') };
     const { ctx, r } = await build(files, 'sec-add:1');
-    canary.verify();
+    suite.canary.verify();
     assert.equal(r.code, 0, r.stderr);
     const paths = ['/run', `/${E}`, `/tmp/${E}`, C, '/out-abs', '/out-rel', '/chain1', '/chain2', `/${E}-hl-out`, `/${E}-hl-abs`, '/etc/group', '/victim', '/victim-dir', '/p', '/var/run'];
-    const got = await kilnListing(root, 'sec-add:1', paths);
-    canary.verify();
+    const got = await kilnListing(suite.root, 'sec-add:1', paths);
+    suite.canary.verify();
     // the in-root result, spelt out
     assert.match(got, new RegExp(`^/run/${E}/f\\|regular file\\|644\\|1234:5678\\|1\\|`, 'm'));
     assert.match(got, new RegExp(`^/run/${E}-act/HEAD\\|regular file\\|644\\|0:0\\|2\\|`, 'm'));
@@ -104,71 +86,71 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
     assert.match(got, /^\/victim\|regular file\|644\|0:0\|1\|/m);
     assert.match(got, new RegExp(`^/victim-dir/${E}-n\\|regular file`, 'm'));
     assert.match(got, /^\/p\/plain\.gz\|regular file/m, 'a gzip holding no tar is copied as is');
-    if (!oracle) return t.skip('dockerd not available: in-root result asserted only');
-    const d = await oracle.build(ctx, 'kiln-sec-add:1');
+    if (!suite.oracle) return t.skip('dockerd not available: in-root result asserted only');
+    const d = await suite.oracle.build(ctx, 'kiln-sec-add:1');
     assert.equal(d.code, 0, d.stderr);
-    assert.equal(got, await oracle.listing('kiln-sec-add:1', paths));
-    canary.verify();
+    assert.equal(got, await suite.oracle.listing('kiln-sec-add:1', paths));
+    suite.canary.verify();
   });
 
   it('a symlink loop, or a link to a missing directory, on an entry\'s path is a clear error', async () => {
-    const loop = await makeTar([{ name: `loop1/${canary.evil}`, data: 'x\n' }]);
+    const loop = await makeTar([{ name: `loop1/${suite.canary.evil}`, content: 'x\n' }]);
     const { r } = await build(
       { Dockerfile: `FROM ${BASE}\nRUN ln -s /loop2 /loop1 && ln -s /loop1 /loop2\nADD loop.tar /\n`, 'loop.tar': loop },
       'sec-loop:1',
     );
     assertCleanError(r, /ADD loop\.tar: .*too many levels of symbolic links/);
-    canary.verify();
+    suite.canary.verify();
     // BuildKit: "open /rel/j: no such file or directory" (checked with docker 20.10)
-    const dangling = await makeTar([{ name: `dangle/${canary.evil}`, data: 'x\n' }]);
+    const dangling = await makeTar([{ name: `dangle/${suite.canary.evil}`, content: 'x\n' }]);
     const r2 = await build(
-      { Dockerfile: `FROM ${BASE}\nRUN ln -s ${canary.dir}/sub /dangle\nADD d.tar /\n`, 'd.tar': dangling },
+      { Dockerfile: `FROM ${BASE}\nRUN ln -s ${suite.canary.dir}/sub /dangle\nADD d.tar /\n`, 'd.tar': dangling },
       'sec-dangle:1',
     );
-    assertCleanError(r2.r, new RegExp(`ADD d\\.tar: cannot unpack "dangle/${canary.evil}": /dangle is a symlink to ${canary.dir}/sub, which does not exist`));
-    canary.verify();
+    assertCleanError(r2.r, new RegExp(`ADD d\\.tar: cannot unpack "dangle/${suite.canary.evil}": /dangle is a symlink to ${suite.canary.dir}/sub, which does not exist`));
+    suite.canary.verify();
   });
 
   it('the destination directory is the extraction root (BuildKit chroots there)', async (t) => {
     const archive = await makeTar([
-      { name: 'lnk/f', data: 'six\n' },
+      { name: 'lnk/f', content: 'six\n' },
       { name: 'abs', type: 'symlink', linkname: '/' },
-      { name: `abs/${canary.evil}`, data: 'seven\n' },
+      { name: `abs/${suite.canary.evil}`, content: 'seven\n' },
     ]);
     const dockerfile = `FROM ${BASE}\nRUN mkdir -p /opt/sub && ln -s /sub /opt/lnk\nADD t.tar /opt/\n`;
     const { ctx, r } = await build({ Dockerfile: dockerfile, 't.tar': archive }, 'sec-chroot:1');
     assert.equal(r.code, 0, r.stderr);
-    canary.verify();
-    const got = await kilnListing(root, 'sec-chroot:1', ['/opt']);
+    suite.canary.verify();
+    const got = await kilnListing(suite.root, 'sec-chroot:1', ['/opt']);
     assert.match(got, /^\/opt\/sub\/f\|regular file/m);
-    assert.match(got, new RegExp(`^/opt/${canary.evil}\\|regular file`, 'm'));
-    if (!oracle) return t.skip('dockerd not available');
-    const d = await oracle.build(ctx, 'kiln-sec-chroot:1');
+    assert.match(got, new RegExp(`^/opt/${suite.canary.evil}\\|regular file`, 'm'));
+    if (!suite.oracle) return t.skip('dockerd not available');
+    const d = await suite.oracle.build(ctx, 'kiln-sec-chroot:1');
     assert.equal(d.code, 0, d.stderr);
-    assert.equal(got, await oracle.listing('kiln-sec-chroot:1', ['/opt']));
+    assert.equal(got, await suite.oracle.listing('kiln-sec-chroot:1', ['/opt']));
   });
 
   it('ADD --chown owns every unpacked entry and the new destination (current BuildKit)', async () => {
     // dockerfile_add_test.go testDockerfileAddChownArchive: out/ and out/foo are 100:200;
     // directories the archive only implies stay root's (as BuildKit's untar makes them)
     const archive = await makeTar([
-      { name: 'foo', data: 'content0', uid: 7, gid: 8 },
-      { name: 'implied/bar', data: 'b', uid: 9, gid: 9 },
+      { name: 'foo', content: 'content0', uid: 7, gid: 8 },
+      { name: 'implied/bar', content: 'b', uid: 9, gid: 9 },
       { name: 'ln', type: 'symlink', linkname: 'foo', uid: 3, gid: 3 },
     ]);
     const { r } = await build({ Dockerfile: `FROM ${BASE}\nADD --chown=100:200 t.tar /out/\n`, 't.tar': archive }, 'sec-chown:1');
     assert.equal(r.code, 0, r.stderr);
-    const got = await kilnListing(root, 'sec-chown:1', ['/out']);
+    const got = await kilnListing(suite.root, 'sec-chown:1', ['/out']);
     assert.match(got, /^\/out\|directory\|755\|100:200\|/m);
     assert.match(got, /^\/out\/foo\|regular file\|644\|100:200\|/m);
     assert.match(got, /^\/out\/implied\|directory\|755\|0:0\|/m);
     assert.match(got, /^\/out\/implied\/bar\|regular file\|644\|100:200\|/m);
     assert.match(got, /^\/out\/ln\|symbolic link\|777\|100:200\|1\|-> foo$/m);
-    canary.verify();
+    suite.canary.verify();
   });
 
   it('compressed archives unpack; --unpack=false copies; a file that is no tar is copied', async () => {
-    const tar = await makeTar([{ name: 'inside.txt', data: 'unpacked\n', pax: { 'SCHILY.xattr.user.kiln': 'yes' } }]);
+    const tar = await makeTar([{ name: 'inside.txt', content: 'unpacked\n', pax: { 'SCHILY.xattr.user.kiln': 'yes' } }]);
     const files: Record<string, Buffer | string> = { 't.tar': tar, 't.tar.gz': gzipSync(tar), 'junk.tar': Buffer.from('this is no tar archive\n'.repeat(40)) };
     for (const [tool, ext] of [['bzip2', 'bz2'], ['xz', 'xz'], ['zstd', 'zst']]) {
       files[`t.tar.${ext}`] = execFileSync(tool, ['-c'], { input: tar });
@@ -186,7 +168,7 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
     ].join('\n');
     const { r } = await build(files, 'sec-formats:1');
     assert.equal(r.code, 0, r.stderr);
-    const got = await kilnListing(root, 'sec-formats:1', ['/plain', '/gz', '/bz2', '/xz', '/zst', '/kept', '/junk']);
+    const got = await kilnListing(suite.root, 'sec-formats:1', ['/plain', '/gz', '/bz2', '/xz', '/zst', '/kept', '/junk']);
     for (const d of ['plain', 'gz', 'bz2', 'xz', 'zst']) assert.match(got, new RegExp(`^/${d}/inside\\.txt\\|regular file`, 'm'), got);
     assert.match(got, /^\/kept\/t\.tar\.gz\|regular file/m);
     assert.doesNotMatch(got, /^\/kept\/inside/m);
@@ -194,7 +176,7 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
   });
 
   it('truncated and corrupt archives are clear errors naming the file', async () => {
-    const tar = await makeTar([{ name: 'big.txt', data: randomBytes(30_000).toString('base64') }]);
+    const tar = await makeTar([{ name: 'big.txt', content: randomBytes(30_000).toString('base64') }]);
     const gz = gzipSync(tar);
     const cases: Array<[string, Buffer]> = [
       ['cut.tar', tar.subarray(0, 5000)],

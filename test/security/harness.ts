@@ -1,8 +1,7 @@
 /**
  * The adversarial suite's tools: a canary directory on the host that evil links point at (and
  * whose every byte, mode, owner, link count and time must be unchanged after a build), names
- * no host path has (so their absence from /, /run, /tmp, ... proves nothing leaked), tar
- * archives written entry by entry, a filesystem listing run inside an image (kiln's or
+ * no host path has (so their absence from /, /run, /tmp, ... proves nothing leaked), a filesystem listing run inside an image (kiln's or
  * docker's, to compare the two), and the docker oracle.
  */
 import assert from 'node:assert/strict';
@@ -10,8 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import tarStream from 'tar-stream';
-import { busyboxRootfsTar, dockerCli, ensureDockerd, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
+import { busyboxRootfsTar, dockerCli, ensureDockerd, rootWithBusybox, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
 
 export interface Canary {
   /** Absolute host path of the canary directory; evil links point here. */
@@ -67,49 +65,7 @@ export async function makeCanary(): Promise<Canary> {
   };
 }
 
-export interface TarSpec {
-  name: string;
-  type?: 'file' | 'directory' | 'symlink' | 'link' | 'fifo';
-  data?: string;
-  linkname?: string;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  pax?: Record<string, string>;
-}
-
-/** A tar archive with exactly these entries, in this order, names as given (no cleaning). */
-export async function makeTar(entries: TarSpec[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const chunks: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c as Buffer);
-  })();
-  for (const e of entries) {
-    const type = e.type ?? 'file';
-    const data = Buffer.from(type === 'file' ? (e.data ?? '') : '');
-    await new Promise<void>((resolve, reject) => {
-      pack.entry(
-        {
-          name: e.name,
-          type,
-          linkname: e.linkname,
-          mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
-          uid: e.uid ?? 0,
-          gid: e.gid ?? 0,
-          mtime: new Date(1_600_000_000_000),
-          size: data.length,
-          pax: e.pax,
-        },
-        data,
-        (err) => (err ? reject(err) : resolve()),
-      );
-    });
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
+export { makeTar, type TarSpec } from '../snapshot/tarutil.js';
 
 /**
  * A shell script listing each path under the given roots: type, mode, owner, link count, and a
@@ -150,7 +106,6 @@ export async function dockerOracle(): Promise<Oracle | undefined> {
   const running = (await runCommand(dockerCli, ['info'], { timeoutMs: 10_000 }).catch(() => undefined))?.code === 0;
   if (!running && process.env.KILN_TEST_DOCKERD === 'existing') return undefined;
   if (!(await ensureDockerd())) return undefined;
-  const { dir, cleanup } = await tempDir('kiln-sec-oracle-');
   const tags = new Set<string>([BASE]);
   const imp = await runCommand(dockerCli, ['import', await busyboxRootfsTar(), BASE]);
   assert.equal(imp.code, 0, imp.stderr);
@@ -166,7 +121,6 @@ export async function dockerOracle(): Promise<Oracle | undefined> {
     },
     async cleanup() {
       await runCommand(dockerCli, ['rmi', '-f', ...tags]);
-      await cleanup();
     },
   };
 }
@@ -186,4 +140,43 @@ export function assertCleanError(r: CliResult, pattern: RegExp): void {
   assert.notEqual(r.code, 0, 'the build must fail');
   assert.match(r.stderr, pattern);
   assert.doesNotMatch(r.stderr, /\n\s+at .*\(.*:\d+:\d+\)|internal error|^Error: E[A-Z]+:/m, r.stderr);
+}
+
+/** One suite's kiln root (busybox and BASE imported), canary, oracle, and a build helper. */
+export interface SecuritySuite {
+  root: string;
+  canary: Canary;
+  oracle: Oracle | undefined;
+  /** Builds a context of these files (after `prepare`, if given) with kiln, tagged `tag`. */
+  build(files: Record<string, string | Buffer>, tag: string, prepare?: (dir: string) => Promise<void>): Promise<{ ctx: string; r: CliResult }>;
+  cleanup(): Promise<void>;
+}
+
+export async function securitySuite(): Promise<SecuritySuite> {
+  const { root, cleanup: cleanupRoot } = await rootWithBusybox();
+  const cleanups: Array<() => Promise<void>> = [cleanupRoot];
+  try {
+    await importBase(root);
+    const canary = await makeCanary();
+    cleanups.push(canary.cleanup);
+    const oracle = await dockerOracle();
+    if (oracle) cleanups.push(oracle.cleanup);
+    return {
+      root,
+      canary,
+      oracle,
+      async build(files, tag, prepare) {
+        const ctx = await contextDir(files);
+        cleanups.push(ctx.cleanup);
+        await prepare?.(ctx.dir);
+        return { ctx: ctx.dir, r: await runKiln(['build', '--progress', 'plain', '-t', tag, ctx.dir], { root }) };
+      },
+      async cleanup() {
+        for (const c of cleanups.reverse()) await c();
+      },
+    };
+  } catch (e) {
+    for (const c of cleanups.reverse()) await c();
+    throw e;
+  }
 }
