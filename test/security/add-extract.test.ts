@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { isRoot } from '../helpers.js';
 import { assertCleanError, BASE, kilnListing, makeTar, securitySuite, type SecuritySuite } from './harness.js';
@@ -186,6 +188,23 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
     for (const [name, bytes] of cases) {
       const { r } = await build({ Dockerfile: `FROM ${BASE}\nADD ${name} /x/\n`, [name]: bytes }, 'sec-bad:1');
       assertCleanError(r, new RegExp(`ADD ${name.replace(/\./g, '\\.')}: the archive is truncated or corrupt`));
+    }
+  });
+
+  it('ADD of a URL unpacks only with --unpack=true (dockerfile_add_test.go testDockerfileAddArchive)', async () => {
+    const tgz = gzipSync(await makeTar([{ name: 'foo', content: 'content0' }]));
+    const server = http.createServer((_req, res) => res.end(tgz)).listen(0, '127.0.0.1');
+    try {
+      await new Promise((ok) => (server.listening ? ok(undefined) : server.once('listening', ok)));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/t.tar.gz`;
+      const { r } = await build({ Dockerfile: `FROM ${BASE}\nADD ${url} /kept/\nADD --unpack=true ${url} /dest/\n` }, 'sec-url:1');
+      assert.equal(r.code, 0, r.stderr);
+      const got = await kilnListing(suite.root, 'sec-url:1', ['/kept', '/dest']);
+      assert.match(got, /^\/kept\/t\.tar\.gz\|regular file/m);
+      assert.match(got, /^\/dest\/foo\|regular file/m);
+      assert.doesNotMatch(got, /^\/dest\/t\.tar\.gz/m);
+    } finally {
+      server.close();
     }
   });
 
