@@ -118,13 +118,16 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
       { name: 'lnk/f', content: 'six\n' },
       { name: 'abs', type: 'symlink', linkname: '/' },
       { name: `abs/${suite.canary.evil}`, content: 'seven\n' },
+      // a hard link whose target goes through two links: what it names inside the destination
+      { name: 'hl', type: 'link', linkname: 'abs/lnk/f' },
     ]);
     const dockerfile = `FROM ${BASE}\nRUN mkdir -p /opt/sub && ln -s /sub /opt/lnk\nADD t.tar /opt/\n`;
     const { ctx, r } = await build({ Dockerfile: dockerfile, 't.tar': archive }, 'sec-chroot:1');
     assert.equal(r.code, 0, r.stderr);
     suite.canary.verify();
     const got = await kilnListing(suite.root, 'sec-chroot:1', ['/opt']);
-    assert.match(got, /^\/opt\/sub\/f\|regular file/m);
+    assert.match(got, /^\/opt\/sub\/f\|regular file\|644\|0:0\|2\|/m);
+    assert.match(got, /^\/opt\/hl\|regular file\|644\|0:0\|2\|/m);
     assert.match(got, new RegExp(`^/opt/${suite.canary.evil}\\|regular file`, 'm'));
     if (!suite.oracle) return t.skip('dockerd not available');
     const d = await suite.oracle.build(ctx, 'kiln-sec-chroot:1');
