@@ -3,7 +3,7 @@
  * against (path, size, mtime, ctime, inode) so an unchanged context is not read again.
  *
  * A no-op rebuild is made cheap in three ways:
- * - the walk runs in a child process (GNU find), started by `open()` so it overlaps with
+ * - the walk runs in a child process (GNU find, its output through a pipe), started by `open()` so it overlaps with
  *   the rest of start-up; a JS walk is the fallback when find is missing or misbehaves;
  * - a fingerprint of find's raw output (which includes inode, size, mtime, ctime, mode,
  *   owner and link target of every entry) and of the .dockerignore patterns keys a small
@@ -13,9 +13,8 @@
  *   in a NUL-separated format that parses several times faster than JSON objects.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, lstatSync, promises as fs, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, promises as fs, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { dockerignore, excludeMatcher, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
@@ -558,46 +557,49 @@ function stampOf(e: ContextEntry): string {
   return `${e.size}:${e.mtimeMs}:${e.ctimeMs ?? '-'}:${e.ino}`;
 }
 
+/**
+ * find's output comes through a pipe: nothing is written to disk, so no listing can be left
+ * behind by a build that stops early. While this process is busy find may fill the pipe and
+ * wait; it is drained whenever the event loop turns, and the walk is read only once needed.
+ */
 function startFind(dir: string): FindWalk | undefined {
-  // find writes to a file, not a pipe: a pipe would stall it whenever this process is busy
-  const tmp = path.join(os.tmpdir(), `kiln-walk-${process.pid}-${randomBytes(6).toString('hex')}`);
   let child: ChildProcess;
   try {
     // -H: a context given as a symlink to a directory is walked, as readdir would
-    child = spawn('find', ['-H', dir, '-mindepth', '1', '-fprintf', tmp, FIND_FORMAT], {
-      stdio: 'ignore',
+    child = spawn('find', ['-H', dir, '-mindepth', '1', '-printf', FIND_FORMAT], {
+      stdio: ['ignore', 'pipe', 'ignore'],
       env: { ...process.env, LC_ALL: 'C' },
     });
   } catch {
     return undefined;
   }
-  const removeTmp = (): void => rmSync(tmp, { force: true });
-  process.on('exit', removeTmp);
+  const stdout = child.stdout as (NodeJS.ReadableStream & { ref?(): void; unref?(): void }) | null;
+  if (!stdout) return undefined;
   let done = false;
+  const chunks: Buffer[] = [];
   const output = new Promise<Buffer | undefined>((resolve) => {
     const finish = (out: Buffer | undefined): void => {
       done = true;
-      process.off('exit', removeTmp);
-      fs.rm(tmp, { force: true }).then(
-        () => resolve(out),
-        () => resolve(out),
-      );
+      resolve(out);
     };
+    stdout.on('data', (c: Buffer) => chunks.push(c));
+    stdout.on('error', () => undefined);
     child.on('error', () => finish(undefined));
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       if (code !== 0) return finish(undefined);
-      fs.readFile(tmp).then(
-        (out) => finish(wellFramed(out) ? out : undefined),
-        () => finish(undefined),
-      );
+      const out = Buffer.concat(chunks);
+      finish(wellFramed(out) ? out : undefined);
     });
   });
   // a build that never reads the context must not wait for the walk to exit
   child.unref();
+  stdout.unref?.();
   return {
     output,
     ref() {
-      if (!done) child.ref();
+      if (done) return;
+      child.ref();
+      stdout.ref?.();
     },
   };
 }

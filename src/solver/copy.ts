@@ -49,14 +49,12 @@ export function contextTree(ctx: BuildContext): CopySourceTree {
     async resolve(pattern, excludes) {
       const [r] = await ctx.resolveSources([pattern], excludes);
       const files = r.files.map((f) => f.rel);
-      return r.roots
-        .filter((root) => root.type !== 'fifo')
-        .map((root) => ({
-          rel: root.rel,
-          matched: root.matched,
-          isDir: root.type === 'directory',
-          below: root.type === 'directory' ? files.filter((f) => root.rel === '' || f.startsWith(`${root.rel}/`)) : [],
-        }));
+      return r.roots.map((root) => ({
+        rel: root.rel,
+        matched: root.matched,
+        isDir: root.type === 'directory',
+        below: root.type === 'directory' ? files.filter((f) => root.rel === '' || f.startsWith(`${root.rel}/`)) : [],
+      }));
     },
   };
 }
@@ -81,7 +79,6 @@ export function rootfsTree(root: string): CopySourceTree {
             hint: 'check the path exists in the source stage or image',
           });
         }
-        if (st.isFIFO()) continue;
         const rel = path.relative(root, abs).split(path.sep).join('/');
         const below: string[] = [];
         if (st.isDirectory()) await walkAll(abs, '', below);
