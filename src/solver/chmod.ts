@@ -90,7 +90,8 @@ export function applyChmod(spec: ChmodSpec, mode: number, isDir: boolean): numbe
       } else {
         bits = a.bits | (a.condX && (a.op === '-' || executable) ? 0o111 : 0);
       }
-      let mask = who;
+      // copying a class's bits replaces only the rwx bits of the classes named
+      let mask = a.copyFrom ? who & 0o777 : who;
       if (a.bits & STICKY && (!c.explicitWho || c.who & 0o4000)) mask |= STICKY;
       if (a.op === '+') m |= bits & mask;
       else if (a.op === '-') m &= ~(bits & mask);
