@@ -125,11 +125,11 @@ export function parentsConfinedSync(root: string, abs: string): boolean {
 
 /**
  * mkdir -p of `abs`, a path below `root` as rootPath returns it: each missing directory is made
- * with mode 0755 and the given owner. An existing component that is not a directory (a file, or
+ * with `mode` (0755 by default) and the given owner. An existing component that is not a directory (a file, or
  * a symlink, which a resolved path cannot hold unless something changed it since) is an error.
  * Returns the directories it made, outermost first.
  */
-export function makeDirsSync(root: string, abs: string, owner: { uid: number; gid: number } = { uid: 0, gid: 0 }): string[] {
+export function makeDirsSync(root: string, abs: string, owner: { uid: number; gid: number } = { uid: 0, gid: 0 }, mode = 0o755): string[] {
   const base = path.resolve(root);
   const rel = path.relative(base, abs);
   if (rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`internal: ${abs} is not below ${base}`);
@@ -144,8 +144,8 @@ export function makeDirsSync(root: string, abs: string, owner: { uid: number; gi
         hint: 'remove or rename that path in an earlier step',
       });
     }
-    mkdirSync(cur, { mode: 0o755 });
-    chmodSync(cur, 0o755); // the umask applied at mkdir
+    mkdirSync(cur, { mode });
+    chmodSync(cur, mode); // the umask applied at mkdir
     lchownSync(cur, owner.uid, owner.gid);
     made.push(cur);
   }

@@ -2,6 +2,7 @@
  * Dockerfile → build graph. Resolves stages, ARG scoping, image config evolution and
  * ONBUILD, and emits graph vertices. Only the stages the target needs are planned.
  */
+import { parseChmod } from '../solver/chmod.js';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Dockerfile, Instruction } from '../dockerfile/ast.js';
@@ -917,8 +918,12 @@ class Planner {
     }
     const chown = flags.string('chown') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chown')!, scope);
     const chmod = flags.string('chmod') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chmod')!, scope);
-    if (chmod !== undefined && (!/^[0-7]+$/.test(chmod) || parseInt(chmod, 8) > 0o7777)) {
-      throw this.err(inst, `invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`, 'use an octal mode such as 0755 or 644', '--chmod');
+    if (chmod !== undefined && chmod !== '') {
+      try {
+        parseChmod(chmod);
+      } catch (e) {
+        throw this.err(inst, (e as Error).message, 'use an octal mode such as 0755 or 644, or a symbolic one such as u=rwX,go=rX', '--chmod');
+      }
     }
     const parents = flags.bool('parents');
     const action = {

@@ -3,7 +3,7 @@
  * against (path, size, mtime, ctime, inode) so an unchanged context is not read again.
  *
  * A no-op rebuild is made cheap in three ways:
- * - the walk runs in a child process (GNU find), started by `open()` so it overlaps with
+ * - the walk runs in a child process (GNU find, its output through a pipe), started by `open()` so it overlaps with
  *   the rest of start-up; a JS walk is the fallback when find is missing or misbehaves;
  * - a fingerprint of find's raw output (which includes inode, size, mtime, ctime, mode,
  *   owner and link target of every entry) and of the .dockerignore patterns keys a small
@@ -13,9 +13,8 @@
  *   in a NUL-separated format that parses several times faster than JSON objects.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, lstatSync, promises as fs, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, promises as fs, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { dockerignore, excludeMatcher, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
@@ -25,7 +24,8 @@ import { hasWildcard, matchPath } from './match.js';
 export interface ContextEntry {
   /** Relative path with '/' separators, no leading './'. */
   rel: string;
-  type: 'file' | 'directory' | 'symlink' | 'other';
+  /** 'other': a socket or device node (copied as an empty file, as BuildKit's context transfer does). */
+  type: 'file' | 'directory' | 'symlink' | 'fifo' | 'other';
   mode: number;
   size: number;
   mtimeMs: number;
@@ -37,11 +37,75 @@ export interface ContextEntry {
   linkname?: string;
 }
 
+/** A COPY source as resolved: the entry copied, and the path it was named or matched as. */
+export type ResolvedSource = ContextEntry & { matched: string };
+
+export interface ResolvedSources {
+  pattern: string;
+  roots: ResolvedSource[];
+  /** Every entry the roots bring (a root directory's own entry excluded), in walk order. */
+  files: ContextEntry[];
+}
+
+const CONTEXT_ROOT: ContextEntry = { rel: '', type: 'directory', mode: 0o755, size: 0, mtimeMs: 0, ino: 0, uid: 0, gid: 0 };
+/** Symlinks followed while resolving one path, as Linux allows. */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * `rel` resolved within the context's entries, every symlink on it (the last one included)
+ * interpreted as if the context were `/`; undefined when a part is missing or excluded.
+ */
+export function resolveEntry(entries: Map<string, ContextEntry>, rel: string): string | undefined {
+  const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
+  const cur: string[] = [];
+  let hops = 0;
+  while (parts.length > 0) {
+    const part = parts.shift()!;
+    if (part === '..') {
+      cur.pop();
+      continue;
+    }
+    const candidate = cur.length === 0 ? part : `${cur.join('/')}/${part}`;
+    const e = entries.get(candidate);
+    if (!e) return undefined;
+    if (e.type === 'symlink') {
+      if (++hops > MAX_LINK_HOPS) return undefined;
+      const target = e.linkname ?? '';
+      if (target.startsWith('/')) cur.length = 0;
+      parts.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    cur.push(part);
+  }
+  return cur.join('/');
+}
+
+/**
+ * The entries a wildcard pattern matches, as BuildKit's copy resolves them: the part before
+ * the first wildcard segment is resolved (symlinks followed), the rest is matched segment
+ * by segment below it. Matches are the unfollowed paths, in walk order.
+ */
+function wildcardMatches(entries: Map<string, ContextEntry>, pattern: string): string[] {
+  const segs = pattern.split('/');
+  const first = segs.findIndex((s) => hasWildcard(s));
+  const prefix = first === 0 ? '' : resolveEntry(entries, segs.slice(0, first).join('/'));
+  if (prefix === undefined) return [];
+  const rest = segs.slice(first);
+  const base = prefix === '' ? '' : `${prefix}/`;
+  const out: string[] = [];
+  for (const e of entries.values()) {
+    if (!e.rel.startsWith(base)) continue;
+    const tail = e.rel.slice(base.length).split('/');
+    if (tail.length === rest.length && tail.every((t, i) => matchPath(rest[i], t))) out.push(e.rel);
+  }
+  return out;
+}
+
 /** Which walk produced the entries; `open({ walker })` forces one (tests compare them). */
 export type ContextWalker = 'find' | 'js';
 
 /** Bumped whenever what the fingerprint or the memoised sums mean changes. */
-const FORMAT = 'kiln-context-sums-v1';
+const FORMAT = 'kiln-context-sums-v2';
 const HASH_CACHE_HEADER = 'kiln-hashcache-v2';
 /** type, inode, size, mtime, ctime, permission bits (incl. 07000), uid, gid, path, link target. */
 const FIND_FORMAT = '%y\\0%i\\0%s\\0%T@\\0%C@\\0%m\\0%U\\0%G\\0%P\\0%l\\0';
@@ -153,7 +217,7 @@ export class BuildContext {
   /** The JS walk: synchronous, as a sync readdir/lstat walk is several times faster than the async one. */
   private walkJs(): Map<string, ContextEntry> {
     const hasExceptions = this.ignorePatterns.some((p) => p.startsWith('!'));
-    const out = new Map<string, ContextEntry>();
+    const out = new EntryCollector();
     const walk = (relDir: string): void => {
       const absDir = relDir ? path.join(this.dir, relDir) : this.dir;
       for (const name of readdirSync(absDir).sort()) {
@@ -163,17 +227,18 @@ export class BuildContext {
         const ignored = this.isIgnored(rel);
         if (st.isDirectory()) {
           if (ignored && !hasExceptions) continue;
-          if (!ignored) out.set(rel, entryOf(rel, st, 'directory'));
+          out.enter(entryOf(rel, st, 'directory'), ignored);
           walk(rel);
+          out.leave();
           continue;
         }
         if (ignored) continue;
-        if (st.isSymbolicLink()) out.set(rel, { ...entryOf(rel, st, 'symlink'), linkname: readlinkSync(abs) });
-        else out.set(rel, entryOf(rel, st, st.isFile() ? 'file' : 'other'));
+        if (st.isSymbolicLink()) out.add({ ...entryOf(rel, st, 'symlink'), linkname: readlinkSync(abs) });
+        else out.add(entryOf(rel, st, st.isFile() ? 'file' : st.isFIFO() ? 'fifo' : 'other'));
       }
     };
     walk('');
-    return out;
+    return out.entries;
   }
 
   /** Orders find's entries as the JS walk does (each directory's names sorted, parents first) and applies .dockerignore. */
@@ -188,7 +253,7 @@ export class BuildContext {
     }
     const hasExceptions = this.ignorePatterns.some((p) => p.startsWith('!'));
     const noPatterns = this.ignorePatterns.length === 0;
-    const out = new Map<string, ContextEntry>();
+    const out = new EntryCollector();
     // siblings share their parent's prefix, so comparing whole paths compares names as readdir().sort() does
     const byPath = (a: ContextEntry, b: ContextEntry): number => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0);
     const visit = (parent: string): void => {
@@ -199,15 +264,16 @@ export class BuildContext {
         const ignored = !noPatterns && this.isIgnored(e.rel);
         if (e.type === 'directory') {
           if (ignored && !hasExceptions) continue;
-          if (!ignored) out.set(e.rel, e);
+          out.enter(e, ignored);
           visit(e.rel);
+          out.leave();
           continue;
         }
-        if (!ignored) out.set(e.rel, e);
+        if (!ignored) out.add(e);
       }
     };
     visit('');
-    return out;
+    return out.entries;
   }
 
   /** Memoised sums for the current fingerprint; undefined when there is no fingerprint (no find). */
@@ -272,46 +338,50 @@ export class BuildContext {
   }
 
   /**
-   * Resolves COPY sources against the context: each pattern to the entries it names
-   * (a directory brings everything below it). Throws a KilnError naming a missing source.
+   * Resolves COPY sources against the context as BuildKit does: each pattern to the entries
+   * it names, symlinks on the way and at the end followed within the context (a named or
+   * matched link copies what it points to), a directory bringing everything below it. A
+   * wildcard that matches nothing resolves to nothing; a missing plain path, or one that
+   * leads out of what the context holds, throws a KilnError naming it.
    */
-  async resolveSources(patterns: string[], excludes: string[] = []): Promise<{ pattern: string; roots: ContextEntry[]; files: ContextEntry[] }[]> {
+  async resolveSources(patterns: string[], excludes: string[] = []): Promise<ResolvedSources[]> {
     const entries = await this.list();
-    const out: { pattern: string; roots: ContextEntry[]; files: ContextEntry[] }[] = [];
+    const out: ResolvedSources[] = [];
     const excluded = excludeMatcher(excludes);
     for (const pattern of patterns) {
       const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
-      let roots: ContextEntry[];
-      if (clean === '' || clean === '.') {
-        roots = [{ rel: '', type: 'directory', mode: 0o755, size: 0, mtimeMs: 0, ino: 0, uid: 0, gid: 0 }];
-      } else if (hasWildcard(clean)) {
-        roots = [...entries.values()].filter((e) => matchPath(clean, e.rel));
+      let matches: string[];
+      if (hasWildcard(clean)) {
+        matches = wildcardMatches(entries, clean);
       } else {
-        const e = entries.get(clean);
-        roots = e ? [e] : [];
-        if (!e && this.isIgnored(clean)) {
-          const exists = await fs.lstat(path.join(this.dir, clean)).then(() => true, () => false);
-          if (exists) {
+        matches = [clean === '.' ? '' : clean];
+      }
+      const roots: ResolvedSource[] = [];
+      for (const matched of matches) {
+        const rel = resolveEntry(entries, matched);
+        const e = rel === '' ? CONTEXT_ROOT : rel === undefined ? undefined : entries.get(rel);
+        if (!e) {
+          if (!hasWildcard(clean) && this.isIgnored(clean) && (await fs.lstat(path.join(this.dir, clean)).then(() => true, () => false))) {
             throw new KilnError(`COPY source "${pattern}" is excluded by .dockerignore`, { hint: 'remove it from .dockerignore or copy something else' });
           }
+          throw new KilnError(`COPY source "${pattern}" not found in the build context ${this.dir}${matched !== clean ? ` (${matched} leads nowhere)` : ''}`, {
+            hint: 'check the path is relative to the context directory, not excluded, and that the symlinks on it point inside the context',
+          });
         }
-      }
-      if (roots.length === 0) {
-        throw new KilnError(`COPY source "${pattern}" not found in the build context ${this.dir}`, {
-          hint: hasWildcard(clean) ? 'no file matches the pattern' : 'check the path is relative to the context directory and not excluded',
-        });
+        if (e.type !== 'directory' && (excluded(matched) || excluded(path.posix.basename(matched)))) continue;
+        roots.push({ ...e, matched });
       }
       const files: ContextEntry[] = [];
       for (const r of roots) {
         if (r.type === 'directory') {
           const prefix = r.rel === '' ? '' : `${r.rel}/`;
           // --exclude patterns are relative to the directory being copied
-          for (const e of entries.values()) if (e.rel.startsWith(prefix) && !excluded(e.rel.slice(prefix.length))) files.push(e);
-        } else if (!excluded(r.rel) && !excluded(path.posix.basename(r.rel))) {
+          for (const e of entries.values()) if (e.rel.startsWith(prefix) && e.type !== 'fifo' && !excluded(e.rel.slice(prefix.length))) files.push(e);
+        } else if (r.type !== 'fifo') {
           files.push(r);
         }
       }
-      out.push({ pattern, roots: roots.filter((r) => r.type === 'directory' || (!excluded(r.rel) && !excluded(path.posix.basename(r.rel)))), files });
+      out.push({ pattern, roots, files });
     }
     return out;
   }
@@ -355,7 +425,7 @@ export class BuildContext {
     let pending = '';
     let k = 0;
     for (const r of resolved) {
-      h.update(`pattern:${r.pattern}\0roots:${r.roots.map((x) => `${x.rel}:${x.type}`).join(',')}\0`);
+      h.update(`pattern:${r.pattern}\0roots:${r.roots.map((x) => `${x.matched === x.rel ? '' : `${x.matched}>`}${x.rel}:${x.type}`).join(',')}\0`);
       for (const e of r.files) {
         let content = '';
         if (e.type === 'file') content = digests[k++];
@@ -487,46 +557,49 @@ function stampOf(e: ContextEntry): string {
   return `${e.size}:${e.mtimeMs}:${e.ctimeMs ?? '-'}:${e.ino}`;
 }
 
+/**
+ * find's output comes through a pipe: nothing is written to disk, so no listing can be left
+ * behind by a build that stops early. While this process is busy find may fill the pipe and
+ * wait; it is drained whenever the event loop turns, and the walk is read only once needed.
+ */
 function startFind(dir: string): FindWalk | undefined {
-  // find writes to a file, not a pipe: a pipe would stall it whenever this process is busy
-  const tmp = path.join(os.tmpdir(), `kiln-walk-${process.pid}-${randomBytes(6).toString('hex')}`);
   let child: ChildProcess;
   try {
     // -H: a context given as a symlink to a directory is walked, as readdir would
-    child = spawn('find', ['-H', dir, '-mindepth', '1', '-fprintf', tmp, FIND_FORMAT], {
-      stdio: 'ignore',
+    child = spawn('find', ['-H', dir, '-mindepth', '1', '-printf', FIND_FORMAT], {
+      stdio: ['ignore', 'pipe', 'ignore'],
       env: { ...process.env, LC_ALL: 'C' },
     });
   } catch {
     return undefined;
   }
-  const removeTmp = (): void => rmSync(tmp, { force: true });
-  process.on('exit', removeTmp);
+  const stdout = child.stdout as (NodeJS.ReadableStream & { ref?(): void; unref?(): void }) | null;
+  if (!stdout) return undefined;
   let done = false;
+  const chunks: Buffer[] = [];
   const output = new Promise<Buffer | undefined>((resolve) => {
     const finish = (out: Buffer | undefined): void => {
       done = true;
-      process.off('exit', removeTmp);
-      fs.rm(tmp, { force: true }).then(
-        () => resolve(out),
-        () => resolve(out),
-      );
+      resolve(out);
     };
+    stdout.on('data', (c: Buffer) => chunks.push(c));
+    stdout.on('error', () => undefined);
     child.on('error', () => finish(undefined));
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       if (code !== 0) return finish(undefined);
-      fs.readFile(tmp).then(
-        (out) => finish(wellFramed(out) ? out : undefined),
-        () => finish(undefined),
-      );
+      const out = Buffer.concat(chunks);
+      finish(wellFramed(out) ? out : undefined);
     });
   });
   // a build that never reads the context must not wait for the walk to exit
   child.unref();
+  stdout.unref?.();
   return {
     output,
     ref() {
-      if (!done) child.ref();
+      if (done) return;
+      child.ref();
+      stdout.ref?.();
     },
   };
 }
@@ -557,7 +630,7 @@ export function parseFindOutput(out: Buffer): ContextEntry[] | undefined {
     const gid = count(f[i + 7]);
     if (y.length !== 1 || rel === '' || rel.startsWith('/')) return undefined;
     if (Number.isNaN(ino + size + mtimeMs + ctimeMs + mode + uid + gid)) return undefined;
-    const type: ContextEntry['type'] = y === 'f' ? 'file' : y === 'd' ? 'directory' : y === 'l' ? 'symlink' : 'other';
+    const type: ContextEntry['type'] = y === 'f' ? 'file' : y === 'd' ? 'directory' : y === 'l' ? 'symlink' : y === 'p' ? 'fifo' : 'other';
     const e: ContextEntry = { rel, type, mode: mode & 0o7777, size, mtimeMs, ctimeMs, ino, uid, gid };
     if (type === 'symlink') e.linkname = f[i + 9];
     entries.push(e);
@@ -579,6 +652,39 @@ function timeMs(s: string): number {
   const frac = s.slice(dot + 1, dot + 10);
   if (sec === '' || sec === '-' || frac === '' || frac.includes('-')) return NaN;
   return Number(sec) * 1e3 + Number(frac.padEnd(9, '0')) / 1e6;
+}
+
+/**
+ * Collects walk entries in order. A directory .dockerignore excludes is still walked when
+ * patterns have exceptions, and is listed (with its own stat, as BuildKit's context
+ * transfer sends it) just before the first entry below it that is included.
+ */
+class EntryCollector {
+  readonly entries = new Map<string, ContextEntry>();
+  private readonly pending: Array<ContextEntry | undefined> = [];
+
+  enter(dir: ContextEntry, ignored: boolean): void {
+    if (ignored) this.pending.push(dir);
+    else {
+      this.add(dir);
+      this.pending.push(undefined);
+    }
+  }
+
+  leave(): void {
+    this.pending.pop();
+  }
+
+  add(e: ContextEntry): void {
+    for (let i = 0; i < this.pending.length; i++) {
+      const dir = this.pending[i];
+      if (dir) {
+        this.entries.set(dir.rel, dir);
+        this.pending[i] = undefined;
+      }
+    }
+    this.entries.set(e.rel, e);
+  }
 }
 
 function entryOf(rel: string, st: import('node:fs').Stats, type: ContextEntry['type']): ContextEntry {

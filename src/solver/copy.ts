@@ -1,14 +1,20 @@
 /**
- * COPY/ADD into a mounted root filesystem with Docker's semantics: a directory source
- * copies its contents, a file goes to dest/ or to dest, new directories are root-owned
- * unless --chown, context files become root-owned, files from other stages keep owners.
+ * COPY/ADD into a root filesystem with BuildKit's semantics (its file op over fsutil's
+ * copy): each source is followed through symlinks within its tree and copied on its own;
+ * a directory source copies its contents; a file goes into an existing directory under its
+ * name, else to the destination path. Directories the copy creates for the destination
+ * get 0755 (the octal --chmod mode if given) and the --chown owner (root otherwise); an
+ * existing destination directory keeps its mode and owner; entries below a source
+ * directory keep the source's mode, and their owner (root for context files) unless
+ * --chown. Hard links among one source's files stay hard links.
  */
-import { chmodSync, closeSync, copyFileSync, fchmodSync, lchownSync, openSync, readdirSync, readFileSync, writeSync, lstatSync, lutimesSync, mkdirSync, promises as fs, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, fchmodSync, lchownSync, linkSync, openSync, readdirSync, readFileSync, writeSync, lstatSync, lutimesSync, mkdirSync, promises as fs, readlinkSync, rmSync, symlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { BuildContext } from './context.js';
 import { hasWildcard, matchPath } from './match.js';
 import { excludeMatcher } from '../dockerignore.js';
+import { applyChmod, createdDirMode, type ChmodSpec } from './chmod.js';
 import { makeDirsSync, rootPath } from '../fsroot.js';
 import { archiveCompression, extractArchive, type ArchiveCompression } from './extract.js';
 
@@ -17,11 +23,22 @@ export interface Owner {
   gid: number;
 }
 
+/** One source to copy, as its tree resolved it. */
+export interface SourceRoot {
+  /** Where the source is in the tree (symlinks followed), relative to the tree root. */
+  rel: string;
+  /** The path it was named or matched as (unfollowed): a file copied into a directory takes its base name. */
+  matched: string;
+  isDir: boolean;
+  /** For a directory: every path below it to copy, relative to the tree root. */
+  below: string[];
+}
+
 /** A file tree to copy from: the build context (honours .dockerignore) or a mounted rootfs. */
 export interface CopySourceTree {
   root: string;
-  /** Roots the pattern names, and for each every path below it to copy (relative to tree root). */
-  resolve(pattern: string, excludes: string[]): Promise<Array<{ rel: string; isDir: boolean; below: string[] }>>;
+  /** The sources a pattern names: none for a wildcard without match; throws for a missing path. */
+  resolve(pattern: string, excludes: string[]): Promise<SourceRoot[]>;
   /** Context files are owned by root in the image; other trees keep their owners. */
   preserveOwner: boolean;
 }
@@ -35,6 +52,7 @@ export function contextTree(ctx: BuildContext): CopySourceTree {
       const files = r.files.map((f) => f.rel);
       return r.roots.map((root) => ({
         rel: root.rel,
+        matched: root.matched,
         isDir: root.type === 'directory',
         below: root.type === 'directory' ? files.filter((f) => root.rel === '' || f.startsWith(`${root.rel}/`)) : [],
       }));
@@ -49,31 +67,26 @@ export function rootfsTree(root: string): CopySourceTree {
     async resolve(pattern, excludes) {
       const clean = path.posix.normalize(`/${pattern}`).slice(1).replace(/\/+$/, '');
       const isExcluded = excludeMatcher(excludes);
-      let roots: string[];
-      if (hasWildcard(clean)) {
-        roots = [];
-        await walkMatches(root, clean.split('/'), '', roots);
-      } else {
-        const abs = await secureResolve(root, clean, true);
-        const ok = await fs.lstat(abs).then(() => true, () => false);
-        roots = ok ? [clean] : [];
-      }
-      if (roots.length === 0) {
-        throw new KilnError(`COPY --from source "${pattern}" not found`, { hint: 'check the path exists in the source stage or image' });
-      }
-      const out = [];
-      for (const found of roots) {
-        // resolved inside the stage's root, never through the host's paths: parents always,
-        // and a final symlink to a directory too (its content is what is copied)
-        const followed = await secureResolve(root, found);
-        const isDir = (await fs.lstat(followed).catch(() => undefined))?.isDirectory() === true;
-        const abs = isDir ? followed : await secureResolve(root, found, true);
+      const matches: string[] = [];
+      if (hasWildcard(clean)) await walkMatches(root, clean.split('/'), '', matches);
+      else matches.push(clean === '.' ? '' : clean);
+      const out: SourceRoot[] = [];
+      for (const matched of matches) {
+        // followed within the root, the last link too, as BuildKit follows source links
+        const abs = await secureResolve(root, matched);
+        const st = await fs.lstat(abs).catch(() => undefined);
+        if (!st) {
+          throw new KilnError(`COPY --from source "${pattern}" not found${matched !== clean ? ` (${matched} leads nowhere)` : ''}`, {
+            hint: 'check the path exists in the source stage or image',
+          });
+        }
         const rel = path.relative(root, abs).split(path.sep).join('/');
         const below: string[] = [];
-        if (isDir) await walkAll(abs, '', below);
+        if (st.isDirectory()) await walkAll(abs, '', below);
         out.push({
           rel,
-          isDir,
+          matched,
+          isDir: st.isDirectory(),
           // --exclude patterns are relative to the directory being copied
           below: below.filter((b) => !isExcluded(b)).map((b) => (rel ? `${rel}/${b}` : b)),
         });
@@ -93,7 +106,7 @@ async function walkMatches(root: string, segs: string[], rel: string, out: strin
   const names = hasWildcard(seg) ? (await fs.readdir(dir).catch(() => [] as string[])).sort().filter((n) => matchPath(seg, n)) : [seg];
   for (const n of names) {
     const next = rel ? `${rel}/${n}` : n;
-    const exists = await fs.lstat(await secureResolve(root, next, true)).then(() => true, () => false);
+    const exists = await fs.lstat(path.join(dir, n)).then(() => true, () => false);
     if (exists) await walkMatches(root, rest, next, out);
   }
 }
@@ -117,16 +130,17 @@ export interface CopyOptions {
   dest: string;
   cwd: string;
   owner?: Owner;
-  chmod?: number;
+  chmod?: ChmodSpec;
   unpackArchives: boolean;
-  /** More than one source: dest must be a directory. */
-  multipleSources: boolean;
-  /** --parents: keep the source's relative path under dest. */
+  /** --parents: keep the source's relative path (after a `/./` pivot, if any) under dest. */
   parents?: boolean;
 }
 
-/** mkdir -p inside root; new directories get `owner` (root by default) and 0755. */
-export async function mkdirInRoot(root: string, rel: string, owner: Owner = { uid: 0, gid: 0 }): Promise<string> {
+/**
+ * mkdir -p inside root; directories it creates get `owner` (root by default) and `mode`
+ * (0755 by default), existing ones are left alone.
+ */
+export async function mkdirInRoot(root: string, rel: string, owner: Owner = { uid: 0, gid: 0 }, mode = 0o755): Promise<string> {
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
   let sofar = '';
   for (const part of parts) {
@@ -134,7 +148,7 @@ export async function mkdirInRoot(root: string, rel: string, owner: Owner = { ui
     const abs = await secureResolve(root, sofar);
     const st = await fs.lstat(abs).catch(() => undefined);
     if (!st) {
-      makeDirsSync(root, abs, owner); // a symlink to a missing path: its target is made, in the root
+      makeDirsSync(root, abs, owner, mode); // a symlink to a missing path: its target is made, in the root
     } else if (!st.isDirectory()) {
       throw new KilnError(`cannot create directory /${sofar}: a file is in the way`);
     }
@@ -142,26 +156,38 @@ export async function mkdirInRoot(root: string, rel: string, owner: Owner = { ui
   return secureResolve(root, rel);
 }
 
+/** `dest/.` and `dest/` name a directory; the bare `.` the working directory. */
+function isDirSyntax(dest: string): boolean {
+  return dest === '' || dest === '.' || dest.endsWith('/') || dest.endsWith('/.');
+}
+
 export async function copyInto(tree: CopySourceTree, patterns: string[], excludes: string[], opts: CopyOptions): Promise<void> {
   const destPath = path.posix.resolve(opts.cwd || '/', opts.dest);
-  const destIsDirSyntax = opts.dest.endsWith('/') || opts.dest === '.' || opts.dest.endsWith('/.');
+  const dirSyntax = isDirSyntax(opts.dest);
+  const dirMode = createdDirMode(opts.chmod);
   for (const pattern of patterns) {
+    if (opts.parents) {
+      await copyParents(tree, pattern, excludes, destPath, opts);
+      continue;
+    }
     const roots = await tree.resolve(pattern, excludes);
-    const multi = opts.multipleSources || roots.length > 1 || hasWildcard(pattern);
+    // a wildcard matching nothing copies nothing, and creates nothing (BuildKit)
+    if (roots.length === 0) continue;
+    await mkdirInRoot(opts.destRoot, dirSyntax ? destPath : path.posix.dirname(destPath), opts.owner, dirMode);
     for (const root of roots) {
+      // hard links are kept among the files of one source (one copy in BuildKit's file op)
+      const links: HardLinks = new Map();
       const srcAbs = path.join(tree.root, root.rel);
+      const existing = await fs.lstat(await secureResolve(opts.destRoot, destPath)).catch(() => undefined);
       if (root.isDir) {
-        const base = opts.parents && root.rel ? path.posix.join(destPath, root.rel) : destPath;
-        const targetDir = await mkdirInRoot(opts.destRoot, base, opts.owner);
-        await copyTree(tree, root.rel, root.below, targetDir, base, opts);
+        if (existing && !existing.isDirectory()) {
+          throw new KilnError(`cannot copy directory ${root.matched || '.'} to ${destPath}: a file is in the way`, { hint: 'remove the file first, or copy to another destination' });
+        }
+        const targetDir = await mkdirInRoot(opts.destRoot, destPath, opts.owner, dirMode);
+        await copyTree(tree, root.rel, root.below, targetDir, destPath, opts, links);
         continue;
       }
-      let target: string;
-      const existing = await fs.stat(await secureResolve(opts.destRoot, destPath)).catch(() => undefined);
-      if (opts.parents) target = path.posix.join(destPath, root.rel);
-      else if (destIsDirSyntax || multi || existing?.isDirectory()) target = path.posix.join(destPath, path.posix.basename(root.rel));
-      else target = destPath;
-      await mkdirInRoot(opts.destRoot, path.posix.dirname(target), opts.owner);
+      const target = existing?.isDirectory() ? path.posix.join(destPath, path.posix.basename(root.matched)) : destPath;
       const archive = opts.unpackArchives ? await archiveSource(tree.root, root.rel) : undefined;
       if (archive) {
         // an archive always unpacks into dest as a directory, slash or not (as BuildKit does)
@@ -169,10 +195,48 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
         await extractArchive(archive.file, archive.kind, dir, { owner: opts.owner, name: root.rel });
         continue;
       }
-      await copyOne(srcAbs, opts.destRoot, target, tree.preserveOwner, opts);
+      await copyOne(srcAbs, opts.destRoot, target, tree.preserveOwner, opts, links);
     }
   }
 }
+
+/**
+ * COPY --parents, as BuildKit runs it: the source is split at its first `/./` into a
+ * directory (`/` without one; it may hold wildcards) and a pattern below it; every entry
+ * under that directory the pattern matches (a matched directory with what it holds) is
+ * copied to the same path under dest, the directories on the way keeping their metadata.
+ * Dest is a directory. A source without wildcards must exist; one with wildcards may match
+ * nothing (dest is still created when the directory part exists).
+ */
+async function copyParents(tree: CopySourceTree, source: string, excludes: string[], destPath: string, opts: CopyOptions): Promise<void> {
+  const at = source.indexOf('/./');
+  const base = at < 0 ? '/' : source.slice(0, at) || '/';
+  const pattern = path.posix.normalize(`/${at < 0 ? source : source.slice(at + 3)}`).slice(1).replace(/\/+$/, '');
+  if (!hasWildcard(base) && !hasWildcard(pattern)) await tree.resolve(path.posix.join(base, pattern), []);
+  const included = pattern === '' ? () => true : excludeMatcher([pattern]);
+  const isExcluded = excludeMatcher(excludes);
+  for (const root of await tree.resolve(base, [])) {
+    const targetDir = await mkdirInRoot(opts.destRoot, destPath, opts.owner, createdDirMode(opts.chmod));
+    if (!root.isDir) continue;
+    const prefixLen = root.rel === '' ? 0 : root.rel.length + 1;
+    const chosen = new Set<string>();
+    for (const rel of root.below) {
+      const sub = rel.slice(prefixLen);
+      if (!included(sub) || isExcluded(sub)) continue;
+      // the directories above a match come along
+      for (let p = path.posix.dirname(rel); p.length > root.rel.length && p !== '.'; p = path.posix.dirname(p)) {
+        if (chosen.has(p)) break;
+        chosen.add(p);
+      }
+      chosen.add(rel);
+    }
+    const below = root.below.filter((rel) => chosen.has(rel));
+    await copyTree(tree, root.rel, below, targetDir, destPath, opts, new Map());
+  }
+}
+
+/** Source inode (dev:ino) to the copy already made of it, for the hard links of one source. */
+type HardLinks = Map<string, Promise<string>>;
 
 /** How many files are copied at once: the work is syscalls, and overlayfs lets them overlap. */
 const COPY_CONCURRENCY = 32;
@@ -196,6 +260,9 @@ interface FsOps {
   chmod(p: string, mode: number): Promise<void>;
   lutimes(p: string, atime: Date, mtime: Date): Promise<void>;
   mkdir(p: string): Promise<unknown>;
+  link(existing: string, p: string): Promise<void>;
+  /** An empty regular file with exactly `mode`. */
+  writeEmpty(p: string, mode: number): Promise<void>;
 }
 
 const asyncOps: FsOps = {
@@ -208,6 +275,11 @@ const asyncOps: FsOps = {
   chmod: (p, m) => fs.chmod(p, m),
   lutimes: (p, a, m) => fs.lutimes(p, a, m),
   mkdir: (p) => fs.mkdir(p),
+  link: (a, b) => fs.link(a, b),
+  writeEmpty: async (p, mode) => {
+    await fs.writeFile(p, '', { flag: 'wx', mode });
+    await fs.chmod(p, mode);
+  },
 };
 
 /**
@@ -240,27 +312,31 @@ const syncOps: FsOps = {
   chmod: async (p, m) => chmodSync(p, m),
   lutimes: async (p, a, m) => lutimesSync(p, a, m),
   mkdir: async (p) => mkdirSync(p),
+  link: async (a, b) => linkSync(a, b),
+  writeEmpty: async (p, mode) => {
+    closeSync(openSync(p, 'wx', mode));
+    chmodSync(p, mode);
+  },
 };
 
 /**
- * Copies the entries below a source directory into `targetDir`: directories first, in
- * order (resolving a destination symlink inside the root only where one is met), then
- * every file with COPY_CONCURRENCY in flight, then directory times, deepest first, so
- * that writing the files does not change them.
+ * Copies the entries below a source directory into `targetDir` (which keeps its own
+ * metadata): directories first, in order (resolving a destination symlink inside the root
+ * only where one is met), then every file with COPY_CONCURRENCY in flight, then directory
+ * times, deepest first, so that writing the files does not change them.
  */
-async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], targetDir: string, base: string, opts: CopyOptions): Promise<void> {
+async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], targetDir: string, base: string, opts: CopyOptions, links: HardLinks): Promise<void> {
   const srcRoot = path.join(tree.root, rootRel);
   const dirAbs = new Map<string, string>([['', targetDir]]);
   // directories this copy created are empty: their children need no check for an existing
   // entry (nor does an empty target, as when a step writes into a fresh upper dir)
   const fresh = new Set<string>();
   if (readdirSync(targetDir).length === 0) fresh.add('');
-  const dirTimes: Array<[string, import('node:fs').Stats]> = [];
+  const dirTimes: Array<[string, Stats]> = [];
   const io = below.length <= SYNC_COPY_MAX ? syncOps : asyncOps;
-  const rootStat = lstatSync(srcRoot);
-  await applyMeta(srcRoot, targetDir, tree.preserveOwner, opts, true, rootStat, false, io);
-  dirTimes.push([targetDir, rootStat]);
-  const files: Array<{ src: string; sub: string; st: import('node:fs').Stats }> = [];
+  // the target directory takes the source's times only (BuildKit restores them)
+  dirTimes.push([targetDir, lstatSync(srcRoot)]);
+  const files: Array<{ src: string; sub: string; st: Stats }> = [];
   const prefixLen = rootRel === '' ? 0 : rootRel.length + 1;
   const parentOf = async (sub: string): Promise<string> => {
     const parentSub = path.posix.dirname(sub) === '.' ? '' : path.posix.dirname(sub);
@@ -285,6 +361,7 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
       await io.mkdir(dst);
       fresh.add(sub);
     }
+    // an existing directory below the target takes the source's metadata too (BuildKit)
     await applyMeta(src, dst, tree.preserveOwner, opts, true, st, false, io);
     dirAbs.set(sub, dst);
     dirTimes.push([dst, st]);
@@ -294,7 +371,7 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
     while (next < files.length) {
       const f = files[next++];
       const parentSub = path.posix.dirname(f.sub) === '.' ? '' : path.posix.dirname(f.sub);
-      await copyFileTo(f.src, path.join(await parentOf(f.sub), path.posix.basename(f.sub)), f.st, tree.preserveOwner, opts, fresh.has(parentSub), io);
+      await copyFileTo(f.src, path.join(await parentOf(f.sub), path.posix.basename(f.sub)), f.st, tree.preserveOwner, opts, fresh.has(parentSub), io, links);
     }
   };
   await Promise.all(Array.from({ length: Math.min(io === syncOps ? 1 : COPY_CONCURRENCY, files.length) }, worker));
@@ -304,17 +381,12 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
 /**
  * One non-directory entry to `dst` (an absolute path already inside the root). In a fresh
  * directory nothing is in the way, and as root a new file is already owned by 0:0 with the
- * source's mode (copyFile sets it), so only what differs is changed.
+ * source's mode (copyFile sets it), so only what differs is changed. A second name of an
+ * inode already copied becomes a hard link to that copy; a socket or device node becomes
+ * an empty file and a FIFO is skipped (what BuildKit's context transfer and copy give).
  */
-async function copyFileTo(
-  src: string,
-  dst: string,
-  st: import('node:fs').Stats,
-  preserveOwner: boolean,
-  opts: CopyOptions,
-  inFreshDir: boolean,
-  io: FsOps = asyncOps,
-): Promise<void> {
+async function copyFileTo(src: string, dst: string, st: Stats, preserveOwner: boolean, opts: CopyOptions, inFreshDir: boolean, io: FsOps, links: HardLinks): Promise<void> {
+  if (st.isFIFO()) return;
   if (!inFreshDir) {
     const existing = await io.lstat(dst).catch(() => undefined);
     if (existing?.isDirectory()) await io.rm(dst, { recursive: true, force: true });
@@ -325,57 +397,53 @@ async function copyFileTo(
     await applyMeta(src, dst, preserveOwner, opts, false, st, true, io);
     return;
   }
-  if (!st.isFile()) return; // devices, fifos, sockets are not copied, as BuildKit skips sockets and contexts hold no devices
-  await io.copyFile(src, dst);
+  if (st.isFile() && st.nlink > 1) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = links.get(key);
+    if (first !== undefined) {
+      await io.link(await first, dst);
+      return;
+    }
+    let done!: (p: string) => void;
+    links.set(key, new Promise<string>((resolve) => (done = resolve)));
+    try {
+      await copyRegular(src, dst, st, preserveOwner, opts, io);
+    } finally {
+      done(dst);
+    }
+    return;
+  }
+  await copyRegular(src, dst, st, preserveOwner, opts, io);
+}
+
+async function copyRegular(src: string, dst: string, st: Stats, preserveOwner: boolean, opts: CopyOptions, io: FsOps): Promise<void> {
+  if (st.isFile()) await io.copyFile(src, dst);
+  else await io.writeEmpty(dst, st.mode & 0o7777);
   const owner = opts.owner ?? (preserveOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
   const asRoot = process.getuid?.() === 0 && process.getgid?.() === 0;
   if (!(asRoot && owner.uid === 0 && owner.gid === 0)) await io.lchown(dst, owner.uid, owner.gid);
   // chown clears setuid/setgid bits, and --chmod overrides: only then is chmod needed
-  if (opts.chmod !== undefined || (st.mode & 0o6000) !== 0) await io.chmod(dst, opts.chmod ?? st.mode & 0o7777);
+  if (opts.chmod !== undefined || (st.mode & 0o6000) !== 0) await io.chmod(dst, modeFor(st, opts));
   await io.lutimes(dst, st.atime, st.mtime);
 }
 
-async function copyOne(srcAbs: string, destRoot: string, targetRel: string, preserveOwner: boolean, opts: CopyOptions): Promise<void> {
+/** The permission bits a copied entry gets: the source's, or --chmod applied to them. */
+function modeFor(st: Stats, opts: CopyOptions): number {
+  return opts.chmod ? applyChmod(opts.chmod, st.mode, st.isDirectory()) : st.mode & 0o7777;
+}
+
+async function copyOne(srcAbs: string, destRoot: string, targetRel: string, preserveOwner: boolean, opts: CopyOptions, links: HardLinks): Promise<void> {
   const st = await fs.lstat(srcAbs);
   const parent = await secureResolve(destRoot, path.posix.dirname(targetRel));
   const dst = path.join(parent, path.posix.basename(targetRel));
-  const existing = await fs.lstat(dst).catch(() => undefined);
-  if (st.isDirectory()) {
-    if (existing && !existing.isDirectory()) await fs.rm(dst, { force: true });
-    if (!existing || !existing.isDirectory()) await fs.mkdir(dst);
-    await applyMeta(srcAbs, dst, preserveOwner, opts, true);
-    return;
-  }
-  if (existing?.isDirectory()) await fs.rm(dst, { recursive: true, force: true });
-  else if (existing) await fs.rm(dst, { force: true });
-  if (st.isSymbolicLink()) {
-    await fs.symlink(await fs.readlink(srcAbs), dst);
-  } else if (st.isFile()) {
-    await fs.copyFile(srcAbs, dst);
-  } else {
-    // devices, fifos, sockets: not copied, as BuildKit skips sockets and the context has no devices
-    return;
-  }
-  await applyMeta(srcAbs, dst, preserveOwner, opts, false, st);
+  await copyFileTo(srcAbs, dst, st, preserveOwner, opts, false, asyncOps, links);
 }
 
-async function applyMeta(
-  srcAbs: string,
-  dst: string,
-  preserveOwner: boolean,
-  opts: CopyOptions,
-  isDir: boolean,
-  known?: import('node:fs').Stats,
-  setTimes = true,
-  io: FsOps = asyncOps,
-): Promise<void> {
+async function applyMeta(srcAbs: string, dst: string, preserveOwner: boolean, opts: CopyOptions, isDir: boolean, known?: Stats, setTimes = true, io: FsOps = asyncOps): Promise<void> {
   const st = known ?? (await io.lstat(srcAbs));
   const owner = opts.owner ?? (preserveOwner ? { uid: st.uid, gid: st.gid } : { uid: 0, gid: 0 });
   await io.lchown(dst, owner.uid, owner.gid);
-  if (!st.isSymbolicLink()) {
-    const mode = opts.chmod !== undefined ? opts.chmod : st.mode & 0o7777;
-    await io.chmod(dst, mode);
-  }
+  if (!st.isSymbolicLink()) await io.chmod(dst, modeFor(st, opts));
   if (setTimes && (!isDir || st.isDirectory())) await io.lutimes(dst, st.atime, st.mtime);
 }
 

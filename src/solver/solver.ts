@@ -20,6 +20,7 @@ import type { BuildContext } from './context.js';
 import { inRootName, parentsConfinedSync, rootPathSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
+import { parseChmod } from './chmod.js';
 import { hasWildcard } from './match.js';
 import { httpGet, type HttpResponse } from '../net.js';
 
@@ -568,9 +569,8 @@ export class Solver {
     }
     let owner: Owner | undefined;
     if (a.chown) owner = await this.chownOf(root, a.chown);
-    const chmod = a.chmod === undefined ? undefined : parseInt(a.chmod, 8);
-    const multipleSources = a.source.paths.length + (a.inline?.length ?? 0) + (a.urls?.length ?? 0) > 1;
-    const common = { destRoot: root, dest: a.dest, cwd: a.cwd, owner, chmod, multipleSources, parents: a.parents };
+    const chmod = a.chmod === undefined || a.chmod === '' ? undefined : parseChmod(a.chmod);
+    const common = { destRoot: root, dest: a.dest, cwd: a.cwd, owner, chmod, parents: a.parents };
     if (a.source.paths.length > 0) {
       let tree;
       if (a.source.from === 'context') {

@@ -125,7 +125,7 @@ describe('build context', () => {
         assert.equal(get('sgid')?.mode, 0o2755);
         assert.equal(get('mode/private')?.mode, 0o600);
         assert.equal(get('dangling link')?.linkname, 'does not\nexist');
-        assert.equal(get('fifo')?.type, 'other');
+        assert.equal(get('fifo')?.type, 'fifo');
         assert.equal(get('new\nline.txt')?.type, 'file');
         assert.equal(get('café/日本語.txt')?.type, 'file');
         assert.equal(get('A.txt')?.mtimeMs, -1000750);
