@@ -136,6 +136,6 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
     spec.sharing ??= 'shared';
   }
   if (t === 'bind') spec.readonly ??= true;
-  if (spec.fromName === undefined) spec.from = t === 'bind' ? 'context' : undefined;
+  if (spec.fromName === undefined && t === 'bind') spec.from = 'context';
   return spec;
 }

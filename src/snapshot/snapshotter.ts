@@ -317,6 +317,9 @@ export function topmostOnce(lowers: string[]): string[] {
  * may first take the upper dir away once nothing is mounted on it.
  */
 async function releaseMountDir(dir: string, adopt?: (upper: string) => Promise<void>): Promise<void> {
+  // a step's secrets tmpfs (src/exec/secrets.ts), left mounted when its process was killed
+  const secrets = path.join(dir, 'secrets');
+  if (existsSync(secrets) && (await isMountPoint(secrets))) await runCommand('umount', ['-l', secrets]);
   const merged = path.join(dir, 'merged');
   // one umount is the usual case; the mount table is read only when it fails (not mounted,
   // busy, or a half-made mount dir)
