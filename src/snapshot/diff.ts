@@ -148,21 +148,31 @@ async function isOpaqueDir(dir: string): Promise<boolean> {
 
 /**
  * What the merged view of `lowers` (lowest first) holds at `rel`: the topmost layer's entry,
- * or nothing when a whiteout, a non-directory or an opaque directory above hides it.
+ * or nothing when a whiteout, a non-directory or an opaque directory above hides it. A path
+ * no layer has costs one lstat per layer; xattrs are read (once per dir, in `opaque`) only
+ * for the ancestors a layer above the one holding the path has.
  */
-async function baseEntry(lowers: string[], rel: string): Promise<Stats | undefined> {
+async function baseEntry(lowers: string[], rel: string, opaque: Map<string, Promise<boolean>>): Promise<Stats | undefined> {
+  let hit = -1;
+  let st: Stats | undefined;
+  for (let i = lowers.length - 1; i >= 0 && !st; i--) {
+    st = lstatSync(path.join(lowers[i], rel), { throwIfNoEntry: false });
+    if (st) hit = i;
+  }
+  if (!st || (st.isCharacterDevice() && st.rdev === 0)) return undefined;
   const parts = rel.split('/');
-  for (let i = lowers.length - 1; i >= 0; i--) {
-    const st = lstatSync(path.join(lowers[i], rel), { throwIfNoEntry: false });
-    if (st) return st.isCharacterDevice() && st.rdev === 0 ? undefined : st;
+  for (let i = lowers.length - 1; i > hit; i--) {
     for (let k = 1; k < parts.length; k++) {
       const ancestor = path.join(lowers[i], ...parts.slice(0, k));
       const a = lstatSync(ancestor, { throwIfNoEntry: false });
       if (!a) break;
-      if (!a.isDirectory() || (await isOpaqueDir(ancestor))) return undefined;
+      if (!a.isDirectory()) return undefined;
+      let o = opaque.get(ancestor);
+      if (!o) opaque.set(ancestor, (o = isOpaqueDir(ancestor)));
+      if (await o) return undefined;
     }
   }
-  return undefined;
+  return st;
 }
 
 /**
@@ -176,13 +186,14 @@ async function baseEntry(lowers: string[], rel: string): Promise<Stats | undefin
 export async function dropUnchangedDirs(upper: string, entries: LayerEntry[], lowers: string[]): Promise<LayerEntry[]> {
   if (lowers.length === 0) return entries;
   const holdsChange = new Set<string>();
+  const opaque = new Map<string, Promise<boolean>>();
   const dropped: string[] = [];
   const kept: LayerEntry[] = [];
   // children come right after their directory: walking backwards sees them first
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i];
     if (e.type === 'directory' && !holdsChange.has(e.path) && e.xattrs?.['security.capability'] === undefined) {
-      const base = await baseEntry(lowers, e.path);
+      const base = await baseEntry(lowers, e.path, opaque);
       if (base?.isDirectory() && (base.mode & 0o7777) === e.mode && base.uid === e.uid && base.gid === e.gid) {
         dropped.push(e.path);
         continue;

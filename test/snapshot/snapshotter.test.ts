@@ -344,3 +344,35 @@ test('cleanupStale also unmounts the secrets tmpfs of a dead step', { skip }, as
   await assert.rejects(fsp.lstat(dead.dir!));
   await fsp.rm(root, { recursive: true, force: true });
 });
+
+test('diff drops directories copied up unchanged, keeps those hidden below an opaque one', { skip }, async () => {
+  const root = await tmpRoot('unchanged');
+  const snap = new Snapshotter(root);
+  const l0Tar = await makeTar([
+    { name: 'etc', type: 'directory' },
+    { name: 'etc/passwd', content: 'root' },
+    { name: 'a', type: 'directory' },
+    { name: 'a/b', type: 'directory' },
+    { name: 'keep', type: 'directory', mode: 0o700 },
+  ]);
+  const l1Tar = await makeTar([
+    { name: 'a', type: 'directory' },
+    { name: 'a/.wh..wh..opq' },
+  ]);
+  const l0 = await snap.unpackLayer(diffIdOf(l0Tar), chunked(l0Tar));
+  const l1 = await snap.unpackLayer(diffIdOf(l1Tar), chunked(l1Tar));
+  const m = await snap.mount([l0, l1]);
+  try {
+    // /etc copied up by a stub made and removed again; /a/b is new (the opaque /a hides l0's)
+    await fsp.writeFile(path.join(m.merged, 'etc', 'hosts'), '');
+    await fsp.rm(path.join(m.merged, 'etc', 'hosts'));
+    await fsp.mkdir(path.join(m.merged, 'a', 'b'));
+    await fsp.chmod(path.join(m.merged, 'keep'), 0o755);
+    const entries = await snap.diff(m.upper, { lowers: m.lowers });
+    assert.deepEqual(entries.map((e) => e.path), ['a', 'a/b', 'keep']);
+    await assert.rejects(fsp.lstat(path.join(m.upper, 'etc')), 'the dropped dir leaves the upper dir too');
+  } finally {
+    await m.release();
+  }
+  await fsp.rm(root, { recursive: true, force: true });
+});
