@@ -112,9 +112,9 @@ export function expectedLayers(oracle: SavedImage, stubs: Record<number, string[
 
 export interface Builders {
   /** Builds with kiln (BASE=busybox or bare) and reads the image back. */
-  kiln(dockerfile: string, files?: Record<string, string>, args?: string[], env?: Record<string, string>, base?: 'busybox' | 'bare'): Promise<{ code: number; stderr: string; image?: SavedImage; context: string }>;
+  kiln(dockerfile: string, files?: Record<string, string | Buffer>, args?: string[], env?: Record<string, string>, base?: 'busybox' | 'bare'): Promise<{ code: number; stderr: string; image?: SavedImage; context: string }>;
   /** The same through docker 20.10's BuildKit; undefined when dockerd is not available. */
-  docker(dockerfile: string, files?: Record<string, string>, args?: string[], base?: 'busybox' | 'bare'): Promise<SavedImage | undefined>;
+  docker(dockerfile: string, files?: Record<string, string | Buffer>, args?: string[], base?: 'busybox' | 'bare'): Promise<SavedImage | undefined>;
   cleanup(): Promise<void>;
 }
 
@@ -149,7 +149,7 @@ export async function builders(root: string, busyboxTar: string): Promise<Builde
       }
       return true;
     })());
-  const context = async (dockerfile: string, files: Record<string, string>): Promise<string> => {
+  const context = async (dockerfile: string, files: Record<string, string | Buffer>): Promise<string> => {
     const dir = path.join(t.dir, `ctx${seq++}`);
     await fs.mkdir(dir);
     await fs.writeFile(path.join(dir, 'Dockerfile'), dockerfile);

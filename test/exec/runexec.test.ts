@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { busyboxRootfsTar, isRoot, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { makeTar } from '../snapshot/tarutil.js';
 import { builders, expectedLayers, mergedView, mountsUnder, sorted, type Builders, type Entry, type SavedImage } from './oracle.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
@@ -82,6 +83,17 @@ describe('RUN', { skip }, () => {
       // dockerd 20.10 had no mount stub cleaner (moby/buildkit#3307 and #3314 came later)
       assert.deepEqual(layers, expectedLayers(oracle, { 4: ['mnt', 'mnt/x', 'mnt/x/y'], 5: ['ctx'] }));
     }
+  });
+
+  it('a stub made through a symlink (/etc/resolv.conf -> ../run/...) goes, with the parents the runtime made', async () => {
+    const links = await makeTar([
+      { name: 'etc', type: 'directory' },
+      { name: 'etc/resolv.conf', type: 'symlink', linkname: '../run/systemd/resolve/stub-resolv.conf' },
+    ]);
+    const k = await b.kiln(`${HEAD}ADD links.tar /\nRUN test -e /etc/resolv.conf\n`, { 'links.tar': links });
+    assert.equal(k.code, 0, k.stderr);
+    // BuildKit's stub cleaner resolves each path in the root (fs.RootPath) and walks up
+    assert.deepEqual(k.image!.layers[2], []);
   });
 
   it('a rw bind mount from a stage or the context is writable and its writes are discarded', async (t) => {
