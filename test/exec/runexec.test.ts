@@ -205,6 +205,11 @@ describe('RUN', { skip }, () => {
     const env = await b.kiln(`${HEAD}RUN true\n`, {}, ['--secret', 'id=e,env=KILN_TEST_UNSET_VARIABLE']);
     assert.match(env.stderr, /secret e: environment variable KILN_TEST_UNSET_VARIABLE is not set/);
     for (const r of [req, missing, asDir, env]) assert.doesNotMatch(r.stderr, /\n\s+at |internal error|exit code/);
+    // a step that fails still unmounts its secrets tmpfs
+    const failing = await b.kiln(`${HEAD}RUN --mount=type=secret,id=tok,env=T --mount=type=secret,id=tok,target=/s false\n`, {}, ['--secret', 'id=tok,env=KILN_TEST_SECRET_ENV'], { KILN_TEST_SECRET_ENV: ENV_SECRET });
+    assert.match(failing.stderr, /exit code: 1/);
+    assert.deepEqual(await mountsUnder(ws.root), []);
+    assert.deepEqual(await fs.readdir(path.join(ws.root, 'snapshots', 'active')), []);
   });
 
   it('tmpfs size= is honoured; from=$VAR is rejected where it is written', async () => {
