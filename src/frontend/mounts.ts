@@ -38,9 +38,10 @@ export function parseRamBytes(value: string): number | undefined {
 
 /**
  * Parses a RUN --mount value as BuildKit defines it. `expand` expands a value's variables
- * (each value on its own, after splitting); `from` is never expanded, as in BuildKit.
+ * (each value on its own, after splitting); `from` is never expanded, as in BuildKit. A
+ * relative target of a bind, cache or tmpfs mount is taken from `cwd` (the step's WORKDIR).
  */
-export function parseMount(value: string, fail: (message: string) => Error, expand: (word: string) => string = (w) => w): ParsedMount {
+export function parseMount(value: string, fail: (message: string) => Error, expand: (word: string) => string = (w) => w, cwd = '/'): ParsedMount {
   const spec: ParsedMount = { type: 'bind', target: '' };
   let targetGiven = false;
   for (const f of splitCsvFields(value)) {
@@ -132,8 +133,13 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
   if (t === 'ssh' && !spec.target) spec.target = '/run/buildkit/ssh_agent.0';
   if (!spec.target && !(t === 'secret' && spec.env !== undefined)) throw fail('mount target is required: add target=/path');
   if (t === 'cache') {
-    spec.id ??= spec.target;
+    // BuildKit names a cache by its target as written, cleaned
+    spec.id ??= path.posix.normalize(spec.target).replace(/(.)\/$/, '$1');
     spec.sharing ??= 'shared';
+  }
+  if (t === 'bind' || t === 'cache' || t === 'tmpfs') {
+    if (!spec.target.startsWith('/')) spec.target = path.posix.join('/', cwd, spec.target);
+    if (path.posix.normalize(spec.target) === '/') throw fail(`invalid mount target "/": a mount cannot cover the root`);
   }
   if (t === 'bind') spec.readonly ??= true;
   if (spec.fromName === undefined && t === 'bind') spec.from = 'context';

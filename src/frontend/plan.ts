@@ -729,7 +729,7 @@ class Planner {
     const scope = this.scope(ctx);
     const mounts: MountSpec[] = [];
     for (const raw of flags.strings('mount')) {
-      const spec = parseMount(raw, (m) => this.err(inst, m, undefined, '--mount'), (w) => this.expandIn(ctx, inst, w, scope));
+      const spec = parseMount(raw, (m) => this.err(inst, m, undefined, '--mount'), (w) => this.expandIn(ctx, inst, w, scope), cc.WorkingDir || '/');
       if (spec.fromName !== undefined && spec.fromName !== 'context') {
         spec.from = await this.sourceState(ctx, inst, spec.fromName, `--mount`, 'RUN --mount from=');
       }

@@ -42,6 +42,16 @@ describe('RUN --mount', () => {
     assert.deepEqual(splitCsvFields('type=bind,"source=a,b",target=/x'), ['type=bind', 'source=a,b', 'target=/x']);
   });
 
+  it('a relative target is under the WORKDIR; a cache is named by its target as written; / is refused', () => {
+    assert.equal(parseMount('type=bind,target=src', fail, undefined, '/app').target, '/app/src');
+    const cache = parseMount('type=cache,target=.cache/', fail, undefined, '/home/app');
+    assert.equal(cache.target, '/home/app/.cache/');
+    assert.equal(cache.id, '.cache');
+    assert.equal(parseMount('type=cache,target=/root/.npm/', fail).id, '/root/.npm');
+    assert.throws(() => parseMount('type=tmpfs,target=/', fail), /invalid mount target "\/"/);
+    assert.throws(() => parseMount('type=bind,target=.', fail, undefined, '/'), /invalid mount target/);
+  });
+
   it('bind is read-only unless rw; rw and readwrite make it writable', () => {
     assert.equal(parseMount('type=bind,target=/x', fail).readonly, true);
     assert.equal(parseMount('type=bind,target=/x,rw', fail).readonly, false);
