@@ -38,7 +38,8 @@ export interface BuildOptions {
   noCache?: boolean;
   noCacheFilter?: string[];
   parallelism?: number;
-  secrets?: Record<string, string>;
+  /** Secret values by id (kept in memory; a RUN gets them on a tmpfs). */
+  secrets?: Record<string, Uint8Array>;
   labels?: Record<string, string>;
   signal?: AbortSignal;
   progress?: (ev: ProgressEvent) => void;

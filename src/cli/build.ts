@@ -1,4 +1,4 @@
-import { promises as fs, rmSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { collect, parseKeyValues, readStdin } from './options.js';
@@ -6,6 +6,7 @@ import { build } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../platform.js';
 import { checkContext } from './check.js';
+import { loadSecrets } from './secrets.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
 
 export const register: Registrar = (program: Command, globals) => {
@@ -21,7 +22,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--no-cache', 'run every step, ignoring cached results')
     .option('--no-cache-filter <stage>', 'ignore the cache for this stage (repeatable)', collect, [])
     .option('--parallel <n>', 'at most this many steps at once (default: number of cores)')
-    .option('--secret <id=ID,src=PATH>', 'expose a secret file to RUN --mount=type=secret (repeatable)', collect, [])
+    .option('--secret <id=ID,src=PATH>', 'expose a secret (a file, or env=VAR) to RUN --mount=type=secret (repeatable)', collect, [])
     .option('--label <k=v>', 'set an image label (repeatable)', collect, [])
     .option('--progress <mode>', 'progress output: auto, plain, tty, json, quiet', 'auto')
     .option('-q, --quiet', 'print only the image id')
@@ -42,22 +43,7 @@ export const register: Registrar = (program: Command, globals) => {
         throw new KilnError(`unknown --progress mode "${mode}": use auto, plain, tty, json or quiet`);
       }
       const renderer = progressRenderer(mode);
-      const secrets: Record<string, string> = {};
-      for (const s of o.secret as string[]) {
-        const kv = Object.fromEntries(s.split(',').map((p) => p.split('=', 2) as [string, string]));
-        const id = kv.id;
-        if (!id) throw new KilnError(`invalid --secret "${s}": expected id=ID,src=PATH or id=ID,env=VAR`);
-        if (kv.env !== undefined) {
-          // the value of an environment variable, written to a private file for the mount
-          const value = process.env[kv.env];
-          if (value === undefined) throw new KilnError(`--secret ${id}: environment variable ${kv.env} is not set`);
-          secrets[id] = await secretFile(root, value);
-          continue;
-        }
-        const src = kv.src ?? kv.source;
-        if (!src) throw new KilnError(`invalid --secret "${s}": expected id=ID,src=PATH or id=ID,env=VAR`);
-        secrets[id] = src;
-      }
+      const secrets = await loadSecrets(o.secret as string[]);
       let dockerfileText: string | undefined;
       let dockerfile = o.file as string | undefined;
       if (dockerfile === '-') {
@@ -123,22 +109,3 @@ export const register: Registrar = (program: Command, globals) => {
       }
     });
 };
-
-
-/** A secret from the environment as a 0600 file under the kiln root's tmp, removed at exit. */
-async function secretFile(root: string, value: string): Promise<string> {
-  const { randomBytes } = await import('node:crypto');
-  const path = await import('node:path');
-  const dir = path.join(root, 'tmp');
-  await fs.mkdir(dir, { recursive: true });
-  const file = path.join(dir, `secret-${randomBytes(8).toString('hex')}`);
-  await fs.writeFile(file, value, { mode: 0o600 });
-  process.once('exit', () => {
-    try {
-      rmSync(file, { force: true });
-    } catch {
-      // best effort
-    }
-  });
-  return file;
-}

@@ -2,7 +2,7 @@ import { trace } from '../trace.js';
 import { ownerAlive, ownerToken } from '../owner.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, promises as fsp, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
@@ -33,6 +33,12 @@ export interface RunSpec {
   signal?: AbortSignal;
   /** Where runtime state and bundles go, e.g. <kilnRoot>/run. */
   stateRoot: string;
+  /** Leave the mount points the runtime creates (a build step removes its own, by BuildKit's rules). */
+  keepMountStubs?: boolean;
+  /** Bind /etc/hostname (default true; BuildKit's RUN does not). */
+  etcHostname?: boolean;
+  /** A tmpfs dir for config.json (linked from the bundle): a spec holding secret env vars stays off disk. */
+  specDir?: string;
 }
 
 export interface RunResult {
@@ -183,10 +189,10 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
     const etcFiles = {
       hosts: path.join(bundle, 'hosts'),
       resolvConf: path.join(bundle, 'resolv.conf'),
-      hostname: path.join(bundle, 'hostname'),
+      hostname: spec.etcHostname === false ? undefined : path.join(bundle, 'hostname'),
     };
     writeFileSync(etcFiles.hosts, `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
-    writeFileSync(etcFiles.hostname, `${hostname}\n`);
+    if (etcFiles.hostname) writeFileSync(etcFiles.hostname, `${hostname}\n`);
     let hostResolv = Buffer.alloc(0);
     if (spec.network === 'host') {
       try {
@@ -220,11 +226,14 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       etcFiles,
       mounts: userMounts,
     });
-    stubs = await missingMountpoints(
-      rootfs,
-      config.mounts.map((m) => m.destination),
-    );
-    writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+    if (!spec.keepMountStubs) stubs = await missingMountpoints(rootfs, config.mounts.map((m) => m.destination));
+    if (spec.specDir) {
+      const file = path.join(spec.specDir, `${id}.json`);
+      writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+      symlinkSync(file, path.join(bundle, 'config.json'));
+    } else {
+      writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+    }
 
     live.set(id, { runtime, runtimeRoot, bundle });
     installHandlers();

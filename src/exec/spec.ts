@@ -113,8 +113,8 @@ export interface SpecInput {
   network: 'host' | 'none';
   readonlyRootfs: boolean;
   tty: boolean;
-  /** Host files bind-mounted at /etc/hosts, /etc/resolv.conf, /etc/hostname. */
-  etcFiles: { hosts: string; resolvConf: string; hostname: string };
+  /** Host files bind-mounted at /etc/hosts, /etc/resolv.conf and (unless absent) /etc/hostname. */
+  etcFiles: { hosts: string; resolvConf: string; hostname?: string };
   mounts: RuntimeMount[];
 }
 
@@ -144,7 +144,7 @@ export function buildRuntimeSpec(input: SpecInput): RuntimeSpec {
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/etc/resolv.conf', type: 'bind', source: input.etcFiles.resolvConf, options: ['rbind', 'ro'] },
     { destination: '/etc/hosts', type: 'bind', source: input.etcFiles.hosts, options: ['rbind', 'ro'] },
-    { destination: '/etc/hostname', type: 'bind', source: input.etcFiles.hostname, options: ['rbind', 'ro'] },
+    ...(input.etcFiles.hostname ? [{ destination: '/etc/hostname', type: 'bind', source: input.etcFiles.hostname, options: ['rbind', 'ro'] }] : []),
     ...input.mounts,
   ];
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];

@@ -129,5 +129,7 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
     }
     result.additionalGids = gids;
   }
+  // the primary group is a supplementary one too, first, as containerd and BuildKit make it
+  if (!result.additionalGids.includes(result.gid)) result.additionalGids.unshift(result.gid);
   return result;
 }

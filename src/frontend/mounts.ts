@@ -1,24 +1,68 @@
+import path from 'node:path';
 import type { MountSpec } from '../graph/types.js';
 
 export type ParsedMount = MountSpec & { fromName?: string };
 
-/** Parses a RUN --mount value (CSV of key=value) as BuildKit defines it. */
-export function parseMount(value: string, fail: (message: string) => Error): ParsedMount {
-  const fields = value.split(',').map((f) => f.trim()).filter(Boolean);
+/**
+ * Splits a comma-separated list of fields as Go's csv reader does for one record: a field may
+ * be double-quoted (holding commas; `""` is a quote), empty fields are dropped.
+ */
+export function splitCsvFields(value: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (c === '"') {
+      if (quoted && value[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else quoted = !quoted;
+    } else if (c === ',' && !quoted) {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  out.push(cur);
+  return out.map((f) => f.trim()).filter(Boolean);
+}
+
+const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+
+/** A size such as 64m, 1.5g, 512k or 1048576 (binary units, as docker's RAMInBytes). */
+export function parseRamBytes(value: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$/i.exec(value);
+  if (!m) return undefined;
+  return Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').toLowerCase()]);
+}
+
+/**
+ * Parses a RUN --mount value as BuildKit defines it. `expand` expands a value's variables
+ * (each value on its own, after splitting); `from` is never expanded, as in BuildKit. A
+ * relative target of a bind, cache or tmpfs mount is taken from `cwd` (the step's WORKDIR).
+ */
+export function parseMount(value: string, fail: (message: string) => Error, expand: (word: string) => string = (w) => w, cwd = '/'): ParsedMount {
   const spec: ParsedMount = { type: 'bind', target: '' };
-  for (const f of fields) {
+  let targetGiven = false;
+  for (const f of splitCsvFields(value)) {
     const eq = f.indexOf('=');
     const key = (eq === -1 ? f : f.slice(0, eq)).toLowerCase();
-    const val = eq === -1 ? undefined : f.slice(eq + 1);
+    const raw = eq === -1 ? undefined : f.slice(eq + 1);
+    if (key === 'from' && raw !== undefined) {
+      const dollar = raw.indexOf('$');
+      if (dollar !== -1 && dollar !== raw.length - 1) throw fail(`'from' doesn't support variable expansion, define alias stage instead`);
+    }
+    const val = raw === undefined || key === 'from' ? raw : expand(raw);
     switch (key) {
       case 'type':
-        if (!val || !['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(val)) throw fail(`unsupported mount type "${val ?? ''}"`);
-        spec.type = val as MountSpec['type'];
+        if (!val || !['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(val.toLowerCase())) throw fail(`unsupported mount type "${val ?? ''}"`);
+        spec.type = val.toLowerCase() as MountSpec['type'];
         break;
       case 'target':
       case 'dst':
       case 'destination':
         spec.target = val ?? '';
+        targetGiven = spec.target !== '';
         break;
       case 'source':
       case 'src':
@@ -44,31 +88,60 @@ export function parseMount(value: string, fail: (message: string) => Error): Par
         spec.sharing = val;
         break;
       case 'mode':
-        if (!val || !/^[0-7]+$/.test(val)) throw fail(`invalid mount mode "${val ?? ''}": use octal`);
+        if (!val || !/^[0-7]+$/.test(val)) throw fail(`invalid value ${val ?? ''} for mode: use octal, such as 0440`);
         spec.mode = parseInt(val, 8);
         break;
       case 'uid':
       case 'gid':
-        if (!val || !/^\d+$/.test(val)) throw fail(`invalid mount ${key} "${val ?? ''}"`);
+        if (!val || !/^\d+$/.test(val)) throw fail(`invalid value ${val ?? ''} for ${key}: use a number`);
         spec[key] = Number(val);
         break;
       case 'required':
         spec.required = val === undefined || val === 'true';
         break;
-      case 'size':
+      case 'size': {
+        const size = val === undefined ? undefined : parseRamBytes(val);
+        if (size === undefined) throw fail(`invalid value for size: ${val ?? ''}: use bytes or a unit, such as 64m`);
+        spec.size = size;
+        break;
+      }
+      case 'env':
+        spec.env = val ?? '';
         break;
       default:
         throw fail(`unexpected key '${key}' in '${f}'`);
     }
   }
-  if (spec.type === 'secret' && !spec.target) spec.target = `/run/secrets/${spec.id ?? spec.source ?? ''}`;
-  if (spec.type === 'ssh' && !spec.target) spec.target = '/run/buildkit/ssh_agent.0';
-  if (!spec.target) throw fail('mount target is required: add target=/path');
-  if (spec.type === 'cache') {
-    spec.id ??= spec.target;
+  const t = spec.type;
+  if (spec.size !== undefined && t !== 'tmpfs') throw fail(`unexpected key 'size' for mount type '${t}'`);
+  if (spec.required !== undefined && t !== 'secret' && t !== 'ssh') throw fail(`unexpected key 'required' for mount type '${t}'`);
+  if (spec.env !== undefined && t !== 'secret') throw fail(`unexpected key 'env' for mount type '${t}'`);
+  if (t !== 'secret' && t !== 'ssh' && t !== 'cache') {
+    for (const k of ['mode', 'uid', 'gid'] as const) if (spec[k] !== undefined) throw fail(`${k} not allowed for "${t}" type mounts`);
+  }
+  if (t === 'secret') {
+    if (spec.fromName !== undefined) throw fail('secret mount should not have a from');
+    if (spec.sharing !== undefined) throw fail('secret mount should not define sharing');
+    if (spec.source && spec.id) throw fail("both source and id can't be set");
+    if (!spec.source && !targetGiven && !spec.id) throw fail('invalid secret mount: one of id, source or target is required');
+    // the id: id=, else source=, else the target's base name
+    spec.id = spec.id || spec.source || path.posix.basename(spec.target);
+    delete spec.source;
+    // with env= and no target the secret is an environment variable only
+    if (!targetGiven && spec.env === undefined) spec.target = `/run/secrets/${path.posix.basename(spec.id)}`;
+  }
+  if (t === 'ssh' && !spec.target) spec.target = '/run/buildkit/ssh_agent.0';
+  if (!spec.target && !(t === 'secret' && spec.env !== undefined)) throw fail('mount target is required: add target=/path');
+  if (t === 'cache') {
+    // BuildKit names a cache by its target as written, cleaned
+    spec.id ??= path.posix.normalize(spec.target).replace(/(.)\/$/, '$1');
     spec.sharing ??= 'shared';
   }
-  if (spec.type === 'bind') spec.readonly ??= true;
-  if (spec.fromName === undefined) spec.from = spec.type === 'bind' ? 'context' : undefined;
+  if (t === 'bind' || t === 'cache' || t === 'tmpfs') {
+    if (!spec.target.startsWith('/')) spec.target = path.posix.join('/', cwd, spec.target);
+    if (path.posix.normalize(spec.target) === '/') throw fail(`invalid mount target "/": a mount cannot cover the root`);
+  }
+  if (t === 'bind') spec.readonly ??= true;
+  if (spec.fromName === undefined && t === 'bind') spec.from = 'context';
   return spec;
 }

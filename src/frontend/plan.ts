@@ -163,9 +163,13 @@ class Planner {
     throw this.err(inst, 'FROM requires either one or three arguments: FROM <image> [AS <name>]');
   }
 
-  /** Platform ARGs as BuildKit predefines them. */
+  /**
+   * Platform ARGs as BuildKit predefines them, and TARGETSTAGE: the --target given, else the
+   * last stage's name, else "default".
+   */
   private platformArgs(): Record<string, string> {
-    return predefinedPlatformArgs(this.targetPlatform, this.opts.buildPlatform);
+    const target = this.opts.target || this.stages[this.stages.length - 1]?.name || 'default';
+    return { ...predefinedPlatformArgs(this.targetPlatform, this.opts.buildPlatform), TARGETSTAGE: target };
   }
 
   private globalScope(): Record<string, string> {
@@ -197,7 +201,7 @@ class Planner {
     }
     const target = await this.planStage(targetIndex);
     const planned = await Promise.all([...this.planned.values()]);
-    for (const name of PROXY_ARGS) if (name in this.buildArgs) this.consumedArgs.add(name);
+    for (const name of [...PROXY_ARGS, 'BUILDKIT_SANDBOX_HOSTNAME']) if (name in this.buildArgs) this.consumedArgs.add(name);
     const unused = Object.keys(this.buildArgs).filter((k) => !this.consumedArgs.has(k) && !(k in this.platformArgs()));
     return { target, stagesPlanned: planned, warnings: this.warnings, unusedBuildArgs: unused };
   }
@@ -726,7 +730,7 @@ class Planner {
     const scope = this.scope(ctx);
     const mounts: MountSpec[] = [];
     for (const raw of flags.strings('mount')) {
-      const spec = parseMount(this.expandIn(ctx, inst, raw, scope), (m) => this.err(inst, m, undefined, '--mount'));
+      const spec = parseMount(raw, (m) => this.err(inst, m, undefined, '--mount'), (w) => this.expandIn(ctx, inst, w, scope), cc.WorkingDir || '/');
       if (spec.fromName !== undefined && spec.fromName !== 'context') {
         spec.from = await this.sourceState(ctx, inst, spec.fromName, `--mount`, 'RUN --mount from=');
       }
@@ -777,6 +781,7 @@ class Planner {
       cwd: cc.WorkingDir || '/',
       user: cc.User ?? '',
       network: network === 'none' ? 'none' : 'host',
+      hostname: this.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || undefined,
       mounts,
       inlineFiles: inlineFiles.length ? inlineFiles : undefined,
       buildArgs,
@@ -796,6 +801,7 @@ class Planner {
       cwd: v.cwd,
       user: v.user,
       network: v.network,
+      hostname: v.hostname,
       mounts: mounts.map((m) => ({ ...m, from: m.from === undefined || m.from === 'context' ? m.from : m.from.digest })),
       inlineFiles,
       platform: ctx.platform,

@@ -47,6 +47,10 @@ export interface MountSpec {
   uid?: number;
   gid?: number;
   required?: boolean;
+  /** tmpfs: the size limit in bytes. */
+  size?: number;
+  /** secret: also (or, without a target, only) expose the value as this environment variable. */
+  env?: string;
 }
 
 /** A RUN: a process over the parent filesystem; its changes become a layer. */
@@ -58,6 +62,8 @@ export interface ExecVertex extends VertexCommon {
   cwd: string;
   user: string;
   network: 'host' | 'none';
+  /** The sandbox's hostname (BUILDKIT_SANDBOX_HOSTNAME); the solver's default when absent. */
+  hostname?: string;
   mounts: MountSpec[];
   /** Files written into a tmpfs before running (heredocs fed to the shell). */
   inlineFiles?: Array<{ path: string; content: string; mode: number }>;

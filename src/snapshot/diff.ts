@@ -139,3 +139,71 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
   }
   return entries;
 }
+
+/** Whether a directory of an unpacked layer is opaque (hides what the layers below hold in it). */
+async function isOpaqueDir(dir: string): Promise<boolean> {
+  const res = await runCommand('getfattr', ['-h', '--absolute-names', '--only-values', '-n', 'trusted.overlay.opaque', dir]).catch(() => undefined);
+  return res?.code === 0 && res.stdout.toString('utf8') === 'y';
+}
+
+/**
+ * What the merged view of `lowers` (lowest first) holds at `rel`: the topmost layer's entry,
+ * or nothing when a whiteout, a non-directory or an opaque directory above hides it. A path
+ * no layer has costs one lstat per layer; xattrs are read (once per dir, in `opaque`) only
+ * for the ancestors a layer above the one holding the path has.
+ */
+async function baseEntry(lowers: string[], rel: string, opaque: Map<string, Promise<boolean>>): Promise<Stats | undefined> {
+  let hit = -1;
+  let st: Stats | undefined;
+  for (let i = lowers.length - 1; i >= 0 && !st; i--) {
+    st = lstatSync(path.join(lowers[i], rel), { throwIfNoEntry: false });
+    if (st) hit = i;
+  }
+  if (!st || (st.isCharacterDevice() && st.rdev === 0)) return undefined;
+  const parts = rel.split('/');
+  for (let i = lowers.length - 1; i > hit; i--) {
+    for (let k = 1; k < parts.length; k++) {
+      const ancestor = path.join(lowers[i], ...parts.slice(0, k));
+      const a = lstatSync(ancestor, { throwIfNoEntry: false });
+      if (!a) break;
+      if (!a.isDirectory()) return undefined;
+      let o = opaque.get(ancestor);
+      if (!o) opaque.set(ancestor, (o = isOpaqueDir(ancestor)));
+      if (await o) return undefined;
+    }
+  }
+  return st;
+}
+
+/**
+ * Drops the directories a step copied up without changing them (same type, mode, owner and
+ * no security.capability, any mtime) and with nothing changed below them, and removes them from
+ * the upper dir, which becomes the layer's unpacked form. BuildKit's overlay differ skips such
+ * directories, so a step whose only trace is a runtime mount stub it removed again (`RUN true`
+ * copies /etc up for /etc/hosts) gives an empty layer. A directory holding a change stays, as a
+ * parent entry.
+ */
+export async function dropUnchangedDirs(upper: string, entries: LayerEntry[], lowers: string[]): Promise<LayerEntry[]> {
+  if (lowers.length === 0) return entries;
+  const holdsChange = new Set<string>();
+  const opaque = new Map<string, Promise<boolean>>();
+  const dropped: string[] = [];
+  const kept: LayerEntry[] = [];
+  // children come right after their directory: walking backwards sees them first
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i];
+    if (e.type === 'directory' && !holdsChange.has(e.path) && e.xattrs?.['security.capability'] === undefined) {
+      const base = await baseEntry(lowers, e.path, opaque);
+      if (base?.isDirectory() && (base.mode & 0o7777) === e.mode && base.uid === e.uid && base.gid === e.gid) {
+        dropped.push(e.path);
+        continue;
+      }
+    }
+    kept.push(e);
+    const parent = path.posix.dirname(e.path);
+    if (parent !== '.') holdsChange.add(parent);
+  }
+  // children first: each is empty once those below it are gone
+  for (const d of dropped) await fsp.rmdir(path.join(upper, d)).catch(() => undefined);
+  return kept.reverse();
+}

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, promises as fsp, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
-import { diffUpper } from './diff.js';
+import { diffUpper, dropUnchangedDirs } from './diff.js';
 import type { ActiveMount, LayerEntry } from './types.js';
 import { extractLayer, type ByteSource } from './unpack.js';
 import { isMountPoint, ownerAlive, ownerToken, runCommand } from './util.js';
@@ -143,7 +143,7 @@ export class Snapshotter {
         const st = await fsp.stat(l).catch(() => undefined);
         if (!st?.isDirectory()) throw new KilnError(`cannot mount snapshot: layer directory ${l} does not exist`);
       }
-      let lowers = lowerDirs.map((l) => path.resolve(l));
+      let lowers = topmostOnce(lowerDirs.map((l) => path.resolve(l)));
       // overlay needs one lower, or two when there is no upper
       for (let n = 0; lowers.length < (options.readonly ? 2 : 1); n++) {
         const empty = path.join(dir, `empty${n}`);
@@ -193,6 +193,7 @@ export class Snapshotter {
       merged,
       upper,
       work,
+      dir,
       lowers: lowerDirs.map((l) => path.resolve(l)),
       release: async (options?: { keepUpperAs?: string }) => {
         if (released) return;
@@ -267,7 +268,8 @@ export class Snapshotter {
    * `lowers` was copied up, as then no entry can carry one.
    */
   async diff(upper: string, options: { noNewXattrs?: boolean; lowers?: string[] } = {}): Promise<LayerEntry[]> {
-    return diffUpper(upper, options.noNewXattrs && options.lowers ? { skipXattrs: (dirs) => !dirs.some((d) => options.lowers!.some((l) => existsSync(path.join(l, d)))) } : {});
+    const entries = await diffUpper(upper, options.noNewXattrs && options.lowers ? { skipXattrs: (dirs) => !dirs.some((d) => options.lowers!.some((l) => existsSync(path.join(l, d)))) } : {});
+    return dropUnchangedDirs(upper, entries, options.lowers ?? []);
   }
 
   /** Unmounts and removes mounts and half-unpacked layers whose owner process is gone. */
@@ -289,10 +291,35 @@ export class Snapshotter {
 }
 
 /**
+ * `lowers` (lowest first) with only the topmost occurrence of each dir kept. overlayfs refuses
+ * a mount naming one lower dir twice (EINVAL, "wrong fs type"), and a chain repeats a layer
+ * whenever steps make identical layers (`RUN true` twice: both empty). Dropping the lower
+ * copies gives the same merged view: the merged view of a path comes from the topmost layer
+ * that has an entry for it (a directory also shows what the layers below it add, down to an
+ * opaque one), so every entry, whiteout or opaque marker the lower copy holds is also in the
+ * upper copy, which shadows or hides the same things and more; the layers between the two
+ * copies are unaffected where that layer has no entry, and hidden by the upper copy where it
+ * has one, as they were before.
+ */
+export function topmostOnce(lowers: string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (let i = lowers.length - 1; i >= 0; i--) {
+    if (seen.has(lowers[i])) continue;
+    seen.add(lowers[i]);
+    out.unshift(lowers[i]);
+  }
+  return out;
+}
+
+/**
  * Unmounts `<dir>/merged` (lazily if busy) and removes the mount's directory; `adopt`
  * may first take the upper dir away once nothing is mounted on it.
  */
 async function releaseMountDir(dir: string, adopt?: (upper: string) => Promise<void>): Promise<void> {
+  // a step's secrets tmpfs (src/exec/secrets.ts), left mounted when its process was killed
+  const secrets = path.join(dir, 'secrets');
+  if (existsSync(secrets) && (await isMountPoint(secrets))) await runCommand('umount', ['-l', secrets]);
   const merged = path.join(dir, 'merged');
   // one umount is the usual case; the mount table is read only when it fails (not mounted,
   // busy, or a half-made mount dir)

@@ -13,6 +13,8 @@ export interface ActiveMount {
   work: string;
   /** The layer dirs below the upper, lowest first (absent for mounts made elsewhere). */
   lowers?: string[];
+  /** The mount's own dir under snapshots/active (owner recorded): a step's transient mounts go below it. */
+  dir?: string;
   /** Unmounts and removes the mount; `keepUpperAs` keeps the upper dir as that layer's unpacked form. */
   release(options?: { keepUpperAs?: string }): Promise<void>;
 }

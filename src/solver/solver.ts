@@ -14,10 +14,11 @@ import { MediaType, type Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ActiveMount } from '../snapshot/types.js';
-import { runContainer, resolveUser, type RunSpec } from '../exec/index.js';
+import { runContainer, resolveInRoot, resolveUser, type RunSpec } from '../exec/index.js';
+import { mountSecrets, type SecretFile } from '../exec/secrets.js';
 import type { ExecVertex, FileVertex, Vertex } from '../graph/types.js';
 import type { BuildContext } from './context.js';
-import { inRootName, parentsConfinedSync, rootPathSync } from '../fsroot.js';
+import { parentsConfinedSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
 import { parseChmod } from './chmod.js';
@@ -100,14 +101,23 @@ export interface SolverOptions {
   parallelism: number;
   sourceDateEpoch?: number;
   signal?: AbortSignal;
-  secrets?: Record<string, string>;
+  /** Secret values by id, held in memory only (written to a tmpfs for the steps using them). */
+  secrets?: Record<string, Uint8Array>;
   progress?: (ev: ProgressEvent) => void;
   /** Keeps the blobs this build uses alive against a concurrent prune. */
   lease?: Lease;
 }
 
-/** Mount points the runtime creates in a rootfs; stubs it leaves are not part of a layer. */
-const RUNTIME_MOUNTPOINTS = ['/proc', '/sys', '/dev', '/etc/resolv.conf', '/etc/hosts', '/etc/hostname'];
+/**
+ * Files the runtime bind-mounts over the rootfs whose empty stubs a step does not keep, as
+ * BuildKit's stub cleaner (moby/buildkit#3307, #3314): only these and the step's own mount
+ * targets. The runtime's /dev, /proc and /sys mount points stay in the layer of the first RUN
+ * on a base without them, as they do in BuildKit's; so does a working directory it creates.
+ */
+const STUB_FILES = ['/etc/resolv.conf', '/etc/hosts'];
+
+/** A RUN's hostname unless BUILDKIT_SANDBOX_HOSTNAME says otherwise, as in BuildKit. */
+const DEFAULT_HOSTNAME = 'buildkitsandbox';
 
 export class Solver {
   private readonly memo = new Map<string, Promise<SolvedState>>();
@@ -267,10 +277,11 @@ export class Solver {
     if (!v.noCache) {
       const rec = await this.opts.records.get(key);
       if (rec?.layer) await this.opts.lease?.add(rec.layer.descriptor.digest);
-      // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss
-      if (rec && (!rec.layer || (await this.opts.store.touchBlob(rec.layer.descriptor.digest)))) {
+      // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss, and
+      // so is a record without a layer (kiln once made none for a step that changed nothing)
+      if (rec?.layer && (await this.opts.store.touchBlob(rec.layer.descriptor.digest))) {
         this.emit({ type: 'cached', id: this.nextId++, name: v.name });
-        return finish(rec.layer ? solvedLayer(rec.layer) : undefined, true, rec.createdAt);
+        return finish(solvedLayer(rec.layer), true, rec.createdAt);
       }
     }
     let createdAt = '';
@@ -411,7 +422,8 @@ export class Solver {
       const t1 = Date.now();
       const entries = await this.opts.snapshotter.diff(mount.upper, { noNewXattrs: v.kind === 'file', lowers: mount.lowers });
       const t2 = Date.now();
-      if (entries.length === 0) return undefined;
+      // a step that changed nothing still makes a layer (an empty one), as in BuildKit: every
+      // RUN, COPY and WORKDIR of a path other than / adds one to the image
       const bytes = entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);
       if (bytes <= BACKGROUND_LAYER_MAX) {
         // name the layer now, adopt the upper dir as its unpacked form, store the blob later
@@ -487,24 +499,37 @@ export class Solver {
   private async runExec(v: ExecVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], id: number): Promise<void> {
     const rootfs = mount.merged;
     const mounts: NonNullable<RunSpec['mounts']> = [];
-    const stubs: string[] = [...RUNTIME_MOUNTPOINTS, v.cwd];
+    const stubPaths: string[] = [...STUB_FILES];
+    const env = [...v.env];
+    const secretFiles: Array<{ target: string; file: SecretFile }> = [];
     let inputIdx = 0;
     for (const m of v.mounts) {
-      stubs.push(m.target);
+      if (m.target) stubPaths.push(m.target);
       if (m.type === 'tmpfs') {
-        mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] });
+        const options = ['nosuid', 'nodev', 'mode=1777'];
+        if (m.size !== undefined) options.push(`size=${m.size}`);
+        mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options });
       } else if (m.type === 'bind') {
-        let source: string;
+        const writable = m.readonly === false;
+        let root: string;
         if (m.from === 'context' || m.from === undefined) {
           if (!this.opts.context) throw new KilnError('RUN --mount=type=bind needs a build context');
-          source = await secureResolve(this.opts.context.dir, m.source ?? '.');
+          root = this.opts.context.dir;
+          if (writable) {
+            // writes go to a throwaway upper dir over the context, as BuildKit discards them
+            const over = await this.opts.snapshotter.mount([root]);
+            extra.push(over);
+            root = over.merged;
+          }
         } else {
           const st = others[inputIdx++];
-          const sm = await this.mountState(st.layers, true);
+          // rw: an overlay of the stage with its own upper dir, dropped after the step
+          const sm = await this.mountState(st.layers, !writable);
           extra.push(sm);
-          source = await secureResolve(sm.merged, m.source ?? '.');
+          root = sm.merged;
         }
-        mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', m.readonly === false ? 'rw' : 'ro'] });
+        const source = await secureResolve(root, m.source ?? '.');
+        mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', writable ? 'rw' : 'ro'] });
       } else if (m.type === 'cache') {
         const dir = path.join(this.opts.root, 'cache', 'mounts', hash([m.id ?? m.target]).slice(7, 39));
         const fresh = !(await fs.stat(dir).catch(() => undefined));
@@ -512,37 +537,53 @@ export class Solver {
         if (fresh) await fs.chown(dir, m.uid ?? 0, m.gid ?? 0);
         mounts.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', 'rw'] });
       } else if (m.type === 'secret') {
-        const file = this.opts.secrets?.[m.id ?? ''];
-        if (!file) {
-          if (m.required) throw new KilnError(`secret ${m.id ?? ''} is required but was not provided`, { hint: `pass --secret id=${m.id ?? ''},src=FILE` });
+        const secretId = m.id ?? '';
+        const value = this.opts.secrets?.[secretId];
+        if (value === undefined) {
+          if (m.required) throw new KilnError(`secret ${secretId} is required but was not provided`, { hint: `pass --secret id=${secretId},src=FILE or --secret id=${secretId},env=VAR` });
           continue;
         }
-        mounts.push({ destination: m.target, type: 'bind', source: path.resolve(file), options: ['rbind', 'ro'] });
+        if (m.env !== undefined) env.push(`${m.env}=${Buffer.from(value).toString('utf8')}`);
+        // an env-only secret (env= without target=) has no file
+        if (m.target) secretFiles.push({ target: m.target, file: { data: value, uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o400 } });
       } else {
         if (m.required) throw new KilnError('RUN --mount=type=ssh is not supported yet');
       }
     }
-    const mountPoints = await mountPointState(rootfs, stubs);
+    // secrets live on a tmpfs under this step's active dir; so does the runtime spec when it
+    // holds a secret in the environment
+    let specDir: string | undefined;
+    const hasSecretEnv = v.mounts.some((m) => m.type === 'secret' && m.env !== undefined && this.opts.secrets?.[m.id ?? ''] !== undefined);
+    if (secretFiles.length > 0 || hasSecretEnv) {
+      const sec = await mountSecrets(mount.dir ?? path.dirname(mount.merged), secretFiles.map((f) => f.file));
+      extra.push({ merged: sec.dir, upper: sec.dir, work: sec.dir, release: sec.release });
+      secretFiles.forEach((f, i) => mounts.push({ destination: f.target, type: 'bind', source: sec.paths[i], options: ['rbind', 'ro'] }));
+      if (hasSecretEnv) specDir = sec.dir;
+    }
     for (const f of v.inlineFiles ?? []) {
       const dir = path.join(this.opts.root, 'tmp', `inline-${randomBytes(6).toString('hex')}`);
       await fs.mkdir(dir, { recursive: true });
       await fs.writeFile(path.join(dir, path.posix.basename(f.path)), f.content, { mode: f.mode });
       mounts.push({ destination: path.posix.dirname(f.path), type: 'bind', source: dir, options: ['rbind', 'ro'] });
-      stubs.push(path.posix.dirname(f.path));
+      stubPaths.push(path.posix.dirname(f.path));
       extra.push({ merged: dir, upper: dir, work: dir, release: () => fs.rm(dir, { recursive: true, force: true }) });
     }
-    await mountPointState(rootfs, stubs, mountPoints);
+    const stubs = await missingStubs(rootfs, stubPaths);
     const result = await runContainer({
       rootfs,
       args: v.args,
-      env: v.env,
+      env,
       cwd: v.cwd,
       user: v.user,
+      hostname: v.hostname ?? DEFAULT_HOSTNAME,
       network: v.network,
       mounts,
       onOutput: (data, stream) => this.emit({ type: 'log', id, stream, data }),
       signal: this.signal,
       stateRoot: path.join(this.opts.root, 'run'),
+      keepMountStubs: true,
+      etcHostname: false,
+      specDir,
     }).catch((e: unknown) => {
       throw this.signal.aborted ? this.cancelledError() : e;
     });
@@ -555,7 +596,7 @@ export class Solver {
         detail: tail ? `last lines of output:\n${tail.split('\n').map((l) => `  ${l}`).join('\n')}` : undefined,
       });
     }
-    await removeStubs(mount.upper, mountPoints);
+    await removeStubs(rootfs, stubs);
   }
 
   /** `sourceDir`: read a COPY --from source from this layer dir instead of mounting the stage. */
@@ -688,50 +729,43 @@ function sourceLayer(layers: string[], pattern: string): string | undefined {
   return layers[top];
 }
 
-/** Mount points (and their parents) before a run: which were missing, and every path looked at. */
-interface MountPointState {
-  missing: Set<string>;
-  seen: Set<string>;
-}
-
-async function mountPointState(root: string, paths: string[], into?: MountPointState): Promise<MountPointState> {
-  const state = into ?? { missing: new Set<string>(), seen: new Set<string>() };
+/**
+ * The mount-point stubs a run may leave, found before it as BuildKit's stub cleaner does: each
+ * path resolved within the root (symlinks included), and, while missing, its parents up to
+ * the first one that exists (the runtime creates all of them).
+ */
+async function missingStubs(root: string, paths: string[]): Promise<string[]> {
+  const out = new Set<string>();
   for (const p of paths) {
-    const parts = p.split('/').filter(Boolean);
-    let sofar = '';
-    for (const part of parts) {
-      sofar += `/${part}`;
-      if (state.seen.has(sofar)) continue;
-      state.seen.add(sofar);
-      const abs = rootPathSync(root, sofar, { followLast: false }); // where the runtime will make the stub
-      if (!lstatSync(abs, { throwIfNoEntry: false })) state.missing.add(inRootName(root, abs));
+    const abs = path.posix.resolve('/', p);
+    if (abs === '/') continue;
+    let real = await resolveInRoot(root, abs);
+    while (real !== root && !lstatSync(real, { throwIfNoEntry: false })) {
+      out.add(real);
+      real = path.dirname(real);
     }
   }
-  return state;
+  const depth = (p: string): number => p.split('/').length;
+  return [...out].sort((a, b) => depth(b) - depth(a));
 }
 
 /**
- * Removes the mount-point stubs the runtime made (empty files, then-empty directories)
- * that did not exist before, as BuildKit's stub cleaner does. Existing parent directories
- * copied up to hold a stub stay in the layer, as they do in BuildKit's.
+ * Removes the stubs the run left (empty files, empty directories), deepest first, through the
+ * mounted rootfs; each removal keeps its parent's times, so a directory holding a stub is in
+ * the layer only if the step changed it otherwise. What the step put there stays.
  */
-async function removeStubs(upper: string, before: MountPointState): Promise<void> {
-  const depth = (p: string) => p.split('/').length;
-  const byDepth = [...before.missing].sort((a, b) => depth(b) - depth(a));
-  for (const p of byDepth) {
-    const abs = path.join(upper, p);
-    if (!parentsConfinedSync(upper, abs)) continue; // the RUN made a parent a symlink: never follow it
-    const st = await fs.lstat(abs).catch(() => undefined);
+async function removeStubs(root: string, stubs: string[]): Promise<void> {
+  for (const p of stubs) {
+    // the RUN may have made a parent a symlink (even to /): a path through it is never followed
+    if (!parentsConfinedSync(root, p)) continue;
+    const st = lstatSync(p, { throwIfNoEntry: false });
     if (!st) continue;
-    if (st.isDirectory()) {
-      const left = await fs.readdir(abs).catch(() => ['x']);
-      if (left.length === 0) await fs.rmdir(abs).catch(() => undefined);
-    } else if (st.isFile() && st.size === 0) {
-      await fs.rm(abs, { force: true });
-    }
+    if (st.isDirectory() ? (await fs.readdir(p).catch(() => ['?'])).length > 0 : st.size !== 0) continue;
+    const parent = await fs.stat(path.dirname(p)).catch(() => undefined);
+    await (st.isDirectory() ? fs.rmdir(p) : fs.unlink(p)).catch(() => undefined);
+    if (parent) await fs.utimes(path.dirname(p), parent.atime, parent.mtime).catch(() => undefined);
   }
 }
-
 
 async function download(url: string, dir: string): Promise<string> {
   let res: HttpResponse;

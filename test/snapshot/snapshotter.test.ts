@@ -306,3 +306,73 @@ test('cleanupStale unmounts and removes mounts of dead processes only', { skip }
   await dead.release(); // already gone: must not throw
   await fsp.rm(root, { recursive: true, force: true });
 });
+
+test('repeated lower dirs mount: the topmost occurrence is kept, with the same merged view', { skip }, async () => {
+  const root = await tmpRoot('repeat');
+  const snap = new Snapshotter(root);
+  const a = await snap.unpackLayer(diffIdOf(await makeTar([{ name: 'f', content: 'a' }, { name: 'only-a', content: 'a' }])), chunked(await makeTar([{ name: 'f', content: 'a' }, { name: 'only-a', content: 'a' }])));
+  const bTar = await makeTar([{ name: 'f', content: 'b' }]);
+  const b = await snap.unpackLayer(diffIdOf(bTar), chunked(bTar));
+  const emptyTar = await makeTar([]);
+  const empty = await snap.unpackLayer(diffIdOf(emptyTar), chunked(emptyTar));
+  // a, empty, b, empty, a: overlayfs alone refuses this (EINVAL)
+  const m = await snap.mount([a, empty, b, empty, a]);
+  try {
+    // a on top again: its f shadows b's
+    assert.equal(readFileSync(path.join(m.merged, 'f'), 'utf8'), 'a');
+    assert.equal(readFileSync(path.join(m.merged, 'only-a'), 'utf8'), 'a');
+  } finally {
+    await m.release();
+  }
+  const ro = await snap.mount([empty, empty], { readonly: true });
+  assert.deepEqual(await fsp.readdir(ro.merged), []);
+  await ro.release();
+  await fsp.rm(root, { recursive: true, force: true });
+});
+
+test('cleanupStale also unmounts the secrets tmpfs of a dead step', { skip }, async () => {
+  const root = await tmpRoot('stale-secrets');
+  const snap = new Snapshotter(root);
+  const dead = await snap.mount([]);
+  const { mountSecrets } = await import('../../src/exec/secrets.js');
+  const sec = await mountSecrets(dead.dir!, [{ data: Buffer.from('value'), uid: 0, gid: 0, mode: 0o400 }]);
+  assert.ok(mounted(sec.dir));
+  await fsp.writeFile(path.join(dead.dir!, 'owner'), '99999999 1');
+  await snap.cleanupStale();
+  assert.ok(!mounted(sec.dir), 'the secrets tmpfs is unmounted');
+  assert.ok(!mounted(dead.merged));
+  await assert.rejects(fsp.lstat(dead.dir!));
+  await fsp.rm(root, { recursive: true, force: true });
+});
+
+test('diff drops directories copied up unchanged, keeps those hidden below an opaque one', { skip }, async () => {
+  const root = await tmpRoot('unchanged');
+  const snap = new Snapshotter(root);
+  const l0Tar = await makeTar([
+    { name: 'etc', type: 'directory' },
+    { name: 'etc/passwd', content: 'root' },
+    { name: 'a', type: 'directory' },
+    { name: 'a/b', type: 'directory' },
+    { name: 'keep', type: 'directory', mode: 0o700 },
+  ]);
+  const l1Tar = await makeTar([
+    { name: 'a', type: 'directory' },
+    { name: 'a/.wh..wh..opq' },
+  ]);
+  const l0 = await snap.unpackLayer(diffIdOf(l0Tar), chunked(l0Tar));
+  const l1 = await snap.unpackLayer(diffIdOf(l1Tar), chunked(l1Tar));
+  const m = await snap.mount([l0, l1]);
+  try {
+    // /etc copied up by a stub made and removed again; /a/b is new (the opaque /a hides l0's)
+    await fsp.writeFile(path.join(m.merged, 'etc', 'hosts'), '');
+    await fsp.rm(path.join(m.merged, 'etc', 'hosts'));
+    await fsp.mkdir(path.join(m.merged, 'a', 'b'));
+    await fsp.chmod(path.join(m.merged, 'keep'), 0o755);
+    const entries = await snap.diff(m.upper, { lowers: m.lowers });
+    assert.deepEqual(entries.map((e) => e.path), ['a', 'a/b', 'keep']);
+    await assert.rejects(fsp.lstat(path.join(m.upper, 'etc')), 'the dropped dir leaves the upper dir too');
+  } finally {
+    await m.release();
+  }
+  await fsp.rm(root, { recursive: true, force: true });
+});
