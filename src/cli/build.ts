@@ -66,10 +66,7 @@ export const register: Registrar = (program: Command, globals) => {
       }
       const parallel = o.parallel === undefined ? (await import('node:os')).availableParallelism() : Number(o.parallel);
       if (!Number.isInteger(parallel) || parallel < 1) throw new KilnError(`--parallel must be a positive whole number, got "${String(o.parallel)}"`);
-      const abort = new AbortController();
-      const onSignal = () => abort.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // SIGINT, SIGTERM and SIGHUP are handled for every command in main.ts
       const started = Date.now();
       let finished = false;
       try {
@@ -87,7 +84,6 @@ export const register: Registrar = (program: Command, globals) => {
           parallelism: parallel,
           secrets,
           labels: parseKeyValues(o.label as string[], '--label'),
-          signal: abort.signal,
           progress: renderer.onEvent,
           warn: (m) => process.stderr.write(m.startsWith('[Warning]') ? `${m}\n` : `WARNING: ${m}\n`),
           explain: o.explain === true,
@@ -118,8 +114,6 @@ export const register: Registrar = (program: Command, globals) => {
         }
       } finally {
         if (!finished) renderer.finish();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
       }
     });
 };
@@ -127,11 +121,13 @@ export const register: Registrar = (program: Command, globals) => {
 
 /** A secret from the environment as a 0600 file under the kiln root's tmp, removed at exit. */
 async function secretFile(root: string, value: string): Promise<string> {
-  const { randomBytes } = await import('node:crypto');
   const path = await import('node:path');
+  const { ownedName, registerProcess } = await import('../lifecycle.js');
   const dir = path.join(root, 'tmp');
   await fs.mkdir(dir, { recursive: true });
-  const file = path.join(dir, `secret-${randomBytes(8).toString('hex')}`);
+  // named after its owner: the next command removes it if this process is killed
+  registerProcess(root);
+  const file = path.join(dir, ownedName('secret'));
   await fs.writeFile(file, value, { mode: 0o600 });
   process.once('exit', () => {
     try {
