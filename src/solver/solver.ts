@@ -624,6 +624,15 @@ export class Solver {
 
 /** A user error from inside a step, located at the step's Dockerfile line. */
 function atStep(e: unknown, v: Vertex): unknown {
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (!(e instanceof KilnError) && (errno === 'ENOSPC' || errno === 'EDQUOT')) {
+    // the step that ran out of space is the one blamed
+    return new KilnError(`${v.name.replace(/^\[[^\]]*\]\s*/, '')}: no space left on the device that holds the kiln root`, {
+      location: v.origin,
+      hint: 'free disk space on the filesystem that holds the kiln root (kiln prune removes unused build cache), or choose another root with --root',
+      cause: e,
+    });
+  }
   if (!(e instanceof KilnError) || e.location || !v.origin) return e;
   return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
 }
