@@ -49,6 +49,32 @@ function assertStopped(sig: NodeJS.Signals, res: { code: number | null; signal: 
   assertInterrupted(sig, res, output);
 }
 
+/**
+ * Runs a kiln command and sends it a random one of SIGINT, SIGTERM, SIGHUP and SIGKILL
+ * after a random delay; then checks that nothing is left (after the next command for SIGKILL).
+ */
+async function randomFault(root: string, args: string[], rand: () => number, maxDelayMs: number): Promise<void> {
+  const kinds: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGKILL'];
+  const sig = kinds[Math.floor(rand() * kinds.length)];
+  const delay = Math.floor(rand() * maxDelayMs);
+  const k = startKiln(root, args, { env });
+  let res;
+  try {
+    await sleep(delay);
+    k.child.kill(sig);
+    res = await k.exited;
+  } finally {
+    await stopKiln(k);
+  }
+  if (sig === 'SIGKILL') {
+    const r = await runKiln(['images'], { root });
+    assert.equal(r.code, 0, r.stderr);
+  } else {
+    assertStopped(sig, res, k.output());
+  }
+  assert.deepEqual(await leftovers(root, secret), NOTHING, `${args[0]}: ${sig} after ${delay} ms (exit ${res.code}, ${res.signal}): ${k.output()}`);
+}
+
 async function waitGone(marker: string): Promise<number[]> {
   for (let i = 0; i < 50 && processesWith(marker).length > 0; i++) await sleep(100);
   return processesWith(marker);
@@ -124,27 +150,8 @@ describe('signals and kill -9 during a build', { skip }, () => {
       'a.txt': 'a',
       ...Object.fromEntries(Array.from({ length: 200 }, (_, n) => [`d/f${n}`, `file ${n}\n`])),
     });
-    const kinds: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGKILL'];
     for (let round = 0; round < 6; round++) {
-      const sig = kinds[Math.floor(rand() * kinds.length)];
-      const delay = Math.floor(rand() * 2000);
-      const k = startKiln(ws.root, ['build', '--no-cache', '--progress', 'plain', '--secret', 'id=tok,env=KILN_FAULT_TOKEN', ctx], { env });
-      let res;
-      try {
-        await sleep(delay);
-        k.child.kill(sig);
-        res = await k.exited;
-      } finally {
-        await stopKiln(k);
-      }
-      const what = `round ${round}: ${sig} after ${delay} ms (exit ${res.code}, ${res.signal}): ${k.output()}`;
-      if (sig === 'SIGKILL') {
-        const r = await runKiln(['images'], { root: ws.root });
-        assert.equal(r.code, 0, r.stderr);
-      } else {
-        assertStopped(sig, res, k.output());
-      }
-      assert.deepEqual(await leftovers(ws.root, secret), NOTHING, what);
+      await randomFault(ws.root, ['build', '--no-cache', '--progress', 'plain', '--secret', 'id=tok,env=KILN_FAULT_TOKEN', ctx], rand, 2000);
     }
     const done = await runKiln(['build', '--secret', 'id=tok,env=KILN_FAULT_TOKEN', '-t', 'rand:1', ctx], { root: ws.root, env });
     assert.equal(done.code, 0, done.stderr);
@@ -236,23 +243,8 @@ describe('signals and kill -9 during save, load, import and prune', { skip }, ()
   it(`kiln import and kiln prune --all: signals at seeded random points (seed ${faultSeed})`, async () => {
     const rand = seeded(faultSeed + 1);
     const tar = await busyboxRootfsTar();
-    const kinds: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGKILL'];
     for (let round = 0; round < 6; round++) {
-      const sig = kinds[Math.floor(rand() * kinds.length)];
-      const delay = Math.floor(rand() * 400);
-      const args = round % 2 === 0 ? ['import', tar, `imp:${round}`] : ['prune', '--all'];
-      const k = startKiln(ws.root, args);
-      let res;
-      try {
-        await sleep(delay);
-        k.child.kill(sig);
-        res = await k.exited;
-      } finally {
-        await stopKiln(k);
-      }
-      if (sig === 'SIGKILL') assert.equal((await runKiln(['images'], { root: ws.root })).code, 0);
-      else assertStopped(sig, res, k.output());
-      assert.deepEqual(await leftovers(ws.root), NOTHING, `${args.join(' ')}: ${sig} after ${delay} ms`);
+      await randomFault(ws.root, round % 2 === 0 ? ['import', tar, `imp:${round}`] : ['prune', '--all'], rand, 400);
     }
     assert.deepEqual(await corruptBlobs(ws.root), []);
     const ctx = await ws.context({ Dockerfile: 'FROM busybox:latest\nRUN echo ok > /ok\n' });
