@@ -23,6 +23,7 @@ import type { Vertex } from './graph/types.js';
 import { trace } from './trace.js';
 import { detectRuntime } from './exec/index.js';
 import { writeFileAtomic } from './fsutil.js';
+import { reapStale } from './lifecycle.js';
 
 export interface BuildOptions {
   root: string;
@@ -117,7 +118,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
   trace('build: context opened');
   const snapshotter = new Snapshotter(opts.root);
-  await snapshotter.cleanupStale().catch(() => undefined);
+  // what killed builds left (the CLI has done this already: then it costs nothing)
+  reapStale(opts.root);
   const lease = await store.lease();
   try {
     const solver = new Solver({
@@ -164,6 +166,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const written = await prepareImage(store, { config, layers: layers.map((l) => l.descriptor) });
     await solver.flush(written.unsynced);
     for (const name of names) await store.setRef(name, written.manifestDescriptor);
+    // the build no longer uses its layers and cache mounts: the limit below may evict them
+    await lease.release();
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
     // nothing added nothing, so it skips the accounting.
     const ranSomething = solver.steps.some((s) => !s.cached);

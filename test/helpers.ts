@@ -1,6 +1,7 @@
 /** Shared test helpers: temp kiln roots, the busybox base image, running the CLI, peers. */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, promises as fs } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, promises as fs } from 'node:fs';
+import { processStartTime } from '../src/owner.js';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,27 +120,51 @@ export async function workspace(): Promise<Workspace> {
 
 let dockerdStarted: Promise<boolean> | undefined;
 
-export const DOCKERD_MARKER = path.join(os.tmpdir(), 'kiln-test-dockerd.started');
-
 /** Docker 20.10 client from Debian (not the newer one in /usr/local/bin). */
 export const dockerCli = '/usr/bin/docker';
 
-/** Starts dockerd (Debian's docker.io) when it is installed and not running; false when unavailable. */
+/**
+ * A daemon a test started stays up for the rest of the suite (other test files use it) and
+ * is stopped when the suite ends: under scripts/run-tests.mjs it is recorded in the file
+ * KILN_TEST_DAEMONS names (see scripts/test-daemons.mjs); otherwise it is stopped when this
+ * test process exits.
+ */
+export function keepDaemonForSuite(pid: number, name: string): void {
+  const start = processStartTime(pid);
+  const file = process.env.KILN_TEST_DAEMONS;
+  if (file && start !== undefined) {
+    appendFileSync(file, `${pid} ${start} ${name}\n`);
+    return;
+  }
+  process.on('exit', () => {
+    if (processStartTime(pid) === start) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+/**
+ * Starts dockerd (Debian's docker.io) when it is installed and not running; false when
+ * unavailable. A dockerd that was already running is used as it is and never stopped.
+ */
 export function ensureDockerd(): Promise<boolean> {
   dockerdStarted ??= (async () => {
     if (!existsSync(dockerCli) || !haveTool('dockerd') || !isRoot()) return false;
     const ping = () => spawnSync(dockerCli, ['info'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
     if (ping()) return true;
-    const log = path.join(os.tmpdir(), 'kiln-test-dockerd.log');
-    const child = spawn('sh', ['-c', `dockerd >${log} 2>&1`], { detached: true, stdio: 'ignore' });
+    const log = openSync(path.join(os.tmpdir(), 'kiln-test-dockerd.log'), 'a');
+    const child = spawn('dockerd', [], { detached: true, stdio: ['ignore', log, log] });
+    closeSync(log);
     child.unref();
+    if (child.pid === undefined) return false;
+    keepDaemonForSuite(child.pid, 'dockerd');
     for (let i = 0; i < 60; i++) {
       await new Promise((r) => setTimeout(r, 500));
-      if (ping()) {
-        // scripts/run-tests.mjs stops a dockerd the tests started once they are done
-        await fs.writeFile(DOCKERD_MARKER, 'started by kiln tests\n');
-        return true;
-      }
+      if (ping()) return true;
     }
     return false;
   })();

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs, readFileSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
-import { ContentStore } from '../oci/store.js';
+import { ContentStore, type Leased } from '../oci/store.js';
 import type { ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
 import { CacheRecords, type CacheRecord } from './records.js';
 import { writeFileAtomic } from '../fsutil.js';
@@ -53,7 +53,21 @@ interface State {
   imageDiffIds: Set<string>;
   /** Layer dirs in use by mounts right now. */
   activeLowers: Set<string>;
-  leased: Set<string>;
+  leased: Leased;
+}
+
+/** Hex names of the layer dirs that mounts of running steps stack. */
+async function activeLowersOf(root: string): Promise<Set<string>> {
+  const activeLowers = new Set<string>();
+  const activeRoot = path.join(root, 'snapshots', 'active');
+  for (const id of await fs.readdir(activeRoot).catch(() => [] as string[])) {
+    const links = path.join(activeRoot, id, 'l');
+    for (const l of await fs.readdir(links).catch(() => [] as string[])) {
+      const target = await fs.readlink(path.join(links, l)).catch(() => undefined);
+      if (target) activeLowers.add(path.basename(path.dirname(target)));
+    }
+  }
+  return activeLowers;
 }
 
 async function loadState(root: string): Promise<State> {
@@ -75,16 +89,8 @@ async function loadState(root: string): Promise<State> {
     }
   };
   for (const { descriptor } of await store.listRefs()) await visit(descriptor.digest);
-  const activeLowers = new Set<string>();
-  const activeRoot = path.join(root, 'snapshots', 'active');
-  for (const id of await fs.readdir(activeRoot).catch(() => [] as string[])) {
-    const links = path.join(activeRoot, id, 'l');
-    for (const l of await fs.readdir(links).catch(() => [] as string[])) {
-      const target = await fs.readlink(path.join(links, l)).catch(() => undefined);
-      if (target) activeLowers.add(path.basename(path.dirname(target)));
-    }
-  }
-  const leased = (await store.leasedDigests()).digests;
+  const activeLowers = await activeLowersOf(root);
+  const leased = await store.leased();
   return { store, records, imageBlobs, imageDiffIds, activeLowers, leased };
 }
 
@@ -130,7 +136,7 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
       description: record.description,
       size: record.layer.descriptor.size,
       lastUsed,
-      inUse: st.imageBlobs.has(digest) || st.leased.has(digest),
+      inUse: st.imageBlobs.has(digest) || st.leased.digests.has(digest),
     });
   }
   const layersRoot = path.join(root, 'snapshots', 'layers');
@@ -146,7 +152,7 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
       description: `unpacked layer ${diffId.slice(0, 19)}`,
       size: await snapshotSize(dir),
       lastUsed: recordDiffIds.get(diffId) ?? stat.mtime,
-      inUse: st.activeLowers.has(hex),
+      inUse: st.activeLowers.has(hex) || st.leased.layers.has(hex),
     });
   }
   const mountsRoot = path.join(root, 'cache', 'mounts');
@@ -154,7 +160,7 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
     const dir = path.join(mountsRoot, id);
     const stat = await fs.stat(dir).catch(() => undefined);
     if (!stat?.isDirectory()) continue;
-    items.push({ kind: 'cache-mount', id: id.slice(0, 12), description: 'RUN --mount=type=cache', size: await duBytes(dir), lastUsed: stat.mtime, inUse: false });
+    items.push({ kind: 'cache-mount', id: id.slice(0, 12), description: 'RUN --mount=type=cache', size: await duBytes(dir), lastUsed: stat.mtime, inUse: st.leased.mounts.has(id) });
   }
   const contexts = path.join(root, 'cache', 'contexts');
   const ctxStat = await fs.stat(contexts).catch(() => undefined);
@@ -203,25 +209,47 @@ export async function pruneCache(root: string, options: PruneCacheOptions): Prom
   const remaining = await records.list();
   const keptDiffIds = new Set([...st.imageDiffIds, ...remaining.flatMap((r) => (r.record.layer ? [r.record.layer.diffId] : []))]);
   const layersRoot = path.join(root, 'snapshots', 'layers');
-  for (const hex of await fs.readdir(layersRoot).catch(() => [] as string[])) {
-    if (!/^[0-9a-f]{64}$/.test(hex) || st.activeLowers.has(hex)) continue;
-    const orphan = !keptDiffIds.has(`sha256:${hex}`);
-    if (orphan || snapVictims.has(hex.slice(0, 12))) {
-      const item = usage.items.find((i) => i.kind === 'snapshot' && i.id === hex.slice(0, 12));
-      await fs.rm(path.join(layersRoot, hex), { recursive: true, force: true });
-      result.snapshots++;
-      result.freedBytes += item?.size ?? 0;
-    }
-  }
   const mountVictims = victimIds('cache-mount');
   const mountsRoot = path.join(root, 'cache', 'mounts');
-  for (const id of await fs.readdir(mountsRoot).catch(() => [] as string[])) {
-    if (!mountVictims.has(id.slice(0, 12))) continue;
-    const item = usage.items.find((i) => i.kind === 'cache-mount' && i.id === id.slice(0, 12));
-    await fs.rm(path.join(mountsRoot, id), { recursive: true, force: true });
-    result.mounts++;
-    result.freedBytes += item?.size ?? 0;
-  }
+  const size = (kind: CacheItem['kind'], id: string): number => usage.items.find((i) => i.kind === kind && i.id === id)?.size ?? 0;
+  // Deciding and moving away happen under the gc lock, with the leases read again there: a
+  // build protects a layer or cache mount under the same lock before it checks that it
+  // exists, so either this prune sees the lease or the build sees the victim gone. Victims
+  // are renamed into tmp/ (atomic: a prune killed half-way never leaves a half-deleted layer
+  // that looks whole) and deleted after the lock is released.
+  const trash: string[] = [];
+  await st.store.withLock('gc', async () => {
+    const leased = await st.store.leased();
+    const active = await activeLowersOf(root);
+    const moveAway = async (dir: string): Promise<boolean> => {
+      const to = st.store.tempPath('trash');
+      try {
+        await fs.rename(dir, to);
+        trash.push(to);
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        await fs.rm(dir, { recursive: true, force: true });
+        return true;
+      }
+    };
+    for (const hex of await fs.readdir(layersRoot).catch(() => [] as string[])) {
+      if (!/^[0-9a-f]{64}$/.test(hex) || active.has(hex) || leased.layers.has(hex)) continue;
+      const orphan = !keptDiffIds.has(`sha256:${hex}`);
+      if ((orphan || snapVictims.has(hex.slice(0, 12))) && (await moveAway(path.join(layersRoot, hex)))) {
+        result.snapshots++;
+        result.freedBytes += size('snapshot', hex.slice(0, 12));
+      }
+    }
+    for (const id of await fs.readdir(mountsRoot).catch(() => [] as string[])) {
+      if (!mountVictims.has(id.slice(0, 12)) || leased.mounts.has(id)) continue;
+      if (await moveAway(path.join(mountsRoot, id))) {
+        result.mounts++;
+        result.freedBytes += size('cache-mount', id.slice(0, 12));
+      }
+    }
+  });
+  for (const t of trash) await fs.rm(t, { recursive: true, force: true });
   const contextVictim = [...victims].find((v) => v.kind === 'context-index');
   if (contextVictim) {
     // the context indexes (content hashes, fingerprints, per-file maps for --explain) are

@@ -52,10 +52,7 @@ export const register: Registrar = (program: Command, globals) => {
       }
       const parallel = o.parallel === undefined ? (await import('node:os')).availableParallelism() : Number(o.parallel);
       if (!Number.isInteger(parallel) || parallel < 1) throw new KilnError(`--parallel must be a positive whole number, got "${String(o.parallel)}"`);
-      const abort = new AbortController();
-      const onSignal = () => abort.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      // SIGINT, SIGTERM and SIGHUP are handled for every command in main.ts
       const started = Date.now();
       let finished = false;
       try {
@@ -73,7 +70,6 @@ export const register: Registrar = (program: Command, globals) => {
           parallelism: parallel,
           secrets,
           labels: parseKeyValues(o.label as string[], '--label'),
-          signal: abort.signal,
           progress: renderer.onEvent,
           warn: (m) => process.stderr.write(m.startsWith('[Warning]') ? `${m}\n` : `WARNING: ${m}\n`),
           explain: o.explain === true,
@@ -104,8 +100,6 @@ export const register: Registrar = (program: Command, globals) => {
         }
       } finally {
         if (!finished) renderer.finish();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
       }
     });
 };

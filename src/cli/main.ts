@@ -1,5 +1,8 @@
 import { Command, CommanderError } from 'commander';
+import os from 'node:os';
 import { isKilnError } from '../errors.js';
+import { reapStale, releaseOwnResources } from '../lifecycle.js';
+import { releaseHeldLocks, setLockWaitReporter } from '../oci/lock.js';
 import { resolveRoot } from '../config.js';
 import { trace } from '../trace.js';
 import { VERSION } from '../version.js';
@@ -44,7 +47,38 @@ function commandWord(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** Commands that never touch the kiln root. */
+const ROOTLESS = new Set(['check', 'debug', 'help']);
+
+let interrupting = false;
+
+/**
+ * SIGINT, SIGTERM and SIGHUP (a terminal's ^C, a CI runner cancelling a job, a closed
+ * session: often sent to kiln alone, not its process group) stop the command: its
+ * containers are killed and deleted, its mounts unmounted, its active snapshots, temp files,
+ * lease and locks removed, all synchronously, then kiln exits with 128 + the signal number.
+ * A second signal during that cleanup exits at once (the next command reaps what is left).
+ */
+function onInterrupt(sig: NodeJS.Signals): void {
+  const code = 128 + (os.constants.signals[sig] ?? 0);
+  if (interrupting) process.exit(code);
+  interrupting = true;
+  try {
+    releaseOwnResources();
+    releaseHeldLocks();
+  } finally {
+    process.stderr.write(`interrupted (${sig}): stopped, and removed its containers, mounts and temp files\n`);
+    process.exit(code);
+  }
+}
+
+export function installInterruptHandlers(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) if (!process.listeners(sig).includes(onInterrupt)) process.on(sig, onInterrupt);
+}
+
 export async function main(argv: string[]): Promise<number> {
+  installInterruptHandlers();
+  setLockWaitReporter((message) => process.stderr.write(`${message}\n`));
   const program = new Command();
   program
     .name('kiln')
@@ -56,6 +90,10 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride();
   const globals = (): GlobalOptions => ({ root: resolveRoot(program.opts().root as string | undefined) });
   const word = commandWord(argv);
+  // what killed kiln processes left on this root goes first (one readdir when nothing did)
+  program.hook('preAction', () => {
+    if (word !== undefined && !ROOTLESS.has(word)) reapStale(globals().root);
+  });
   const wanted = word !== undefined && word in commands ? [commands[word]] : Object.values(commands);
   trace('main: loading command');
   for (const load of wanted) (await load()).register(program, globals);

@@ -52,16 +52,23 @@ export const register: Registrar = (program: Command, globals) => {
       if (network !== 'host' && network !== 'none') throw new KilnError(`unsupported --network "${network}": use host or none`);
       const snapshotter = new Snapshotter(root);
       const diffIds = img.config.rootfs.diff_ids;
-      const lowers: string[] = [];
-      for (let i = 0; i < img.manifest.layers.length; i++) {
-        const layer = img.manifest.layers[i];
-        lowers.push(await snapshotter.unpackLayer(diffIds[i], () => store.openBlob(layer.digest)));
+      // a prune while the container runs leaves its layers alone
+      const lease = await store.lease();
+      // SIGINT, SIGTERM and SIGHUP are handled for every command in main.ts
+      let mount;
+      try {
+        await lease.add(img.manifestDescriptor.digest, ...img.manifest.layers.map((l) => l.digest));
+        await lease.protect({ layers: diffIds });
+        const lowers: string[] = [];
+        for (let i = 0; i < img.manifest.layers.length; i++) {
+          const layer = img.manifest.layers[i];
+          lowers.push(await snapshotter.unpackLayer(diffIds[i], () => store.openBlob(layer.digest)));
+        }
+        mount = await snapshotter.mount(lowers);
+      } catch (e) {
+        await lease.release();
+        throw e;
       }
-      const mount = await snapshotter.mount(lowers);
-      const abort = new AbortController();
-      const onSignal = () => abort.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
       try {
         const result = await runContainer({
           rootfs: mount.merged,
@@ -71,14 +78,12 @@ export const register: Registrar = (program: Command, globals) => {
           user: (o.user as string | undefined) ?? cfg.User ?? '',
           network: network as 'host' | 'none',
           stdin: o.interactive === true,
-          signal: abort.signal,
           stateRoot: path.join(root, 'run'),
         });
         process.exitCode = result.exitCode;
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
         await mount.release();
+        await lease.release();
       }
     });
 };

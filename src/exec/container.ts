@@ -1,5 +1,6 @@
 import { trace } from '../trace.js';
 import { ownerAlive, ownerToken } from '../owner.js';
+import { registerProcess } from '../lifecycle.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, promises as fsp, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -174,6 +175,8 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
   const rootSt = await fsp.stat(rootfs).catch(() => undefined);
   if (!rootSt?.isDirectory()) throw new KilnError(`cannot run: root filesystem ${rootfs} does not exist`);
 
+  // the kiln root's run/ dir: the process is recorded there, so its containers get reaped
+  if (path.basename(stateRoot) === 'run') registerProcess(path.dirname(stateRoot));
   // the bundle is a few small local files: synchronous calls are cheaper than round trips
   mkdirSync(bundle, { recursive: true, mode: 0o700 });
   mkdirSync(runtimeRoot, { recursive: true, mode: 0o700 });

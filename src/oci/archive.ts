@@ -11,6 +11,7 @@ import { gzipBlobToFile, storeTarAsLayer } from './layer.js';
 import { isIndexType, isManifestType, type ContentStore } from './store.js';
 import { decompress, tarEntries, tarStream, type TarEntry } from './tar.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './types.js';
+import { removeStaleTempsBeside, tempBeside } from '../lifecycle.js';
 
 export type ArchiveFormat = 'docker' | 'oci';
 
@@ -62,7 +63,8 @@ export async function saveImages(
       await pipeline(bytes, out as NodeJS.WritableStream, { end: out !== process.stdout });
       return;
     }
-    const tmp = path.join(path.dirname(path.resolve(out)), `.${path.basename(out)}.kiln-${process.pid}.tmp`);
+    removeStaleTempsBeside(out);
+    const tmp = tempBeside(out);
     try {
       await pipeline(bytes, createWriteStream(tmp, { mode: 0o644 }));
       const fh = await fsp.open(tmp, 'r+');

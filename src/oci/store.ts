@@ -1,6 +1,6 @@
 import { ownerAlive, ownerToken } from '../owner.js';
+import { mountsUnder, ownedName, ownerInName, registerProcess } from '../lifecycle.js';
 import { createReadStream, promises as fsp } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { KilnError } from '../errors.js';
@@ -11,8 +11,8 @@ import { withFileLock } from './lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from './types.js';
 
 const LAYOUT_VERSION = '1.0.0';
-const TMP_PREFIX = 'oci-';
-const TMP_NAME = /^oci-[a-z]+-(\d+)-[0-9a-f]+/;
+/** Temp names of kiln versions that recorded only the pid. */
+const LEGACY_TMP_NAME = /^oci-[a-z]+-(\d+)-[0-9a-f]+$/;
 const STALE_TMP_MS = 24 * 3600_000;
 
 export function isManifestType(mediaType: string | undefined): boolean {
@@ -37,8 +37,26 @@ export interface GcOptions {
  * an inter-process lock; every read is verified against its digest.
  */
 export interface Lease {
+  /** Blobs (by digest) this process is about to write or use. */
   add(...digests: string[]): Promise<void>;
+  /**
+   * Unpacked layers (by diff id) and cache mounts (by directory name) this process is about
+   * to use: once this resolves, no prune removes them until the lease is released. Call it
+   * before checking whether they exist.
+   */
+  protect(what: { layers?: string[]; mounts?: string[] }): Promise<void>;
   release(): Promise<void>;
+}
+
+/** What the leases of running processes hold. */
+export interface Leased {
+  digests: Set<string>;
+  /** Hex of the diff ids of unpacked layers. */
+  layers: Set<string>;
+  /** Names of cache mount directories. */
+  mounts: Set<string>;
+  /** When the oldest live lease was taken (ms since the epoch). */
+  oldestStart: number;
 }
 
 export class ContentStore {
@@ -98,7 +116,8 @@ export class ContentStore {
 
   /** A fresh path in tmpDir() that gc recognises (and removes once its process is gone). */
   tempPath(kind: string): string {
-    return path.join(this.tmpDir(), `${TMP_PREFIX}${kind}-${process.pid}-${randomBytes(8).toString('hex')}`);
+    registerProcess(this.root);
+    return path.join(this.tmpDir(), ownedName(`oci-${kind}`));
   }
 
   blobPath(digest: string): string {
@@ -163,49 +182,67 @@ export class ContentStore {
   }
 
   /**
-   * A lease keeps blobs alive while a process works with them but has not yet named them
-   * (a build between writing a layer and tagging the image). Add a digest to the lease
-   * before writing or reusing the blob; gc treats the digests of live leases as roots.
+   * A lease keeps what a process works with alive against a concurrent prune: blobs it wrote
+   * but has not yet named (a build between writing a layer and tagging the image), unpacked
+   * layers it mounts and cache mounts it binds. gc and prune treat what live leases hold as
+   * roots; the lease of a process that died is removed by the next command.
    */
   async lease(): Promise<Lease> {
+    registerProcess(this.root);
     const dir = path.join(this.root, 'leases');
     await fsp.mkdir(dir, { recursive: true });
-    const file = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const file = path.join(dir, ownedName('lease'));
     await fsp.writeFile(file, `${ownerToken()} ${Date.now()}\n`);
     const seen = new Set<string>();
+    const fresh = (lines: string[]): string[] => {
+      const out = lines.filter((l) => !seen.has(l));
+      for (const l of out) seen.add(l);
+      return out;
+    };
     return {
       add: async (...digests: string[]) => {
-        const fresh = digests.filter((d) => !seen.has(d));
-        if (fresh.length === 0) return;
-        for (const d of fresh) seen.add(d);
-        await fsp.appendFile(file, `${fresh.join('\n')}\n`);
+        const lines = fresh(digests);
+        if (lines.length > 0) await fsp.appendFile(file, `${lines.join('\n')}\n`);
+      },
+      protect: async ({ layers = [], mounts = [] }) => {
+        const lines = fresh([...layers.map((d) => `layer ${digestHex(d)}`), ...mounts.map((m) => `mount ${m}`)]);
+        if (lines.length === 0) return;
+        // under the gc lock: a prune that is deciding what to remove sees this entry, or has
+        // already moved its victims away (so the caller's existence check sees them gone)
+        await this.withLock('gc', () => fsp.appendFile(file, `${lines.join('\n')}\n`));
       },
       release: () => fsp.rm(file, { force: true }),
     };
   }
 
-  /**
-   * Digests held by the leases of running processes, and when the oldest of them started
-   * (blobs written since then may be about to be leased). Leases of dead ones are removed.
-   */
-  async leasedDigests(): Promise<{ digests: Set<string>; oldestStart: number }> {
+  /** What the leases of running processes hold. Leases of dead processes are removed. */
+  async leased(): Promise<Leased> {
     const dir = path.join(this.root, 'leases');
-    const out = new Set<string>();
-    let oldestStart = Infinity;
+    const out: Leased = { digests: new Set(), layers: new Set(), mounts: new Set(), oldestStart: Infinity };
     for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
       const file = path.join(dir, name);
       const text = await fsp.readFile(file, 'utf8').catch(() => undefined);
       if (text === undefined) continue;
-      const [owner, ...digests] = text.split('\n');
+      const [owner, ...lines] = text.split('\n');
       if (!ownerAlive(owner)) {
         await fsp.rm(file, { force: true });
         continue;
       }
       const start = Number(owner.trim().split(/\s+/)[2]);
-      if (Number.isFinite(start)) oldestStart = Math.min(oldestStart, start);
-      for (const d of digests) if (d) out.add(d);
+      if (Number.isFinite(start)) out.oldestStart = Math.min(out.oldestStart, start);
+      for (const l of lines) {
+        if (l.startsWith('layer ')) out.layers.add(l.slice(6));
+        else if (l.startsWith('mount ')) out.mounts.add(l.slice(6));
+        else if (l) out.digests.add(l);
+      }
     }
-    return { digests: out, oldestStart };
+    return out;
+  }
+
+  /** Digests held by live leases (see leased()). */
+  async leasedDigests(): Promise<{ digests: Set<string>; oldestStart: number }> {
+    const { digests, oldestStart } = await this.leased();
+    return { digests, oldestStart };
   }
 
   private mismatch(expected: string, actual: string, what: string): KilnError {
@@ -575,23 +612,17 @@ export class ContentStore {
     } catch {
       return 0;
     }
+    // never delete through a mount (a dead owner's secrets tmpfs: the reaper unmounts it first)
+    const mounted = mountsUnder(this.tmpDir());
     for (const name of names) {
-      const m = TMP_NAME.exec(name);
-      if (!m) continue;
-      const pid = Number(m[1]);
+      const owner = ownerInName(name);
+      const legacy = LEGACY_TMP_NAME.exec(name);
+      if (!owner && !legacy) continue;
       const file = path.join(this.tmpDir(), name);
       const st = await fsp.lstat(file).catch(() => undefined);
       if (!st) continue;
-      let alive = pid === process.pid;
-      if (!alive) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (e) {
-          alive = code(e) === 'EPERM';
-        }
-      }
-      if (pid === process.pid || (alive && now - st.mtimeMs < STALE_TMP_MS)) continue;
+      const alive = owner ? ownerAlive(owner) : ownerAlive(legacy![1]) && now - st.mtimeMs < STALE_TMP_MS;
+      if (alive || mounted.some((m) => m === file || m.startsWith(`${file}/`))) continue;
       if (st.isFile()) freed += st.size;
       await fsp.rm(file, { recursive: true, force: true });
     }

@@ -5,7 +5,8 @@ import { KilnError } from '../errors.js';
 import { diffUpper, dropUnchangedDirs } from './diff.js';
 import type { ActiveMount, LayerEntry } from './types.js';
 import { extractLayer, type ByteSource } from './unpack.js';
-import { isMountPoint, ownerAlive, ownerToken, runCommand } from './util.js';
+import { isMountPoint, ownerToken, runCommand } from './util.js';
+import { registerProcess, sweepStale } from '../lifecycle.js';
 
 const DIFF_ID_RE = /^sha256:([a-f0-9]{64})$/;
 
@@ -104,6 +105,7 @@ export class Snapshotter {
     const finalDir = path.join(this.layersRoot, hex);
     const fsDir = path.join(finalDir, 'fs');
     if (await this.usableLayer(finalDir)) return fsDir;
+    registerProcess(path.dirname(this.root));
     await fsp.mkdir(this.layersRoot, { recursive: true });
     const tmp = path.join(this.layersRoot, `.tmp-${hex.slice(0, 16)}-${randomBytes(6).toString('hex')}`);
     await fsp.mkdir(path.join(tmp, 'fs'), { recursive: true, mode: 0o755 });
@@ -205,6 +207,7 @@ export class Snapshotter {
 
   /** A new dir under active/ owned by this process (cleanupStale removes it once we are gone). */
   private newActiveDir(): string {
+    registerProcess(path.dirname(this.root));
     mkdirSync(this.activeRoot, { recursive: true });
     const dir = path.join(this.activeRoot, randomBytes(8).toString('hex'));
     mkdirSync(dir, { mode: 0o700 });
@@ -248,8 +251,10 @@ export class Snapshotter {
     const tmp = path.join(this.layersRoot, `.tmp-${hexOf(diffId).slice(0, 16)}-${randomBytes(6).toString('hex')}`);
     mkdirSync(tmp, { recursive: true });
     try {
+      writeFileSync(path.join(tmp, 'owner'), ownerToken());
       writeFileSync(path.join(tmp, 'boot'), BOOT_ID);
       renameSync(upperDir, path.join(tmp, 'fs'));
+      rmSync(path.join(tmp, 'owner'));
       try {
         renameSync(tmp, finalDir);
       } catch (e) {
@@ -272,21 +277,12 @@ export class Snapshotter {
     return dropUnchangedDirs(upper, entries, options.lowers ?? []);
   }
 
-  /** Unmounts and removes mounts and half-unpacked layers whose owner process is gone. */
+  /**
+   * Unmounts and removes mounts and half-unpacked layers whose owner process is gone (with
+   * everything else such a process left on the root: see lifecycle.ts).
+   */
   async cleanupStale(): Promise<void> {
-    for (const name of await fsp.readdir(this.activeRoot).catch(() => [] as string[])) {
-      const dir = path.join(this.activeRoot, name);
-      const owner = await fsp.readFile(path.join(dir, 'owner'), 'utf8').catch(() => '');
-      if (owner && ownerAlive(owner)) continue;
-      await releaseMountDir(dir);
-    }
-    for (const name of await fsp.readdir(this.layersRoot).catch(() => [] as string[])) {
-      if (!name.startsWith('.tmp-')) continue;
-      const dir = path.join(this.layersRoot, name);
-      const owner = await fsp.readFile(path.join(dir, 'owner'), 'utf8').catch(() => '');
-      if (owner && ownerAlive(owner)) continue;
-      await fsp.rm(dir, { recursive: true, force: true });
-    }
+    sweepStale(path.dirname(this.root));
   }
 }
 

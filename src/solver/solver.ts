@@ -3,7 +3,7 @@
  * its definition, its inputs' keys and the content it reads; a key with a record is not
  * run again. Independent vertices run in parallel under a limit.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { lstatSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
@@ -356,6 +356,8 @@ export class Solver {
   private async layerDirs(layers: SolvedLayer[]): Promise<string[]> {
     const lowers: string[] = [];
     const store = this.opts.store;
+    // leased before they are looked at: a concurrent prune then leaves them alone
+    await this.opts.lease?.protect({ layers: layers.map((l) => l.diffId) });
     for (const l of layers) {
       // a layer still being stored is already unpacked (its upper dir was adopted); the blob
       // is only read if that dir is gone, and then only once it is durable
@@ -448,6 +450,8 @@ export class Solver {
       if (tracing) trace(`${v.name}: ${direct !== undefined ? 'direct (no mount)' : 'mount'} ${t0 - tm}ms run ${t1 - t0}ms diff ${t2 - t1}ms name ${Date.now() - t2}ms`);
     } finally {
       const tr = Date.now();
+      // the upper dir becomes an unpacked layer: leased first, so no prune takes it away
+      if (keepUpperAs) await this.opts.lease?.protect({ layers: [keepUpperAs] }).catch(() => undefined);
       for (const m of extraMounts.reverse()) await m.release().catch(() => undefined);
       await mount.release({ keepUpperAs });
       if (tracing) trace(`${v.name}: release ${Date.now() - tr}ms`);
@@ -531,7 +535,9 @@ export class Solver {
         const source = await secureResolve(root, m.source ?? '.');
         mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', writable ? 'rw' : 'ro'] });
       } else if (m.type === 'cache') {
-        const dir = path.join(this.opts.root, 'cache', 'mounts', hash([m.id ?? m.target]).slice(7, 39));
+        const name = hash([m.id ?? m.target]).slice(7, 39);
+        await this.opts.lease?.protect({ mounts: [name] });
+        const dir = path.join(this.opts.root, 'cache', 'mounts', name);
         const fresh = !(await fs.stat(dir).catch(() => undefined));
         await fs.mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
         if (fresh) await fs.chown(dir, m.uid ?? 0, m.gid ?? 0);
@@ -561,7 +567,7 @@ export class Solver {
       if (hasSecretEnv) specDir = sec.dir;
     }
     for (const f of v.inlineFiles ?? []) {
-      const dir = path.join(this.opts.root, 'tmp', `inline-${randomBytes(6).toString('hex')}`);
+      const dir = this.opts.store.tempPath('inline');
       await fs.mkdir(dir, { recursive: true });
       await fs.writeFile(path.join(dir, path.posix.basename(f.path)), f.content, { mode: f.mode });
       mounts.push({ destination: path.posix.dirname(f.path), type: 'bind', source: dir, options: ['rbind', 'ro'] });
@@ -627,7 +633,7 @@ export class Solver {
       await copyInto(tree, a.source.paths, a.excludes ?? [], { ...common, unpackArchives: a.unpackArchives });
     }
     if ((a.inline?.length ?? 0) > 0 || (a.urls?.length ?? 0) > 0) {
-      const dir = path.join(this.opts.root, 'tmp', `files-${randomBytes(6).toString('hex')}`);
+      const dir = this.opts.store.tempPath('files');
       await fs.mkdir(dir, { recursive: true });
       extra.push({ merged: dir, upper: dir, work: dir, release: () => fs.rm(dir, { recursive: true, force: true }) });
       const names: string[] = [];
@@ -660,6 +666,15 @@ export class Solver {
 
 /** A user error from inside a step, located at the step's Dockerfile line. */
 function atStep(e: unknown, v: Vertex): unknown {
+  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (!(e instanceof KilnError) && (errno === 'ENOSPC' || errno === 'EDQUOT')) {
+    // the step that ran out of space is the one blamed
+    return new KilnError(`${v.name.replace(/^\[[^\]]*\]\s*/, '')}: no space left on the device that holds the kiln root`, {
+      location: v.origin,
+      hint: 'free disk space on the filesystem that holds the kiln root (kiln prune removes unused build cache), or choose another root with --root',
+      cause: e,
+    });
+  }
   if (!(e instanceof KilnError) || e.location || !v.origin) return e;
   return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
 }
