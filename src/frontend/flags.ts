@@ -1,6 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Instruction } from '../dockerfile/ast.js';
 import { locate } from './locate.js';
+import { withSuggestion } from './suggest.js';
 
 export type FlagKind = 'string' | 'bool' | 'strings';
 
@@ -30,7 +31,7 @@ export function parseFlags(
     const kind = accepted[name];
     if (!kind) {
       const known = Object.keys(accepted);
-      throw new KilnError(`unknown flag: --${name} for ${inst.keyword.toUpperCase()}`, {
+      throw new KilnError(withSuggestion(`unknown flag: --${name}`, name, known), {
         location: locate(inst, fileName, lines, raw),
         hint: known.length
           ? `${inst.keyword.toUpperCase()} accepts ${known.map((k) => `--${k}`).join(', ')}`

@@ -19,8 +19,8 @@ import { parseFlags } from './flags.js';
 import { locate } from './locate.js';
 import { parseDuration } from './duration.js';
 import { parseMount } from './mounts.js';
-import { parsePlatform, predefinedPlatformArgs } from '../platform.js';
-import { closestWord } from './suggest.js';
+import { formatPlatform, predefinedPlatformArgs, tryParsePlatform } from '../platform.js';
+import { closestWord, withSuggestion } from './suggest.js';
 import { goDuration, goList, goQuoteList } from './gofmt.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -57,6 +57,11 @@ export interface PlanOptions {
   noCacheFilter?: string[];
   /** Creation time written to history and config (SOURCE_DATE_EPOCH when set). */
   created: string;
+  /**
+   * Why a RUN for a platform cannot execute here (platform.ts executionProblem), checked
+   * while planning so a foreign-platform build fails at its first RUN, before any work.
+   */
+  executionProblem?: (platform: Platform) => string | undefined;
 }
 
 export interface StagePlan {
@@ -91,6 +96,12 @@ export async function planBuild(df: Dockerfile, opts: PlanOptions): Promise<Buil
 
 class Planner {
   private readonly lexer: ShellLexer;
+  /**
+   * Expands the body of an unquoted COPY/ADD heredoc as BuildKit does: quotes are kept as
+   * written, `$` references and backslash escapes are processed (always `\`, whatever the
+   * escape directive says).
+   */
+  private readonly heredocLexer: ShellLexer;
   private readonly stages: StageDecl[] = [];
   private readonly globalArgs: Array<{ name: string; value?: string }> = [];
   private readonly planned = new Map<number, Promise<StagePlan>>();
@@ -107,6 +118,8 @@ class Planner {
     private readonly opts: PlanOptions,
   ) {
     this.lexer = new ShellLexer(df.directives.escape);
+    this.heredocLexer = new ShellLexer('\\');
+    this.heredocLexer.skipProcessQuotes = true;
     this.targetPlatform = opts.platform ?? opts.buildPlatform;
     this.buildArgs = opts.buildArgs ?? {};
     this.splitStages();
@@ -187,14 +200,23 @@ class Planner {
       const found = this.stages.find((s) => s.name === t);
       if (!found) {
         const names = this.stages.flatMap((s) => (s.name ? [s.name] : []));
-        const near = closestWord(t, names);
-        throw new KilnError(`target stage "${this.opts.target}" could not be found`, {
-          hint: near ? `did you mean "${near}"?` : names.length ? `stages: ${names.join(', ')}` : 'no stage is named (FROM image AS name)',
+        throw new KilnError(withSuggestion(`target stage "${this.opts.target}" could not be found`, t, names), {
+          hint: names.length ? `--target names a stage (FROM image AS name); this Dockerfile has: ${names.join(', ')}` : 'no stage is named (FROM image AS name)',
         });
       }
       targetIndex = found.index;
     }
     const target = await this.planStage(targetIndex);
+    if (this.opts.platform) {
+      // an explicit target platform is what the image says it is for, whatever the base said
+      // (BuildKit keeps the base's variant only when os and architecture already match)
+      const want = this.opts.platform;
+      const same = target.config.os === want.os && target.config.architecture === want.architecture;
+      target.config.os = want.os;
+      target.config.architecture = want.architecture;
+      if (want.variant !== undefined) target.config.variant = want.variant;
+      else if (!same) delete target.config.variant;
+    }
     const planned = await Promise.all([...this.planned.values()]);
     for (const name of PROXY_ARGS) if (name in this.buildArgs) this.consumedArgs.add(name);
     const unused = Object.keys(this.buildArgs).filter((k) => !this.consumedArgs.has(k) && !(k in this.platformArgs()));
@@ -235,11 +257,11 @@ class Planner {
     if (platformFlag !== undefined) {
       const value = this.expandFrom(stage.from, platformFlag, gscope);
       if (value === '') throw this.err(stage.from, `empty platform value from expression ${platformFlag}`, 'use --platform=$BUILDPLATFORM or an os/arch such as linux/amd64', `--platform=${platformFlag}`);
-      try {
-        platform = parsePlatform(value);
-      } catch (e) {
-        throw this.err(stage.from, `failed to parse platform ${platformFlag}: ${(e as Error).message}`, undefined, `--platform=${platformFlag}`);
+      const parsed = tryParsePlatform(value, this.opts.buildPlatform);
+      if ('problem' in parsed) {
+        throw this.err(stage.from, `failed to parse platform ${platformFlag}: ${parsed.problem}`, 'write os/arch[/variant], e.g. linux/amd64, or $BUILDPLATFORM', `--platform=${platformFlag}`);
       }
+      platform = parsed.platform;
     }
     const stageName = stage.name ?? `stage-${stage.index}`;
     const total = stage.body.length + 1;
@@ -393,10 +415,10 @@ class Planner {
    * Expands a word in a stage with the build state's environment, warning as BuildKit's
    * UndefinedVar check does about variables that are neither set nor declared by ARG.
    */
-  private expandIn(ctx: StageContext, inst: Instruction, word: string, env = this.scope(ctx)): string {
+  private expandIn(ctx: StageContext, inst: Instruction, word: string, env = this.scope(ctx), lexer = this.lexer): string {
     let res;
     try {
-      res = this.lexer.processWordWithMatches(word, env);
+      res = lexer.processWordWithMatches(word, env);
     } catch (e) {
       throw this.err(inst, (e as Error).message, undefined, word);
     }
@@ -619,7 +641,9 @@ class Planner {
           throw this.err(inst, `${trigger.keyword.toUpperCase()} isn't allowed as an ONBUILD trigger`, undefined, trigger.keyword.toUpperCase());
         }
         // Recorded in the config only: BuildKit writes no history entry for ONBUILD.
-        cc.OnBuild = [...(cc.OnBuild ?? []), inst.original.replace(/^\s*onbuild\s*/i, '')];
+        // A heredoc trigger keeps its bodies, so the child build can parse it whole.
+        const expression = inst.original.replace(/^\s*onbuild\s*/i, '') + inst.heredocs.map((h) => `\n${h.content}${h.name}`).join('');
+        cc.OnBuild = [...(cc.OnBuild ?? []), expression];
         return;
       }
       case 'run':
@@ -722,6 +746,14 @@ class Planner {
   private async dispatchRun(ctx: StageContext, inst: Instruction, origin: VertexOrigin, display: string): Promise<void> {
     const cc = ctx.config.config!;
     const flags = parseFlags(inst, { mount: 'strings', network: 'string', security: 'string' }, this.df.fileName, this.df.lines);
+    const cannotRun = this.opts.executionProblem?.(ctx.platform);
+    if (cannotRun !== undefined) {
+      throw this.err(
+        inst,
+        `RUN for ${formatPlatform(ctx.platform)} cannot execute: ${cannotRun}`,
+        'install QEMU user emulation (apt-get install qemu-user-static binfmt-support), or build for this machine\'s platform (--platform, FROM --platform=$BUILDPLATFORM)',
+      );
+    }
     const scope = this.scope(ctx);
     const mounts: MountSpec[] = [];
     for (const raw of flags.strings('mount')) {
@@ -881,7 +913,7 @@ class Planner {
       const name = heredocWord(w);
       if (name !== undefined) {
         const h = inst.heredocs.find((x) => x.name === name)!;
-        inline.push({ name: h.name, content: h.expand ? this.expandIn(ctx, inst, h.content, scope) : h.content });
+        inline.push({ name: h.name, content: h.expand ? this.expandIn(ctx, inst, h.content, scope, this.heredocLexer) : h.content });
       } else if (isAdd && /^https?:\/\//.test(w) && !/\.git(#|$)/.test(w)) {
         urls.push(w);
       } else if (isAdd && /^git@|^git:\/\/|\.git(#|$)/.test(w)) {
@@ -909,6 +941,9 @@ class Planner {
       from = await this.sourceState(ctx, inst, fromFlag, `--from=${fromFlag}`, `${kw} --from=`);
     }
     const chown = flags.string('chown') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chown')!, scope);
+    if (chown !== undefined && chown.split(':').length > 2) {
+      throw this.err(inst, `invalid --chown=${chown}: expected USER[:GROUP], a name or a number each`, 'write --chown=1000:1000 or --chown=app:app', '--chown');
+    }
     const chmod = flags.string('chmod') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chmod')!, scope);
     if (chmod !== undefined && (!/^[0-7]+$/.test(chmod) || parseInt(chmod, 8) > 0o7777)) {
       throw this.err(inst, `invalid chmod parameter: '${chmod}'. it should be octal string and between 0 and 07777`, 'use an octal mode such as 0755 or 644', '--chmod');

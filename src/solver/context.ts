@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, lstatSync, promises as fs, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dockerignore, excludeMatcher, type DockerIgnore } from '../dockerignore.js';
+import { dockerignore, excludeMatcher, readIgnorePatterns, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { hasWildcard, matchPath } from './match.js';
@@ -109,17 +109,11 @@ export class BuildContext {
     if (!st?.isDirectory()) {
       throw new KilnError(`build context "${dir}" is not a directory`, { hint: 'pass the directory to build from, e.g. kiln build .' });
     }
+    // read (and checked) before the walk starts: a bad pattern leaves no walker behind
+    const ignoreFile = options.ignoreFile ?? path.join(abs, '.dockerignore');
+    const patterns = await readIgnorePatterns(ignoreFile, path.relative(process.cwd(), ignoreFile) || ignoreFile);
     const walkStartMs = Date.now();
     const find = options.walker === 'js' ? undefined : startFind(abs);
-    let patterns: string[] = [];
-    const ignoreFile = options.ignoreFile ?? path.join(abs, '.dockerignore');
-    const text = await fs.readFile(ignoreFile, 'utf8').catch(() => undefined);
-    if (text !== undefined) {
-      patterns = text
-        .split(/\r?\n/)
-        .map((l) => l.trim())
-        .filter((l) => l !== '' && !l.startsWith('#'));
-    }
     const ctx = new BuildContext(abs, patterns, options.hashCacheFile);
     ctx.walkStartMs = walkStartMs;
     ctx.find = find;
