@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import dockerignoreModule from '@balena/dockerignore';
-import { KilnError } from './errors.js';
+import { fromErrno, KilnError } from './errors.js';
 
 /**
  * @balena/dockerignore is CommonJS (`module.exports = factory`) but its typings say
@@ -82,9 +82,7 @@ export function patternProblem(pattern: string): string | undefined {
 export async function readIgnorePatterns(file: string, shown = file): Promise<string[]> {
   const text = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return undefined;
-    throw new KilnError(`cannot read ${shown}: ${e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'EISDIR' ? 'it is a directory' : 'it cannot be read'}`, {
-      hint: 'make it a readable file, or remove it',
-    });
+    throw fromErrno(e, `reading ${shown}`, { hint: 'make it a readable file, or remove it' });
   });
   if (text === undefined) return [];
   const patterns: string[] = [];

@@ -42,6 +42,7 @@ export function parseFlags(
       if (value !== undefined && value !== 'true' && value !== 'false') {
         throw new KilnError(`invalid value for --${name}: expecting true or false, got "${value}"`, {
           location: locate(inst, fileName, lines, raw),
+          hint: `write --${name} (or --${name}=false)`,
         });
       }
       values.set(name, [value ?? 'true']);
@@ -55,7 +56,7 @@ export function parseFlags(
     }
     const prev = values.get(name);
     if (prev && kind === 'string') {
-      throw new KilnError(`duplicate flag specified: --${name}`, { location: locate(inst, fileName, lines, raw) });
+      throw new KilnError(`duplicate flag specified: --${name}`, { location: locate(inst, fileName, lines, raw), hint: `give --${name} once` });
     }
     values.set(name, [...(prev ?? []), value]);
   }

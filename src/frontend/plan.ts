@@ -168,11 +168,11 @@ class Planner {
     if (args.length === 3 && args[1].toLowerCase() === 'as') {
       const name = args[2].toLowerCase();
       if (!/^[a-z][a-z0-9-_.]*$/.test(name)) {
-        throw this.err(inst, `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, undefined, args[2]);
+        throw this.err(inst, `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, 'start the name with a letter; use letters, digits, "-", "_" and "."', args[2]);
       }
       return { image: args[0], name };
     }
-    throw this.err(inst, 'FROM requires either one or three arguments: FROM <image> [AS <name>]');
+    throw this.err(inst, 'FROM requires either one or three arguments: FROM <image> [AS <name>]', 'write FROM busybox:latest or FROM busybox:latest AS build');
   }
 
   /** Platform ARGs as BuildKit predefines them. */
@@ -392,7 +392,7 @@ class Planner {
     try {
       res = this.lexer.processWordWithMatches(word, gscope);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
     const declared = this.globalArgs.map((a) => a.name);
     for (const name of res.unmatched) {
@@ -420,7 +420,7 @@ class Planner {
     try {
       res = lexer.processWordWithMatches(word, env);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
     for (const name of res.unmatched) {
       if (ctx.buildArgs.some((a) => a.key === name)) continue;
@@ -436,7 +436,7 @@ class Planner {
     try {
       return this.lexer.processWords(word, env);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
   }
 
@@ -444,7 +444,7 @@ class Planner {
     try {
       return this.lexer.processWord(word, env);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
   }
 
@@ -502,6 +502,10 @@ class Planner {
     const noFlags = () => parseFlags(inst, {}, file, lines);
     const origin = { ...locate(at, file, lines) };
     const display = `${inst.keyword.toUpperCase()} ${inst.json ? JSON.stringify(inst.args).replace(/","/g, '", "') : inst.args.join(' ')}`.trim();
+    const usage = NEEDS_ARGUMENTS[inst.keyword];
+    if (usage !== undefined && inst.args.length === 0) {
+      throw this.err(inst, `${inst.keyword.toUpperCase()} requires at least one argument`, `write ${usage}`);
+    }
     switch (inst.keyword) {
       case 'env': {
         noFlags();
@@ -509,7 +513,7 @@ class Planner {
         // `ENV A=1 B=$A` gives B the old A (BuildKit's documented behaviour).
         const pairs = this.expandPairs(ctx, inst);
         for (const [key, value] of pairs) {
-          if (key === '') throw this.err(inst, 'ENV names can not be blank');
+          if (key === '') throw this.err(inst, 'ENV names can not be blank', 'write ENV NAME=value');
           addEnv(ctx.env, key, value);
           cc.Env = addEnv(cc.Env ?? [], key, value);
         }
@@ -521,7 +525,7 @@ class Planner {
         const pairs = this.expandPairs(ctx, inst);
         cc.Labels ??= {};
         for (const [key, value] of pairs) {
-          if (key === '') throw this.err(inst, 'LABEL names can not be blank');
+          if (key === '') throw this.err(inst, 'LABEL names can not be blank', 'write LABEL key=value');
           cc.Labels[key] = value;
         }
         this.history(ctx, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
@@ -585,10 +589,10 @@ class Planner {
       case 'volume': {
         noFlags();
         const vols = inst.json ? inst.args.map((a) => this.expandIn(ctx, inst, a)) : inst.args.flatMap((a) => this.expandWordsIn(ctx, inst, a));
-        if (vols.length === 0) throw this.err(inst, 'VOLUME requires at least one argument');
+        if (vols.length === 0) throw this.err(inst, 'VOLUME requires at least one argument', `write ${NEEDS_ARGUMENTS.volume}`);
         cc.Volumes ??= {};
         for (const v of vols) {
-          if (v.trim() === '') throw this.err(inst, 'VOLUME specified can not be an empty string');
+          if (v.trim() === '') throw this.err(inst, 'VOLUME specified can not be an empty string', 'name the mount point, e.g. VOLUME /data');
           cc.Volumes[v] = {};
         }
         this.history(ctx, `VOLUME ${goList(vols)}`, true);
@@ -637,8 +641,11 @@ class Planner {
         noFlags();
         const trigger = inst.onbuild;
         if (!trigger) throw this.err(inst, 'ONBUILD requires an instruction to trigger', 'write ONBUILD RUN ... (or another instruction)');
-        if (['onbuild', 'from', 'maintainer'].includes(trigger.keyword)) {
-          throw this.err(inst, `${trigger.keyword.toUpperCase()} isn't allowed as an ONBUILD trigger`, undefined, trigger.keyword.toUpperCase());
+        if (trigger.keyword === 'onbuild') {
+          throw this.err(inst, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed', 'write ONBUILD once, followed by the instruction to trigger', trigger.keyword.toUpperCase());
+        }
+        if (['from', 'maintainer'].includes(trigger.keyword)) {
+          throw this.err(inst, `${trigger.keyword.toUpperCase()} isn't allowed as an ONBUILD trigger`, 'ONBUILD can trigger any instruction but FROM, MAINTAINER and ONBUILD', trigger.keyword.toUpperCase());
         }
         // Recorded in the config only: BuildKit writes no history entry for ONBUILD.
         // A heredoc trigger keeps its bodies, so the child build can parse it whole.
@@ -652,7 +659,7 @@ class Planner {
       case 'add':
         return this.dispatchCopy(ctx, inst, origin);
       case 'from':
-        throw this.err(inst, 'FROM is not allowed here');
+        throw this.err(inst, 'FROM is not allowed here', 'FROM starts a stage; it cannot be triggered or nested');
       default:
         throw this.err(inst, `unknown instruction: ${inst.keyword.toUpperCase()}`);
     }
@@ -757,7 +764,7 @@ class Planner {
     const scope = this.scope(ctx);
     const mounts: MountSpec[] = [];
     for (const raw of flags.strings('mount')) {
-      const spec = parseMount(this.expandIn(ctx, inst, raw, scope), (m) => this.err(inst, m, undefined, '--mount'));
+      const spec = parseMount(this.expandIn(ctx, inst, raw, scope), (m) => this.err(inst, m, 'write --mount=type=bind|cache|tmpfs|secret|ssh,target=/path[,source=...,from=...]', '--mount'));
       if (spec.fromName !== undefined && spec.fromName !== 'context') {
         spec.from = await this.sourceState(ctx, inst, spec.fromName, `--mount`, 'RUN --mount from=');
       }
@@ -994,6 +1001,18 @@ class Planner {
 }
 
 type VertexOrigin = NonNullable<Vertex['origin']>;
+
+const EXPANSION_HINT = 'variables are written $NAME, ${NAME}, ${NAME:-default}, ${NAME:+alternative} or ${NAME:?message}; write \\$ for a literal $';
+
+/** Instructions BuildKit rejects without arguments, and what a use looks like. */
+const NEEDS_ARGUMENTS: Record<string, string> = {
+  env: 'ENV NAME=value',
+  label: 'LABEL key=value',
+  arg: 'ARG NAME[=default]',
+  expose: 'EXPOSE 80/tcp',
+  volume: 'VOLUME /data',
+  healthcheck: 'HEALTHCHECK CMD command, or HEALTHCHECK NONE',
+};
 
 /** An ARG a stage declared (or inherited from the stage it is built on), for RUN history. */
 interface BuildArgDecl {

@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { KilnError } from '../errors.js';
+import { describeErrno, KilnError } from '../errors.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
 import type { Dockerfile } from '../dockerfile/ast.js';
 
@@ -41,14 +41,9 @@ export async function readDockerfile(opts: DefinitionOptions): Promise<Dockerfil
   const display = path.relative(process.cwd(), file) || file;
   const shown = display.startsWith('..') ? file : display;
   const text = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    const why =
-      e.code === 'ENOENT' ? 'no such file' :
-      e.code === 'EISDIR' ? 'it is a directory' :
-      e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' :
-      e.code === 'ENAMETOOLONG' ? 'the path is too long' :
-      'it cannot be read';
-    throw new KilnError(`cannot read Dockerfile ${shown}: ${why}`, {
-      hint: opts.dockerfile ? 'check the path given to -f' : `put a Dockerfile in ${opts.contextDir}, or pass -f PATH to name another one`,
+    const { what, hint } = describeErrno(e);
+    throw new KilnError(`cannot read Dockerfile ${shown}: ${what}`, {
+      hint: e.code !== 'ENOENT' ? hint : opts.dockerfile ? 'check the path given to -f' : `put a Dockerfile in ${opts.contextDir}, or pass -f PATH to name another one`,
     });
   });
   return parseDockerfile(text, shown);
