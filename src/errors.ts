@@ -117,6 +117,6 @@ export function describeErrno(e: NodeJS.ErrnoException): { what: string; hint?: 
   const known = ERRNO_TEXT[e.code ?? ''];
   if (known) return known;
   // node's own text without its "CODE: " prefix and ", syscall 'path'" suffix
-  const plain = (e.message ?? '').replace(/^E[A-Z0-9]+: /, '').replace(/, \w+ '.*'$/, '');
+  const plain = (e.message ?? '').replace(/^E[A-Z0-9]+: /, '').replace(/, \w+( '.*')?$/, '');
   return { what: plain || 'a system call failed' };
 }

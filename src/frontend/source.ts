@@ -24,7 +24,7 @@ async function isFile(p: string): Promise<boolean> {
 }
 
 /** The path named (or the default), the file to read, and the name the per-Dockerfile ignore file is built from. */
-async function locateDockerfile(opts: DefinitionOptions): Promise<{ named: string; file: string }> {
+export async function locateDockerfile(opts: DefinitionOptions): Promise<{ named: string; file: string }> {
   const named = opts.dockerfile ?? path.join(opts.contextDir, DEFAULT_NAME);
   if (path.basename(named) === DEFAULT_NAME && !(await isFile(named))) {
     // moby/moby#10858: a lowercase "dockerfile" is accepted where "Dockerfile" is expected

@@ -36,6 +36,9 @@ describe('the build definition', { skip: isRoot() ? false : 'needs root (runc)' 
     assert.equal(r.code, 0, r.stderr);
     const run = await runKiln(['run', 'lower:1', 'cat', '/made-by'], { root: ws.root });
     assert.equal(run.stdout, 'lower\n');
+    // kiln check finds it too
+    const check = await runKiln(['check', ctx], { root: ws.root });
+    assert.match(check.stdout, /dockerfile:1 /);
     // -f naming a missing .../Dockerfile falls back the same way
     const f = await runKiln(['build', '-q', '-f', path.join(ctx, 'Dockerfile'), ctx], { root: ws.root });
     assert.equal(f.code, 0, f.stderr);
