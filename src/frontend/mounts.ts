@@ -1,4 +1,9 @@
 import type { MountSpec } from '../graph/types.js';
+import { withSuggestion } from './suggest.js';
+
+const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+/** The keys BuildKit's --mount takes, for "did you mean". */
+const MOUNT_KEYS = ['type', 'from', 'source', 'target', 'readonly', 'readwrite', 'id', 'sharing', 'required', 'mode', 'uid', 'gid', 'size', 'env'];
 
 export type ParsedMount = MountSpec & { fromName?: string };
 
@@ -12,7 +17,7 @@ export function parseMount(value: string, fail: (message: string) => Error): Par
     const val = eq === -1 ? undefined : f.slice(eq + 1);
     switch (key) {
       case 'type':
-        if (!val || !['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(val)) throw fail(`unsupported mount type "${val ?? ''}"`);
+        if (!val || !MOUNT_TYPES.includes(val)) throw fail(withSuggestion(`unsupported mount type "${val ?? ''}"`, val ?? '', MOUNT_TYPES));
         spec.type = val as MountSpec['type'];
         break;
       case 'target':
@@ -40,7 +45,7 @@ export function parseMount(value: string, fail: (message: string) => Error): Par
         spec.id = val;
         break;
       case 'sharing':
-        if (val !== 'shared' && val !== 'private' && val !== 'locked') throw fail(`invalid sharing mode "${val ?? ''}": use shared, private or locked`);
+        if (val !== 'shared' && val !== 'private' && val !== 'locked') throw fail(withSuggestion(`unsupported sharing value "${val ?? ''}"`, val ?? '', ['shared', 'private', 'locked']));
         spec.sharing = val;
         break;
       case 'mode':
@@ -58,7 +63,7 @@ export function parseMount(value: string, fail: (message: string) => Error): Par
       case 'size':
         break;
       default:
-        throw fail(`unexpected key '${key}' in '${f}'`);
+        throw fail(withSuggestion(`unexpected key '${key}' in '${f}'`, key, MOUNT_KEYS));
     }
   }
   if (spec.type === 'secret' && !spec.target) spec.target = `/run/secrets/${spec.id ?? spec.source ?? ''}`;

@@ -71,6 +71,18 @@ describe('did you mean, in BuildKit\'s words', () => {
     assert.match(far.hint ?? '', /ADD accepts --chown/);
   });
 
+  // testMountInvalid in BuildKit's suite
+  it('a misspelt --mount key, type or sharing value names the one it is close to', async () => {
+    const key = await planError('FROM base\nRUN --mount=typ=tmpfs /bin/true\n');
+    assert.match(key.message, /unexpected key 'typ'/);
+    assert.match(key.message, /\(did you mean type\?\)$/);
+    const type = await planError('FROM base\nRUN --mount=type=tmp /bin/true\n');
+    assert.equal(type.message, 'unsupported mount type "tmp" (did you mean tmpfs?)');
+    const sharing = await planError('FROM base\nRUN --mount=type=cache,target=/c,sharing=lockd /bin/true\n');
+    assert.equal(sharing.message, 'unsupported sharing value "lockd" (did you mean locked?)');
+    assert.ok(sharing.hint);
+  });
+
   it('a misspelt --target names the stage', async () => {
     const e = await planError('FROM base AS build\nFROM base\n', { target: 'bulid' });
     assert.equal(e.message, 'target stage "bulid" could not be found (did you mean build?)');
