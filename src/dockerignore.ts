@@ -10,10 +10,34 @@ import { fromErrno, KilnError } from './errors.js';
 export const dockerignore = dockerignoreModule as unknown as typeof dockerignoreModule.default;
 export type DockerIgnore = ReturnType<typeof dockerignore>;
 
+/**
+ * A pattern as @balena/dockerignore must be given it to match as BuildKit does: the library
+ * follows moby 19.03, which turns `+ ( ) | { }` into regular-expression syntax (so `c++` or
+ * `foo(1).txt` fail to compile or match the wrong files); BuildKit's patternmatcher
+ * matches them literally. Escaping them with `\` gives the literal match.
+ */
+function literalRegexChars(pattern: string): string {
+  let out = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '\\' && i + 1 < pattern.length) {
+      out += c + (pattern[++i] as string);
+    } else {
+      out += '+()|{}'.includes(c) ? `\\${c}` : c;
+    }
+  }
+  return out;
+}
+
+/** A .dockerignore matcher for these patterns (as read by readIgnorePatterns). */
+export function ignoreMatcher(patterns: string[]): DockerIgnore {
+  return dockerignore({ ignorecase: false }).add(patterns.map(literalRegexChars));
+}
+
 /** A matcher for COPY --exclude patterns, which follow .dockerignore's rules. */
 export function excludeMatcher(patterns: string[]): (rel: string) => boolean {
   if (patterns.length === 0) return () => false;
-  const ig = dockerignore({ ignorecase: false }).add(patterns.map((p) => p.replace(/^\/+/, '')));
+  const ig = ignoreMatcher(patterns.map((p) => p.replace(/^\/+/, '')));
   return (rel) => rel !== '' && ig.ignores(rel);
 }
 

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, lstatSync, promises as fs, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { dockerignore, excludeMatcher, readIgnorePatterns, type DockerIgnore } from '../dockerignore.js';
+import { excludeMatcher, ignoreMatcher, readIgnorePatterns, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { hasWildcard, matchPath } from './match.js';
@@ -99,7 +99,7 @@ export class BuildContext {
   ) {
     this.dir = dir;
     this.ignorePatterns = patterns;
-    this.ignore = dockerignore({ ignorecase: false }).add(patterns);
+    this.ignore = ignoreMatcher(patterns);
   }
 
   /** Opens a context directory and starts walking it in the background. */

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isRoot, runKiln, workspace, type Workspace } from '../helpers.js';
-import { patternProblem } from '../../src/dockerignore.js';
+import { ignoreMatcher, patternProblem } from '../../src/dockerignore.js';
 
 describe('ignore patterns BuildKit rejects', () => {
   it('a lone "!", an unclosed "[", a bad range and a trailing "\\" are problems; ordinary patterns are not', () => {
@@ -18,6 +18,15 @@ describe('ignore patterns BuildKit rejects', () => {
     for (const good of ['*.log', '!keep.log', 'docs/', '[ab]c', '[^a]', '[a-z]*', '\\[literal', '**/node_modules', '[]a]'.slice(1)]) {
       assert.equal(patternProblem(good), undefined, good);
     }
+  });
+});
+
+describe('ignore patterns with regular-expression characters', () => {
+  // BuildKit's patternmatcher matches . + ( ) | { } $ literally
+  it('match the file of that name, not a regular expression', () => {
+    const ig = ignoreMatcher(['foo(1).txt', 'c++', 'a|b', 'x{y}', 'v$1', '\\+esc', 'dir+/*.o']);
+    for (const f of ['foo(1).txt', 'c++', 'a|b', 'x{y}', 'v$1', '+esc', 'dir+/x.o']) assert.equal(ig.ignores(f), true, f);
+    for (const f of ['foo1.txt', 'c', 'cc', 'a', 'b', 'xy', 'xyy', 'v1', 'dirr/x.o']) assert.equal(ig.ignores(f), false, f);
   });
 });
 
@@ -68,6 +77,10 @@ describe('the build definition', { skip: isRoot() ? false : 'needs root (runc)' 
     const def = await ws.context({ Dockerfile: 'FROM busybox:latest\nCOPY . /ctx/\n', 'Dockerfile.dockerignore': 'b\nDockerfile*\n', '.dockerignore': 'a\n', a: 'a', b: 'b' });
     assert.equal((await runKiln(['build', '-q', '-t', 'perfile:2', def], { root: ws.root })).code, 0);
     assert.equal((await runKiln(['run', 'perfile:2', 'ls', '/ctx'], { root: ws.root })).stdout, 'a\n');
+    // names with regular-expression characters are matched literally
+    const special = await ws.context({ Dockerfile: 'FROM busybox:latest\nCOPY . /ctx/\n', '.dockerignore': 'Dockerfile\nc++\nfoo(1).txt\n', 'c++': '', cc: '', 'foo(1).txt': '', 'foo1.txt': '' });
+    assert.equal((await runKiln(['build', '-q', '-t', 'perfile:4', special], { root: ws.root })).code, 0);
+    assert.deepEqual((await runKiln(['run', 'perfile:4', 'ls', '-A', '/ctx'], { root: ws.root })).stdout.trim().split('\n').sort(), ['.dockerignore', 'cc', 'foo1.txt']);
     // without its own ignore file, .dockerignore applies
     const plain = await ws.context({ 'build/app.Dockerfile': 'FROM busybox:latest\nCOPY . /ctx/\n', '.dockerignore': 'a\nbuild\n', a: 'a', b: 'b' });
     assert.equal((await runKiln(['build', '-q', '-t', 'perfile:3', '-f', path.join(plain, 'build/app.Dockerfile'), plain], { root: ws.root })).code, 0);
