@@ -6,10 +6,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { KilnError } from './errors.js';
-import { parseDockerfile } from './dockerfile/parser.js';
-import type { Dockerfile } from './dockerfile/ast.js';
+import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
-import { hostPlatform } from './platform.js';
+import { executionProblem, hostPlatform } from './platform.js';
 import { ContentStore } from './oci/store.js';
 import { loadImage, prepareImage } from './oci/image.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
@@ -24,6 +23,8 @@ import { trace } from './trace.js';
 import { detectRuntime } from './exec/index.js';
 import { writeFileAtomic } from './fsutil.js';
 import { reapStale } from './lifecycle.js';
+
+export { readDockerfile } from './frontend/source.js';
 
 export interface BuildOptions {
   root: string;
@@ -69,18 +70,6 @@ export function sourceDateEpoch(): number | undefined {
   return Number(raw);
 }
 
-export async function readDockerfile(opts: Pick<BuildOptions, 'contextDir' | 'dockerfile' | 'dockerfileText'>): Promise<Dockerfile> {
-  if (opts.dockerfileText !== undefined) return parseDockerfile(opts.dockerfileText, 'Dockerfile');
-  const file = opts.dockerfile ?? path.join(opts.contextDir, 'Dockerfile');
-  const text = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new KilnError(`cannot read Dockerfile ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
-      hint: opts.dockerfile ? undefined : 'pass -f PATH to name another Dockerfile',
-    });
-  });
-  const display = path.relative(process.cwd(), file) || file;
-  return parseDockerfile(text, display.startsWith('..') ? file : display);
-}
-
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const epoch = sourceDateEpoch();
   const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -88,7 +77,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // opened first: it starts walking the context in the background while the rest starts up
   const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);
   const hashCacheFile = path.join(opts.root, 'cache', 'contexts', `${ctxKey}.json`);
-  const context = await BuildContext.open(opts.contextDir, { hashCacheFile });
+  const context = await BuildContext.open(opts.contextDir, { hashCacheFile, ignoreFile: await ignoreFileFor(opts) });
   const df = await readDockerfile(opts);
   // the OCI runtime is looked up (and remembered) while the build is planned, not at the
   // first RUN; its errors surface there, where they belong
@@ -96,8 +85,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const store = await ContentStore.open(opts.root);
   const buildPlatform = hostPlatform();
 
-  const resolveImage = async (ref: string, _platform: Platform): Promise<ResolvedImage> => {
-    const img = await loadImage(store, ref);
+  const resolveImage = async (ref: string, platform: Platform): Promise<ResolvedImage> => {
+    const img = await loadImage(store, ref, platform);
     return { ref: img.name, manifestDigest: img.manifestDescriptor.digest, config: img.config, layers: img.manifest.layers };
   };
   const plan = await planBuild(df, {
@@ -109,6 +98,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     noCache: opts.noCache,
     noCacheFilter: opts.noCacheFilter,
     created,
+    executionProblem: (p) => executionProblem(p, buildPlatform),
   });
   trace('build: planned');
   for (const w of plan.warnings) opts.warn?.(w);

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { KilnError } from './errors.js';
 
 /**
  * The kiln root: `--root`, else KILN_ROOT, else $XDG_DATA_HOME/kiln, else ~/.local/share/kiln.
@@ -7,7 +8,12 @@ import path from 'node:path';
  * subfolders beside it (snapshots/, cache/, tmp/), which OCI readers ignore.
  */
 export function resolveRoot(explicit?: string): string {
-  if (explicit) return path.resolve(explicit);
+  if (explicit !== undefined) {
+    if (explicit.trim() === '') {
+      throw new KilnError('--root needs a directory, got an empty string', { hint: 'write --root DIR, or leave it out to use KILN_ROOT or ~/.local/share/kiln' });
+    }
+    return path.resolve(explicit);
+  }
   if (process.env.KILN_ROOT) return path.resolve(process.env.KILN_ROOT);
   const xdg = process.env.XDG_DATA_HOME;
   if (xdg) return path.join(xdg, 'kiln');

@@ -60,3 +60,63 @@ export class KilnError extends Error {
 export function isKilnError(e: unknown): e is KilnError {
   return e instanceof KilnError;
 }
+
+/** A system error from node (fs, child_process): it has an errno code such as ENOENT. */
+export function isErrnoError(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && /^E[A-Z0-9]+$/.test((e as NodeJS.ErrnoException).code!);
+}
+
+const SYSCALL_VERBS: Record<string, string> = {
+  open: 'opening', write: 'writing', read: 'reading', close: 'closing', mkdir: 'creating the directory', mkdtemp: 'creating a temporary directory',
+  rename: 'renaming', stat: 'looking at', lstat: 'looking at', fstat: 'looking at', access: 'looking at', scandir: 'listing', opendir: 'listing',
+  unlink: 'removing', rmdir: 'removing', rm: 'removing', copyfile: 'copying', symlink: 'creating the symlink', link: 'creating the hard link',
+  readlink: 'reading the symlink', chmod: 'changing the mode of', chown: 'changing the owner of', lchown: 'changing the owner of', utime: 'setting the times of',
+  lutimes: 'setting the times of', futime: 'setting the times of', truncate: 'truncating', ftruncate: 'truncating', fsync: 'syncing', fdatasync: 'syncing',
+  spawn: 'starting', mount: 'mounting', setxattr: 'setting extended attributes on', lsetxattr: 'setting extended attributes on',
+};
+
+/** What each errno means, in words, with what to do where there is an obvious fix. */
+const ERRNO_TEXT: Record<string, { what: string; hint?: string }> = {
+  ENOSPC: { what: 'no space left on device', hint: 'free space on that filesystem, or use --root on another one' },
+  EDQUOT: { what: 'disk quota exceeded', hint: 'free space within your quota, or use --root elsewhere' },
+  ENAMETOOLONG: { what: 'a file name is too long', hint: 'names are at most 255 bytes and paths 4096 bytes: shorten it' },
+  ENOENT: { what: 'no such file or directory', hint: 'check that the path exists' },
+  ENOTDIR: { what: 'a part of the path is not a directory', hint: 'check the path' },
+  EISDIR: { what: 'it is a directory', hint: 'name a file, not a directory' },
+  EEXIST: { what: 'it already exists' },
+  ENOTEMPTY: { what: 'the directory is not empty' },
+  EACCES: { what: 'permission denied', hint: 'check the permissions, or run as a user who may write there' },
+  EPERM: { what: 'operation not permitted', hint: 'check the permissions, or run as root' },
+  EROFS: { what: 'the file system is read-only', hint: 'choose a writable place' },
+  ELOOP: { what: 'too many levels of symbolic links', hint: 'check for a symlink loop' },
+  EMFILE: { what: 'too many open files', hint: 'raise the open-file limit (ulimit -n)' },
+  ENFILE: { what: 'too many open files in the system', hint: 'raise the system open-file limit' },
+  EIO: { what: 'an input/output error (the disk or file system failed)', hint: 'check the disk (dmesg)' },
+  EXDEV: { what: 'source and target are on different file systems' },
+  EBUSY: { what: 'the resource is busy' },
+  ETXTBSY: { what: 'the file is busy (being executed)' },
+  EFBIG: { what: 'the file is too large for the file system' },
+};
+
+/**
+ * A node system error as a KilnError: what happened in words (never the raw code), on
+ * which path, while doing what, and what to do. `action` ("writing the layer of ...")
+ * replaces the one read from the error's syscall and path.
+ */
+export function fromErrno(e: NodeJS.ErrnoException, action?: string, options: Omit<KilnErrorOptions, 'cause'> = {}): KilnError {
+  const { what, hint } = describeErrno(e);
+  const verb = e.syscall ? (SYSCALL_VERBS[e.syscall] ?? e.syscall) : undefined;
+  const dest = (e as { dest?: string }).dest;
+  const target = e.path ? (dest ? `${e.path} to ${dest}` : e.path) : undefined;
+  const doing = action ?? (verb && target ? `${verb} ${target}` : verb);
+  return new KilnError(doing ? `${what} while ${doing}` : what, { hint, ...options, cause: e });
+}
+
+/** A system error's meaning in words (never the raw code), and what to do when that is obvious. */
+export function describeErrno(e: NodeJS.ErrnoException): { what: string; hint?: string } {
+  const known = ERRNO_TEXT[e.code ?? ''];
+  if (known) return known;
+  // node's own text without its "CODE: " prefix and ", syscall 'path'" suffix
+  const plain = (e.message ?? '').replace(/^E[A-Z0-9]+: /, '').replace(/, \w+( '.*')?$/, '');
+  return { what: plain || 'a system call failed' };
+}

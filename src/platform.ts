@@ -1,5 +1,8 @@
 /** Platforms in OCI terms: the host's, parsing and formatting, matching, and the ARGs BuildKit predefines. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { KilnError } from './errors.js';
+import { withSuggestion } from './dockerfile/suggest.js';
 import type { Platform } from './oci/types.js';
 
 /** Node's process.arch → OCI architecture (+ variant) names. */
@@ -32,27 +35,87 @@ export function formatPlatform(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
 }
 
+/** Operating systems Go (and so the OCI platform spec) knows. */
+export const KNOWN_OS: readonly string[] = [
+  'aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'illumos', 'ios', 'js', 'linux',
+  'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows',
+];
+
+/** Architectures Go (and so the OCI platform spec) knows. */
+export const KNOWN_ARCH: readonly string[] = [
+  '386', 'amd64', 'arm', 'arm64', 'loong64', 'mips', 'mipsle', 'mips64', 'mips64le',
+  'ppc64', 'ppc64le', 'riscv64', 's390x', 'sparc64', 'wasm',
+];
+
+const ARCH_ALIASES: Record<string, string> = { i386: '386', x86_64: 'amd64', 'x86-64': 'amd64', aarch64: 'arm64' };
+
+/** The variants an architecture can have, where the spec names them. */
+const VARIANTS: Record<string, RegExp> = {
+  arm: /^v[5-8]$/,
+  arm64: /^v(8|9)(\.\d)?$/,
+  amd64: /^v[1-4]$/,
+};
+
+const COMPONENT = /^[a-z0-9_.-]+$/;
+
 /**
- * Parses "linux/arm64/v8", "linux/amd64" or "arm64", normalising the common aliases as
- * containerd does (x86_64 → amd64, aarch64 → arm64, arm64/v8 → arm64, armhf → arm/v7).
+ * Normalises an architecture and variant as containerd does (x86_64 → amd64, aarch64 →
+ * arm64, arm64/v8 → arm64, amd64/v1 → amd64, arm → arm/v7, armhf → arm/v7, armel → arm/v6).
  */
-export function parsePlatform(text: string): Platform {
+function normalizeArch(arch: string, variant?: string): { architecture: string; variant?: string } {
+  const a = ARCH_ALIASES[arch] ?? arch;
+  let v = variant !== undefined && /^\d+(\.\d+)?$/.test(variant) ? `v${variant}` : variant;
+  if (a === 'armhf') return { architecture: 'arm', variant: 'v7' };
+  if (a === 'armel') return { architecture: 'arm', variant: 'v6' };
+  if (a === 'arm') v ??= 'v7';
+  if ((a === 'arm64' && v === 'v8') || (a === 'amd64' && v === 'v1')) v = undefined;
+  return v === undefined ? { architecture: a } : { architecture: a, variant: v };
+}
+
+/**
+ * Parses "os/arch[/variant]", "os" or "arch" like containerd's platforms.Parse (a lone OS
+ * takes the host's architecture, a lone architecture is linux), normalising the common
+ * aliases, and checks every part against the values the OCI platform spec knows. Gives the
+ * platform, or what is wrong with the text.
+ */
+export function tryParsePlatform(text: string, host: Platform = hostPlatform()): { platform: Platform } | { problem: string } {
   const parts = text.trim().toLowerCase().split('/');
-  if (parts.length === 1 && parts[0] !== '') parts.unshift('linux');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) {
-    throw new KilnError(`invalid platform "${text}": expected os/arch[/variant], e.g. linux/amd64`);
+  const bad = parts.find((p) => !COMPONENT.test(p));
+  if (bad !== undefined) {
+    return { problem: bad === '' ? 'an os, architecture or variant is empty' : `"${bad}" is not a valid platform component (letters, digits, "_", "." and "-" only)` };
   }
-  const os = parts[0];
-  let arch = parts[1];
-  let variant: string | undefined = parts[2];
-  if (arch === 'x86_64' || arch === 'x86-64') arch = 'amd64';
-  if (arch === 'aarch64') arch = 'arm64';
-  if (arch === 'arm64' && variant === 'v8') variant = undefined;
-  if (arch === 'armhf') {
-    arch = 'arm';
-    variant = 'v7';
+  if (parts.length > 3) return { problem: 'too many parts: expected os/arch[/variant]' };
+  let os = 'linux';
+  let arch: { architecture: string; variant?: string };
+  if (parts.length === 1 && KNOWN_OS.includes(parts[0] as string)) {
+    os = parts[0] as string;
+    arch = host.variant ? { architecture: host.architecture, variant: host.variant } : { architecture: host.architecture };
+  } else if (parts.length === 1) {
+    arch = normalizeArch(parts[0] as string);
+  } else {
+    os = parts[0] as string;
+    arch = normalizeArch(parts[1] as string, parts[2]);
   }
-  return variant ? { os, architecture: arch, variant } : { os, architecture: arch };
+  if (!KNOWN_OS.includes(os)) return { problem: withSuggestion(`unknown operating system "${os}"`, os, KNOWN_OS) };
+  if (!KNOWN_ARCH.includes(arch.architecture)) {
+    return { problem: withSuggestion(`unknown architecture "${arch.architecture}"`, arch.architecture, KNOWN_ARCH) };
+  }
+  const variants = VARIANTS[arch.architecture];
+  if (arch.variant !== undefined && variants && !variants.test(arch.variant)) {
+    return { problem: `unknown variant "${arch.variant}" for ${arch.architecture}` };
+  }
+  return { platform: { os, ...arch } };
+}
+
+/** Like tryParsePlatform, but a KilnError (saying what is wrong and what to write) for a bad platform. */
+export function parsePlatform(text: string, what = 'platform'): Platform {
+  const r = tryParsePlatform(text);
+  if ('problem' in r) {
+    throw new KilnError(`invalid ${what} "${text}": ${r.problem}`, {
+      hint: 'write os/arch[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7',
+    });
+  }
+  return r.platform;
 }
 
 /** Whether a candidate (from an index) serves the wanted platform; arm64 treats a missing variant as v8. */
@@ -76,4 +139,31 @@ export function predefinedPlatformArgs(target: Platform, build: Platform): Recor
     BUILDARCH: build.architecture,
     BUILDVARIANT: build.variant ?? '',
   };
+}
+
+/** QEMU's name for an OCI architecture (the binfmt_misc handler is qemu-NAME). */
+const QEMU_ARCH: Record<string, string> = {
+  '386': 'i386', amd64: 'x86_64', arm: 'arm', arm64: 'aarch64', loong64: 'loongarch64', mips: 'mips', mipsle: 'mipsel',
+  mips64: 'mips64', mips64le: 'mips64el', ppc64: 'ppc64', ppc64le: 'ppc64le', riscv64: 'riscv64', s390x: 's390x', sparc64: 'sparc64',
+};
+
+/** Architectures a kernel runs natively besides its own (32-bit modes of 64-bit CPUs). */
+const NATIVE_COMPAT: Record<string, string[]> = { amd64: ['386'], arm64: ['arm'] };
+
+/**
+ * Why a process for `target` cannot run on this machine, or undefined when it can: natively,
+ * or through a registered (and enabled) binfmt_misc handler for QEMU user emulation.
+ */
+export function executionProblem(target: Platform, host: Platform = hostPlatform(), binfmtDir = '/proc/sys/fs/binfmt_misc'): string | undefined {
+  if (target.os !== 'linux') return `kiln runs Linux containers only, not ${target.os}`;
+  if (target.architecture === host.architecture || NATIVE_COMPAT[host.architecture]?.includes(target.architecture)) return undefined;
+  const qemu = QEMU_ARCH[target.architecture] ?? target.architecture;
+  for (const name of [`qemu-${qemu}`, `buildkit-qemu-${qemu}`]) {
+    try {
+      if (readFileSync(path.join(binfmtDir, name), 'utf8').startsWith('enabled')) return undefined;
+    } catch {
+      // not registered under this name
+    }
+  }
+  return `no binfmt_misc handler for ${target.architecture} is registered (${path.join(binfmtDir, `qemu-${qemu}`)}), so ${formatPlatform(target)} programs cannot run on this ${formatPlatform(host)} machine`;
 }

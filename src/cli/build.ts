@@ -1,7 +1,6 @@
-import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
-import { collect, parseKeyValues, readStdin } from './options.js';
+import { checkOutputFile, collect, parseKeyValues, readStdin, writeOutputFile } from './options.js';
 import { build } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../platform.js';
@@ -40,8 +39,10 @@ export const register: Registrar = (program: Command, globals) => {
       }
       const mode = (o.quiet ? 'quiet' : o.progress) as ProgressMode;
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(mode)) {
-        throw new KilnError(`unknown --progress mode "${mode}": use auto, plain, tty, json or quiet`);
+        throw new KilnError(`unknown --progress mode "${mode}"`, { hint: 'use --progress auto, plain, tty, json or quiet' });
       }
+      if (o.iidfile !== undefined) await checkOutputFile(o.iidfile as string, '--iidfile');
+      if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
       const renderer = progressRenderer(mode);
       const secrets = await loadSecrets(o.secret as string[]);
       let dockerfileText: string | undefined;
@@ -51,7 +52,7 @@ export const register: Registrar = (program: Command, globals) => {
         dockerfile = undefined;
       }
       const parallel = o.parallel === undefined ? (await import('node:os')).availableParallelism() : Number(o.parallel);
-      if (!Number.isInteger(parallel) || parallel < 1) throw new KilnError(`--parallel must be a positive whole number, got "${String(o.parallel)}"`);
+      if (!Number.isInteger(parallel) || parallel < 1) throw new KilnError(`--parallel must be a positive whole number, got "${String(o.parallel)}"`, { hint: 'write --parallel 1 to run one step at a time, or leave it out for one per core' });
       // SIGINT, SIGTERM and SIGHUP are handled for every command in main.ts
       const started = Date.now();
       let finished = false;
@@ -76,15 +77,15 @@ export const register: Registrar = (program: Command, globals) => {
         });
         renderer.finish();
         finished = true;
-        if (o.iidfile) await fs.writeFile(o.iidfile as string, result.imageId);
-        if (o.metadataFile) {
+        if (o.iidfile !== undefined) await writeOutputFile(o.iidfile as string, result.imageId, '--iidfile');
+        if (o.metadataFile !== undefined) {
           const meta = {
             'containerimage.config.digest': result.configDescriptor.digest,
             'containerimage.digest': result.manifestDescriptor.digest,
             'containerimage.descriptor': result.manifestDescriptor,
             'image.name': result.names.join(','),
           };
-          await fs.writeFile(o.metadataFile as string, `${JSON.stringify(meta, null, 2)}\n`);
+          await writeOutputFile(o.metadataFile as string, `${JSON.stringify(meta, null, 2)}\n`, '--metadata-file');
         }
         if (result.explanations) {
           const ran = result.explanations.filter((x) => !x.cached);

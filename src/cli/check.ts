@@ -5,6 +5,7 @@ import type { Registrar } from './main.js';
 import { collect, parseKeyValues, readStdin } from './options.js';
 import { KilnError } from '../errors.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
+import { ignoreFileFor, locateDockerfile } from '../frontend/source.js';
 import type { Dockerfile } from '../dockerfile/ast.js';
 import { ContentStore } from '../oci/store.js';
 import { loadImage } from '../oci/image.js';
@@ -64,7 +65,7 @@ export async function checkContext(contextDir: string, o: Record<string, unknown
     text = await readStdin();
     fileName = 'Dockerfile';
   } else {
-    const file = fileOpt ? path.resolve(fileOpt) : path.join(context, 'Dockerfile');
+    const { file } = await locateDockerfile({ contextDir: context, dockerfile: fileOpt ? path.resolve(fileOpt) : undefined });
     const content = await readOptional(file);
     if (content === undefined) {
       throw new KilnError(`Dockerfile not found: ${fileOpt ?? path.join(contextDir, 'Dockerfile')}`, {
@@ -72,10 +73,10 @@ export async function checkContext(contextDir: string, o: Record<string, unknown
       });
     }
     text = content;
-    fileName = fileOpt ?? (path.relative(process.cwd(), file) || 'Dockerfile');
+    fileName = fileOpt && path.resolve(fileOpt) === file ? fileOpt : path.relative(process.cwd(), file) || 'Dockerfile';
   }
   const df = parseDockerfile(text, fileName);
-  const ignoreText = await readOptional(path.join(context, '.dockerignore'));
+  const ignoreText = await readOptional(await ignoreFileFor({ contextDir: context, dockerfile: fileOpt && fileOpt !== '-' ? path.resolve(fileOpt) : undefined, dockerfileText: fileOpt === '-' ? '' : undefined }));
   const skip = (o.skip as string[]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   const result = runChecks(df, {
     skip,

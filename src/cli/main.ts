@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import os from 'node:os';
-import { isKilnError } from '../errors.js';
+import { fromErrno, isErrnoError, isKilnError } from '../errors.js';
 import { reapStale, releaseOwnResources } from '../lifecycle.js';
 import { releaseHeldLocks, setLockWaitReporter } from '../oci/lock.js';
 import { resolveRoot } from '../config.js';
@@ -115,11 +115,10 @@ export function reportError(err: unknown): number {
     process.stderr.write(`error: ${err.format()}\n`);
     return err.exitCode;
   }
-  const e = err as NodeJS.ErrnoException;
-  if (e && typeof e === 'object' && typeof e.code === 'string' && e.message) {
-    // a system error we did not anticipate: still one line, no stack
-    process.stderr.write(`error: ${e.message}\n`);
-    if (process.env.KILN_DEBUG) process.stderr.write(`${e.stack ?? ''}\n`);
+  if (isErrnoError(err)) {
+    // a system error we did not anticipate: in words, with the path, no stack
+    process.stderr.write(`error: ${fromErrno(err).format()}\n`);
+    if (process.env.KILN_DEBUG) process.stderr.write(`${err.stack ?? ''}\n`);
     return 1;
   }
   process.stderr.write(`error: internal error: ${(err as Error)?.message ?? String(err)}\n`);

@@ -13,7 +13,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--format <format>', 'docker or oci', 'docker')
     .action(async (names: string[], o: { output?: string; format: string }) => {
       if (o.format !== 'docker' && o.format !== 'oci') {
-        throw new KilnError(`unknown --format ${JSON.stringify(o.format)}: use docker or oci`);
+        throw new KilnError(`unknown --format ${JSON.stringify(o.format)}`, { hint: 'use --format docker (for docker load) or --format oci (an OCI layout archive)' });
       }
       const store = await ContentStore.open(globals().root);
       if (o.output && o.output !== '-') {

@@ -6,7 +6,7 @@
  * those reachable from `target`). Nothing is pulled or executed.
  */
 import path from 'node:path';
-import { dockerignore } from '../dockerignore.js';
+import { ignoreMatcher, patternProblem } from '../dockerignore.js';
 import type { Dockerfile, Instruction } from './ast.js';
 import { ShellLexer, type EscapeToken, type ProcessWordResult } from './shell.js';
 import { KilnError } from '../errors.js';
@@ -752,10 +752,11 @@ function stageDependencies(st: Stage, stages: Stage[], byName: Map<string, Stage
 }
 
 function makeIgnoreMatcher(patterns: string[] | undefined): ((p: string) => boolean) | undefined {
-  const lines = (patterns ?? []).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  // a pattern BuildKit rejects fails the build itself; the check leaves it out
+  const lines = (patterns ?? []).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#') && patternProblem(l) === undefined);
   // exclusions (!pattern) make static answers unreliable; BuildKit skips the rule then
   if (lines.length === 0 || lines.some((l) => l.startsWith('!'))) return undefined;
-  const ig = dockerignore().add(lines);
+  const ig = ignoreMatcher(lines);
   return (p: string): boolean => {
     const parts = p.split('/');
     for (let i = parts.length; i > 0; i--) {

@@ -6,6 +6,7 @@
 import { KilnError } from '../errors.js';
 import type { Directives, Dockerfile, Heredoc, Instruction, ParseWarning } from './ast.js';
 import { isGoSpace, ShellLexer, type EscapeToken } from './shell.js';
+import { closestWord } from './suggest.js';
 
 /** Every instruction keyword BuildKit knows, lower-case. */
 export const INSTRUCTION_KEYWORDS: readonly string[] = [
@@ -291,38 +292,9 @@ function parseHealthcheck(rest: string): ParsedArgs {
   return { args: [typ, ...cmd.args], json: cmd.json };
 }
 
-export function editDistance(a: string, b: string): number {
-  const d: number[][] = [];
-  for (let i = 0; i <= a.length; i++) d.push([i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 0; j <= b.length; j++) (d[0] as number[])[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      const row = d[i] as number[];
-      const prev = d[i - 1] as number[];
-      row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
-      }
-    }
-  }
-  return (d[a.length] as number[])[b.length] as number;
-}
-
-/** The closest known keyword, when close enough to be a likely typo. */
+/** The instruction keyword `word` is a likely typo of (in the case it was written in), as BuildKit suggests it. */
 export function suggestKeyword(word: string): string | undefined {
-  const w = word.toLowerCase();
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const k of INSTRUCTION_KEYWORDS) {
-    const dist = editDistance(w, k);
-    if (dist < bestD) {
-      bestD = dist;
-      best = k;
-    }
-  }
-  const limit = Math.min(2, Math.max(1, Math.ceil(w.length / 3)));
-  return best !== undefined && bestD <= limit ? best.toUpperCase() : undefined;
+  return closestWord(word, INSTRUCTION_KEYWORDS.map((k) => k.toUpperCase()), false);
 }
 
 function parseLine(line: string, escape: EscapeToken): ParsedLine {
@@ -369,8 +341,8 @@ function parseLine(line: string, escape: EscapeToken): ParsedLine {
     default: {
       const suggestion = suggestKeyword(cmd);
       throw new LineError(
-        `unknown instruction: ${cmd}`,
-        suggestion ? `did you mean ${suggestion}?` : `instructions are ${INSTRUCTION_KEYWORDS.map((k) => k.toUpperCase()).join(', ')}`,
+        suggestion ? `unknown instruction: ${cmd} (did you mean ${suggestion}?)` : `unknown instruction: ${cmd}`,
+        suggestion ? `replace ${cmd} with ${suggestion}` : `instructions are ${INSTRUCTION_KEYWORDS.map((k) => k.toUpperCase()).join(', ')}`,
       );
     }
   }
@@ -441,8 +413,23 @@ function toInstruction(p: ParsedLine, original: string, startLine: number, endLi
   return inst;
 }
 
+/**
+ * A UTF-16 Dockerfile (a byte-order mark, or NUL bytes, which no Dockerfile has) read as
+ * UTF-8 is noise to the parser: say what it is instead. A UTF-8 byte-order mark is fine.
+ */
+function rejectUtf16(text: string, fileName: string): void {
+  const head = text.slice(0, 2);
+  const bom = head === '\ufffd\ufffd' || head === '\ufeff\u0000' || head === '\ufffe';
+  if (!bom && !text.includes('\u0000')) return;
+  throw new KilnError(bom || /^(?:[^\u0000]\u0000)+/.test(text) || /^(?:\u0000[^\u0000])+/.test(text) ? 'Dockerfile is UTF-16; save it as UTF-8' : 'Dockerfile contains NUL bytes: it is not a text file', {
+    location: { file: fileName, line: 1, column: 1 },
+    hint: bom ? `convert it, e.g. iconv -f UTF-16 -t UTF-8 ${fileName} > ${fileName}.utf8, or save it from the editor as "UTF-8"` : 'save it as UTF-8 text',
+  });
+}
+
 /** Parses a Dockerfile. Throws KilnError (with file:line:col) on a syntax error. */
 export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfile {
+  rejectUtf16(text, fileName);
   const rawLines = text.split('\n');
   if (rawLines.length > 0 && rawLines[rawLines.length - 1] === '') rawLines.pop();
   if (rawLines.length > 0 && (rawLines[0] as string).startsWith('\ufeff')) rawLines[0] = (rawLines[0] as string).slice(1);

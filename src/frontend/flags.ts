@@ -1,6 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Instruction } from '../dockerfile/ast.js';
 import { locate } from './locate.js';
+import { withSuggestion } from './suggest.js';
 
 export type FlagKind = 'string' | 'bool' | 'strings';
 
@@ -30,7 +31,7 @@ export function parseFlags(
     const kind = accepted[name];
     if (!kind) {
       const known = Object.keys(accepted);
-      throw new KilnError(`unknown flag: --${name} for ${inst.keyword.toUpperCase()}`, {
+      throw new KilnError(withSuggestion(`unknown flag: --${name}`, name, known), {
         location: locate(inst, fileName, lines, raw),
         hint: known.length
           ? `${inst.keyword.toUpperCase()} accepts ${known.map((k) => `--${k}`).join(', ')}`
@@ -41,6 +42,7 @@ export function parseFlags(
       if (value !== undefined && value !== 'true' && value !== 'false') {
         throw new KilnError(`invalid value for --${name}: expecting true or false, got "${value}"`, {
           location: locate(inst, fileName, lines, raw),
+          hint: `write --${name} (or --${name}=false)`,
         });
       }
       values.set(name, [value ?? 'true']);
@@ -54,7 +56,7 @@ export function parseFlags(
     }
     const prev = values.get(name);
     if (prev && kind === 'string') {
-      throw new KilnError(`duplicate flag specified: --${name}`, { location: locate(inst, fileName, lines, raw) });
+      throw new KilnError(`duplicate flag specified: --${name}`, { location: locate(inst, fileName, lines, raw), hint: `give --${name} once` });
     }
     values.set(name, [...(prev ?? []), value]);
   }

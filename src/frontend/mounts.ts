@@ -1,5 +1,10 @@
 import path from 'node:path';
 import type { MountSpec } from '../graph/types.js';
+import { withSuggestion } from './suggest.js';
+
+const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
+/** The keys BuildKit's --mount takes, for "did you mean". */
+const MOUNT_KEYS = ['type', 'from', 'source', 'target', 'readonly', 'readwrite', 'id', 'sharing', 'required', 'mode', 'uid', 'gid', 'size', 'env'];
 
 export type ParsedMount = MountSpec & { fromName?: string };
 
@@ -54,10 +59,12 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
     }
     const val = raw === undefined || key === 'from' ? raw : expand(raw);
     switch (key) {
-      case 'type':
-        if (!val || !['bind', 'cache', 'tmpfs', 'secret', 'ssh'].includes(val.toLowerCase())) throw fail(`unsupported mount type "${val ?? ''}"`);
-        spec.type = val.toLowerCase() as MountSpec['type'];
+      case 'type': {
+        const type = val?.toLowerCase();
+        if (!type || !MOUNT_TYPES.includes(type)) throw fail(withSuggestion(`unsupported mount type "${val ?? ''}"`, val ?? '', MOUNT_TYPES));
+        spec.type = type as MountSpec['type'];
         break;
+      }
       case 'target':
       case 'dst':
       case 'destination':
@@ -84,7 +91,7 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
         spec.id = val;
         break;
       case 'sharing':
-        if (val !== 'shared' && val !== 'private' && val !== 'locked') throw fail(`invalid sharing mode "${val ?? ''}": use shared, private or locked`);
+        if (val !== 'shared' && val !== 'private' && val !== 'locked') throw fail(withSuggestion(`unsupported sharing value "${val ?? ''}"`, val ?? '', ['shared', 'private', 'locked']));
         spec.sharing = val;
         break;
       case 'mode':
@@ -109,7 +116,7 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
         spec.env = val ?? '';
         break;
       default:
-        throw fail(`unexpected key '${key}' in '${f}'`);
+        throw fail(withSuggestion(`unexpected key '${key}' in '${f}'`, key, MOUNT_KEYS));
     }
   }
   const t = spec.type;

@@ -20,8 +20,8 @@ import { parseFlags } from './flags.js';
 import { locate } from './locate.js';
 import { parseDuration } from './duration.js';
 import { parseMount } from './mounts.js';
-import { parsePlatform, predefinedPlatformArgs } from '../platform.js';
-import { closestWord } from './suggest.js';
+import { formatPlatform, predefinedPlatformArgs, tryParsePlatform } from '../platform.js';
+import { closestWord, withSuggestion } from './suggest.js';
 import { goDuration, goList, goQuoteList } from './gofmt.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -58,6 +58,11 @@ export interface PlanOptions {
   noCacheFilter?: string[];
   /** Creation time written to history and config (SOURCE_DATE_EPOCH when set). */
   created: string;
+  /**
+   * Why a RUN for a platform cannot execute here (platform.ts executionProblem), checked
+   * while planning so a foreign-platform build fails at its first RUN, before any work.
+   */
+  executionProblem?: (platform: Platform) => string | undefined;
 }
 
 export interface StagePlan {
@@ -92,6 +97,12 @@ export async function planBuild(df: Dockerfile, opts: PlanOptions): Promise<Buil
 
 class Planner {
   private readonly lexer: ShellLexer;
+  /**
+   * Expands the body of an unquoted COPY/ADD heredoc as BuildKit does: quotes are kept as
+   * written, `$` references and backslash escapes are processed (always `\`, whatever the
+   * escape directive says).
+   */
+  private readonly heredocLexer: ShellLexer;
   private readonly stages: StageDecl[] = [];
   private readonly globalArgs: Array<{ name: string; value?: string }> = [];
   private readonly planned = new Map<number, Promise<StagePlan>>();
@@ -108,6 +119,8 @@ class Planner {
     private readonly opts: PlanOptions,
   ) {
     this.lexer = new ShellLexer(df.directives.escape);
+    this.heredocLexer = new ShellLexer('\\');
+    this.heredocLexer.skipProcessQuotes = true;
     this.targetPlatform = opts.platform ?? opts.buildPlatform;
     this.buildArgs = opts.buildArgs ?? {};
     this.splitStages();
@@ -156,11 +169,11 @@ class Planner {
     if (args.length === 3 && args[1].toLowerCase() === 'as') {
       const name = args[2].toLowerCase();
       if (!/^[a-z][a-z0-9-_.]*$/.test(name)) {
-        throw this.err(inst, `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, undefined, args[2]);
+        throw this.err(inst, `invalid name for build stage: "${args[2]}", name can't start with a number or contain symbols`, 'start the name with a letter; use letters, digits, "-", "_" and "."', args[2]);
       }
       return { image: args[0], name };
     }
-    throw this.err(inst, 'FROM requires either one or three arguments: FROM <image> [AS <name>]');
+    throw this.err(inst, 'FROM requires either one or three arguments: FROM <image> [AS <name>]', 'write FROM busybox:latest or FROM busybox:latest AS build');
   }
 
   /**
@@ -192,14 +205,23 @@ class Planner {
       const found = this.stages.find((s) => s.name === t);
       if (!found) {
         const names = this.stages.flatMap((s) => (s.name ? [s.name] : []));
-        const near = closestWord(t, names);
-        throw new KilnError(`target stage "${this.opts.target}" could not be found`, {
-          hint: near ? `did you mean "${near}"?` : names.length ? `stages: ${names.join(', ')}` : 'no stage is named (FROM image AS name)',
+        throw new KilnError(withSuggestion(`target stage "${this.opts.target}" could not be found`, t, names), {
+          hint: names.length ? `--target names a stage (FROM image AS name); this Dockerfile has: ${names.join(', ')}` : 'no stage is named (FROM image AS name)',
         });
       }
       targetIndex = found.index;
     }
     const target = await this.planStage(targetIndex);
+    if (this.opts.platform) {
+      // an explicit target platform is what the image says it is for, whatever the base said
+      // (BuildKit keeps the base's variant only when os and architecture already match)
+      const want = this.opts.platform;
+      const same = target.config.os === want.os && target.config.architecture === want.architecture;
+      target.config.os = want.os;
+      target.config.architecture = want.architecture;
+      if (want.variant !== undefined) target.config.variant = want.variant;
+      else if (!same) delete target.config.variant;
+    }
     const planned = await Promise.all([...this.planned.values()]);
     for (const name of [...PROXY_ARGS, 'BUILDKIT_SANDBOX_HOSTNAME']) if (name in this.buildArgs) this.consumedArgs.add(name);
     const unused = Object.keys(this.buildArgs).filter((k) => !this.consumedArgs.has(k) && !(k in this.platformArgs()));
@@ -240,11 +262,11 @@ class Planner {
     if (platformFlag !== undefined) {
       const value = this.expandFrom(stage.from, platformFlag, gscope);
       if (value === '') throw this.err(stage.from, `empty platform value from expression ${platformFlag}`, 'use --platform=$BUILDPLATFORM or an os/arch such as linux/amd64', `--platform=${platformFlag}`);
-      try {
-        platform = parsePlatform(value);
-      } catch (e) {
-        throw this.err(stage.from, `failed to parse platform ${platformFlag}: ${(e as Error).message}`, undefined, `--platform=${platformFlag}`);
+      const parsed = tryParsePlatform(value, this.opts.buildPlatform);
+      if ('problem' in parsed) {
+        throw this.err(stage.from, `failed to parse platform ${platformFlag}: ${parsed.problem}`, 'write os/arch[/variant], e.g. linux/amd64, or $BUILDPLATFORM', `--platform=${platformFlag}`);
       }
+      platform = parsed.platform;
     }
     const stageName = stage.name ?? `stage-${stage.index}`;
     const total = stage.body.length + 1;
@@ -375,7 +397,7 @@ class Planner {
     try {
       res = this.lexer.processWordWithMatches(word, gscope);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
     const declared = this.globalArgs.map((a) => a.name);
     for (const name of res.unmatched) {
@@ -398,12 +420,12 @@ class Planner {
    * Expands a word in a stage with the build state's environment, warning as BuildKit's
    * UndefinedVar check does about variables that are neither set nor declared by ARG.
    */
-  private expandIn(ctx: StageContext, inst: Instruction, word: string, env = this.scope(ctx)): string {
+  private expandIn(ctx: StageContext, inst: Instruction, word: string, env = this.scope(ctx), lexer = this.lexer): string {
     let res;
     try {
-      res = this.lexer.processWordWithMatches(word, env);
+      res = lexer.processWordWithMatches(word, env);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
     for (const name of res.unmatched) {
       if (ctx.buildArgs.some((a) => a.key === name)) continue;
@@ -419,7 +441,7 @@ class Planner {
     try {
       return this.lexer.processWords(word, env);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
   }
 
@@ -427,7 +449,7 @@ class Planner {
     try {
       return this.lexer.processWord(word, env);
     } catch (e) {
-      throw this.err(inst, (e as Error).message, undefined, word);
+      throw this.err(inst, (e as Error).message, EXPANSION_HINT, word);
     }
   }
 
@@ -485,6 +507,10 @@ class Planner {
     const noFlags = () => parseFlags(inst, {}, file, lines);
     const origin = { ...locate(at, file, lines) };
     const display = `${inst.keyword.toUpperCase()} ${inst.json ? JSON.stringify(inst.args).replace(/","/g, '", "') : inst.args.join(' ')}`.trim();
+    const usage = NEEDS_ARGUMENTS[inst.keyword];
+    if (usage !== undefined && inst.args.length === 0) {
+      throw this.err(inst, `${inst.keyword.toUpperCase()} requires at least one argument`, `write ${usage}`);
+    }
     switch (inst.keyword) {
       case 'env': {
         noFlags();
@@ -492,7 +518,7 @@ class Planner {
         // `ENV A=1 B=$A` gives B the old A (BuildKit's documented behaviour).
         const pairs = this.expandPairs(ctx, inst);
         for (const [key, value] of pairs) {
-          if (key === '') throw this.err(inst, 'ENV names can not be blank');
+          if (key === '') throw this.err(inst, 'ENV names can not be blank', 'write ENV NAME=value');
           addEnv(ctx.env, key, value);
           cc.Env = addEnv(cc.Env ?? [], key, value);
         }
@@ -504,7 +530,7 @@ class Planner {
         const pairs = this.expandPairs(ctx, inst);
         cc.Labels ??= {};
         for (const [key, value] of pairs) {
-          if (key === '') throw this.err(inst, 'LABEL names can not be blank');
+          if (key === '') throw this.err(inst, 'LABEL names can not be blank', 'write LABEL key=value');
           cc.Labels[key] = value;
         }
         this.history(ctx, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, true);
@@ -568,10 +594,10 @@ class Planner {
       case 'volume': {
         noFlags();
         const vols = inst.json ? inst.args.map((a) => this.expandIn(ctx, inst, a)) : inst.args.flatMap((a) => this.expandWordsIn(ctx, inst, a));
-        if (vols.length === 0) throw this.err(inst, 'VOLUME requires at least one argument');
+        if (vols.length === 0) throw this.err(inst, 'VOLUME requires at least one argument', `write ${NEEDS_ARGUMENTS.volume}`);
         cc.Volumes ??= {};
         for (const v of vols) {
-          if (v.trim() === '') throw this.err(inst, 'VOLUME specified can not be an empty string');
+          if (v.trim() === '') throw this.err(inst, 'VOLUME specified can not be an empty string', 'name the mount point, e.g. VOLUME /data');
           cc.Volumes[v] = {};
         }
         this.history(ctx, `VOLUME ${goList(vols)}`, true);
@@ -620,11 +646,16 @@ class Planner {
         noFlags();
         const trigger = inst.onbuild;
         if (!trigger) throw this.err(inst, 'ONBUILD requires an instruction to trigger', 'write ONBUILD RUN ... (or another instruction)');
-        if (['onbuild', 'from', 'maintainer'].includes(trigger.keyword)) {
-          throw this.err(inst, `${trigger.keyword.toUpperCase()} isn't allowed as an ONBUILD trigger`, undefined, trigger.keyword.toUpperCase());
+        if (trigger.keyword === 'onbuild') {
+          throw this.err(inst, 'Chaining ONBUILD via `ONBUILD ONBUILD` isn\'t allowed', 'write ONBUILD once, followed by the instruction to trigger', trigger.keyword.toUpperCase());
+        }
+        if (['from', 'maintainer'].includes(trigger.keyword)) {
+          throw this.err(inst, `${trigger.keyword.toUpperCase()} isn't allowed as an ONBUILD trigger`, 'ONBUILD can trigger any instruction but FROM, MAINTAINER and ONBUILD', trigger.keyword.toUpperCase());
         }
         // Recorded in the config only: BuildKit writes no history entry for ONBUILD.
-        cc.OnBuild = [...(cc.OnBuild ?? []), inst.original.replace(/^\s*onbuild\s*/i, '')];
+        // A heredoc trigger keeps its bodies, so the child build can parse it whole.
+        const expression = inst.original.replace(/^\s*onbuild\s*/i, '') + inst.heredocs.map((h) => `\n${h.content}${h.name}`).join('');
+        cc.OnBuild = [...(cc.OnBuild ?? []), expression];
         return;
       }
       case 'run':
@@ -633,7 +664,7 @@ class Planner {
       case 'add':
         return this.dispatchCopy(ctx, inst, origin);
       case 'from':
-        throw this.err(inst, 'FROM is not allowed here');
+        throw this.err(inst, 'FROM is not allowed here', 'FROM starts a stage; it cannot be triggered or nested');
       default:
         throw this.err(inst, `unknown instruction: ${inst.keyword.toUpperCase()}`);
     }
@@ -727,10 +758,18 @@ class Planner {
   private async dispatchRun(ctx: StageContext, inst: Instruction, origin: VertexOrigin, display: string): Promise<void> {
     const cc = ctx.config.config!;
     const flags = parseFlags(inst, { mount: 'strings', network: 'string', security: 'string' }, this.df.fileName, this.df.lines);
+    const cannotRun = this.opts.executionProblem?.(ctx.platform);
+    if (cannotRun !== undefined) {
+      throw this.err(
+        inst,
+        `RUN for ${formatPlatform(ctx.platform)} cannot execute: ${cannotRun}`,
+        'install QEMU user emulation (apt-get install qemu-user-static binfmt-support), or build for this machine\'s platform (--platform, FROM --platform=$BUILDPLATFORM)',
+      );
+    }
     const scope = this.scope(ctx);
     const mounts: MountSpec[] = [];
     for (const raw of flags.strings('mount')) {
-      const spec = parseMount(raw, (m) => this.err(inst, m, undefined, '--mount'), (w) => this.expandIn(ctx, inst, w, scope), cc.WorkingDir || '/');
+      const spec = parseMount(raw, (m) => this.err(inst, m, 'write --mount=type=bind|cache|tmpfs|secret|ssh,target=/path[,source=...,from=...]', '--mount'), (w) => this.expandIn(ctx, inst, w, scope), cc.WorkingDir || '/');
       if (spec.fromName !== undefined && spec.fromName !== 'context') {
         spec.from = await this.sourceState(ctx, inst, spec.fromName, `--mount`, 'RUN --mount from=');
       }
@@ -888,7 +927,7 @@ class Planner {
       const name = heredocWord(w);
       if (name !== undefined) {
         const h = inst.heredocs.find((x) => x.name === name)!;
-        inline.push({ name: h.name, content: h.expand ? this.expandIn(ctx, inst, h.content, scope) : h.content });
+        inline.push({ name: h.name, content: h.expand ? this.expandIn(ctx, inst, h.content, scope, this.heredocLexer) : h.content });
       } else if (isAdd && /^https?:\/\//.test(w) && !/\.git(#|$)/.test(w)) {
         urls.push(w);
       } else if (isAdd && /^git@|^git:\/\/|\.git(#|$)/.test(w)) {
@@ -923,6 +962,9 @@ class Planner {
       from = await this.sourceState(ctx, inst, fromFlag, `--from=${fromFlag}`, `${kw} --from=`);
     }
     const chown = flags.string('chown') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chown')!, scope);
+    if (chown !== undefined && chown.split(':').length > 2) {
+      throw this.err(inst, `invalid --chown=${chown}: expected USER[:GROUP], a name or a number each`, 'write --chown=1000:1000 or --chown=app:app', '--chown');
+    }
     const chmod = flags.string('chmod') === undefined ? undefined : this.expandIn(ctx, inst, flags.string('chmod')!, scope);
     if (chmod !== undefined && chmod !== '') {
       try {
@@ -978,6 +1020,18 @@ class Planner {
 }
 
 type VertexOrigin = NonNullable<Vertex['origin']>;
+
+const EXPANSION_HINT = 'variables are written $NAME, ${NAME}, ${NAME:-default}, ${NAME:+alternative} or ${NAME:?message}; write \\$ for a literal $';
+
+/** Instructions BuildKit rejects without arguments, and what a use looks like. */
+const NEEDS_ARGUMENTS: Record<string, string> = {
+  env: 'ENV NAME=value',
+  label: 'LABEL key=value',
+  arg: 'ARG NAME[=default]',
+  expose: 'EXPOSE 80/tcp',
+  volume: 'VOLUME /data',
+  healthcheck: 'HEALTHCHECK CMD command, or HEALTHCHECK NONE',
+};
 
 /** An ARG a stage declared (or inherited from the stage it is built on), for RUN history. */
 interface BuildArgDecl {

@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { KilnError } from '../errors.js';
+import { describeErrno, fromErrno, isErrnoError, KilnError } from '../errors.js';
 import { normalizeName, normalizeTagName, parseReference } from '../refs.js';
 import { canonicalJSON } from './canonical.js';
 import { Digester, digestHex, isDigest } from './digest.js';
@@ -34,6 +34,29 @@ function notFound(name: string): KilnError {
   return new KilnError(`image ${shown} not found in the store; build it, or kiln load/import it`, { hint: 'kiln images lists what the store holds' });
 }
 
+/**
+ * A failure reading an archive as a KilnError that says what is wrong with the file, never
+ * the zlib or tar library's words: truncated, not gzip, not tar. System errors (a full
+ * disk while storing what was read) keep their own meaning.
+ */
+export function archiveReadError(e: unknown, what: string, remake = 'write it again, e.g. with kiln save or docker save'): KilnError {
+  let inner: unknown = e;
+  // tarEntries wraps the library's error; look at the original
+  if (inner instanceof KilnError && inner.message.startsWith('cannot read the tar archive') && inner.cause !== undefined) inner = inner.cause;
+  if (inner instanceof KilnError) return inner;
+  if (isErrnoError(inner)) return fromErrno(inner);
+  const err = inner as { code?: unknown; message?: unknown };
+  const code = typeof err?.code === 'string' ? err.code : '';
+  const msg = typeof err?.message === 'string' ? err.message : String(inner);
+  const hint = `the file is incomplete or damaged (an interrupted download or copy?): ${remake}`;
+  if (code.startsWith('Z_') || /unexpected end of file|incorrect header check|invalid (block type|distance|code|stored block)/i.test(msg)) {
+    return new KilnError(`${what} is not a complete gzip stream: it is truncated or corrupt`, { hint, cause: inner });
+  }
+  if (/unexpected end of data/i.test(msg)) return new KilnError(`${what} is truncated: the tar data ends inside an entry`, { hint, cause: inner });
+  if (/invalid (tar )?header/i.test(msg)) return new KilnError(`${what} is not a valid tar archive (a header is corrupt)`, { hint, cause: inner });
+  return new KilnError(`${what} cannot be read as an archive: ${msg}`, { hint, cause: inner });
+}
+
 function dirEntry(p: string): TarEntry {
   return { path: p, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 0 };
 }
@@ -63,6 +86,10 @@ export async function saveImages(
       await pipeline(bytes, out as NodeJS.WritableStream, { end: out !== process.stdout });
       return;
     }
+    const st = await fsp.stat(out).catch(() => undefined);
+    if (st?.isDirectory()) {
+      throw new KilnError(`cannot write the archive to ${out}: it is a directory`, { hint: `name a file, e.g. -o ${path.join(out, 'image.tar')}` });
+    }
     removeStaleTempsBeside(out);
     const tmp = tempBeside(out);
     try {
@@ -72,9 +99,14 @@ export async function saveImages(
       await fh.close();
       await fsp.rename(tmp, out);
     } catch (e) {
-      await fsp.rm(tmp, { force: true });
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'EACCES') {
-        throw new KilnError(`cannot write ${out}: ${(e as Error).message}`, { hint: 'check that the directory exists and is writable' });
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      if (isErrnoError(e)) {
+        const { what, hint } = describeErrno(e);
+        const full = e.code === 'ENOSPC' || e.code === 'EDQUOT';
+        throw new KilnError(`cannot write the archive to ${out}: ${what}`, {
+          hint: full ? 'free space there, or save to another file system' : e.code === 'ENAMETOOLONG' ? hint : `check that ${path.dirname(path.resolve(out))} exists and is writable, or save elsewhere`,
+          cause: e,
+        });
       }
       throw e;
     }
@@ -308,45 +340,18 @@ export async function loadArchive(store: ContentStore, file: string | NodeJS.Rea
   try {
     let input: NodeJS.ReadableStream;
     if (typeof file === 'string') {
-      try {
-        await fsp.access(file);
-      } catch (e) {
-        throw new KilnError(`cannot read ${file}: ${(e as Error).message}`, { hint: 'check the path of the archive' });
-      }
+      const st = await fsp.stat(file).catch((e: NodeJS.ErrnoException) => {
+        throw new KilnError(`cannot read ${file}: ${describeErrno(e).what}`, { hint: 'check the path of the archive' });
+      });
+      if (!st.isFile()) throw new KilnError(`cannot read ${file}: it is not a regular file`, { hint: 'give the path of an archive written by kiln save or docker save' });
       input = createReadStream(file);
     } else {
       input = file;
     }
     const storedBlobs = new Set<string>();
-    let members = 0;
-    for await (const { header, stream } of tarEntries(input)) {
-      members++;
-      const p = cleanMemberPath(header.name);
-      if (p === undefined) throw new KilnError(`${what} contains an unsafe path ${JSON.stringify(header.name)}`);
-      if (p === '') continue;
-      const blob = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(p);
-      if (blob && (header.type === 'file' || header.type === 'contiguous-file')) {
-        await store.writeBlobFromStream(stream as AsyncIterable<Buffer>, `sha256:${blob[1]}`);
-        storedBlobs.add(`sha256:${blob[1]}`);
-        continue;
-      }
-      const target = path.join(work, p);
-      if (header.type === 'directory') {
-        await fsp.mkdir(target, { recursive: true });
-      } else if (header.type === 'file' || header.type === 'contiguous-file') {
-        await fsp.mkdir(path.dirname(target), { recursive: true });
-        await pipeline(stream, createWriteStream(target));
-      } else if (header.type === 'symlink' && header.linkname) {
-        await fsp.mkdir(path.dirname(target), { recursive: true });
-        await fsp.symlink(header.linkname, target);
-      } else if (header.type === 'link' && header.linkname) {
-        const src = cleanMemberPath(header.linkname);
-        if (src) {
-          await fsp.mkdir(path.dirname(target), { recursive: true });
-          await fsp.link(path.join(work, src), target).catch(() => undefined);
-        }
-      }
-    }
+    const members = await unpackMembers(store, input, work, what, storedBlobs).catch((e: unknown) => {
+      throw archiveReadError(e, what);
+    });
     if (members === 0) throw new KilnError(`${what} is empty`, { hint: 'give a file written by kiln save or docker save' });
     const member = async (p: string): Promise<string> => {
       const clean = cleanMemberPath(p);
@@ -364,6 +369,40 @@ export async function loadArchive(store: ContentStore, file: string | NodeJS.Rea
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }
+}
+
+/** Stores the blobs of an archive's members and writes the rest under `work`; returns how many members it had. */
+async function unpackMembers(store: ContentStore, input: NodeJS.ReadableStream, work: string, what: string, storedBlobs: Set<string>): Promise<number> {
+  let members = 0;
+  for await (const { header, stream } of tarEntries(input)) {
+    members++;
+    const p = cleanMemberPath(header.name);
+    if (p === undefined) throw new KilnError(`${what} contains an unsafe path ${JSON.stringify(header.name)}`);
+    if (p === '') continue;
+    const blob = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(p);
+    if (blob && (header.type === 'file' || header.type === 'contiguous-file')) {
+      await store.writeBlobFromStream(stream as AsyncIterable<Buffer>, `sha256:${blob[1]}`);
+      storedBlobs.add(`sha256:${blob[1]}`);
+      continue;
+    }
+    const target = path.join(work, p);
+    if (header.type === 'directory') {
+      await fsp.mkdir(target, { recursive: true });
+    } else if (header.type === 'file' || header.type === 'contiguous-file') {
+      await fsp.mkdir(path.dirname(target), { recursive: true });
+      await pipeline(stream, createWriteStream(target));
+    } else if (header.type === 'symlink' && header.linkname) {
+      await fsp.mkdir(path.dirname(target), { recursive: true });
+      await fsp.symlink(header.linkname, target);
+    } else if (header.type === 'link' && header.linkname) {
+      const src = cleanMemberPath(header.linkname);
+      if (src) {
+        await fsp.mkdir(path.dirname(target), { recursive: true });
+        await fsp.link(path.join(work, src), target).catch(() => undefined);
+      }
+    }
+  }
+  return members;
 }
 
 function nameFromAnnotations(annotations: Record<string, string> | undefined): string | undefined {

@@ -1,5 +1,6 @@
 import { createReadStream, promises as fsp } from 'node:fs';
-import { KilnError } from '../errors.js';
+import { describeErrno, KilnError } from '../errors.js';
+import { archiveReadError } from './archive.js';
 import { normalizeTagName } from '../refs.js';
 import { applyChanges } from './changes.js';
 import { writeImage } from './image.js';
@@ -95,15 +96,16 @@ async function* entriesFromTar(tarFile: string): AsyncGenerator<LayerEntry> {
  */
 export async function importRootfs(store: ContentStore, tarFile: string, name: string, options: ImportOptions = {}): Promise<Descriptor> {
   normalizeTagName(name);
-  try {
-    const st = await fsp.stat(tarFile);
-    if (!st.isFile()) throw new Error('not a regular file');
-  } catch (e) {
-    throw new KilnError(`cannot import ${tarFile}: ${(e as Error).message}`, { hint: 'give the path of a .tar or .tar.gz of a root filesystem' });
-  }
+  const hint = 'give the path of a .tar or .tar.gz of a root filesystem';
+  const st = await fsp.stat(tarFile).catch((e: NodeJS.ErrnoException) => {
+    throw new KilnError(`cannot import ${tarFile}: ${describeErrno(e).what}`, { hint });
+  });
+  if (!st.isFile()) throw new KilnError(`cannot import ${tarFile}: it is not a regular file`, { hint });
   const epoch = options.sourceDateEpoch ?? epochFromEnv();
   const containerConfig: ContainerConfig = applyChanges({}, options.changes ?? []);
-  const layer = await writeLayer(store, entriesFromTar(tarFile), { sourceDateEpoch: epoch });
+  const layer = await writeLayer(store, entriesFromTar(tarFile), { sourceDateEpoch: epoch }).catch((e: unknown) => {
+    throw archiveReadError(e, tarFile, 'make the tarball again');
+  });
   if (layer.entries === 0) throw new KilnError(`${tarFile} contains no files`, { hint: 'import a tarball of a root filesystem' });
   const platform = options.platform ?? hostPlatform();
   const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.000Z$/, 'Z');

@@ -16,7 +16,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, promises as fs, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { dockerignore, excludeMatcher, type DockerIgnore } from '../dockerignore.js';
+import { excludeMatcher, ignoreMatcher, readIgnorePatterns, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import { hasWildcard, matchPath } from './match.js';
@@ -163,7 +163,7 @@ export class BuildContext {
   ) {
     this.dir = dir;
     this.ignorePatterns = patterns;
-    this.ignore = dockerignore({ ignorecase: false }).add(patterns);
+    this.ignore = ignoreMatcher(patterns);
   }
 
   /** Opens a context directory and starts walking it in the background. */
@@ -173,17 +173,11 @@ export class BuildContext {
     if (!st?.isDirectory()) {
       throw new KilnError(`build context "${dir}" is not a directory`, { hint: 'pass the directory to build from, e.g. kiln build .' });
     }
+    // read (and checked) before the walk starts: a bad pattern leaves no walker behind
+    const ignoreFile = options.ignoreFile ?? path.join(abs, '.dockerignore');
+    const patterns = await readIgnorePatterns(ignoreFile, path.relative(process.cwd(), ignoreFile) || ignoreFile);
     const walkStartMs = Date.now();
     const find = options.walker === 'js' ? undefined : startFind(abs);
-    let patterns: string[] = [];
-    const ignoreFile = options.ignoreFile ?? path.join(abs, '.dockerignore');
-    const text = await fs.readFile(ignoreFile, 'utf8').catch(() => undefined);
-    if (text !== undefined) {
-      patterns = text
-        .split(/\r?\n/)
-        .map((l) => l.trim())
-        .filter((l) => l !== '' && !l.startsWith('#'));
-    }
     const ctx = new BuildContext(abs, patterns, options.hashCacheFile);
     ctx.walkStartMs = walkStartMs;
     ctx.find = find;

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { lstatSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
-import { KilnError } from '../errors.js';
+import { fromErrno, isErrnoError, KilnError } from '../errors.js';
 import type { ContentStore, Lease } from '../oci/store.js';
 import { layerDiffId, writeLayer } from '../oci/layer.js';
 import { trace, tracing } from '../trace.js';
@@ -215,7 +215,7 @@ export class Solver {
   private inBackground(v: Vertex, work: Promise<unknown>): void {
     const tracked = work.catch((e: unknown) => {
       if (this.firstError === undefined) {
-        this.firstError = atStep(e, v);
+        this.firstError = atStep(e, v, 'storing the layer of this step');
         this.cancel.abort();
       }
     });
@@ -665,7 +665,7 @@ export class Solver {
 }
 
 /** A user error from inside a step, located at the step's Dockerfile line. */
-function atStep(e: unknown, v: Vertex): unknown {
+function atStep(e: unknown, v: Vertex, doing?: string): unknown {
   const errno = (e as NodeJS.ErrnoException | undefined)?.code;
   if (!(e instanceof KilnError) && (errno === 'ENOSPC' || errno === 'EDQUOT')) {
     // the step that ran out of space is the one blamed
@@ -675,6 +675,8 @@ function atStep(e: unknown, v: Vertex): unknown {
       cause: e,
     });
   }
+  // any other system error (a name too long, ...) is blamed on the step that met it too
+  if (isErrnoError(e)) e = fromErrno(e, e.path ? undefined : doing);
   if (!(e instanceof KilnError) || e.location || !v.origin) return e;
   return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
 }

@@ -1,4 +1,5 @@
-import { hostPlatform } from '../../platform.js';
+import { closestWord } from '../suggest.js';
+import { hostPlatform, tryParsePlatform } from '../../platform.js';
 /**
  * Small lexical helpers the check rules need: image reference validation
  * (distribution/reference grammar), platform strings, and "did you mean".
@@ -73,76 +74,18 @@ export interface Platform {
   variant?: string;
 }
 
-const KNOWN_OS = new Set([
-  'aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'illumos', 'ios', 'js', 'linux',
-  'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows',
-]);
-
-function normalizeArch(arch: string, variant?: string): { architecture: string; variant?: string } {
-  switch (arch) {
-    case 'i386':
-      return { architecture: '386' };
-    case 'x86_64':
-    case 'x86-64':
-    case 'amd64':
-      return { architecture: 'amd64', variant: variant === 'v1' ? undefined : variant };
-    case 'aarch64':
-    case 'arm64':
-      return { architecture: 'arm64', variant: variant === 'v8' || variant === '8' ? undefined : variant };
-    case 'armhf':
-      return { architecture: 'arm', variant: 'v7' };
-    case 'armel':
-      return { architecture: 'arm', variant: 'v6' };
-    case 'arm':
-      return { architecture: 'arm', variant: variant ?? 'v7' };
-    default:
-      return { architecture: arch, variant };
-  }
-}
-
 /** Parses "os/arch[/variant]", "os" or "arch" like containerd's platforms.Parse; undefined when invalid. */
 export function parsePlatform(spec: string, host: Platform = hostPlatform()): Platform | undefined {
-  const parts = spec.toLowerCase().split('/');
-  if (parts.some((p) => p === '' || !/^[a-z0-9_.-]+$/.test(p))) return undefined;
-  if (parts.length === 1) {
-    if (KNOWN_OS.has(parts[0])) return { os: parts[0], architecture: host.architecture, variant: host.variant };
-    const a = normalizeArch(parts[0]);
-    return { os: host.os, ...a };
-  }
-  if (parts.length > 3) return undefined;
-  const a = normalizeArch(parts[1], parts[2]);
-  return { os: parts[0], ...a };
+  const r = tryParsePlatform(spec, host);
+  return 'platform' in r ? r.platform : undefined;
 }
 
 // the host platform and formatting are the shared ones
 export { formatPlatform, hostPlatform } from '../../platform.js';
 
-export function levenshtein(a: string, b: string): number {
-  if (a === b) return 0;
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
-
 /** The closest option within edit distance 2 (BuildKit's suggest threshold), or undefined; none on an exact match. */
 export function suggest(value: string, options: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestDist = 3;
-  for (const o of options) {
-    if (o === value) return undefined;
-    const d = levenshtein(value, o);
-    if (d < bestDist) {
-      bestDist = d;
-      best = o;
-    }
-  }
-  return best;
+  return closestWord(value, options);
 }
 
 /** Go's %q for the plain strings that appear in messages. */
