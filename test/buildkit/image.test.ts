@@ -28,7 +28,7 @@ port('testDockerfileScratchConfig', async () => {
   const env = img.config.config?.Env as string[];
   assert.ok(env.includes('foo=bar'));
   assert.ok(env.some((e) => e.startsWith('PATH=')));
-}, { todo: 'an image FROM scratch gets no WorkingDir ("/" in BuildKit)' });
+});
 
 port('testOCILayoutMultiname', async () => {
   const spec = { dockerfile: 'FROM scratch\nCOPY <<EOF /foo\nhello\nEOF\n', kilnArgs: ['-t', 'org/repo:tag1', '-t', 'org/repo:tag2'] };
