@@ -1,5 +1,4 @@
 /** Port of BuildKit's frontend/dockerfile/dockerfile_runnetwork_test.go (see test/buildkit/README.md). */
-import assert from 'node:assert/strict';
 import net from 'node:net';
 import { port, useHarness } from './harness.js';
 
