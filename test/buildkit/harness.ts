@@ -1,0 +1,593 @@
+/**
+ * Harness for the port of BuildKit's frontend/dockerfile integration tests.
+ *
+ * A case is a Dockerfile plus a context (files with modes, directories, symlinks, hard
+ * links, sockets), build args, a target and secrets. It is built with kiln (one shared
+ * kiln root with busybox:latest per test file) and, for differential cases, with the
+ * docker 20.10 engine's BuildKit (`DOCKER_BUILDKIT=1 /usr/bin/docker build`) from the same
+ * busybox base, loaded into docker once per test file. Both images are read back the same
+ * way (`kiln save` / `docker save`, a docker archive), their layers applied in order with
+ * whiteouts into one file tree, and compared entry by entry: path, type, mode, owner, link
+ * target, content digest, hard-link group. Image config fields are compared as asked.
+ *
+ * Go tests that export with `--output type=local` and read files are emulated by reading
+ * the final tree of the kiln image (`Image.read`).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
+import { dockerCli, isRoot, kilnBin, rootWithBusybox, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
+
+/** One context entry: a string is a regular file's content (mode 0644). */
+export type ContextEntry =
+  | string
+  | {
+      content?: string | Buffer;
+      mode?: number;
+      dir?: boolean;
+      symlink?: string;
+      hardlink?: string;
+      socket?: boolean;
+      fifo?: boolean;
+    };
+
+export interface BuildSpec {
+  dockerfile?: string;
+  /** where the Dockerfile goes in the context (default "Dockerfile"); null: none is written */
+  dockerfileName?: string | null;
+  /** a Dockerfile path outside the context (passed with -f); the context is then only `files` */
+  externalDockerfile?: boolean;
+  files?: Record<string, ContextEntry>;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  /** secret id → file content (kiln and docker: --secret id=ID,src=FILE) */
+  secrets?: Record<string, string>;
+  /** secret id → environment variable value (--secret id=ID,env=VAR) */
+  envSecrets?: Record<string, string>;
+  /** extra flags for kiln build only */
+  kilnArgs?: string[];
+  noCache?: boolean;
+  /** environment for both builds (e.g. SOURCE_DATE_EPOCH) */
+  env?: Record<string, string>;
+}
+
+export interface FsEntry {
+  type: 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo';
+  mode: number;
+  uid: number;
+  gid: number;
+  linkname?: string;
+  digest?: string;
+  size?: number;
+  data?: Buffer;
+  /** inode number within the flattened image: equal for hard links */
+  inode: number;
+}
+
+export interface ImageResult {
+  fs: Map<string, FsEntry>;
+  config: ImageConfigFile;
+  layers: number;
+}
+
+export interface ImageConfigFile {
+  config?: Record<string, unknown>;
+  history?: Array<{ created_by?: string; empty_layer?: boolean; comment?: string }>;
+  rootfs?: { diff_ids?: string[] };
+  [k: string]: unknown;
+}
+
+export interface BuildResult extends CliResult {
+  tag: string;
+}
+
+const dockerEnv = { DOCKER_BUILDKIT: '1' };
+
+/** Whether the docker 20.10 oracle can be used: root, the Debian client, a running dockerd. */
+function dockerAvailable(): boolean {
+  if (!isRoot() || !existsSync(dockerCli)) return false;
+  return spawnSync(dockerCli, ['info'], { stdio: 'ignore', timeout: 20_000 }).status === 0;
+}
+
+function runBinary(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => out.push(c));
+    p.stderr.on('data', (c) => (stderr += String(c)));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out), stderr }));
+  });
+}
+
+/** Members of a tar archive (gzip or not), in order, with their data. */
+async function readTar(buf: Buffer): Promise<Array<{ header: tar.Header; data: Buffer }>> {
+  if (buf.length > 2 && buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
+  const members: Array<{ header: tar.Header; data: Buffer }> = [];
+  const ex = tar.extract();
+  Readable.from([buf]).pipe(ex);
+  for await (const entry of ex) {
+    const chunks: Buffer[] = [];
+    for await (const c of entry) chunks.push(c as Buffer);
+    members.push({ header: entry.header, data: Buffer.concat(chunks) });
+  }
+  return members;
+}
+
+function normPath(p: string): string {
+  const n = path.posix.normalize(`/${p}`).replace(/\/+$/, '');
+  return n === '' ? '/' : n;
+}
+
+const typeOf: Record<string, FsEntry['type'] | undefined> = {
+  file: 'file',
+  'contiguous-file': 'file',
+  directory: 'dir',
+  symlink: 'symlink',
+  'character-device': 'char',
+  'block-device': 'block',
+  fifo: 'fifo',
+};
+
+/** Applies a docker archive's layers in order (whiteouts, opaque dirs, hard links) into one tree. */
+export async function flattenArchive(archive: Buffer): Promise<ImageResult> {
+  const members = new Map((await readTar(archive)).map((m) => [m.header.name.replace(/^\.\//, ''), m.data]));
+  const manifestData = members.get('manifest.json');
+  assert.ok(manifestData, 'archive has no manifest.json');
+  const manifest = JSON.parse(manifestData.toString('utf8')) as Array<{ Config: string; Layers: string[] }>;
+  const configData = members.get(manifest[0].Config);
+  assert.ok(configData, `archive lacks ${manifest[0].Config}`);
+  const config = JSON.parse(configData.toString('utf8')) as ImageConfigFile;
+  const tree = new Map<string, FsEntry>();
+  let inode = 0;
+  const removeTree = (p: string) => {
+    tree.delete(p);
+    const prefix = p === '/' ? '/' : `${p}/`;
+    for (const k of [...tree.keys()]) if (k.startsWith(prefix)) tree.delete(k);
+  };
+  for (const layerName of manifest[0].Layers) {
+    const layer = members.get(layerName);
+    assert.ok(layer, `archive lacks layer ${layerName}`);
+    const entries = await readTar(layer);
+    // whiteouts only hide what lower layers have: apply them before this layer's additions
+    for (const { header } of entries) {
+      const p = normPath(header.name);
+      const base = path.posix.basename(p);
+      const dir = path.posix.dirname(p);
+      if (base === '.wh..wh..opq') {
+        const prefix = dir === '/' ? '/' : `${dir}/`;
+        for (const k of [...tree.keys()]) if (k.startsWith(prefix)) tree.delete(k);
+      } else if (base.startsWith('.wh.')) {
+        removeTree(path.posix.join(dir, base.slice(4)));
+      }
+    }
+    for (const { header, data } of entries) {
+      const p = normPath(header.name);
+      const base = path.posix.basename(p);
+      if (base.startsWith('.wh.') || p === '/') continue;
+      if (header.type === 'link') {
+        const target = tree.get(normPath(header.linkname ?? ''));
+        assert.ok(target, `hard link ${p} to missing ${header.linkname}`);
+        removeTree(p);
+        tree.set(p, target);
+        continue;
+      }
+      const type = typeOf[header.type ?? 'file'];
+      if (!type) continue; // pax headers and the like carry no entry
+      const existing = tree.get(p);
+      if (existing && !(existing.type === 'dir' && type === 'dir')) removeTree(p);
+      const e: FsEntry = { type, mode: (header.mode ?? 0) & 0o7777, uid: header.uid ?? 0, gid: header.gid ?? 0, inode: ++inode };
+      if (type === 'symlink') e.linkname = header.linkname ?? '';
+      if (type === 'file') {
+        e.digest = createHash('sha256').update(data).digest('hex').slice(0, 16);
+        e.size = data.length;
+        e.data = data;
+      }
+      tree.set(p, e);
+    }
+  }
+  return { fs: tree, config, layers: manifest[0].Layers.length };
+}
+
+/** One line per entry: what the differential comparison looks at. */
+export function describeTree(tree: Map<string, FsEntry>, filter: (p: string) => boolean = () => true): string[] {
+  const groups = new Map<number, string[]>();
+  for (const [p, e] of tree) if (e.type === 'file') groups.set(e.inode, [...(groups.get(e.inode) ?? []), p]);
+  const lines: string[] = [];
+  for (const p of [...tree.keys()].sort()) {
+    if (!filter(p)) continue;
+    const e = tree.get(p)!;
+    let line = `${p} ${e.type} ${e.mode.toString(8).padStart(4, '0')} ${e.uid}:${e.gid}`;
+    if (e.type === 'symlink') line += ` -> ${e.linkname}`;
+    if (e.type === 'file') {
+      line += ` ${e.size} ${e.digest}`;
+      const g = groups.get(e.inode)!;
+      if (g.length > 1) line += ` links=${[...g].sort().join(',')}`;
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+/** Reads a file of an image's final tree, following symlinks inside the tree. */
+export function readImageFile(img: ImageResult, file: string): string {
+  return resolveEntry(img, file, true).data!.toString('utf8');
+}
+
+/** The entry at a path; symlinks on the way (and at the end when `follow`) resolved within the tree. */
+export function resolveEntry(img: ImageResult, file: string, follow = false): FsEntry {
+  let p = '/';
+  const parts = normPath(file).split('/').filter(Boolean);
+  for (let hops = 0, i = 0; i < parts.length; i++) {
+    const next = path.posix.join(p, parts[i]);
+    const e = img.fs.get(next);
+    if (!e) throw new assert.AssertionError({ message: `${file}: no such entry (${next}) in the image` });
+    if (e.type === 'symlink' && (follow || i < parts.length - 1)) {
+      if (++hops > 40) throw new assert.AssertionError({ message: `${file}: too many symlinks` });
+      const target = e.linkname!.startsWith('/') ? e.linkname! : path.posix.join(p, e.linkname!);
+      parts.splice(0, i + 1, ...normPath(target).split('/').filter(Boolean));
+      p = '/';
+      i = -1;
+      continue;
+    }
+    p = next;
+  }
+  const e = img.fs.get(p);
+  if (!e) throw new assert.AssertionError({ message: `${file}: no such entry` });
+  return e;
+}
+
+export function hasEntry(img: ImageResult, file: string): boolean {
+  return img.fs.has(normPath(file));
+}
+
+/** Config fields the ported tests compare. */
+export const CONFIG_FIELDS = ['Env', 'WorkingDir', 'Cmd', 'Entrypoint', 'User', 'Labels', 'ExposedPorts', 'Volumes', 'StopSignal', 'Shell', 'OnBuild', 'Healthcheck'] as const;
+export type ConfigField = (typeof CONFIG_FIELDS)[number];
+
+export interface CompareOptions {
+  /** compare only entries under these paths (default: the whole tree) */
+  only?: string[];
+  /** leave out entries under these paths */
+  ignore?: string[];
+  /** config fields to compare (default: all of CONFIG_FIELDS) */
+  config?: readonly ConfigField[];
+  /** compare the history length and empty_layer flags */
+  history?: boolean;
+  /** compare the number of layers */
+  layers?: boolean;
+}
+
+function under(p: string, roots: string[]): boolean {
+  return roots.some((r) => {
+    const n = normPath(r);
+    return p === n || p.startsWith(n === '/' ? '/' : `${n}/`);
+  });
+}
+
+export function compareImages(kiln: ImageResult, docker: ImageResult, opts: CompareOptions = {}): void {
+  const filter = (p: string) => (!opts.only || under(p, opts.only)) && !(opts.ignore && under(p, opts.ignore));
+  assert.deepEqual(describeTree(kiln.fs, filter), describeTree(docker.fs, filter), 'file trees differ (kiln = actual, BuildKit = expected)');
+  const kc = kiln.config.config ?? {};
+  const dc = docker.config.config ?? {};
+  for (const f of opts.config ?? CONFIG_FIELDS) {
+    assert.deepEqual(emptyToUndefined(kc[f]), emptyToUndefined(dc[f]), `config ${f} differs`);
+  }
+  if (opts.history) {
+    const hk = (kiln.config.history ?? []).map((h) => Boolean(h.empty_layer));
+    const hd = (docker.config.history ?? []).map((h) => Boolean(h.empty_layer));
+    assert.deepEqual(hk, hd, 'history (empty_layer flags) differs');
+  }
+  if (opts.layers) assert.equal(kiln.layers, docker.layers, 'layer count differs');
+}
+
+function emptyToUndefined(v: unknown): unknown {
+  if (v === null || v === undefined || v === '') return undefined;
+  if (Array.isArray(v) && v.length === 0) return undefined;
+  if (typeof v === 'object' && Object.keys(v as object).length === 0) return undefined;
+  return v;
+}
+
+/** Writes a context directory from a spec. */
+export async function writeContext(dir: string, files: Record<string, ContextEntry>): Promise<void> {
+  const dirModes: Array<[string, number]> = [];
+  const later: Array<() => Promise<void>> = [];
+  for (const [rel, spec] of Object.entries(files)) {
+    const p = path.join(dir, rel);
+    await fs.mkdir(path.dirname(p), { recursive: true });
+    const e = typeof spec === 'string' ? { content: spec } : spec;
+    if (e.dir) {
+      await fs.mkdir(p, { recursive: true });
+      if (e.mode !== undefined) dirModes.push([p, e.mode]);
+    } else if (e.symlink !== undefined) {
+      await fs.symlink(e.symlink, p);
+    } else if (e.hardlink !== undefined) {
+      const target = path.join(dir, e.hardlink);
+      later.push(() => fs.link(target, p));
+    } else if (e.socket) {
+      const r = spawnSync(process.execPath, ['-e', 'require("net").createServer().listen(process.argv[1], () => process.exit(0))', p]);
+      assert.equal(r.status, 0, `cannot make socket ${rel}`);
+    } else if (e.fifo) {
+      assert.equal(spawnSync('mkfifo', [p]).status, 0, `cannot make fifo ${rel}`);
+    } else {
+      await fs.writeFile(p, e.content ?? '');
+      await fs.chmod(p, e.mode ?? 0o644);
+    }
+  }
+  for (const l of later) await l();
+  for (const [p, m] of dirModes.sort((a, b) => b[0].length - a[0].length)) await fs.chmod(p, m);
+}
+
+export interface Harness {
+  /** the shared kiln root (busybox:latest imported) */
+  readonly root: string;
+  /** whether the docker 20.10 oracle is usable in this run */
+  readonly docker: boolean;
+  /** makes a context (and Dockerfile) in a temp dir removed after the file's tests */
+  context(spec: BuildSpec): Promise<{ dir: string; dockerfile: string }>;
+  kilnBuild(spec: BuildSpec, ctx?: { dir: string; dockerfile: string }): Promise<BuildResult>;
+  dockerBuild(spec: BuildSpec, ctx?: { dir: string; dockerfile: string }): Promise<BuildResult>;
+  kilnImage(tag: string): Promise<ImageResult>;
+  dockerImage(tag: string): Promise<ImageResult>;
+  /** kiln build that must succeed; the image read back */
+  kiln(spec: BuildSpec): Promise<ImageResult>;
+  /** kiln build that must fail; returns its output */
+  kilnFails(spec: BuildSpec): Promise<BuildResult>;
+  /**
+   * Builds with kiln and (when available) docker, both must succeed, and compares them.
+   * Returns kiln's image, for the Go test's own assertions.
+   */
+  differential(spec: BuildSpec, opts?: CompareOptions): Promise<ImageResult>;
+  /** both builds must fail; returns kiln's output */
+  differentialFails(spec: BuildSpec): Promise<BuildResult>;
+  /** runs a command in a kiln-built image */
+  run(tag: string, argv: string[]): Promise<CliResult>;
+  /** any kiln command on the shared root */
+  kilnCommand(args: string[]): Promise<CliResult>;
+}
+
+let counter = 0;
+
+/** Sets up a harness for one test file: before/after hooks make and remove everything. */
+export function useHarness(): Harness {
+  let root = '';
+  let cleanupRoot: (() => Promise<void>) | undefined;
+  let wantDocker = false;
+  let loadedBusybox = false;
+  const dockerTags: string[] = [];
+  const temps: Array<() => Promise<void>> = [];
+  const prefix = `kiln-bkport-${process.pid}`;
+  const oracle = { compared: 0, kilnOnly: 0 };
+
+  let savedBase: Buffer | undefined;
+
+  /** Loads the busybox base into docker (kiln save -> docker load: the same config and layer). */
+  async function loadDockerBase(): Promise<void> {
+    if (!savedBase) {
+      const saved = await runBinary(process.execPath, [kilnBin, '--root', root, 'save', 'busybox:latest']);
+      assert.equal(saved.code, 0, saved.stderr);
+      savedBase = saved.stdout;
+    }
+    const t = await tempDir('kiln-bkport-base-');
+    try {
+      const file = path.join(t.dir, 'busybox.tar');
+      await fs.writeFile(file, savedBase);
+      const r = await runCommand(dockerCli, ['load', '-i', file]);
+      assert.equal(r.code, 0, `docker load: ${r.stderr}`);
+    } finally {
+      await t.cleanup();
+    }
+  }
+
+  const dockerHasBase = () => spawnSync(dockerCli, ['image', 'inspect', 'busybox:latest'], { stdio: 'ignore' }).status === 0;
+
+  /**
+   * Whether the oracle can take a build now. The shared dockerd may be stopped and started
+   * by other suites on this machine: a daemon that is gone makes the case kiln-only (its
+   * own assertions still run), a fresh daemon gets the base loaded again.
+   */
+  async function dockerReady(): Promise<boolean> {
+    if (!wantDocker || !dockerAvailable()) return false;
+    if (!dockerHasBase()) await loadDockerBase();
+    return true;
+  }
+
+  before(async () => {
+    ({ root, cleanup: cleanupRoot } = await rootWithBusybox());
+    wantDocker = dockerAvailable() && process.env.KILN_BKPORT_NO_DOCKER !== '1';
+    if (wantDocker) {
+      loadedBusybox = !dockerHasBase();
+      if (loadedBusybox) await loadDockerBase();
+    }
+  });
+
+  after(async () => {
+    // read by scripts/bkport-summary.mjs: how many differential cases docker really checked
+    console.log(`bkport-oracle: ${oracle.compared} compared, ${oracle.kilnOnly} kiln-only`);
+    if (wantDocker && dockerAvailable()) {
+      for (let i = 0; i < dockerTags.length; i += 50) await runCommand(dockerCli, ['rmi', '-f', ...dockerTags.slice(i, i + 50)]);
+      if (loadedBusybox) await runCommand(dockerCli, ['rmi', 'busybox:latest']);
+    }
+    for (const c of temps) await c();
+    await cleanupRoot?.();
+  });
+
+  async function context(spec: BuildSpec) {
+    const t = await tempDir('kiln-bkport-ctx-');
+    temps.push(t.cleanup);
+    const dir = path.join(t.dir, 'ctx');
+    await fs.mkdir(dir);
+    await writeContext(dir, spec.files ?? {});
+    let dockerfile = path.join(dir, spec.dockerfileName ?? 'Dockerfile');
+    if (spec.externalDockerfile) dockerfile = path.join(t.dir, 'Dockerfile');
+    if (spec.dockerfile !== undefined && spec.dockerfileName !== null) {
+      await fs.mkdir(path.dirname(dockerfile), { recursive: true });
+      await fs.writeFile(dockerfile, spec.dockerfile);
+    }
+    for (const [id, content] of Object.entries(spec.secrets ?? {})) await fs.writeFile(path.join(t.dir, `secret-${id}`), content);
+    return { dir, dockerfile };
+  }
+
+  function commonArgs(spec: BuildSpec, ctx: { dir: string; dockerfile: string }, tag: string): { args: string[]; env: Record<string, string> } {
+    const args = ['build', '--progress', 'plain', '-t', tag];
+    if (spec.dockerfileName !== null) args.push('-f', ctx.dockerfile);
+    for (const [k, v] of Object.entries(spec.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
+    if (spec.target) args.push('--target', spec.target);
+    if (spec.noCache) args.push('--no-cache');
+    for (const id of Object.keys(spec.secrets ?? {})) args.push('--secret', `id=${id},src=${path.join(path.dirname(ctx.dir), `secret-${id}`)}`);
+    const env: Record<string, string> = { ...spec.env };
+    for (const [id, value] of Object.entries(spec.envSecrets ?? {})) {
+      const name = `KILN_BKPORT_SECRET_${id.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}`;
+      env[name] = value;
+      args.push('--secret', `id=${id},env=${name}`);
+    }
+    return { args, env };
+  }
+
+  async function kilnBuild(spec: BuildSpec, ctx?: { dir: string; dockerfile: string }): Promise<BuildResult> {
+    ctx ??= await context(spec);
+    const tag = `bk${++counter}:latest`;
+    const { args, env } = commonArgs(spec, ctx, tag);
+    const r = await runKiln([...args, ...(spec.kilnArgs ?? []), ctx.dir], { root, env });
+    return { ...r, tag };
+  }
+
+  async function dockerBuild(spec: BuildSpec, ctx?: { dir: string; dockerfile: string }): Promise<BuildResult> {
+    ctx ??= await context(spec);
+    const tag = `${prefix}-${++counter}:latest`;
+    dockerTags.push(tag);
+    const { args, env } = commonArgs(spec, ctx, tag);
+    const r = await runCommand(dockerCli, [...args, ctx.dir], { env: { ...dockerEnv, ...env }, timeoutMs: 600_000 });
+    return { ...r, tag };
+  }
+
+  async function kilnImage(tag: string): Promise<ImageResult> {
+    const r = await runBinary(process.execPath, [kilnBin, '--root', root, 'save', tag]);
+    assert.equal(r.code, 0, `kiln save ${tag}: ${r.stderr}`);
+    return flattenArchive(r.stdout);
+  }
+
+  async function dockerImage(tag: string): Promise<ImageResult> {
+    const r = await runBinary(dockerCli, ['save', tag]);
+    assert.equal(r.code, 0, `docker save ${tag}: ${r.stderr}`);
+    return flattenArchive(r.stdout);
+  }
+
+  const tail = (s: string) => s.split('\n').slice(-30).join('\n');
+  const daemonGone = (r: CliResult) => r.code !== 0 && /connect to the Docker daemon|docker\.sock/i.test(r.stderr);
+
+  return {
+    get root() {
+      return root;
+    },
+    get docker() {
+      return wantDocker;
+    },
+    context,
+    kilnBuild,
+    dockerBuild,
+    kilnImage,
+    dockerImage,
+    async kiln(spec) {
+      const r = await kilnBuild(spec);
+      assert.equal(r.code, 0, `kiln build failed:\n${tail(r.stderr)}`);
+      return kilnImage(r.tag);
+    },
+    async kilnFails(spec) {
+      const r = await kilnBuild(spec);
+      assert.notEqual(r.code, 0, `kiln build succeeded, BuildKit fails it:\n${tail(r.stderr)}`);
+      return r;
+    },
+    async differential(spec, opts) {
+      const ctx = await context(spec);
+      const k = await kilnBuild(spec, ctx);
+      const d = (await dockerReady()) ? await dockerBuild(spec, ctx) : undefined;
+      if (d && !daemonGone(d)) {
+        oracle.compared++;
+        assert.equal(d.code, 0, `the docker oracle failed (the case is wrong):\n${tail(d.stderr)}`);
+        assert.equal(k.code, 0, `kiln build failed:\n${tail(k.stderr)}`);
+        const [ki, di] = await Promise.all([kilnImage(k.tag), dockerImage(d.tag)]);
+        compareImages(ki, di, opts);
+        return ki;
+      }
+      oracle.kilnOnly++;
+      assert.equal(k.code, 0, `kiln build failed:\n${tail(k.stderr)}`);
+      return kilnImage(k.tag);
+    },
+    async differentialFails(spec) {
+      const ctx = await context(spec);
+      const k = await kilnBuild(spec, ctx);
+      const d = (await dockerReady()) ? await dockerBuild(spec, ctx) : undefined;
+      if (d && !daemonGone(d)) {
+        oracle.compared++;
+        assert.notEqual(d.code, 0, 'the docker oracle built the case (the case is wrong)');
+      } else {
+        oracle.kilnOnly++;
+      }
+      assert.notEqual(k.code, 0, `kiln build succeeded, BuildKit fails it:\n${tail(k.stderr)}`);
+      return k;
+    },
+    run(tag, argv) {
+      return runKiln(['run', tag, ...argv], { root });
+    },
+    kilnCommand(args) {
+      return runKiln(args, { root });
+    },
+  };
+}
+
+/** Skip reason for the whole port when the machine cannot run builds. */
+export const skipUnlessRoot = isRoot() ? false : 'RUN and overlayfs need root';
+
+/**
+ * One ported Go test. `todo` names the kiln bug that makes it fail today: node:test still
+ * runs it and reports it as a TODO (not a failure), so a fix shows up as a passing TODO.
+ */
+export function port(name: string, fn: () => Promise<void>, opts: { todo?: string } = {}): void {
+  test(name, { skip: skipUnlessRoot, todo: opts.todo }, fn);
+}
+
+export interface TarMember {
+  name: string;
+  type?: 'file' | 'directory' | 'symlink' | 'link';
+  content?: string | Buffer;
+  mode?: number;
+  linkname?: string;
+  uid?: number;
+  gid?: number;
+}
+
+/** A tar archive in memory (tar-stream), gzipped when asked. */
+export async function makeTar(members: TarMember[], opts: { gzip?: boolean } = {}): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('end', resolve);
+    pack.on('error', reject);
+  });
+  for (const m of members) {
+    const type = m.type ?? 'file';
+    const header: Parameters<tar.Pack['entry']>[0] = { name: m.name, type, mode: m.mode ?? (type === 'directory' ? 0o755 : 0o644), uid: m.uid ?? 0, gid: m.gid ?? 0, mtime: new Date(0) };
+    if (m.linkname !== undefined) header.linkname = m.linkname;
+    const body = type === 'file' ? Buffer.from(m.content ?? '') : undefined;
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (body) pack.entry(header, body, cb);
+      else pack.entry(header, cb);
+    });
+  }
+  pack.finalize();
+  await done;
+  const out = Buffer.concat(chunks);
+  return opts.gzip ? gzipSync(out) : out;
+}
