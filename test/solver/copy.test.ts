@@ -184,9 +184,58 @@ describe('COPY and ADD give BuildKit’s files', { skip }, () => {
     }
   });
 
+  it('a destination through symlinks, one to a missing directory, is resolved within the image', async (t) => {
+    await same(
+      t,
+      { f: 'f\n', 'd/x': 'x\n' },
+      '',
+      [
+        'FROM busybox:latest',
+        'RUN mkdir -p /out/real && ln -s /out/missing /out/tomissing && ln -s real /out/toreal && ln -s /out/real /out/absreal',
+        'COPY f /out/tomissing/',
+        'COPY d /out/toreal/',
+        'COPY f /out/absreal/g',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('an empty destination is the working directory', async (t) => {
     const listing = await same(t, { 'a.txt': 'a\n' }, '', 'FROM busybox:latest\nWORKDIR /out/app\nENV empty=""\nCOPY a.txt $empty\n');
     assert.ok(listing.some((l) => l.startsWith('/out/app/a.txt|regular file|')));
+  });
+});
+
+describe('COPY without a mount', { skip }, () => {
+  it('gives the image the mounted path gives, for links, hard links, special files and empty wildcards', async () => {
+    const ws = await workspace();
+    try {
+      const dir = await ws.context({ f: 'f\n', 'dir/g': 'g\n', 'real/i': 'i\n' });
+      sh(dir, `ln -s f l1 && ln -s l1 l2 && ln dir/g dir/g2 && ln -s real link && node -e "require('net').createServer().listen('dir/sock', () => process.exit(0))"`);
+      await fs.writeFile(
+        path.join(dir, 'Dockerfile'),
+        [
+          'FROM busybox:latest AS s',
+          'RUN mkdir -p /x && echo a > /x/a && ln /x/a /x/b && chown -R 1000:1000 /x',
+          'FROM busybox:latest',
+          'COPY l2 /n1/a/',
+          'COPY dir /n2/b',
+          'COPY link nothing* /n3/c/',
+          'COPY --from=s /x /n4/d',
+          'COPY --chmod=u=rwX,go=rX --chown=7:8 dir /n5/e/',
+          '',
+        ].join('\n'),
+      );
+      const env = { SOURCE_DATE_EPOCH: '1700000000' };
+      const direct = await runKiln(['build', '--no-cache', '-q', dir], { root: ws.root, env: { ...env, KILN_TRACE: '1' } });
+      assert.equal(direct.code, 0, direct.stderr);
+      assert.equal(direct.stderr.split('\n').filter((l) => l.includes('direct (no mount)')).length, 5, direct.stderr);
+      const mounted = await runKiln(['build', '--no-cache', '-q', dir], { root: ws.root, env: { ...env, KILN_DIRECT_FILEOPS: '0' } });
+      assert.equal(mounted.code, 0, mounted.stderr);
+      assert.equal(direct.stdout.trim().split('\n').pop(), mounted.stdout.trim());
+    } finally {
+      await ws.cleanup();
+    }
   });
 });
 
