@@ -206,6 +206,44 @@ describe('COPY and ADD give BuildKit’s files', { skip }, () => {
   });
 });
 
+describe('COPY through and of symlinks (BuildKit testCopySymlinks, testCopyFollowAllSymlinks, testCopyThroughSymlinkContext, testCopyThroughSymlinkMultiStage, testCopySocket)', { skip }, () => {
+  it('follows named and matched links within their tree', async () => {
+    const ws = await workspace();
+    try {
+      const dir = await ws.context({ bar: 'bar-contents', 'sub/lfile': 'lfile-contents', 'sub/subfile': 'subfile-contents', 'sub/baz': 'baz-contents', 'sub2/foo': 'contents' });
+      sh(dir, `ln -s bar foo && ln -s subfile sub/l0 && ln -s second sub/l1 && ln -s baz sub/second && mkdir fdir && ln -s ../bar fdir/sub && ln -s sub2 link && node -e "require('net').createServer().listen('socket.sock', () => process.exit(0))"`);
+      await fs.writeFile(
+        path.join(dir, 'Dockerfile'),
+        [
+          'FROM busybox:latest AS build',
+          'RUN mkdir -p /out/sub && ln -s /out/sub /sub && ln -s out/sub /sub2 && echo -n "data" > /sub/foo',
+          'FROM busybox:latest',
+          'COPY foo /t/',
+          'COPY sub/l* /t/alllinks/',
+          'COPY fdir /t/fdir/',
+          'COPY fdir/sub /t/followed',
+          'COPY link/foo /t/through/',
+          'COPY --from=build /sub/foo /t/stage/',
+          'COPY --from=build /sub2/foo /t/stage/bar',
+          'COPY socket.sock /t/',
+          '',
+        ].join('\n'),
+      );
+      const b = await runKiln(['build', '-q', '-t', 'links:1', dir], { root: ws.root });
+      assert.equal(b.code, 0, b.stderr);
+      const script = 'cd /t && for f in foo alllinks/l0 alllinks/lfile alllinks/l1 followed through/foo stage/foo stage/bar; do echo "$f=$(cat $f)"; done; readlink fdir/sub; [ -f socket.sock ] && [ ! -s socket.sock ] && echo socket-is-empty-file';
+      const r = await runKiln(['run', 'links:1', 'sh', '-c', script], { root: ws.root });
+      assert.equal(
+        r.stdout,
+        'foo=bar-contents\nalllinks/l0=subfile-contents\nalllinks/lfile=lfile-contents\nalllinks/l1=baz-contents\nfollowed=bar-contents\nthrough/foo=contents\nstage/foo=data\nstage/bar=data\n../bar\nsocket-is-empty-file\n',
+        r.stderr,
+      );
+    } finally {
+      await ws.cleanup();
+    }
+  });
+});
+
 describe('COPY without a mount', { skip }, () => {
   it('gives the image the mounted path gives, for links, hard links, special files and empty wildcards', async () => {
     const ws = await workspace();
