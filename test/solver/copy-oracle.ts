@@ -76,7 +76,7 @@ export async function dockerOracle(): Promise<Oracle> {
       return { ok: run.code === 0, listing: normaliseListing(run.stdout), output: run.stderr };
     },
     async cleanup() {
-      if (tags.length > 0) spawnSync(dockerCli, ['rmi', '-f', ...tags], { stdio: 'ignore' });
+      if (available === true) spawnSync(dockerCli, ['rmi', '-f', ...tags, DOCKER_BASE], { stdio: 'ignore' });
       await scratch.cleanup();
     },
   };
