@@ -1,3 +1,4 @@
+import { fsPath } from '../fsname.js';
 import { execFile } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -218,13 +219,13 @@ async function* prefetchSmallFiles(entries: AsyncIterable<LayerEntry>): AsyncGen
     if (expected <= SYNC_READ_MAX) {
       // a small read costs microseconds; the threadpool round trips around it cost far more
       try {
-        const content = readFileSync(e.sourcePath);
+        const content = readFileSync(fsPath(e.sourcePath));
         return Promise.resolve(content.length === expected ? { ...e, content } : e);
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
-    return fsp.readFile(e.sourcePath).then((content) => (content.length === expected ? { ...e, content } : e));
+    return fsp.readFile(fsPath(e.sourcePath)).then((content) => (content.length === expected ? { ...e, content } : e));
   };
   for await (const e of entries) {
     if (e.contentStream) {

@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs';
+import { encodeName, fsPath } from '../fsname.js';
 import path from 'node:path';
 import { Readable, pipeline } from 'node:stream';
 import zlib from 'node:zlib';
@@ -144,9 +145,9 @@ export function encodeHeader(entry: TarEntry, size: number, mtime: number): Buff
   const name = entry.type === 'directory' ? `${entry.path}/` : entry.path;
   const pax = new Map<string, Buffer>();
   const split = splitUstarName(name);
-  if (!split) pax.set('path', Buffer.from(name));
+  if (!split) pax.set('path', encodeName(name));
   const linkname = entry.linkname ?? '';
-  if (!isASCII(linkname) || linkname.length > 100) pax.set('linkpath', Buffer.from(linkname));
+  if (!isASCII(linkname) || linkname.length > 100) pax.set('linkpath', encodeName(linkname));
   if (entry.uid > MAX_OCTAL_7 || entry.uid < 0) pax.set('uid', Buffer.from(String(entry.uid)));
   if (entry.gid > MAX_OCTAL_7 || entry.gid < 0) pax.set('gid', Buffer.from(String(entry.gid)));
   if (size > MAX_OCTAL_11) pax.set('size', Buffer.from(String(size)));
@@ -226,7 +227,7 @@ async function* fileContent(entry: TarEntry, size: number): AsyncGenerator<Buffe
     if (size === 0) return;
     throw new Error(`tar entry ${entry.path}: a file of ${size} bytes needs content, contentStream or sourcePath`);
   }
-  const fh = await fsp.open(entry.sourcePath, 'r');
+  const fh = await fsp.open(fsPath(entry.sourcePath), 'r');
   try {
     let offset = 0;
     const chunkSize = 1 << 20;

@@ -1,3 +1,4 @@
+import { decodeName, encodeName, fsPath } from '../fsname.js';
 import { lstatSync, promises as fsp, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
@@ -49,7 +50,7 @@ function devNumbers(rdev: number): { major: number; minor: number } {
 }
 
 function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  return Buffer.compare(encodeName(a), encodeName(b));
 }
 
 /**
@@ -70,13 +71,13 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
   // than a threadpool round trip per file
   const walk = (relDir: string): void => {
     const absDir = path.join(root, relDir);
-    const names = readdirSync(absDir).sort(byteCompare);
+    const names = readdirSync(fsPath(absDir), { encoding: 'buffer' }).map(decodeName).sort(byteCompare);
     for (const name of names) {
       const rel = relDir ? `${relDir}/${name}` : name;
       const abs = path.join(absDir, name);
       let st: Stats;
       try {
-        st = lstatSync(abs);
+        st = lstatSync(fsPath(abs));
       } catch {
         continue;
       }
@@ -103,7 +104,7 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
           walked.push({ entry: { path: rel, type: 'file', ...base, size: st.size, sourcePath: abs }, abs });
         }
       } else if (st.isSymbolicLink()) {
-        walked.push({ entry: { path: rel, type: 'symlink', ...base, linkname: readlinkSync(abs) }, abs });
+        walked.push({ entry: { path: rel, type: 'symlink', ...base, linkname: decodeName(readlinkSync(fsPath(abs), { encoding: 'buffer' })) }, abs });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const { major, minor } = devNumbers(st.rdev);
         walked.push({ entry: { path: rel, type: st.isCharacterDevice() ? 'char' : 'block', ...base, devmajor: major, devminor: minor }, abs });

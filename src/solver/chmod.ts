@@ -42,7 +42,7 @@ export function parseChmod(value: string): ChmodSpec {
     return { kind: 'octal', mode };
   }
   const bad = (why: string): never => {
-    throw new ChmodSyntaxError(`invalid chmod parameter: '${value}': ${why}; use an octal mode (0644) or a symbolic one (u=rwX,go=rX)`);
+    throw new ChmodSyntaxError(`invalid chmod parameter: '${value}': ${why}`);
   };
   const clauses: Clause[] = [];
   for (const text of value.split(',')) {

@@ -19,6 +19,7 @@ import path from 'node:path';
 import { excludeMatcher, ignoreMatcher, readIgnorePatterns, type DockerIgnore } from '../dockerignore.js';
 import { KilnError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
+import { decodeName, fsPath } from '../fsname.js';
 import { hasWildcard, matchPath } from './match.js';
 
 export interface ContextEntry {
@@ -214,10 +215,10 @@ export class BuildContext {
     const out = new EntryCollector();
     const walk = (relDir: string): void => {
       const absDir = relDir ? path.join(this.dir, relDir) : this.dir;
-      for (const name of readdirSync(absDir).sort()) {
+      for (const name of readdirSync(fsPath(absDir), { encoding: 'buffer' }).map(decodeName).sort()) {
         const rel = relDir ? `${relDir}/${name}` : name;
         const abs = path.join(absDir, name);
-        const st = lstatSync(abs);
+        const st = lstatSync(fsPath(abs));
         const ignored = this.isIgnored(rel);
         if (st.isDirectory()) {
           if (ignored && !hasExceptions) continue;
@@ -227,7 +228,7 @@ export class BuildContext {
           continue;
         }
         if (ignored) continue;
-        if (st.isSymbolicLink()) out.add({ ...entryOf(rel, st, 'symlink'), linkname: readlinkSync(abs) });
+        if (st.isSymbolicLink()) out.add({ ...entryOf(rel, st, 'symlink'), linkname: decodeName(readlinkSync(fsPath(abs), { encoding: 'buffer' })) });
         else out.add(entryOf(rel, st, st.isFile() ? 'file' : st.isFIFO() ? 'fifo' : 'other'));
       }
     };
@@ -315,7 +316,7 @@ export class BuildContext {
   private async hashFile(cache: Map<string, string>, e: ContextEntry): Promise<string> {
     const h = createHash('sha256');
     await new Promise<void>((resolve, reject) => {
-      createReadStream(path.join(this.dir, e.rel))
+      createReadStream(fsPath(path.join(this.dir, e.rel)))
         .on('data', (c) => h.update(c))
         .on('end', resolve)
         .on('error', reject);
@@ -355,7 +356,7 @@ export class BuildContext {
         const rel = resolveEntry(entries, matched);
         const e = rel === '' ? CONTEXT_ROOT : rel === undefined ? undefined : entries.get(rel);
         if (!e) {
-          if (!hasWildcard(clean) && this.isIgnored(clean) && (await fs.lstat(path.join(this.dir, clean)).then(() => true, () => false))) {
+          if (!hasWildcard(clean) && this.isIgnored(clean) && (await fs.lstat(fsPath(path.join(this.dir, clean))).then(() => true, () => false))) {
             throw new KilnError(`COPY source "${pattern}" is excluded by .dockerignore`, { hint: 'remove it from .dockerignore or copy something else' });
           }
           throw new KilnError(`COPY source "${pattern}" not found in the build context ${this.dir}${matched !== clean ? ` (${matched} leads nowhere)` : ''}`, {
@@ -609,7 +610,9 @@ function wellFramed(out: Buffer): boolean {
 
 /** Entries from find's -printf output, or undefined when any field is not what was asked for. */
 export function parseFindOutput(out: Buffer): ContextEntry[] | undefined {
-  const f = out.toString('utf8').split('\0');
+  const text = out.toString('utf8');
+  // names that are not UTF-8 are decoded field by field, losslessly (src/fsname.ts)
+  const f = text.includes('\ufffd') ? splitNames(out) : text.split('\0');
   if (f.length % FIND_FIELDS !== 1 || f[f.length - 1] !== '') return undefined;
   const entries: ContextEntry[] = [];
   for (let i = 0; i + FIND_FIELDS <= f.length; i += FIND_FIELDS) {
@@ -630,6 +633,18 @@ export function parseFindOutput(out: Buffer): ContextEntry[] | undefined {
     entries.push(e);
   }
   return entries;
+}
+
+/** find's NUL-separated fields, each decoded as a file name. */
+function splitNames(out: Buffer): string[] {
+  const fields: string[] = [];
+  let start = 0;
+  for (let end = out.indexOf(0, start); end >= 0; end = out.indexOf(0, start)) {
+    fields.push(decodeName(out.subarray(start, end)));
+    start = end + 1;
+  }
+  fields.push(decodeName(out.subarray(start)));
+  return fields;
 }
 
 /** A decimal count from find, NaN when it is anything else. */

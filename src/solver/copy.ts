@@ -17,6 +17,7 @@ import { excludeMatcher } from '../dockerignore.js';
 import { applyChmod, createdDirMode, type ChmodSpec } from './chmod.js';
 import { makeDirsSync, rootPath } from '../fsroot.js';
 import { archiveCompression, extractArchive, type ArchiveCompression } from './extract.js';
+import { decodeName, fsPath } from '../fsname.js';
 
 export interface Owner {
   uid: number;
@@ -74,7 +75,7 @@ export function rootfsTree(root: string): CopySourceTree {
       for (const matched of matches) {
         // followed within the root, the last link too, as BuildKit follows source links
         const abs = await secureResolve(root, matched);
-        const st = await fs.lstat(abs).catch(() => undefined);
+        const st = await fs.lstat(fsPath(abs)).catch(() => undefined);
         if (!st) {
           throw new KilnError(`COPY --from source "${pattern}" not found${matched !== clean ? ` (${matched} leads nowhere)` : ''}`, {
             hint: 'check the path exists in the source stage or image',
@@ -103,16 +104,17 @@ async function walkMatches(root: string, segs: string[], rel: string, out: strin
   }
   const [seg, ...rest] = segs;
   const dir = await secureResolve(root, rel);
-  const names = hasWildcard(seg) ? (await fs.readdir(dir).catch(() => [] as string[])).sort().filter((n) => matchPath(seg, n)) : [seg];
+  const names = hasWildcard(seg) ? (await fs.readdir(fsPath(dir), { encoding: 'buffer' }).catch(() => [] as Buffer[])).map(decodeName).sort().filter((n) => matchPath(seg, n)) : [seg];
   for (const n of names) {
     const next = rel ? `${rel}/${n}` : n;
-    const exists = await fs.lstat(path.join(dir, n)).then(() => true, () => false);
+    const exists = await fs.lstat(fsPath(path.join(dir, n))).then(() => true, () => false);
     if (exists) await walkMatches(root, rest, next, out);
   }
 }
 
 async function walkAll(absDir: string, rel: string, out: string[]): Promise<void> {
-  for (const d of (await fs.readdir(path.join(absDir, rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  const dirents = await fs.readdir(fsPath(path.join(absDir, rel)), { withFileTypes: true, encoding: 'buffer' });
+  for (const d of dirents.map((e) => ({ name: decodeName(e.name), isDirectory: () => e.isDirectory() })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const r = rel ? `${rel}/${d.name}` : d.name;
     out.push(r);
     if (d.isDirectory()) await walkAll(absDir, r, out);
@@ -146,7 +148,7 @@ export async function mkdirInRoot(root: string, rel: string, owner: Owner = { ui
   for (const part of parts) {
     sofar = sofar ? `${sofar}/${part}` : part;
     const abs = await secureResolve(root, sofar);
-    const st = await fs.lstat(abs).catch(() => undefined);
+    const st = await fs.lstat(fsPath(abs)).catch(() => undefined);
     if (!st) {
       makeDirsSync(root, abs, owner, mode); // a symlink to a missing path: its target is made, in the root
     } else if (!st.isDirectory()) {
@@ -178,7 +180,7 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
       // hard links are kept among the files of one source (one copy in BuildKit's file op)
       const links: HardLinks = new Map();
       const srcAbs = path.join(tree.root, root.rel);
-      const existing = await fs.lstat(await secureResolve(opts.destRoot, destPath)).catch(() => undefined);
+      const existing = await fs.lstat(fsPath(await secureResolve(opts.destRoot, destPath))).catch(() => undefined);
       if (root.isDir) {
         if (existing && !existing.isDirectory()) {
           throw new KilnError(`cannot copy directory ${root.matched || '.'} to ${destPath}: a file is in the way`, { hint: 'remove the file first, or copy to another destination' });
@@ -266,19 +268,19 @@ interface FsOps {
 }
 
 const asyncOps: FsOps = {
-  lstat: (p) => fs.lstat(p),
-  rm: (p, o) => fs.rm(p, o),
-  symlink: (t, p) => fs.symlink(t, p),
-  readlink: (p) => fs.readlink(p),
-  copyFile: (a, b) => fs.copyFile(a, b),
-  lchown: (p, u, g) => fs.lchown(p, u, g),
-  chmod: (p, m) => fs.chmod(p, m),
-  lutimes: (p, a, m) => fs.lutimes(p, a, m),
-  mkdir: (p) => fs.mkdir(p),
-  link: (a, b) => fs.link(a, b),
+  lstat: (p) => fs.lstat(fsPath(p)),
+  rm: (p, o) => fs.rm(fsPath(p), o),
+  symlink: (t, p) => fs.symlink(fsPath(t), fsPath(p)),
+  readlink: async (p) => decodeName(await fs.readlink(fsPath(p), { encoding: 'buffer' })),
+  copyFile: (a, b) => fs.copyFile(fsPath(a), fsPath(b)),
+  lchown: (p, u, g) => fs.lchown(fsPath(p), u, g),
+  chmod: (p, m) => fs.chmod(fsPath(p), m),
+  lutimes: (p, a, m) => fs.lutimes(fsPath(p), a, m),
+  mkdir: (p) => fs.mkdir(fsPath(p)),
+  link: (a, b) => fs.link(fsPath(a), fsPath(b)),
   writeEmpty: async (p, mode) => {
-    await fs.writeFile(p, '', { flag: 'wx', mode });
-    await fs.chmod(p, mode);
+    await fs.writeFile(fsPath(p), '', { flag: 'wx', mode });
+    await fs.chmod(fsPath(p), mode);
   },
 };
 
@@ -286,7 +288,9 @@ const asyncOps: FsOps = {
  * copyFile for the synchronous path: a small file is read and written whole (on ext4 that is
  * several times faster than copy_file_range for a few KiB), with the source's mode exactly.
  */
-function copySmallSync(src: string, dst: string): void {
+function copySmallSync(srcName: string, dstName: string): void {
+  const src = fsPath(srcName);
+  const dst = fsPath(dstName);
   const st = lstatSync(src);
   if (st.size > 256 << 10) {
     copyFileSync(src, dst);
@@ -303,19 +307,19 @@ function copySmallSync(src: string, dst: string): void {
 }
 
 const syncOps: FsOps = {
-  lstat: async (p) => lstatSync(p),
-  rm: async (p, o) => rmSync(p, o),
-  symlink: async (t, p) => symlinkSync(t, p),
-  readlink: async (p) => readlinkSync(p),
+  lstat: async (p) => lstatSync(fsPath(p)),
+  rm: async (p, o) => rmSync(fsPath(p), o),
+  symlink: async (t, p) => symlinkSync(fsPath(t), fsPath(p)),
+  readlink: async (p) => decodeName(readlinkSync(fsPath(p), { encoding: 'buffer' })),
   copyFile: async (a, b) => copySmallSync(a, b),
-  lchown: async (p, u, g) => lchownSync(p, u, g),
-  chmod: async (p, m) => chmodSync(p, m),
-  lutimes: async (p, a, m) => lutimesSync(p, a, m),
-  mkdir: async (p) => mkdirSync(p),
-  link: async (a, b) => linkSync(a, b),
+  lchown: async (p, u, g) => lchownSync(fsPath(p), u, g),
+  chmod: async (p, m) => chmodSync(fsPath(p), m),
+  lutimes: async (p, a, m) => lutimesSync(fsPath(p), a, m),
+  mkdir: async (p) => mkdirSync(fsPath(p)),
+  link: async (a, b) => linkSync(fsPath(a), fsPath(b)),
   writeEmpty: async (p, mode) => {
-    closeSync(openSync(p, 'wx', mode));
-    chmodSync(p, mode);
+    closeSync(openSync(fsPath(p), 'wx', mode));
+    chmodSync(fsPath(p), mode);
   },
 };
 
@@ -331,11 +335,11 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
   // directories this copy created are empty: their children need no check for an existing
   // entry (nor does an empty target, as when a step writes into a fresh upper dir)
   const fresh = new Set<string>();
-  if (readdirSync(targetDir).length === 0) fresh.add('');
+  if (readdirSync(fsPath(targetDir)).length === 0) fresh.add('');
   const dirTimes: Array<[string, Stats]> = [];
   const io = below.length <= SYNC_COPY_MAX ? syncOps : asyncOps;
   // the target directory takes the source's times only (BuildKit restores them)
-  dirTimes.push([targetDir, lstatSync(srcRoot)]);
+  dirTimes.push([targetDir, lstatSync(fsPath(srcRoot))]);
   const files: Array<{ src: string; sub: string; st: Stats }> = [];
   const prefixLen = rootRel === '' ? 0 : rootRel.length + 1;
   const parentOf = async (sub: string): Promise<string> => {
@@ -345,16 +349,16 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
   for (const rel of below) {
     const sub = rel.slice(prefixLen);
     const src = path.join(tree.root, rel);
-    const st = lstatSync(src);
+    const st = lstatSync(fsPath(src));
     if (!st.isDirectory()) {
       files.push({ src, sub, st });
       continue;
     }
     let dst = path.join(await parentOf(sub), path.posix.basename(sub));
-    let existing = fresh.has(path.posix.dirname(sub) === '.' ? '' : path.posix.dirname(sub)) ? undefined : lstatSync(dst, { throwIfNoEntry: false });
+    let existing = fresh.has(path.posix.dirname(sub) === '.' ? '' : path.posix.dirname(sub)) ? undefined : lstatSync(fsPath(dst), { throwIfNoEntry: false });
     if (existing?.isSymbolicLink()) {
       dst = await secureResolve(opts.destRoot, path.posix.join(base, sub));
-      existing = lstatSync(dst, { throwIfNoEntry: false });
+      existing = lstatSync(fsPath(dst), { throwIfNoEntry: false });
     }
     if (existing && !existing.isDirectory()) await io.rm(dst, { force: true });
     if (!existing || !existing.isDirectory()) {
@@ -433,7 +437,7 @@ function modeFor(st: Stats, opts: CopyOptions): number {
 }
 
 async function copyOne(srcAbs: string, destRoot: string, targetRel: string, preserveOwner: boolean, opts: CopyOptions, links: HardLinks): Promise<void> {
-  const st = await fs.lstat(srcAbs);
+  const st = await fs.lstat(fsPath(srcAbs));
   const parent = await secureResolve(destRoot, path.posix.dirname(targetRel));
   const dst = path.join(parent, path.posix.basename(targetRel));
   await copyFileTo(srcAbs, dst, st, preserveOwner, opts, false, asyncOps, links);
