@@ -276,7 +276,7 @@ describe('RUN', { skip }, () => {
       'ARG TARGETSTAGE',
       'RUN echo "$TARGETSTAGE" > /stage',
       'USER app',
-      'RUN id -G > /tmp/groups',
+      'RUN grep ^Groups: /proc/self/status > /tmp/groups',
       'USER root',
       'RUN hostname > /host && grep -c "$(hostname)" /etc/hosts >> /host && cp /tmp/groups /groups',
       '',
@@ -284,7 +284,7 @@ describe('RUN', { skip }, () => {
     const k = await b.kiln(df);
     assert.equal(k.code, 0, k.stderr);
     const view = mergedView(k.image!);
-    assert.equal(fileOf(view, 'groups'), '1000\n');
+    assert.equal(fileOf(view, 'groups'), 'Groups:\t1000 \n', 'the primary gid is among the supplementary groups');
     assert.equal(fileOf(view, 'host'), 'buildkitsandbox\n1\n');
     assert.equal(fileOf(view, 'stage'), 'default\n');
     const named = await b.kiln(df.replace('FROM $BASE', 'FROM $BASE AS final'), {}, ['--build-arg', 'BUILDKIT_SANDBOX_HOSTNAME=sandbox1']);
