@@ -5,11 +5,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { once } from 'node:events';
 import path from 'node:path';
-import { busyboxRootfsTar, isRoot, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { busyboxRootfsTar, isRoot, kilnBin, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { makeTar } from '../snapshot/tarutil.js';
 import { builders, expectedLayers, mergedView, mountsUnder, sorted, type Builders, type Entry, type SavedImage } from './oracle.js';
 
@@ -39,6 +40,8 @@ describe('RUN', { skip }, () => {
   });
   after(async () => {
     await b.cleanup();
+    // whatever a failed test left mounted under its root, deepest first, so the root can go
+    for (const m of (await mountsUnder(ws.root)).sort((x, y) => y.length - x.length)) spawnSync('umount', ['-l', m]);
     await ws.cleanup();
   });
 
@@ -193,6 +196,48 @@ describe('RUN', { skip }, () => {
     assert.deepEqual(await mountsUnder(ws.root), []);
   });
 
+  it('after kill -9 during a step with secrets, the next build unmounts its tmpfs', async () => {
+    const ctx = await ws.context({
+      Dockerfile: `FROM busybox\nRUN --mount=type=secret,id=tok,target=/s --mount=type=bind,target=/ctx sh -c 'while [ ! -e /ctx/go ]; do sleep 0.05; done'\n`,
+    });
+    const child = spawn(process.execPath, [kilnBin, '--root', ws.root, 'build', '--secret', 'id=tok,env=KILN_TEST_SECRET_ENV', ctx], {
+      env: { ...process.env, KILN_TEST_SECRET_ENV: ENV_SECRET },
+      stdio: 'ignore',
+    });
+    const exited = once(child, 'exit');
+    const runtimeRoot = path.join(ws.root, 'run', 'runtime');
+    const running = (): boolean => {
+      const r = spawnSync('runc', ['--root', runtimeRoot, 'list', '-q']);
+      return r.status === 0 && r.stdout.toString().trim() !== '';
+    };
+    try {
+      let secrets: string | undefined;
+      while (!secrets && child.exitCode === null) {
+        secrets = (await mountsUnder(ws.root)).find((p) => p.endsWith('/secrets'));
+        if (!secrets || !running()) {
+          secrets = undefined;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+      assert.ok(secrets, 'the step ran with its secrets tmpfs mounted');
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      // the orphaned step sees this and exits (reaping containers is another test's subject)
+      await fs.writeFile(path.join(ctx, 'go'), '');
+      for (let i = 0; i < 400 && running(); i++) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok((await mountsUnder(ws.root)).some((p) => p.endsWith('/secrets')), 'kill -9 left the tmpfs, as expected');
+    const next = await runKiln(['build', '-q', await ws.context({ Dockerfile: 'FROM busybox\nRUN true\n' })], { root: ws.root });
+    assert.equal(next.code, 0, next.stderr);
+    assert.deepEqual(await mountsUnder(ws.root), []);
+    assert.deepEqual(await fs.readdir(path.join(ws.root, 'snapshots', 'active')), []);
+  });
+
   it('a required secret that is missing, a missing or directory secret file: clear errors', async () => {
     const req = await b.kiln(`${HEAD}RUN --mount=type=secret,id=must,required true\n`);
     assert.notEqual(req.code, 0);
@@ -231,7 +276,7 @@ describe('RUN', { skip }, () => {
       'ARG TARGETSTAGE',
       'RUN echo "$TARGETSTAGE" > /stage',
       'USER app',
-      'RUN id -G > /tmp/groups',
+      'RUN grep ^Groups: /proc/self/status > /tmp/groups',
       'USER root',
       'RUN hostname > /host && grep -c "$(hostname)" /etc/hosts >> /host && cp /tmp/groups /groups',
       '',
@@ -239,7 +284,7 @@ describe('RUN', { skip }, () => {
     const k = await b.kiln(df);
     assert.equal(k.code, 0, k.stderr);
     const view = mergedView(k.image!);
-    assert.equal(fileOf(view, 'groups'), '1000\n');
+    assert.equal(fileOf(view, 'groups'), 'Groups:\t1000 \n', 'the primary gid is among the supplementary groups');
     assert.equal(fileOf(view, 'host'), 'buildkitsandbox\n1\n');
     assert.equal(fileOf(view, 'stage'), 'default\n');
     const named = await b.kiln(df.replace('FROM $BASE', 'FROM $BASE AS final'), {}, ['--build-arg', 'BUILDKIT_SANDBOX_HOSTNAME=sandbox1']);
