@@ -126,6 +126,13 @@ const CASES: Case[] = [
     where: /^error: cannot write the archive to .*x\.tar: the file system is read-only/m,
   },
   { name: 'save an unknown image', args: (_c, tmp) => ['save', '-o', path.join(tmp, 'u.tar'), 'nosuch:1'], where: /^error: image nosuch:1 not found in the store/m },
+  { name: 'run an unknown image', args: () => ['run', 'nosuch:1'], where: /^error: image nosuch:1 not found in the store/m },
+  { name: 'rmi an unknown image', args: () => ['rmi', 'nosuch:1'], where: /^error: no such image: nosuch:1/m },
+  { name: 'inspect an unknown image', args: () => ['inspect', 'nosuch:1'], where: /^error: image nosuch:1 not found in the store/m },
+  { name: 'tag with an invalid name', args: () => ['tag', 'busybox:latest', 'Bad:Name'], where: /^error: invalid image name "Bad:Name"/m },
+  { name: 'import with an invalid name', args: (_c, tmp) => ['import', path.join(path.dirname(tmp), 'rootfs.tar'), 'BAD NAME'], where: /^error: invalid image name "BAD NAME"/m },
+  { name: 'import with a bad --platform', args: (_c, tmp) => ['import', '--platform', 'bogus/x', path.join(path.dirname(tmp), 'rootfs.tar'), 'y:1'], where: /^error: invalid platform "bogus\/x": unknown operating system "bogus"/m },
+  { name: 'check with a bad --platform', files: DF(FROM), args: (ctx) => ['check', '--platform', '!!', ctx], where: /^error: invalid --platform "!!"/m },
   { name: 'unknown save format', args: (_c, tmp) => ['save', '--format', 'zip', '-o', path.join(tmp, 'u.tar'), 'busybox:latest'], where: /^error: unknown --format "zip"/m },
 ];
 
