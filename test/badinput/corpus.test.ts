@@ -86,6 +86,8 @@ const CASES: Case[] = [
   { name: '.dockerignore of "!" alone', files: { ...DF(FROM, 'COPY . /'), '.dockerignore': '!\n' }, where: /^error: \.dockerignore:1: invalid pattern "!"/m },
   { name: '.dockerignore with "["', files: { ...DF(FROM, 'COPY . /'), '.dockerignore': '*.log\n[\n' }, where: /^error: \.dockerignore:2: invalid pattern "\["/m },
   { name: 'per-Dockerfile ignore file with a bad pattern', files: { ...DF(FROM, 'COPY . /'), 'Dockerfile.dockerignore': 'a[z-b]\n' }, where: /^error: Dockerfile\.dockerignore:1: invalid pattern "a\[z-b\]"/m },
+  { name: 'debug parse of a directory', files: { 'sub/x': '' }, args: (ctx) => ['debug', 'parse', '-f', path.join(ctx, 'sub')], where: /^error: cannot read .*sub: it is a directory/m },
+  { name: 'debug parse of a missing file', args: (ctx) => ['debug', 'parse', '-f', path.join(ctx, 'nope')], where: /^error: cannot read .*nope: no such file or directory/m },
   // --- command line
   { name: 'bad --build-arg', files: DF(FROM), args: (ctx) => ['build', '--build-arg', '=x', ctx], where: /^error: invalid --build-arg "=x": expected KEY=VALUE/m },
   { name: 'bad --platform', files: DF(FROM), args: (ctx) => ['build', '--platform', '!!/??', ctx], where: /^error: invalid platform "!!\/\?\?"/m },
