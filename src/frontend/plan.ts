@@ -758,7 +758,9 @@ class Planner {
       throw this.err(
         inst,
         `RUN for ${formatPlatform(ctx.platform)} cannot execute: ${cannotRun}`,
-        'install QEMU user emulation (apt-get install qemu-user-static binfmt-support), or build for this machine\'s platform (--platform, FROM --platform=$BUILDPLATFORM)',
+        ctx.platform.os === 'linux'
+          ? 'install QEMU user emulation (apt-get install qemu-user-static binfmt-support), or build for this machine\'s platform (--platform, FROM --platform=$BUILDPLATFORM)'
+          : 'kiln builds Linux images: use --platform linux/ARCH',
       );
     }
     const scope = this.scope(ctx);

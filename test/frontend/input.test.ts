@@ -188,6 +188,9 @@ describe('--platform', () => {
     assert.match(e.message, /^RUN for linux\/s390x cannot execute: no binfmt_misc handler for s390x/);
     assert.equal(e.location?.line, 3);
     assert.match(e.hint ?? '', /apt-get install qemu-user-static binfmt-support/);
+    const win = await planError('FROM base\nRUN echo hi\n', { platform: { os: 'windows', architecture: 'amd64' }, executionProblem: (pl) => executionProblem(pl, AMD64) });
+    assert.match(win.message, /kiln runs Linux containers only, not windows/);
+    assert.match(win.hint ?? '', /--platform linux\/ARCH/);
     // a stage on the build platform runs natively
     await plan('FROM --platform=$BUILDPLATFORM base\nRUN echo hi\n', {
       platform: { os: 'linux', architecture: 's390x' },
