@@ -144,6 +144,7 @@ class Planner {
       }
       if (!current) {
         if (inst.keyword === 'arg') {
+          if (inst.args.length === 0) throw this.err(inst, 'ARG requires at least one argument', `write ${NEEDS_ARGUMENTS.arg}`);
           for (const a of inst.args) this.globalArgs.push(splitArg(a));
           continue;
         }

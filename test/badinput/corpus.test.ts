@@ -44,6 +44,7 @@ const CASES: Case[] = [
   { name: 'bad stage name', files: DF(`${FROM} AS 1st`), where: /^error: Dockerfile:1:\d+: invalid name for build stage: "1st"/m },
   { name: 'duplicate stage name', files: DF(`${FROM} AS a`, `${FROM} AS a`), where: /^error: Dockerfile:2:1: duplicate stage name "a"/m },
   { name: 'ARG without a name', files: DF(FROM, 'ARG'), where: /^error: Dockerfile:2:1: ARG requires at least one argument/m },
+  { name: 'global ARG without a name', files: DF('ARG', FROM), where: /^error: Dockerfile:1:1: ARG requires at least one argument/m },
   { name: 'LABEL without a pair', files: DF(FROM, 'LABEL'), where: /^error: Dockerfile:2:1: LABEL requires at least one argument/m },
   { name: 'USER without a user', files: DF(FROM, 'USER'), where: /^error: Dockerfile:2:1: USER requires exactly one argument/m },
   { name: 'WORKDIR without a path', files: DF(FROM, 'WORKDIR'), where: /^error: Dockerfile:2:1: WORKDIR requires exactly one argument/m },
