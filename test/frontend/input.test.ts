@@ -27,11 +27,12 @@ const BASE: ImageConfig = {
   history: [],
 };
 
-function plan(text: string, opts: Partial<PlanOptions> = {}): Promise<BuildPlan> {
+/** Plans `text`; every base image is `base` (default BASE). */
+function plan(text: string, opts: Partial<PlanOptions> = {}, base: ImageConfig = BASE): Promise<BuildPlan> {
   return planBuild(parseDockerfile(text, 'Dockerfile'), {
     buildPlatform: AMD64,
     created: '2024-01-01T00:00:00Z',
-    resolveImage: async (ref) => ({ ref, manifestDigest: `sha256:${'a'.repeat(64)}`, config: structuredClone(opts.buildArgs?.ONBUILD_BASE ? { ...BASE, config: { ...BASE.config, OnBuild: [opts.buildArgs.ONBUILD_BASE] } } : BASE), layers: [] }),
+    resolveImage: async (ref) => ({ ref, manifestDigest: `sha256:${'a'.repeat(64)}`, config: structuredClone(base), layers: [] }),
     ...opts,
   });
 }
@@ -149,7 +150,7 @@ describe('heredocs', () => {
     const parent = await plan('FROM base\nONBUILD RUN <<EOF\necho "hello world" >> /dest\nEOF\n');
     const trigger = parent.target.config.config?.OnBuild;
     assert.deepEqual(trigger, ['RUN <<EOF\necho "hello world" >> /dest\nEOF']);
-    const child = await plan('FROM base\n', { buildArgs: { ONBUILD_BASE: trigger![0]! } });
+    const child = await plan('FROM base\n', {}, parent.target.config);
     let run: Vertex = child.target.state;
     while (run.kind === 'file') run = run.parent;
     assert.equal(run.kind, 'exec');
