@@ -103,13 +103,18 @@ const ERRNO_TEXT: Record<string, { what: string; hint?: string }> = {
  * which path, while doing what, and what to do. `action` ("writing the layer of ...")
  * replaces the one read from the error's syscall and path.
  */
-export function fromErrno(e: NodeJS.ErrnoException, action?: string, options: Omit<KilnErrorOptions, 'cause'> = {}): KilnError {
+export function fromErrno(
+  e: NodeJS.ErrnoException,
+  action?: string,
+  options: Omit<KilnErrorOptions, 'cause'> & { showPath?: (p: string) => string } = {},
+): KilnError {
+  const { showPath = (p: string) => p, ...rest } = options;
   const { what, hint } = describeErrno(e);
   const verb = e.syscall ? (SYSCALL_VERBS[e.syscall] ?? e.syscall) : undefined;
   const dest = (e as { dest?: string }).dest;
-  const target = e.path ? (dest ? `${e.path} to ${dest}` : e.path) : undefined;
+  const target = e.path ? (dest ? `${showPath(e.path)} to ${showPath(dest)}` : showPath(e.path)) : undefined;
   const doing = action ?? (verb && target ? `${verb} ${target}` : verb);
-  return new KilnError(doing ? `${what} while ${doing}` : what, { hint, ...options, cause: e });
+  return new KilnError(doing ? `${what} while ${doing}` : what, { hint, ...rest, cause: e });
 }
 
 /** A system error's meaning in words (never the raw code), and what to do when that is obvious. */

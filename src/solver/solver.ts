@@ -616,10 +616,19 @@ export class Solver {
   }
 }
 
+/**
+ * A path inside a step's root filesystem (an unpacked layer's fs/, a mount's merged/ or
+ * upper/ under the kiln root's snapshots) as the image sees it: "/etc/x in the image".
+ */
+function inImage(p: string): string {
+  const m = /\/snapshots\/(?:layers|active)\/[0-9a-f]+\/(?:fs|merged|upper)(\/.*)?$/.exec(p);
+  return m ? `${m[1] ?? '/'} in the image` : p;
+}
+
 /** A user error from inside a step, located at the step's Dockerfile line. */
 function atStep(e: unknown, v: Vertex, doing?: string): unknown {
   // a system error (a full disk, a name too long) is blamed on the step that met it
-  if (isErrnoError(e)) e = fromErrno(e, e.path ? undefined : doing);
+  if (isErrnoError(e)) e = fromErrno(e, e.path ? undefined : doing, { showPath: inImage });
   if (!(e instanceof KilnError) || e.location || !v.origin) return e;
   return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
 }
