@@ -77,7 +77,7 @@ const SYSCALL_VERBS: Record<string, string> = {
 
 /** What each errno means, in words, with what to do where there is an obvious fix. */
 const ERRNO_TEXT: Record<string, { what: string; hint?: string }> = {
-  ENOSPC: { what: 'no space left on device', hint: 'free space on that filesystem, or use --root on another one' },
+  ENOSPC: { what: 'no space left on device', hint: 'free space on that filesystem (kiln prune removes unused build cache), or use --root on another one' },
   EDQUOT: { what: 'disk quota exceeded', hint: 'free space within your quota, or use --root elsewhere' },
   ENAMETOOLONG: { what: 'a file name is too long', hint: 'names are at most 255 bytes and paths 4096 bytes: shorten it' },
   ENOENT: { what: 'no such file or directory', hint: 'check that the path exists' },
@@ -103,13 +103,18 @@ const ERRNO_TEXT: Record<string, { what: string; hint?: string }> = {
  * which path, while doing what, and what to do. `action` ("writing the layer of ...")
  * replaces the one read from the error's syscall and path.
  */
-export function fromErrno(e: NodeJS.ErrnoException, action?: string, options: Omit<KilnErrorOptions, 'cause'> = {}): KilnError {
+export function fromErrno(
+  e: NodeJS.ErrnoException,
+  action?: string,
+  options: Omit<KilnErrorOptions, 'cause'> & { showPath?: (p: string) => string } = {},
+): KilnError {
+  const { showPath = (p: string) => p, ...rest } = options;
   const { what, hint } = describeErrno(e);
   const verb = e.syscall ? (SYSCALL_VERBS[e.syscall] ?? e.syscall) : undefined;
   const dest = (e as { dest?: string }).dest;
-  const target = e.path ? (dest ? `${e.path} to ${dest}` : e.path) : undefined;
+  const target = e.path ? (dest ? `${showPath(e.path)} to ${showPath(dest)}` : showPath(e.path)) : undefined;
   const doing = action ?? (verb && target ? `${verb} ${target}` : verb);
-  return new KilnError(doing ? `${what} while ${doing}` : what, { hint, ...options, cause: e });
+  return new KilnError(doing ? `${what} while ${doing}` : what, { hint, ...rest, cause: e });
 }
 
 /** A system error's meaning in words (never the raw code), and what to do when that is obvious. */

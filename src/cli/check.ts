@@ -10,7 +10,7 @@ import type { Dockerfile } from '../dockerfile/ast.js';
 import { ContentStore } from '../oci/store.js';
 import { loadImage } from '../oci/image.js';
 import { formatFindings, runChecks, type CheckFormat } from '../dockerfile/checks.js';
-import { parsePlatform } from '../dockerfile/checks/words.js';
+import { parsePlatform } from '../platform.js';
 
 async function readOptional(file: string): Promise<string | undefined> {
   try {
@@ -50,9 +50,7 @@ export async function checkContext(contextDir: string, o: Record<string, unknown
     throw new KilnError(`unknown --format "${format}": use text, json or sarif`);
   }
   const platform = o.platform as string | undefined;
-  if (platform !== undefined && !parsePlatform(platform)) {
-    throw new KilnError(`invalid --platform "${platform}"`, { hint: 'use os/arch[/variant], e.g. linux/arm64' });
-  }
+  if (platform !== undefined) parsePlatform(platform, '--platform');
   const context = path.resolve(contextDir);
   const stat = await fs.stat(context).catch(() => undefined);
   if (!stat?.isDirectory()) {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Registrar } from './main.js';
-import { KilnError } from '../errors.js';
+import { describeErrno, KilnError } from '../errors.js';
 import { dumpParseTree, parseDockerfile } from '../dockerfile/index.js';
 
 function readSource(file: string): { text: string; name: string } {
@@ -10,9 +10,10 @@ function readSource(file: string): { text: string; name: string } {
   try {
     return { text: readFileSync(file, 'utf8'), name: file };
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new KilnError(`cannot read ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, {
-      hint: code === 'ENOENT' ? 'pass the Dockerfile with -f PATH (or -f - for stdin)' : undefined,
+    const e = err as NodeJS.ErrnoException;
+    const { what, hint } = describeErrno(e);
+    throw new KilnError(`cannot read ${file}: ${what}`, {
+      hint: e.code === 'ENOENT' ? 'pass the Dockerfile with -f PATH (or -f - for stdin)' : hint,
       cause: err,
     });
   }

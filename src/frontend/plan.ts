@@ -145,6 +145,7 @@ class Planner {
       }
       if (!current) {
         if (inst.keyword === 'arg') {
+          if (inst.args.length === 0) throw this.err(inst, 'ARG requires at least one argument', `write ${NEEDS_ARGUMENTS.arg}`);
           for (const a of inst.args) this.globalArgs.push(splitArg(a));
           continue;
         }
@@ -763,7 +764,9 @@ class Planner {
       throw this.err(
         inst,
         `RUN for ${formatPlatform(ctx.platform)} cannot execute: ${cannotRun}`,
-        'install QEMU user emulation (apt-get install qemu-user-static binfmt-support), or build for this machine\'s platform (--platform, FROM --platform=$BUILDPLATFORM)',
+        ctx.platform.os === 'linux'
+          ? 'install QEMU user emulation (apt-get install qemu-user-static binfmt-support), or build for this machine\'s platform (--platform, FROM --platform=$BUILDPLATFORM)'
+          : 'kiln builds Linux images: use --platform linux/ARCH',
       );
     }
     const scope = this.scope(ctx);

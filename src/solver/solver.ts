@@ -664,19 +664,19 @@ export class Solver {
   }
 }
 
+/**
+ * A path inside a step's root filesystem (an unpacked layer's fs/, a mount's merged/ or
+ * upper/ under the kiln root's snapshots) as the image sees it: "/etc/x in the image".
+ */
+function inImage(p: string): string {
+  const m = /\/snapshots\/(?:layers|active)\/[0-9a-f]+\/(?:fs|merged|upper)(\/.*)?$/.exec(p);
+  return m ? `${m[1] ?? '/'} in the image` : p;
+}
+
 /** A user error from inside a step, located at the step's Dockerfile line. */
 function atStep(e: unknown, v: Vertex, doing?: string): unknown {
-  const errno = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (!(e instanceof KilnError) && (errno === 'ENOSPC' || errno === 'EDQUOT')) {
-    // the step that ran out of space is the one blamed
-    return new KilnError(`${v.name.replace(/^\[[^\]]*\]\s*/, '')}: no space left on the device that holds the kiln root`, {
-      location: v.origin,
-      hint: 'free disk space on the filesystem that holds the kiln root (kiln prune removes unused build cache), or choose another root with --root',
-      cause: e,
-    });
-  }
-  // any other system error (a name too long, ...) is blamed on the step that met it too
-  if (isErrnoError(e)) e = fromErrno(e, e.path ? undefined : doing);
+  // a system error (a full disk, a name too long) is blamed on the step that met it
+  if (isErrnoError(e)) e = fromErrno(e, e.path ? undefined : doing, { showPath: inImage });
   if (!(e instanceof KilnError) || e.location || !v.origin) return e;
   return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
 }

@@ -37,8 +37,8 @@ describe('a full disk', { skip: isRoot() ? false : 'needs root (tmpfs, runc)' },
       await writeTree(ctx, { Dockerfile: 'FROM busybox:latest\nRUN echo one > /one\nCOPY blob /\nRUN echo after\n' });
       await fs.writeFile(path.join(ctx, 'blob'), Buffer.alloc(12_000_000, 1));
       const r = await runKiln(['build', '--progress', 'plain', ctx], { root, cwd: ctx });
-      assertClearError(r, /^error: Dockerfile:3:1: COPY blob \/: no space left on the device/m, 'COPY');
-      assert.match(r.stderr, /hint: free disk space .*--root/);
+      assertClearError(r, /^error: Dockerfile:3:1: no space left on device while copying .*blob to \/blob in the image\n/m, 'COPY');
+      assert.match(r.stderr, /hint: free space .*--root/);
     }));
 
   it('a RUN whose layer cannot be stored is the step blamed', () =>

@@ -27,11 +27,12 @@ const BASE: ImageConfig = {
   history: [],
 };
 
-function plan(text: string, opts: Partial<PlanOptions> = {}): Promise<BuildPlan> {
+/** Plans `text`; every base image is `base` (default BASE). */
+function plan(text: string, opts: Partial<PlanOptions> = {}, base: ImageConfig = BASE): Promise<BuildPlan> {
   return planBuild(parseDockerfile(text, 'Dockerfile'), {
     buildPlatform: AMD64,
     created: '2024-01-01T00:00:00Z',
-    resolveImage: async (ref) => ({ ref, manifestDigest: `sha256:${'a'.repeat(64)}`, config: structuredClone(opts.buildArgs?.ONBUILD_BASE ? { ...BASE, config: { ...BASE.config, OnBuild: [opts.buildArgs.ONBUILD_BASE] } } : BASE), layers: [] }),
+    resolveImage: async (ref) => ({ ref, manifestDigest: `sha256:${'a'.repeat(64)}`, config: structuredClone(base), layers: [] }),
     ...opts,
   });
 }
@@ -149,7 +150,7 @@ describe('heredocs', () => {
     const parent = await plan('FROM base\nONBUILD RUN <<EOF\necho "hello world" >> /dest\nEOF\n');
     const trigger = parent.target.config.config?.OnBuild;
     assert.deepEqual(trigger, ['RUN <<EOF\necho "hello world" >> /dest\nEOF']);
-    const child = await plan('FROM base\n', { buildArgs: { ONBUILD_BASE: trigger![0]! } });
+    const child = await plan('FROM base\n', {}, parent.target.config);
     let run: Vertex = child.target.state;
     while (run.kind === 'file') run = run.parent;
     assert.equal(run.kind, 'exec');
@@ -188,6 +189,9 @@ describe('--platform', () => {
     assert.match(e.message, /^RUN for linux\/s390x cannot execute: no binfmt_misc handler for s390x/);
     assert.equal(e.location?.line, 3);
     assert.match(e.hint ?? '', /apt-get install qemu-user-static binfmt-support/);
+    const win = await planError('FROM base\nRUN echo hi\n', { platform: { os: 'windows', architecture: 'amd64' }, executionProblem: (pl) => executionProblem(pl, AMD64) });
+    assert.match(win.message, /kiln runs Linux containers only, not windows/);
+    assert.match(win.hint ?? '', /--platform linux\/ARCH/);
     // a stage on the build platform runs natively
     await plan('FROM --platform=$BUILDPLATFORM base\nRUN echo hi\n', {
       platform: { os: 'linux', architecture: 's390x' },
