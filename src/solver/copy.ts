@@ -21,7 +21,7 @@ export interface Owner {
 export interface CopySourceTree {
   root: string;
   /** Roots the pattern names, and for each every path below it to copy (relative to tree root). */
-  resolve(pattern: string, excludes: string[]): Promise<Array<{ rel: string; isDir: boolean; below: string[] }>>;
+  resolve(pattern: string, excludes: string[]): Promise<Array<{ rel: string; isDir: boolean; below: string[]; name?: string }>>;
   /** Context files are owned by root in the image; other trees keep their owners. */
   preserveOwner: boolean;
 }
@@ -73,6 +73,7 @@ export function rootfsTree(root: string): CopySourceTree {
         if (isDir) await walkAll(abs, '', below);
         out.push({
           rel,
+          name: found, // the path as the pattern named it (rel is where it resolved): --parents keeps it
           isDir,
           // --exclude patterns are relative to the directory being copied
           below: below.filter((b) => !isExcluded(b)).map((b) => (rel ? `${rel}/${b}` : b)),
@@ -151,14 +152,14 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
     for (const root of roots) {
       const srcAbs = path.join(tree.root, root.rel);
       if (root.isDir) {
-        const base = opts.parents && root.rel ? path.posix.join(destPath, root.rel) : destPath;
+        const base = opts.parents && root.rel ? path.posix.join(destPath, root.name ?? root.rel) : destPath;
         const targetDir = await mkdirInRoot(opts.destRoot, base, opts.owner);
         await copyTree(tree, root.rel, root.below, targetDir, base, opts);
         continue;
       }
       let target: string;
       const existing = await fs.stat(await secureResolve(opts.destRoot, destPath)).catch(() => undefined);
-      if (opts.parents) target = path.posix.join(destPath, root.rel);
+      if (opts.parents) target = path.posix.join(destPath, root.name ?? root.rel);
       else if (destIsDirSyntax || multi || existing?.isDirectory()) target = path.posix.join(destPath, path.posix.basename(root.rel));
       else target = destPath;
       await mkdirInRoot(opts.destRoot, path.posix.dirname(target), opts.owner);

@@ -77,6 +77,28 @@ describe('paths inside an image root never resolve through the host', { skip }, 
     suite.canary.verify();
   });
 
+  it('COPY --from with --exclude and --parents through a link to the canary path reads the stage', async () => {
+    const C = suite.canary.dir;
+    const dockerfile = [
+      `FROM ${BASE} AS s`,
+      `RUN mkdir -p ${C}/sub && echo stage > ${C}/sub/inner.txt && echo stage > ${C}/sub/b.log && ln -s ${C} /out`,
+      `FROM ${BASE}`,
+      'COPY --from=s --exclude=*.log /out/sub /ex/',
+      'COPY --from=s --parents /out/sub/inner.txt /par/',
+      '',
+    ].join('\n');
+    const { r } = await build({ Dockerfile: dockerfile }, 'sec-exclude:1');
+    suite.canary.verify();
+    assert.equal(r.code, 0, r.stderr);
+    const got = await kilnListing(suite.root, 'sec-exclude:1', ['/ex', '/par']);
+    assert.match(got, new RegExp(`^/ex/inner\\.txt\\|regular file\\|644\\|0:0\\|1\\|${md5('stage\n')}$`, 'm'), 'the stage\'s file, not the host canary\'s sub/inner.txt');
+    assert.doesNotMatch(got, /b\.log/);
+    // every file --parents copied is the stage's
+    for (const line of got.split('\n').filter((l) => l.includes('|regular file|'))) assert.ok(line.endsWith(md5('stage\n')), line);
+    // --parents keeps the path as the source names it, read from where it resolves in the stage
+    assert.match(got, new RegExp(`^/par/out/sub/inner\\.txt\\|regular file\\|644\\|0:0\\|1\\|${md5('stage\n')}$`, 'm'));
+  });
+
   it('--chown names are looked up in the image, never in a host file a link points to', async () => {
     // the canary holds a passwd with user "evil"; the image's /etc/passwd links to its path
     const { r } = await build({ Dockerfile: `FROM ${BASE}\nRUN rm /etc/passwd && ln -s ${suite.canary.dir}/passwd /etc/passwd\nCOPY --chown=evil f.txt /f\n`, 'f.txt': 'x' }, 'sec-chown-evil:1');
