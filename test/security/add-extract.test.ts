@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { isRoot } from '../helpers.js';
+import { isRoot, runKiln } from '../helpers.js';
 import { assertCleanError, BASE, kilnListing, makeTar, securitySuite, type SecuritySuite } from './harness.js';
 
 const skip = isRoot() ? false : 'overlayfs and runc need root';
@@ -152,6 +152,25 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
     assert.match(got, /^\/out\/implied\/bar\|regular file\|644\|100:200\|/m);
     assert.match(got, /^\/out\/ln\|symbolic link\|777\|100:200\|1\|-> foo$/m);
     suite.canary.verify();
+  });
+
+  it('modes, times (directories\' after their children), owners and links are the archive\'s', async () => {
+    const archive = await makeTar([
+      { name: 'd/', type: 'directory', mode: 0o750, uid: 5, gid: 6, mtime: 1_500_000_000 },
+      { name: 'd/f', content: 'f', mode: 0o4755, uid: 7, gid: 8, mtime: 1_400_000_000 },
+      { name: 'd/ln', type: 'symlink', linkname: '../nowhere', mtime: 1_300_000_000 },
+      { name: 'd/sub/g', content: 'g' },
+    ]);
+    const { r } = await build({ Dockerfile: `FROM ${BASE}\nADD t.tar /m/\n`, 't.tar': archive }, 'sec-meta:1');
+    assert.equal(r.code, 0, r.stderr);
+    const run = await runKiln(['run', '--rm', 'sec-meta:1', 'sh', '-c', 'stat -c "%n %a %u:%g %Y" /m/d /m/d/f /m/d/ln /m/d/sub; readlink /m/d/ln'], { root: suite.root });
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.trim().split('\n');
+    assert.equal(lines[0], '/m/d 750 5:6 1500000000');
+    assert.equal(lines[1], '/m/d/f 4755 7:8 1400000000', 'setuid survives the chown');
+    assert.equal(lines[2], '/m/d/ln 777 0:0 1300000000');
+    assert.match(lines[3], /^\/m\/d\/sub 755 0:0 \d+$/, 'an implied directory is 0755 and root\'s');
+    assert.equal(lines[4], '../nowhere', 'a link is written as it is');
   });
 
   it('compressed archives unpack; --unpack=false copies; a file that is no tar is copied', async () => {
