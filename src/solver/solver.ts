@@ -17,7 +17,7 @@ import type { ActiveMount } from '../snapshot/types.js';
 import { runContainer, resolveUser, type RunSpec } from '../exec/index.js';
 import type { ExecVertex, FileVertex, Vertex } from '../graph/types.js';
 import type { BuildContext } from './context.js';
-import { inRootName, parentsConfinedSync, rootPathSync } from '../fsroot.js';
+import { inRootName, makeDirsSync, parentsConfinedSync, rootPathSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
 import { hasWildcard } from './match.js';
@@ -591,8 +591,11 @@ export class Solver {
       extra.push({ merged: dir, upper: dir, work: dir, release: () => fs.rm(dir, { recursive: true, force: true }) });
       const names: string[] = [];
       for (const inl of a.inline ?? []) {
-        await fs.writeFile(path.join(dir, inl.name), inl.content, { mode: 0o644 });
-        names.push(inl.name);
+        // a heredoc name is a path in a scratch root (as BuildKit's Mkfile): "../x" stays in it
+        const file = rootPathSync(dir, inl.name);
+        makeDirsSync(dir, path.dirname(file));
+        await fs.writeFile(file, inl.content, { mode: 0o644 });
+        names.push(path.relative(dir, file));
       }
       for (const url of a.urls ?? []) names.push(await download(url, dir));
       const tree = { ...rootfsTree(dir), preserveOwner: false };

@@ -99,6 +99,16 @@ describe('paths inside an image root never resolve through the host', { skip }, 
     assert.match(got, new RegExp(`^/par/out/sub/inner\\.txt\\|regular file\\|644\\|0:0\\|1\\|${md5('stage\n')}$`, 'm'));
   });
 
+  it('a COPY heredoc named with ".." to the canary path is written in a scratch root, not on the host', async () => {
+    // BuildKit makes the heredoc with Mkfile in a scratch state: the name is clamped there
+    const name = `../../../../../../../..${suite.canary.dir}/${suite.canary.evil}`;
+    const { r } = await build({ Dockerfile: `FROM ${BASE}\nCOPY <<${name} /x\nheredoc body\n${name}\nRUN --mount=type=tmpfs,target=/t cat <<${name}\nrun body\n${name}\n` }, 'sec-heredoc:1');
+    suite.canary.verify();
+    assert.equal(r.code, 0, r.stderr);
+    const got = await kilnListing(suite.root, 'sec-heredoc:1', ['/x']);
+    assert.match(got, new RegExp(`^/x\\|regular file\\|644\\|0:0\\|1\\|${md5('heredoc body\n')}$`, 'm'));
+  });
+
   it('--chown names are looked up in the image, never in a host file a link points to', async () => {
     // the canary holds a passwd with user "evil"; the image's /etc/passwd links to its path
     const { r } = await build({ Dockerfile: `FROM ${BASE}\nRUN rm /etc/passwd && ln -s ${suite.canary.dir}/passwd /etc/passwd\nCOPY --chown=evil f.txt /f\n`, 'f.txt': 'x' }, 'sec-chown-evil:1');
