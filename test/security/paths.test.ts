@@ -73,7 +73,10 @@ describe('paths inside an image root never resolve through the host', { skip }, 
     if (!suite.oracle) return t.skip('dockerd not available: in-root result asserted only');
     const d = await suite.oracle.build(ctx, 'kiln-sec-paths:1');
     assert.equal(d.code, 0, d.stderr);
-    assert.equal(got, await suite.oracle.listing('kiln-sec-paths:1', paths));
+    // the cache mount's stubs (runc made them at ${C}/run/kcache, through /var/run): docker
+    // 20.10's BuildKit predates its stub cleaner and keeps them, kiln removes empty stubs
+    const withoutStubs = (listing: string) => listing.split('\n').filter((l) => !l.startsWith(`${C}/run`)).join('\n');
+    assert.equal(withoutStubs(got), withoutStubs(await suite.oracle.listing('kiln-sec-paths:1', paths)));
     suite.canary.verify();
   });
 
