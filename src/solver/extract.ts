@@ -276,7 +276,7 @@ export async function extractArchive(file: string, kind: ArchiveCompression, des
         const targetRel = clampRelative(h.linkname ?? '');
         const target = targetRel === '' ? root : path.join(parentDir(targetRel, h.linkname ?? ''), path.posix.basename(targetRel));
         const tst = lstatSync(target, { throwIfNoEntry: false });
-        if (!tst) throw fail(`hard link "${h.name}" points to "${h.linkname ?? ''}", which is not in the archive before it`, 'the archive is malformed');
+        if (!tst) throw fail(`hard link "${h.name}" points to "${h.linkname ?? ''}", which is neither in the archive before it nor in the destination`, 'the archive is malformed');
         if (tst.isDirectory()) throw fail(`hard link "${h.name}" points to a directory, ${where(target)}`, 'the archive is malformed');
         if (target === abs) return;
         clear(abs, false);
