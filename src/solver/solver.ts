@@ -597,7 +597,7 @@ export class Solver {
         await fs.writeFile(file, inl.content, { mode: 0o644 });
         names.push(path.relative(dir, file));
       }
-      for (const url of a.urls ?? []) names.push(await download(url, dir));
+      for (const url of a.urls ?? []) names.push(await download(url, dir, a.checksum));
       const tree = { ...rootfsTree(dir), preserveOwner: false };
       await copyInto(tree, names, [], { ...common, unpackArchives: a.unpackUrls === true });
     }
@@ -736,7 +736,8 @@ async function removeStubs(upper: string, before: MountPointState): Promise<void
 }
 
 
-async function download(url: string, dir: string): Promise<string> {
+/** Fetches `url` into `dir`; with ADD --checksum, the content must have that digest (as BuildKit checks). */
+async function download(url: string, dir: string, checksum?: string): Promise<string> {
   let res: HttpResponse;
   try {
     res = await httpGet(url);
@@ -744,6 +745,11 @@ async function download(url: string, dir: string): Promise<string> {
     throw new KilnError(`ADD could not fetch ${url}: ${(e as Error).message}`);
   }
   if (res.status < 200 || res.status > 299) throw new KilnError(`ADD could not fetch ${url}: HTTP ${res.status}`);
+  if (checksum !== undefined) {
+    const alg = checksum.slice(0, checksum.indexOf(':'));
+    const got = `${alg}:${createHash(alg).update(res.body).digest('hex')}`;
+    if (got !== checksum) throw new KilnError(`ADD ${url}: digest mismatch ${got}: ${checksum}`, { hint: 'the file changed, or --checksum is wrong' });
+  }
   const name = path.posix.basename(new URL(url).pathname) || 'index.html';
   const file = path.join(dir, name);
   await fs.writeFile(file, res.body, { mode: 0o600 });

@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
@@ -225,6 +225,26 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
       assert.match(got, /^\/kept\/t\.tar\.gz\|regular file/m);
       assert.match(got, /^\/dest\/foo\|regular file/m);
       assert.doesNotMatch(got, /^\/dest\/t\.tar\.gz/m);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('ADD --checksum of a URL is verified (dockerfile_add_test.go testAddChecksum)', async () => {
+    const body = 'checked content\n';
+    const server = http.createServer((_req, res) => res.end(body)).listen(0, '127.0.0.1');
+    try {
+      await new Promise((ok) => (server.listening ? ok(undefined) : server.once('listening', ok)));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/f.txt`;
+      const good = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      const ok = await build({ Dockerfile: `FROM ${BASE}\nARG SUM=${good}\nADD --checksum=\${SUM} ${url} /f.txt\n` }, 'sec-sum-ok:1');
+      assert.equal(ok.r.code, 0, ok.r.stderr);
+      const bad = await build({ Dockerfile: `FROM ${BASE}\nADD --checksum=sha256:${'0'.repeat(64)} ${url} /f.txt\n` }, 'sec-sum-bad:1');
+      assertCleanError(bad.r, /digest mismatch/);
+      const md5sum = await build({ Dockerfile: `FROM ${BASE}\nADD --checksum=md5:7e55db001d319a94b0b713529a756623 ${url} /f.txt\n` }, 'sec-sum-md5:1');
+      assertCleanError(md5sum.r, /unsupported digest algorithm/);
+      const junk = await build({ Dockerfile: `FROM ${BASE}\nADD --checksum=sha256:abc ${url} /f.txt\n` }, 'sec-sum-junk:1');
+      assertCleanError(junk.r, /invalid checksum digest format/);
     } finally {
       server.close();
     }
