@@ -408,7 +408,9 @@ export class Solver {
       if (v.kind === 'exec') await this.runExec(v, others, mount, extraMounts, id);
       else await this.runFileOp(v, others, mount, extraMounts, direct || undefined);
       const t1 = Date.now();
-      const entries = await this.opts.snapshotter.diff(mount.upper, { noNewXattrs: v.kind === 'file', lowers: mount.lowers });
+      // a file operation sets no xattrs, except an ADD unpacking an archive's PAX xattrs
+      const unpacks = v.kind === 'file' && v.action.op === 'copy' && (v.action.unpackArchives || v.action.unpackUrls === true);
+      const entries = await this.opts.snapshotter.diff(mount.upper, { noNewXattrs: v.kind === 'file' && !unpacks, lowers: mount.lowers });
       const t2 = Date.now();
       if (entries.length === 0) return undefined;
       const bytes = entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0);

@@ -11,7 +11,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { isRoot, runKiln } from '../helpers.js';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { tarEntries } from '../../src/oci/tar.js';
+import { isRoot, runKiln, tempDir } from '../helpers.js';
 import { assertCleanError, BASE, kilnListing, makeTar, securitySuite, type SecuritySuite } from './harness.js';
 
 const skip = isRoot() ? false : 'overlayfs and runc need root';
@@ -171,6 +175,33 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
     assert.equal(lines[2], '/m/d/ln 777 0:0 1300000000');
     assert.match(lines[3], /^\/m\/d\/sub 755 0:0 \d+$/, 'an implied directory is 0755 and root\'s');
     assert.equal(lines[4], '../nowhere', 'a link is written as it is');
+  });
+
+  it('PAX xattrs of unpacked entries reach the layer', async () => {
+    const archive = await makeTar([{ name: 'x.txt', content: 'x', pax: { 'SCHILY.xattr.user.kiln': 'yes' } }]);
+    const { r } = await build({ Dockerfile: `FROM ${BASE}\nADD t.tar /xa/\n`, 't.tar': archive }, 'sec-xattr:1');
+    assert.equal(r.code, 0, r.stderr);
+    const { dir, cleanup } = await tempDir('kiln-sec-save-');
+    try {
+      const out = path.join(dir, 'img.tar');
+      const saved = await runKiln(['save', '-o', out, 'sec-xattr:1'], { root: suite.root });
+      assert.equal(saved.code, 0, saved.stderr);
+      let found: string | undefined;
+      for await (const outer of tarEntries(createReadStream(out))) {
+        const chunks: Buffer[] = [];
+        for await (const c of outer.stream) chunks.push(c as Buffer);
+        try {
+          for await (const inner of tarEntries(Readable.from([Buffer.concat(chunks)]))) {
+            if (inner.header.name.replace(/^\.?\//, '') === 'xa/x.txt') found = inner.header.pax?.['SCHILY.xattr.user.kiln'];
+          }
+        } catch {
+          // a config or manifest, not a layer
+        }
+      }
+      assert.equal(found, 'yes');
+    } finally {
+      await cleanup();
+    }
   });
 
   it('compressed archives unpack; --unpack=false copies; a file that is no tar is copied', async () => {
