@@ -944,10 +944,18 @@ class Planner {
     if (srcWords.length > 1 && !dest.endsWith('/')) {
       throw this.err(inst, `When using ${kw} with more than one source file, the destination must be a directory and end with a /`, `write ${dest}/`, dest);
     }
-    const checksum = isAdd ? flags.string('checksum') : undefined;
+    const checksumFlag = isAdd ? flags.string('checksum') : undefined;
+    const checksum = checksumFlag === undefined ? undefined : this.expandIn(ctx, inst, checksumFlag, scope);
     if (checksum !== undefined && checksum !== '') {
       if (srcWords.length !== 1) throw this.err(inst, "checksum can't be specified for multiple sources", 'ADD one source per --checksum', '--checksum');
       if (urls.length !== 1) throw this.err(inst, 'checksum requires HTTP(S) or Git sources', 'drop --checksum for a local file', '--checksum');
+      const alg = checksum.includes(':') ? checksum.slice(0, checksum.indexOf(':')) : '';
+      if (alg !== '' && !['sha256', 'sha384', 'sha512'].includes(alg)) {
+        throw this.err(inst, `unsupported digest algorithm: ${alg}`, 'use a sha256, sha384 or sha512 digest', '--checksum');
+      }
+      if (!/^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$/.test(checksum)) {
+        throw this.err(inst, `invalid checksum digest format: ${checksum}`, 'write --checksum=sha256:<64 hex digits>', '--checksum');
+      }
     }
     // --unpack: local archives unpack unless =false; URLs only with =true (as BuildKit)
     const unpackFlag = isAdd ? flags.string('unpack') : undefined;
@@ -988,6 +996,7 @@ class Planner {
       unpackArchives: isAdd && unpackFlag !== 'false',
       urls: urls.length ? urls : undefined,
       unpackUrls: unpackFlag === 'true' && urls.length > 0 ? true : undefined,
+      checksum: checksum || undefined,
       excludes: flags.strings('exclude').map((e) => this.expandIn(ctx, inst, e, scope)),
       parents: parents || undefined,
       link: flags.bool('link') || undefined,

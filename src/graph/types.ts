@@ -102,6 +102,8 @@ export interface FileVertex extends VertexCommon {
         unpackArchives: boolean;
         /** ADD of URLs: fetched files. */
         urls?: string[];
+        /** ADD --checksum: the digest a fetched URL's content must have. */
+        checksum?: string;
         /** ADD --unpack=true: fetched archives are unpacked too. */
         unpackUrls?: boolean;
         excludes?: string[];

@@ -21,6 +21,7 @@ import {
   promises as fsp,
   rmSync,
   symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -31,6 +32,9 @@ import { clampRelative, inRootName, makeDirsSync, parentsConfinedSync, rootPathS
 import { tarStreamLib } from '../oci/tar.js';
 import { idOf, mtimeOf, type TarHeader } from '../snapshot/unpack.js';
 import { escapeAttrPath, runCommand } from '../snapshot/util.js';
+
+/** Files up to this size are written in one call rather than streamed. */
+const SMALL_FILE = 1 << 20;
 
 export type ArchiveCompression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
@@ -246,8 +250,15 @@ export async function extractArchive(file: string, kind: ArchiveCompression, des
       case undefined:
       case null: {
         clear(abs, false);
-        // 'wx' creates or fails: never writes through whatever might be at abs
-        await pipeline(entry, createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+        // 'wx' creates or fails: never writes through whatever might be at abs. A small file
+        // is gathered and written with one synchronous call (a stream per file costs more)
+        if ((h.size ?? 0) <= SMALL_FILE) {
+          const chunks: Buffer[] = [];
+          for await (const c of entry) chunks.push(c);
+          writeFileSync(abs, Buffer.concat(chunks), { flag: 'wx', mode: 0o600 });
+        } else {
+          await pipeline(entry, createWriteStream(abs, { flags: 'wx', mode: 0o600 }));
+        }
         meta(false);
         lutimesSync(abs, atime, mtime);
         return;
@@ -265,7 +276,7 @@ export async function extractArchive(file: string, kind: ArchiveCompression, des
         const targetRel = clampRelative(h.linkname ?? '');
         const target = targetRel === '' ? root : path.join(parentDir(targetRel, h.linkname ?? ''), path.posix.basename(targetRel));
         const tst = lstatSync(target, { throwIfNoEntry: false });
-        if (!tst) throw fail(`hard link "${h.name}" points to "${h.linkname ?? ''}", which is not in the archive before it`, 'the archive is malformed');
+        if (!tst) throw fail(`hard link "${h.name}" points to "${h.linkname ?? ''}", which is neither in the archive before it nor in the destination`, 'the archive is malformed');
         if (tst.isDirectory()) throw fail(`hard link "${h.name}" points to a directory, ${where(target)}`, 'the archive is malformed');
         if (target === abs) return;
         clear(abs, false);

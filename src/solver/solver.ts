@@ -18,7 +18,7 @@ import { runContainer, resolveInRoot, resolveUser, type RunSpec } from '../exec/
 import { mountSecrets, type SecretFile } from '../exec/secrets.js';
 import type { ExecVertex, FileVertex, Vertex } from '../graph/types.js';
 import type { BuildContext } from './context.js';
-import { parentsConfinedSync } from '../fsroot.js';
+import { makeDirsSync, parentsConfinedSync, rootPathSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
 import { parseChmod } from './chmod.js';
@@ -422,7 +422,9 @@ export class Solver {
       if (v.kind === 'exec') await this.runExec(v, others, mount, extraMounts, id);
       else await this.runFileOp(v, others, mount, extraMounts, direct || undefined);
       const t1 = Date.now();
-      const entries = await this.opts.snapshotter.diff(mount.upper, { noNewXattrs: v.kind === 'file', lowers: mount.lowers });
+      // a file operation sets no xattrs, except an ADD unpacking an archive's PAX xattrs
+      const unpacks = v.kind === 'file' && v.action.op === 'copy' && (v.action.unpackArchives || v.action.unpackUrls === true);
+      const entries = await this.opts.snapshotter.diff(mount.upper, { noNewXattrs: v.kind === 'file' && !unpacks, lowers: mount.lowers });
       const t2 = Date.now();
       // a step that changed nothing still makes a layer (an empty one), as in BuildKit: every
       // RUN, COPY and WORKDIR of a path other than / adds one to the image
@@ -638,10 +640,13 @@ export class Solver {
       extra.push({ merged: dir, upper: dir, work: dir, release: () => fs.rm(dir, { recursive: true, force: true }) });
       const names: string[] = [];
       for (const inl of a.inline ?? []) {
-        await fs.writeFile(path.join(dir, inl.name), inl.content, { mode: 0o644 });
-        names.push(inl.name);
+        // a heredoc name is a path in a scratch root (as BuildKit's Mkfile): "../x" stays in it
+        const file = rootPathSync(dir, inl.name);
+        makeDirsSync(dir, path.dirname(file));
+        await fs.writeFile(file, inl.content, { mode: 0o644 });
+        names.push(path.relative(dir, file));
       }
-      for (const url of a.urls ?? []) names.push(await download(url, dir));
+      for (const url of a.urls ?? []) names.push(await download(url, dir, a.checksum));
       const tree = { ...rootfsTree(dir), preserveOwner: false };
       await copyInto(tree, names, [], { ...common, unpackArchives: a.unpackUrls === true });
     }
@@ -784,7 +789,9 @@ async function removeStubs(root: string, stubs: string[]): Promise<void> {
   }
 }
 
-async function download(url: string, dir: string): Promise<string> {
+
+/** Fetches `url` into `dir`; with ADD --checksum, the content must have that digest (as BuildKit checks). */
+async function download(url: string, dir: string, checksum?: string): Promise<string> {
   let res: HttpResponse;
   try {
     res = await httpGet(url);
@@ -792,6 +799,11 @@ async function download(url: string, dir: string): Promise<string> {
     throw new KilnError(`ADD could not fetch ${url}: ${(e as Error).message}`);
   }
   if (res.status < 200 || res.status > 299) throw new KilnError(`ADD could not fetch ${url}: HTTP ${res.status}`);
+  if (checksum !== undefined) {
+    const alg = checksum.slice(0, checksum.indexOf(':'));
+    const got = `${alg}:${createHash(alg).update(res.body).digest('hex')}`;
+    if (got !== checksum) throw new KilnError(`ADD ${url}: digest mismatch ${got}: ${checksum}`, { hint: 'the file changed, or --checksum is wrong' });
+  }
   const name = path.posix.basename(new URL(url).pathname) || 'index.html';
   const file = path.join(dir, name);
   await fs.writeFile(file, res.body, { mode: 0o600 });

@@ -7,11 +7,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { isRoot } from '../helpers.js';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { tarEntries } from '../../src/oci/tar.js';
+import { isRoot, runKiln, tempDir } from '../helpers.js';
 import { assertCleanError, BASE, kilnListing, makeTar, securitySuite, type SecuritySuite } from './harness.js';
 
 const skip = isRoot() ? false : 'overlayfs and runc need root';
@@ -154,6 +158,52 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
     suite.canary.verify();
   });
 
+  it('modes, times (directories\' after their children), owners and links are the archive\'s', async () => {
+    const archive = await makeTar([
+      { name: 'd/', type: 'directory', mode: 0o750, uid: 5, gid: 6, mtime: 1_500_000_000 },
+      { name: 'd/f', content: 'f', mode: 0o4755, uid: 7, gid: 8, mtime: 1_400_000_000 },
+      { name: 'd/ln', type: 'symlink', linkname: '../nowhere', mtime: 1_300_000_000 },
+      { name: 'd/sub/g', content: 'g' },
+    ]);
+    const { r } = await build({ Dockerfile: `FROM ${BASE}\nADD t.tar /m/\n`, 't.tar': archive }, 'sec-meta:1');
+    assert.equal(r.code, 0, r.stderr);
+    const run = await runKiln(['run', '--rm', 'sec-meta:1', 'sh', '-c', 'stat -c "%n %a %u:%g %Y" /m/d /m/d/f /m/d/ln /m/d/sub; readlink /m/d/ln'], { root: suite.root });
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.trim().split('\n');
+    assert.equal(lines[0], '/m/d 750 5:6 1500000000');
+    assert.equal(lines[1], '/m/d/f 4755 7:8 1400000000', 'setuid survives the chown');
+    assert.equal(lines[2], '/m/d/ln 777 0:0 1300000000');
+    assert.match(lines[3], /^\/m\/d\/sub 755 0:0 \d+$/, 'an implied directory is 0755 and root\'s');
+    assert.equal(lines[4], '../nowhere', 'a link is written as it is');
+  });
+
+  it('PAX xattrs of unpacked entries reach the layer', async () => {
+    const archive = await makeTar([{ name: 'x.txt', content: 'x', pax: { 'SCHILY.xattr.user.kiln': 'yes' } }]);
+    const { r } = await build({ Dockerfile: `FROM ${BASE}\nADD t.tar /xa/\n`, 't.tar': archive }, 'sec-xattr:1');
+    assert.equal(r.code, 0, r.stderr);
+    const { dir, cleanup } = await tempDir('kiln-sec-save-');
+    try {
+      const out = path.join(dir, 'img.tar');
+      const saved = await runKiln(['save', '-o', out, 'sec-xattr:1'], { root: suite.root });
+      assert.equal(saved.code, 0, saved.stderr);
+      let found: string | undefined;
+      for await (const outer of tarEntries(createReadStream(out))) {
+        const chunks: Buffer[] = [];
+        for await (const c of outer.stream) chunks.push(c as Buffer);
+        try {
+          for await (const inner of tarEntries(Readable.from([Buffer.concat(chunks)]))) {
+            if (inner.header.name.replace(/^\.?\//, '') === 'xa/x.txt') found = inner.header.pax?.['SCHILY.xattr.user.kiln'];
+          }
+        } catch {
+          // a config or manifest, not a layer
+        }
+      }
+      assert.equal(found, 'yes');
+    } finally {
+      await cleanup();
+    }
+  });
+
   it('compressed archives unpack; --unpack=false copies; a file that is no tar is copied', async () => {
     const tar = await makeTar([{ name: 'inside.txt', content: 'unpacked\n', pax: { 'SCHILY.xattr.user.kiln': 'yes' } }]);
     const files: Record<string, Buffer | string> = { 't.tar': tar, 't.tar.gz': gzipSync(tar), 'junk.tar': Buffer.from('this is no tar archive\n'.repeat(40)) };
@@ -206,6 +256,26 @@ describe('ADD archive extraction is confined to the image', { skip }, () => {
       assert.match(got, /^\/kept\/t\.tar\.gz\|regular file/m);
       assert.match(got, /^\/dest\/foo\|regular file/m);
       assert.doesNotMatch(got, /^\/dest\/t\.tar\.gz/m);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('ADD --checksum of a URL is verified (dockerfile_add_test.go testAddChecksum)', async () => {
+    const body = 'checked content\n';
+    const server = http.createServer((_req, res) => res.end(body)).listen(0, '127.0.0.1');
+    try {
+      await new Promise((ok) => (server.listening ? ok(undefined) : server.once('listening', ok)));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/f.txt`;
+      const good = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+      const ok = await build({ Dockerfile: `FROM ${BASE}\nARG SUM=${good}\nADD --checksum=\${SUM} ${url} /f.txt\n` }, 'sec-sum-ok:1');
+      assert.equal(ok.r.code, 0, ok.r.stderr);
+      const bad = await build({ Dockerfile: `FROM ${BASE}\nADD --checksum=sha256:${'0'.repeat(64)} ${url} /f.txt\n` }, 'sec-sum-bad:1');
+      assertCleanError(bad.r, /digest mismatch/);
+      const md5sum = await build({ Dockerfile: `FROM ${BASE}\nADD --checksum=md5:7e55db001d319a94b0b713529a756623 ${url} /f.txt\n` }, 'sec-sum-md5:1');
+      assertCleanError(md5sum.r, /unsupported digest algorithm/);
+      const junk = await build({ Dockerfile: `FROM ${BASE}\nADD --checksum=sha256:abc ${url} /f.txt\n` }, 'sec-sum-junk:1');
+      assertCleanError(junk.r, /invalid checksum digest format/);
     } finally {
       server.close();
     }

@@ -73,8 +73,43 @@ describe('paths inside an image root never resolve through the host', { skip }, 
     if (!suite.oracle) return t.skip('dockerd not available: in-root result asserted only');
     const d = await suite.oracle.build(ctx, 'kiln-sec-paths:1');
     assert.equal(d.code, 0, d.stderr);
-    assert.equal(got, await suite.oracle.listing('kiln-sec-paths:1', paths));
+    // the cache mount's stubs (runc made them at ${C}/run/kcache, through /var/run): docker
+    // 20.10's BuildKit predates its stub cleaner and keeps them, kiln removes empty stubs
+    const withoutStubs = (listing: string) => listing.split('\n').filter((l) => !l.startsWith(`${C}/run`)).join('\n');
+    assert.equal(withoutStubs(got), withoutStubs(await suite.oracle.listing('kiln-sec-paths:1', paths)));
     suite.canary.verify();
+  });
+
+  it('COPY --from with --exclude and --parents through a link to the canary path reads the stage', async () => {
+    const C = suite.canary.dir;
+    const dockerfile = [
+      `FROM ${BASE} AS s`,
+      `RUN mkdir -p ${C}/sub && echo stage > ${C}/sub/inner.txt && echo stage > ${C}/sub/b.log && ln -s ${C} /out`,
+      `FROM ${BASE}`,
+      'COPY --from=s --exclude=*.log /out/sub /ex/',
+      'COPY --from=s --parents /out/sub/inner.txt /par/',
+      '',
+    ].join('\n');
+    const { r } = await build({ Dockerfile: dockerfile }, 'sec-exclude:1');
+    suite.canary.verify();
+    assert.equal(r.code, 0, r.stderr);
+    const got = await kilnListing(suite.root, 'sec-exclude:1', ['/ex', '/par']);
+    assert.match(got, new RegExp(`^/ex/inner\\.txt\\|regular file\\|644\\|0:0\\|1\\|${md5('stage\n')}$`, 'm'), 'the stage\'s file, not the host canary\'s sub/inner.txt');
+    assert.doesNotMatch(got, /b\.log/);
+    // every file --parents copied is the stage's
+    for (const line of got.split('\n').filter((l) => l.includes('|regular file|'))) assert.ok(line.endsWith(md5('stage\n')), line);
+    // --parents keeps the path as the source names it, read from where it resolves in the stage
+    assert.match(got, new RegExp(`^/par/out/sub/inner\\.txt\\|regular file\\|644\\|0:0\\|1\\|${md5('stage\n')}$`, 'm'));
+  });
+
+  it('a COPY heredoc named with ".." to the canary path is written in a scratch root, not on the host', async () => {
+    // BuildKit makes the heredoc with Mkfile in a scratch state: the name is clamped there
+    const name = `../../../../../../../..${suite.canary.dir}/${suite.canary.evil}`;
+    const { r } = await build({ Dockerfile: `FROM ${BASE}\nCOPY <<${name} /x\nheredoc body\n${name}\nRUN --mount=type=tmpfs,target=/t cat <<${name}\nrun body\n${name}\n` }, 'sec-heredoc:1');
+    suite.canary.verify();
+    assert.equal(r.code, 0, r.stderr);
+    const got = await kilnListing(suite.root, 'sec-heredoc:1', ['/x']);
+    assert.match(got, new RegExp(`^/x\\|regular file\\|644\\|0:0\\|1\\|${md5('heredoc body\n')}$`, 'm'));
   });
 
   it('--chown names are looked up in the image, never in a host file a link points to', async () => {
