@@ -91,9 +91,14 @@ export function reapStale(root: string): void {
     names = readdirSync(path.join(abs, 'procs'));
   } catch {
     // a root from before process entries, or a fresh one: sweep it once (cheap when empty)
-    names = [];
     if (!existsDir(abs)) return;
     sweepRoot(abs, 'dead');
+    // from now on the cheap path applies
+    try {
+      mkdirSync(path.join(abs, 'procs'));
+    } catch {
+      // made meanwhile, or a read-only root
+    }
     return;
   }
   const dead = names.filter((n) => {
@@ -111,8 +116,57 @@ export function reapStale(root: string): void {
  * locks. Synchronous: it runs in a signal handler, just before the process exits.
  */
 export function releaseOwnResources(): void {
-  for (const root of registered.keys()) sweepRoot(root, 'self');
-  for (const tmp of tempsBeside) rmQuiet(tmp);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  // Work already under way can add a resource after a sweep: a child (a mount, a runtime
+  // creating a container) or a file operation in libuv's thread pool (a recursive mkdir
+  // recreates a removed directory). The children are stopped; the thread pool finishes what
+  // it has while this thread waits, and starts nothing new. So: sweep until a sweep finds
+  // nothing more (a few rounds at most).
+  // (a directory recreated that way has no owner file: what was removed is remembered)
+  // Done when 150 ms passed without finding anything (the pool has drained), 2 s at most.
+  removedOwn = new Set();
+  const start = Date.now();
+  let lastFound = start;
+  for (let round = 0; Date.now() - lastFound < 150 && Date.now() - start < 2000; round++) {
+    const before = swept;
+    for (const root of registered.keys()) sweepRoot(root, 'self');
+    for (const tmp of tempsBeside) rmQuiet(tmp);
+    for (const p of [...removedOwn]) rmQuiet(p);
+    if (round === 0) stopChildren();
+    if (swept !== before) lastFound = Date.now();
+    Atomics.wait(pause, 0, 0, 15);
+  }
+}
+
+/** Running (not zombie) child processes of this process. */
+function children(): number[] {
+  const out: number[] = [];
+  for (const name of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === process.pid && state !== 'Z' && state !== 'X') out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** SIGKILLs the children of this process and waits (up to 3 s) until they are gone. */
+function stopChildren(): number {
+  const kids = children();
+  for (const pid of kids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 300 && kids.length > 0 && children().length > 0; i++) Atomics.wait(pause, 0, 0, 10);
+  return kids.length;
 }
 
 /** Sweeps the root for what dead owners left, whether or not a dead process is registered. */
@@ -130,7 +184,19 @@ function existsDir(p: string): boolean {
   }
 }
 
+/** What the sweeps of this process took away (to tell when a sweep found nothing more). */
+let swept = 0;
+/** Paths a sweep of this process's own resources removed: removed again should they reappear. */
+let removedOwn: Set<string> | undefined;
+
 function rmQuiet(p: string): void {
+  try {
+    lstatSync(p);
+    swept++;
+  } catch {
+    return;
+  }
+  removedOwn?.add(p);
   try {
     rmSync(p, { recursive: true, force: true });
   } catch {
@@ -239,7 +305,11 @@ function sweepContainers(root: string, mode: Mode): void {
     else kept.add(id);
   }
   // runtime state without a bundle: its owner died between deleting the bundle and the state
-  if (mode === 'dead') for (const id of safeReaddir(runtimeRoot)) if (id.startsWith('kiln-') && !kept.has(id)) doomed.add(id);
+  // (or, for this process, a container created while the first sweep ran)
+  for (const id of safeReaddir(runtimeRoot)) {
+    if (kept.has(id)) continue;
+    if (mode === 'dead' ? id.startsWith('kiln-') : id.startsWith(`kiln-${process.pid}-`)) doomed.add(id);
+  }
   if (doomed.size === 0) return;
   const bin = runtimeBinary(root);
   for (const id of doomed) {
@@ -263,6 +333,7 @@ function sweepMounts(root: string, mode: Mode): Set<string> {
   // deepest first
   doomed.sort((a, b) => b.split('/').length - a.split('/').length);
   for (const mp of doomed) {
+    swept++;
     const r = spawnSync('umount', [mp], { stdio: 'ignore', timeout: 10_000 });
     if (r.status !== 0) spawnSync('umount', ['-l', mp], { stdio: 'ignore', timeout: 10_000 });
   }
@@ -315,8 +386,14 @@ function sweepRoot(root: string, mode: Mode): void {
   }
   const locks = path.join(root, 'locks');
   for (const name of safeReaddir(locks)) {
-    if (!name.endsWith('.lock')) continue;
     const file = path.join(locks, name);
+    const taking = ownerInName(name);
+    // the temp file a lock is linked from
+    if (taking) {
+      if (judge(mode, taking, file)) rmQuiet(file);
+      continue;
+    }
+    if (!name.endsWith('.lock')) continue;
     const lines = (() => {
       try {
         return readFileSync(file, 'utf8').split('\n');
@@ -325,7 +402,8 @@ function sweepRoot(root: string, mode: Mode): void {
       }
     })();
     // "pid\nhost\nnonce\nstart\n…": only locks that record a start time are judged here
-    if (lines.length > 3 && /^\d+$/.test(lines[0]) && /^\d+$/.test(lines[3]) && judge(mode, `${lines[0]} ${lines[3]}`, file)) rmQuiet(file);
+    // (not remembered as removed: another process may take the lock right after)
+    if (lines.length > 3 && /^\d+$/.test(lines[0]) && /^\d+$/.test(lines[3]) && judge(mode, `${lines[0]} ${lines[3]}`, file)) rmSync(file, { force: true });
   }
 }
 
