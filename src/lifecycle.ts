@@ -138,6 +138,21 @@ export function releaseOwnResources(): void {
   }
 }
 
+/** Processes (not this one) whose command line names one of `words` (container ids). */
+function processesNaming(words: string[]): number[] {
+  const out: number[] = [];
+  for (const name of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const args = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (args.some((a) => words.includes(a))) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
 /** Running (not zombie) child processes of this process. */
 function children(): number[] {
   const out: number[] = [];
@@ -164,8 +179,7 @@ function stopChildren(): number {
       // gone
     }
   }
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let i = 0; i < 300 && kids.length > 0 && children().length > 0; i++) Atomics.wait(pause, 0, 0, 10);
+  waitGone(kids);
   return kids.length;
 }
 
@@ -222,9 +236,23 @@ function ageMs(p: string): number {
 }
 
 /** Whether a resource with this owner (undefined: none recorded) is to be taken away. */
+/**
+ * Whether another live process is registered on the root being swept: only then can a
+ * resource without its owner file be one that is being made right now (every process
+ * registers before it makes anything).
+ */
+let othersLive = true;
+
+function anotherLiveProcess(root: string): boolean {
+  return safeReaddir(path.join(root, 'procs')).some((n) => {
+    const token = n.replace('-', ' ');
+    return token !== me() && ownerAlive(token);
+  });
+}
+
 function judge(mode: Mode, owner: string | undefined, p: string): boolean {
   if (mode === 'self') return owner !== undefined && owner.split(/\s+/).slice(0, 2).join(' ') === me();
-  if (owner === undefined) return ageMs(p) > UNOWNED_GRACE_MS;
+  if (owner === undefined) return !othersLive || ageMs(p) > UNOWNED_GRACE_MS;
   const token = owner.split(/\s+/).slice(0, 2).join(' ');
   return token !== me() && !ownerAlive(token);
 }
@@ -306,11 +334,23 @@ function sweepContainers(root: string, mode: Mode): void {
   }
   // runtime state without a bundle: its owner died between deleting the bundle and the state
   // (or, for this process, a container created while the first sweep ran)
-  for (const id of safeReaddir(runtimeRoot)) {
-    if (kept.has(id)) continue;
-    if (mode === 'dead' ? id.startsWith('kiln-') : id.startsWith(`kiln-${process.pid}-`)) doomed.add(id);
-  }
+  const orphanStates = (): string[] =>
+    safeReaddir(runtimeRoot).filter((id) => !kept.has(id) && (mode === 'dead' ? id.startsWith('kiln-') : id.startsWith(`kiln-${process.pid}-`)));
+  for (const id of orphanStates()) doomed.add(id);
   if (doomed.size === 0) return;
+  // a runtime still creating one of them (its owner killed meanwhile) would start it after
+  // the kill below: stopped first, and waited for (it may be writing the container's state)
+  const runtimes = processesNaming([...doomed]);
+  for (const pid of runtimes) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      swept++;
+    } catch {
+      // gone
+    }
+  }
+  waitGone(runtimes);
+  for (const id of orphanStates()) doomed.add(id);
   const bin = runtimeBinary(root);
   for (const id of doomed) {
     if (existsDir(path.join(runtimeRoot, id))) {
@@ -321,13 +361,30 @@ function sweepContainers(root: string, mode: Mode): void {
   }
 }
 
+/** Whether a process runs (a zombie does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (up to 3 s) until none of `pids` runs. */
+function waitGone(pids: number[]): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 300 && pids.some(running); i++) Atomics.wait(pause, 0, 0, 10);
+}
+
 function sweepMounts(root: string, mode: Mode): Set<string> {
   const all = mountsUnder(root);
   const set = new Set(all);
   const doomed = all.filter((mp) => {
     if (mp === root) return false;
     const owner = mountOwner(root, mp, set);
-    if (owner === undefined) return mode === 'dead' && transient(root, mp) && ageMs(mp) > UNOWNED_GRACE_MS;
+    if (owner === undefined) return mode === 'dead' && transient(root, mp) && (!othersLive || ageMs(mp) > UNOWNED_GRACE_MS);
     return judge(mode, owner, mp);
   });
   // deepest first
@@ -355,6 +412,7 @@ function removeTree(p: string, mounted: Set<string>): void {
 }
 
 function sweepRoot(root: string, mode: Mode): void {
+  othersLive = mode === 'self' || anotherLiveProcess(root);
   sweepContainers(root, mode);
   const mounted = sweepMounts(root, mode);
   // active snapshots and half-unpacked or half-adopted layers: an owner file inside
@@ -376,7 +434,7 @@ function sweepRoot(root: string, mode: Mode): void {
     let owner = ownerInName(name) ?? readOwnerFile(path.join(p, 'owner'));
     const legacy = /^oci-[a-z]+-(\d+)-[0-9a-f]+$/.exec(name);
     if (owner === undefined && legacy) owner = `${legacy[1]}`;
-    if (owner === undefined && mode === 'dead' && ageMs(p) <= 24 * 3600_000) continue;
+    if (owner === undefined && mode === 'dead' && othersLive && ageMs(p) <= 24 * 3600_000) continue;
     if (owner === undefined ? mode === 'dead' : judge(mode, owner, p)) removeTree(p, mounted);
   }
   const leases = path.join(root, 'leases');

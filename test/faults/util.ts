@@ -137,12 +137,12 @@ export async function leftovers(root: string, secret?: string): Promise<Leftover
 export const NOTHING: Leftovers = { mounts: [], containers: [], active: [], bundles: [], leases: [], tmp: [], layerTemps: [], locks: [], procs: [], secrets: [] };
 
 /** Processes (besides kiln) whose command line contains `marker`: a container's that outlived it. */
-export function processesWith(marker: string): number[] {
+export function processesWith(marker: string, exclude: number[] = []): number[] {
   const out: number[] = [];
   for (const pid of readdirNumeric('/proc')) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(marker) && pid !== process.pid) out.push(pid);
+      if (cmd.includes(marker) && pid !== process.pid && !exclude.includes(pid)) out.push(pid);
     } catch {
       // gone
     }
