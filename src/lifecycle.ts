@@ -20,6 +20,8 @@ import { ownerAlive, ownerToken } from './owner.js';
 
 /** `<kind>-<pid>-<start>-<hex>`: kinds are lower-case words (no digits), so the split is unambiguous. */
 const OWNED_NAME = /^[a-z][a-z-]*?-(\d+)-(\d+)-[0-9a-f]{8,}(?:\.[a-z0-9.]+)?$/;
+/** `<file>.atomic-<pid>-<start>-<hex>.tmp`, from fsutil's writeFileAtomic. */
+const ATOMIC_TEMP = /\.(atomic-\d+-\d+-[0-9a-f]+)\.tmp$/;
 /** Resources without an owner file younger than this may be being created right now. */
 const UNOWNED_GRACE_MS = 60_000;
 
@@ -71,11 +73,6 @@ export function registerProcess(root: string): void {
   }
 }
 
-/** Roots this process registered on (for cleanup when it is interrupted). */
-export function registeredRoots(): string[] {
-  return [...registered.keys()];
-}
-
 const reaped = new Set<string>();
 
 /**
@@ -119,11 +116,10 @@ export function releaseOwnResources(): void {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   // Work already under way can add a resource after a sweep: a child (a mount, a runtime
   // creating a container) or a file operation in libuv's thread pool (a recursive mkdir
-  // recreates a removed directory). The children are stopped; the thread pool finishes what
-  // it has while this thread waits, and starts nothing new. So: sweep until a sweep finds
-  // nothing more (a few rounds at most).
-  // (a directory recreated that way has no owner file: what was removed is remembered)
-  // Done when 150 ms passed without finding anything (the pool has drained), 2 s at most.
+  // recreates a removed directory, without its owner file). The children are stopped; the
+  // pool finishes what it has while this thread waits, and starts nothing new. So the sweep
+  // is repeated, removing again what it removed before, until 150 ms pass without finding
+  // anything (2 s at most).
   removedOwn = new Set();
   const start = Date.now();
   let lastFound = start;
@@ -235,7 +231,6 @@ function ageMs(p: string): number {
   }
 }
 
-/** Whether a resource with this owner (undefined: none recorded) is to be taken away. */
 /**
  * Whether another live process is registered on the root being swept: only then can a
  * resource without its owner file be one that is being made right now (every process
@@ -250,6 +245,7 @@ function anotherLiveProcess(root: string): boolean {
   });
 }
 
+/** Whether a resource with this owner (undefined: none recorded) is to be taken away. */
 function judge(mode: Mode, owner: string | undefined, p: string): boolean {
   if (mode === 'self') return owner !== undefined && owner.split(/\s+/).slice(0, 2).join(' ') === me();
   if (owner === undefined) return !othersLive || ageMs(p) > UNOWNED_GRACE_MS;
@@ -436,6 +432,16 @@ function sweepRoot(root: string, mode: Mode): void {
     if (owner === undefined && legacy) owner = `${legacy[1]}`;
     if (owner === undefined && mode === 'dead' && othersLive && ageMs(p) <= 24 * 3600_000) continue;
     if (owner === undefined ? mode === 'dead' : judge(mode, owner, p)) removeTree(p, mounted);
+  }
+  // temp files of atomic writes beside kiln's own files (cache records, indexes, usage)
+  const records = path.join(root, 'cache', 'records');
+  const besideDirs = ['run', 'cache', 'cache/contexts', 'cache/builds'].map((d) => path.join(root, d));
+  for (const dir of [...besideDirs, ...safeReaddir(records).map((d) => path.join(records, d))]) {
+    for (const name of safeReaddir(dir)) {
+      const m = ATOMIC_TEMP.exec(name);
+      const owner = m ? ownerInName(m[1]) : undefined;
+      if (owner && judge(mode, owner, path.join(dir, name))) rmQuiet(path.join(dir, name));
+    }
   }
   const leases = path.join(root, 'leases');
   for (const name of safeReaddir(leases)) {
