@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ownedName } from './lifecycle.js';
 
 /**
  * Replaces `file` with `data` atomically (a temp file beside it, then rename), making its
@@ -9,7 +9,8 @@ import path from 'node:path';
  */
 export async function writeFileAtomic(file: string, data: string | Buffer): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  // named after its owner: the reaper (lifecycle.ts) removes it if this process dies first
+  const tmp = `${file}.${ownedName('atomic')}.tmp`;
   try {
     await fs.writeFile(tmp, data);
     await fs.rename(tmp, file);

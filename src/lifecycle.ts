@@ -20,6 +20,8 @@ import { ownerAlive, ownerToken } from './owner.js';
 
 /** `<kind>-<pid>-<start>-<hex>`: kinds are lower-case words (no digits), so the split is unambiguous. */
 const OWNED_NAME = /^[a-z][a-z-]*?-(\d+)-(\d+)-[0-9a-f]{8,}(?:\.[a-z0-9.]+)?$/;
+/** `<file>.atomic-<pid>-<start>-<hex>.tmp`, from fsutil's writeFileAtomic. */
+const ATOMIC_TEMP = /\.(atomic-\d+-\d+-[0-9a-f]+)\.tmp$/;
 /** Resources without an owner file younger than this may be being created right now. */
 const UNOWNED_GRACE_MS = 60_000;
 
@@ -71,11 +73,6 @@ export function registerProcess(root: string): void {
   }
 }
 
-/** Roots this process registered on (for cleanup when it is interrupted). */
-export function registeredRoots(): string[] {
-  return [...registered.keys()];
-}
-
 const reaped = new Set<string>();
 
 /**
@@ -91,9 +88,14 @@ export function reapStale(root: string): void {
     names = readdirSync(path.join(abs, 'procs'));
   } catch {
     // a root from before process entries, or a fresh one: sweep it once (cheap when empty)
-    names = [];
     if (!existsDir(abs)) return;
     sweepRoot(abs, 'dead');
+    // from now on the cheap path applies
+    try {
+      mkdirSync(path.join(abs, 'procs'));
+    } catch {
+      // made meanwhile, or a read-only root
+    }
     return;
   }
   const dead = names.filter((n) => {
@@ -111,8 +113,70 @@ export function reapStale(root: string): void {
  * locks. Synchronous: it runs in a signal handler, just before the process exits.
  */
 export function releaseOwnResources(): void {
-  for (const root of registered.keys()) sweepRoot(root, 'self');
-  for (const tmp of tempsBeside) rmQuiet(tmp);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  // Work already under way can add a resource after a sweep: a child (a mount, a runtime
+  // creating a container) or a file operation in libuv's thread pool (a recursive mkdir
+  // recreates a removed directory, without its owner file). The children are stopped; the
+  // pool finishes what it has while this thread waits, and starts nothing new. So the sweep
+  // is repeated, removing again what it removed before, until 150 ms pass without finding
+  // anything (2 s at most).
+  removedOwn = new Set();
+  const start = Date.now();
+  let lastFound = start;
+  for (let round = 0; Date.now() - lastFound < 150 && Date.now() - start < 2000; round++) {
+    const before = swept;
+    for (const root of registered.keys()) sweepRoot(root, 'self');
+    for (const tmp of tempsBeside) rmQuiet(tmp);
+    for (const p of [...removedOwn]) rmQuiet(p);
+    if (round === 0) stopChildren();
+    if (swept !== before) lastFound = Date.now();
+    Atomics.wait(pause, 0, 0, 15);
+  }
+}
+
+/** Processes (not this one) whose command line names one of `words` (container ids). */
+function processesNaming(words: string[]): number[] {
+  const out: number[] = [];
+  for (const name of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const args = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (args.some((a) => words.includes(a))) out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Running (not zombie) child processes of this process. */
+function children(): number[] {
+  const out: number[] = [];
+  for (const name of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === process.pid && state !== 'Z' && state !== 'X') out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** SIGKILLs the children of this process and waits (up to 3 s) until they are gone. */
+function stopChildren(): number {
+  const kids = children();
+  for (const pid of kids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  waitGone(kids);
+  return kids.length;
 }
 
 /** Sweeps the root for what dead owners left, whether or not a dead process is registered. */
@@ -130,7 +194,19 @@ function existsDir(p: string): boolean {
   }
 }
 
+/** What the sweeps of this process took away (to tell when a sweep found nothing more). */
+let swept = 0;
+/** Paths a sweep of this process's own resources removed: removed again should they reappear. */
+let removedOwn: Set<string> | undefined;
+
 function rmQuiet(p: string): void {
+  try {
+    lstatSync(p);
+    swept++;
+  } catch {
+    return;
+  }
+  removedOwn?.add(p);
   try {
     rmSync(p, { recursive: true, force: true });
   } catch {
@@ -155,10 +231,24 @@ function ageMs(p: string): number {
   }
 }
 
+/**
+ * Whether another live process is registered on the root being swept: only then can a
+ * resource without its owner file be one that is being made right now (every process
+ * registers before it makes anything).
+ */
+let othersLive = true;
+
+function anotherLiveProcess(root: string): boolean {
+  return safeReaddir(path.join(root, 'procs')).some((n) => {
+    const token = n.replace('-', ' ');
+    return token !== me() && ownerAlive(token);
+  });
+}
+
 /** Whether a resource with this owner (undefined: none recorded) is to be taken away. */
 function judge(mode: Mode, owner: string | undefined, p: string): boolean {
   if (mode === 'self') return owner !== undefined && owner.split(/\s+/).slice(0, 2).join(' ') === me();
-  if (owner === undefined) return ageMs(p) > UNOWNED_GRACE_MS;
+  if (owner === undefined) return !othersLive || ageMs(p) > UNOWNED_GRACE_MS;
   const token = owner.split(/\s+/).slice(0, 2).join(' ');
   return token !== me() && !ownerAlive(token);
 }
@@ -239,8 +329,24 @@ function sweepContainers(root: string, mode: Mode): void {
     else kept.add(id);
   }
   // runtime state without a bundle: its owner died between deleting the bundle and the state
-  if (mode === 'dead') for (const id of safeReaddir(runtimeRoot)) if (id.startsWith('kiln-') && !kept.has(id)) doomed.add(id);
+  // (or, for this process, a container created while the first sweep ran)
+  const orphanStates = (): string[] =>
+    safeReaddir(runtimeRoot).filter((id) => !kept.has(id) && (mode === 'dead' ? id.startsWith('kiln-') : id.startsWith(`kiln-${process.pid}-`)));
+  for (const id of orphanStates()) doomed.add(id);
   if (doomed.size === 0) return;
+  // a runtime still creating one of them (its owner killed meanwhile) would start it after
+  // the kill below: stopped first, and waited for (it may be writing the container's state)
+  const runtimes = processesNaming([...doomed]);
+  for (const pid of runtimes) {
+    try {
+      process.kill(pid, 'SIGKILL');
+      swept++;
+    } catch {
+      // gone
+    }
+  }
+  waitGone(runtimes);
+  for (const id of orphanStates()) doomed.add(id);
   const bin = runtimeBinary(root);
   for (const id of doomed) {
     if (existsDir(path.join(runtimeRoot, id))) {
@@ -251,18 +357,36 @@ function sweepContainers(root: string, mode: Mode): void {
   }
 }
 
+/** Whether a process runs (a zombie does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (up to 3 s) until none of `pids` runs. */
+function waitGone(pids: number[]): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 300 && pids.some(running); i++) Atomics.wait(pause, 0, 0, 10);
+}
+
 function sweepMounts(root: string, mode: Mode): Set<string> {
   const all = mountsUnder(root);
   const set = new Set(all);
   const doomed = all.filter((mp) => {
     if (mp === root) return false;
     const owner = mountOwner(root, mp, set);
-    if (owner === undefined) return mode === 'dead' && transient(root, mp) && ageMs(mp) > UNOWNED_GRACE_MS;
+    if (owner === undefined) return mode === 'dead' && transient(root, mp) && (!othersLive || ageMs(mp) > UNOWNED_GRACE_MS);
     return judge(mode, owner, mp);
   });
   // deepest first
   doomed.sort((a, b) => b.split('/').length - a.split('/').length);
   for (const mp of doomed) {
+    swept++;
     const r = spawnSync('umount', [mp], { stdio: 'ignore', timeout: 10_000 });
     if (r.status !== 0) spawnSync('umount', ['-l', mp], { stdio: 'ignore', timeout: 10_000 });
   }
@@ -284,6 +408,7 @@ function removeTree(p: string, mounted: Set<string>): void {
 }
 
 function sweepRoot(root: string, mode: Mode): void {
+  othersLive = mode === 'self' || anotherLiveProcess(root);
   sweepContainers(root, mode);
   const mounted = sweepMounts(root, mode);
   // active snapshots and half-unpacked or half-adopted layers: an owner file inside
@@ -305,8 +430,18 @@ function sweepRoot(root: string, mode: Mode): void {
     let owner = ownerInName(name) ?? readOwnerFile(path.join(p, 'owner'));
     const legacy = /^oci-[a-z]+-(\d+)-[0-9a-f]+$/.exec(name);
     if (owner === undefined && legacy) owner = `${legacy[1]}`;
-    if (owner === undefined && mode === 'dead' && ageMs(p) <= 24 * 3600_000) continue;
+    if (owner === undefined && mode === 'dead' && othersLive && ageMs(p) <= 24 * 3600_000) continue;
     if (owner === undefined ? mode === 'dead' : judge(mode, owner, p)) removeTree(p, mounted);
+  }
+  // temp files of atomic writes beside kiln's own files (cache records, indexes, usage)
+  const records = path.join(root, 'cache', 'records');
+  const besideDirs = ['run', 'cache', 'cache/contexts', 'cache/builds'].map((d) => path.join(root, d));
+  for (const dir of [...besideDirs, ...safeReaddir(records).map((d) => path.join(records, d))]) {
+    for (const name of safeReaddir(dir)) {
+      const m = ATOMIC_TEMP.exec(name);
+      const owner = m ? ownerInName(m[1]) : undefined;
+      if (owner && judge(mode, owner, path.join(dir, name))) rmQuiet(path.join(dir, name));
+    }
   }
   const leases = path.join(root, 'leases');
   for (const name of safeReaddir(leases)) {
@@ -315,8 +450,14 @@ function sweepRoot(root: string, mode: Mode): void {
   }
   const locks = path.join(root, 'locks');
   for (const name of safeReaddir(locks)) {
-    if (!name.endsWith('.lock')) continue;
     const file = path.join(locks, name);
+    const taking = ownerInName(name);
+    // the temp file a lock is linked from
+    if (taking) {
+      if (judge(mode, taking, file)) rmQuiet(file);
+      continue;
+    }
+    if (!name.endsWith('.lock')) continue;
     const lines = (() => {
       try {
         return readFileSync(file, 'utf8').split('\n');
@@ -325,7 +466,8 @@ function sweepRoot(root: string, mode: Mode): void {
       }
     })();
     // "pid\nhost\nnonce\nstart\n…": only locks that record a start time are judged here
-    if (lines.length > 3 && /^\d+$/.test(lines[0]) && /^\d+$/.test(lines[3]) && judge(mode, `${lines[0]} ${lines[3]}`, file)) rmQuiet(file);
+    // (not remembered as removed: another process may take the lock right after)
+    if (lines.length > 3 && /^\d+$/.test(lines[0]) && /^\d+$/.test(lines[3]) && judge(mode, `${lines[0]} ${lines[3]}`, file)) rmSync(file, { force: true });
   }
 }
 

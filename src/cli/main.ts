@@ -93,6 +93,7 @@ export async function main(argv: string[]): Promise<number> {
   // what killed kiln processes left on this root goes first (one readdir when nothing did)
   program.hook('preAction', () => {
     if (word !== undefined && !ROOTLESS.has(word)) reapStale(globals().root);
+    trace('main: stale resources reaped');
   });
   const wanted = word !== undefined && word in commands ? [commands[word]] : Object.values(commands);
   trace('main: loading command');

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { processStartTime } from '../owner.js';
+import { ownedName } from '../lifecycle.js';
 
 /**
  * Inter-process exclusive locks: a lock file created with O_EXCL holding
@@ -165,36 +166,44 @@ const FIRST_REPORT_MS = 1000;
 const REPORT_EVERY_MS = 30_000;
 
 async function acquire(file: string, options: LockOptions): Promise<string> {
-  const command = [path.basename(process.argv[1] ?? 'node'), ...process.argv.slice(2)].join(' ').replace(/\s+/g, ' ').slice(0, 200);
+  const program = path.basename(process.argv[1] ?? 'node').replace(/^kiln\.c?js$/, 'kiln');
+  const command = [program, ...process.argv.slice(2)].join(' ').replace(/\s+/g, ' ').slice(0, 200);
   const token = `${process.pid}\n${hostname}\n${Date.now()}-${Math.random().toString(36).slice(2)}\n${processStartTime(process.pid) ?? ''}\n${new Date().toISOString()}\n${command}\n`;
   const started = Date.now();
   const deadline = started + (options.timeoutMs ?? 10 * 60_000);
   let nextReport = started + FIRST_REPORT_MS;
   let delay = 2;
-  for (;;) {
-    if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new KilnError('interrupted while waiting for a lock');
-    try {
-      const fh = await fsp.open(file, 'wx');
-      try {
-        await fh.writeFile(token);
-      } finally {
-        await fh.close();
-      }
+  // The lock file appears whole (a hard link to a temp file holding the token), so a
+  // process interrupted while taking it never leaves an empty lock nobody can attribute.
+  const tmp = path.join(path.dirname(file), ownedName('locking'));
+  await fsp.writeFile(tmp, token).catch(async (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    await fsp.writeFile(tmp, token);
+  });
+  try {
+    for (;;) {
+      if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new KilnError('interrupted while waiting for a lock');
       mine.set(file, token);
-      return token;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        await fsp.mkdir(path.dirname(file), { recursive: true });
-        continue;
+      try {
+        await fsp.link(tmp, file);
+        return token;
+      } catch (e) {
+        mine.delete(file);
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      if (code !== 'EEXIST') throw e;
+      await waitTurn();
     }
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+
+  async function waitTurn(): Promise<void> {
     const info = await readLock(file);
-    if (info === undefined) continue;
+    if (info === undefined) return;
     if (isStale(info)) {
       await breakStale(file, info.content);
-      continue;
+      return;
     }
     const now = Date.now();
     if (now > deadline) {

@@ -6,7 +6,7 @@ import { diffUpper, dropUnchangedDirs } from './diff.js';
 import type { ActiveMount, LayerEntry } from './types.js';
 import { extractLayer, type ByteSource } from './unpack.js';
 import { isMountPoint, ownerToken, runCommand } from './util.js';
-import { registerProcess, sweepStale } from '../lifecycle.js';
+import { ownedName, registerProcess, sweepStale } from '../lifecycle.js';
 
 const DIFF_ID_RE = /^sha256:([a-f0-9]{64})$/;
 
@@ -234,7 +234,7 @@ export class Snapshotter {
         if (released) return;
         released = true;
         if (options?.keepUpperAs) await this.adoptLayer(options.keepUpperAs, upper).catch(() => undefined);
-        await fsp.rm(dir, { recursive: true, force: true });
+        await discardDir(dir);
       },
     };
   }
@@ -329,5 +329,22 @@ async function releaseMountDir(dir: string, adopt?: (upper: string) => Promise<v
   // never remove through a live mount: that would delete files from the layers below
   if (first.code !== 0 && (await isMountPoint(merged))) return;
   if (adopt) await adopt(path.join(dir, 'upper')).catch(() => undefined);
-  await fsp.rm(dir, { recursive: true, force: true });
+  await discardDir(dir);
+}
+
+/**
+ * Removes an active dir (`<root>/snapshots/active/<id>`): first renamed into `<root>/tmp`
+ * under a name that carries this process as owner, so a removal cut short (a signal, a
+ * kill) leaves something the reaper can attribute, not an active dir without its owner file.
+ */
+async function discardDir(dir: string): Promise<void> {
+  const trash = path.join(path.dirname(path.dirname(path.dirname(dir))), 'tmp', ownedName('trash'));
+  let target = dir;
+  try {
+    renameSync(dir, trash);
+    target = trash;
+  } catch {
+    // no tmp dir (a root made by hand) or already gone: remove in place
+  }
+  await fsp.rm(target, { recursive: true, force: true });
 }

@@ -82,11 +82,17 @@ describe('reaping a root', { skip }, () => {
     writeFileSync(path.join(root, 'tmp', `oci-blob-${other.pid}-1-0123456789abcdef`), 'x');
     mkdirSync(path.join(root, 'run', 'bundles', 'kiln-x'), { recursive: true });
     writeFileSync(path.join(root, 'run', 'bundles', 'kiln-x', 'owner'), reused);
+    // a cache record's atomic write cut short, and one of ours under way
+    mkdirSync(path.join(root, 'cache', 'records', 'ab'), { recursive: true });
+    writeFileSync(path.join(root, 'cache', 'records', 'ab', `abcd.json.atomic-${other.pid}-1-0123456789abcdef.tmp`), '{');
+    const ours = `abce.json.${ownedName('atomic')}.tmp`;
+    writeFileSync(path.join(root, 'cache', 'records', 'ab', ours), '{');
     sweepStale(root);
     const left = await leftovers(root);
     assert.deepEqual(left.leases, ['lease-mine']);
     assert.deepEqual(left.tmp, []);
     assert.deepEqual(left.bundles, []);
+    assert.deepEqual(left.atomicTemps, [`cache/records/ab/${ours}`]);
   });
 
   it('reapStale does nothing while every registered process lives, and sweeps once one is dead', async () => {

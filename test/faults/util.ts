@@ -89,6 +89,8 @@ export interface Leftovers {
   layerTemps: string[];
   locks: string[];
   procs: string[];
+  /** Temp files of atomic writes beside kiln's cache files. */
+  atomicTemps: string[];
   /** Files under the root holding the secret's value. */
   secrets: string[];
 }
@@ -130,19 +132,29 @@ export async function leftovers(root: string, secret?: string): Promise<Leftover
     layerTemps: (await ls(path.join(root, 'snapshots', 'layers'))).filter((n) => n.startsWith('.')),
     locks: (await ls(path.join(root, 'locks'))).filter((n) => n.endsWith('.lock')),
     procs: await ls(path.join(root, 'procs')),
+    atomicTemps: await atomicTemps(root),
     secrets: secret ? await filesContaining(root, secret) : [],
   };
 }
 
-export const NOTHING: Leftovers = { mounts: [], containers: [], active: [], bundles: [], leases: [], tmp: [], layerTemps: [], locks: [], procs: [], secrets: [] };
+export const NOTHING: Leftovers = { mounts: [], containers: [], active: [], bundles: [], leases: [], tmp: [], layerTemps: [], locks: [], procs: [], atomicTemps: [], secrets: [] };
+
+async function atomicTemps(root: string): Promise<string[]> {
+  const records = path.join(root, 'cache', 'records');
+  const dirs = ['run', 'cache', 'cache/contexts', 'cache/builds'].map((d) => path.join(root, d));
+  for (const d of await ls(records)) dirs.push(path.join(records, d));
+  const out: string[] = [];
+  for (const d of dirs) for (const n of await ls(d)) if (n.endsWith('.tmp')) out.push(path.relative(root, path.join(d, n)));
+  return out;
+}
 
 /** Processes (besides kiln) whose command line contains `marker`: a container's that outlived it. */
-export function processesWith(marker: string): number[] {
+export function processesWith(marker: string, exclude: number[] = []): number[] {
   const out: number[] = [];
   for (const pid of readdirNumeric('/proc')) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(marker) && pid !== process.pid) out.push(pid);
+      if (cmd.includes(marker) && pid !== process.pid && !exclude.includes(pid)) out.push(pid);
     } catch {
       // gone
     }
