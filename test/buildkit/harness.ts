@@ -280,7 +280,8 @@ export function compareImages(kiln: ImageResult, docker: ImageResult, opts: Comp
   for (const f of opts.config ?? CONFIG_FIELDS) {
     assert.deepEqual(emptyToUndefined(kc[f]), emptyToUndefined(dc[f]), `config ${f} differs`);
   }
-  if (opts.history) {
+  // docker's history is unknown for an image read through inspect (see dockerImage)
+  if (opts.history && docker.config.history) {
     const hk = (kiln.config.history ?? []).map((h) => Boolean(h.empty_layer));
     const hd = (docker.config.history ?? []).map((h) => Boolean(h.empty_layer));
     assert.deepEqual(hk, hd, 'history (empty_layer flags) differs');
@@ -476,6 +477,13 @@ export function useHarness(): Harness {
 
   async function dockerImage(tag: string): Promise<ImageResult> {
     const r = await runBinary(dockerCli, ['save', tag]);
+    if (r.code !== 0 && /empty export/.test(r.stderr)) {
+      // docker 20.10 cannot save an image without layers: its config from inspect (no history)
+      const ins = await runCommand(dockerCli, ['image', 'inspect', tag]);
+      assert.equal(ins.code, 0, `docker image inspect ${tag}: ${ins.stderr}`);
+      const [info] = JSON.parse(ins.stdout) as Array<{ Config?: Record<string, unknown>; Os?: string; Architecture?: string; RootFS?: { Layers?: string[] } }>;
+      return { fs: new Map(), layers: 0, config: { config: info.Config, os: info.Os, architecture: info.Architecture, rootfs: { diff_ids: info.RootFS?.Layers ?? [] } } };
+    }
     assert.equal(r.code, 0, `docker save ${tag}: ${r.stderr}`);
     return flattenArchive(r.stdout);
   }
