@@ -22,7 +22,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
-import { dockerCli, isRoot, kilnBin, rootWithBusybox, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
+import { dockerCli, ensureDockerd, isRoot, kilnBin, rootWithBusybox, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
 
 /** One context entry: a string is a regular file's content (mode 0644). */
 export type ContextEntry =
@@ -402,6 +402,9 @@ export function useHarness(): Harness {
 
   before(async () => {
     ({ root, cleanup: cleanupRoot } = await rootWithBusybox());
+    // in CI the suite may start dockerd (scripts/run-tests.mjs stops it at the end); on a
+    // shared machine only a running daemon is used
+    if (process.env.CI && process.env.KILN_BKPORT_NO_DOCKER !== '1') await ensureDockerd();
     wantDocker = dockerAvailable() && process.env.KILN_BKPORT_NO_DOCKER !== '1';
     if (wantDocker) {
       loadedBusybox = !dockerHasBase();
