@@ -387,6 +387,17 @@ export function useHarness(): Harness {
     }
   }
 
+  /** Images an earlier run tagged and could not remove (the daemon was gone at its end). */
+  async function removeStaleDockerImages(): Promise<void> {
+    const r = await runCommand(dockerCli, ['images', '--format', '{{.Repository}}:{{.Tag}}']);
+    const alive = (pid: number) => existsSync(`/proc/${pid}`);
+    const stale = r.stdout.split('\n').filter((n) => {
+      const m = /^kiln-bkport-(\d+)-\d+:/.exec(n);
+      return m !== null && !alive(Number(m[1]));
+    });
+    if (stale.length) await runCommand(dockerCli, ['rmi', '-f', ...stale]);
+  }
+
   const dockerHasBase = () => spawnSync(dockerCli, ['image', 'inspect', 'busybox:latest'], { stdio: 'ignore' }).status === 0;
 
   /**
@@ -407,6 +418,7 @@ export function useHarness(): Harness {
     if (process.env.CI && process.env.KILN_BKPORT_NO_DOCKER !== '1') await ensureDockerd();
     wantDocker = dockerAvailable() && process.env.KILN_BKPORT_NO_DOCKER !== '1';
     if (wantDocker) {
+      await removeStaleDockerImages();
       loadedBusybox = !dockerHasBase();
       if (loadedBusybox) await loadDockerBase();
     }
