@@ -90,8 +90,9 @@ port('testDefaultEnvWithArgs', async () => {
     [{ my_arg: '' }, 'my_arg=def_val my_arg=def_val my_arg=d'],
     [{ my_arg: 'override' }, 'my_arg=override my_arg=override my_arg=ov'],
   ];
+  // docker 20.10 cannot expand ${image#idle} in FROM: assertion only
   for (const [buildArgs, want] of cases) {
-    const img = await h.differential({ dockerfile, files, buildArgs });
+    const img = await h.kiln({ dockerfile, files, buildArgs });
     assert.equal(readImageFile(img, 'out'), want);
   }
 });

@@ -28,7 +28,8 @@ port('testIgnoreEntrypoint', async () => {
 port('testInvalidJSONCommands', async () => {
   const r = await h.kilnFails({ dockerfile: 'FROM busybox\nRUN ["echo", "hello"]this is invalid\n' });
   assert.match(r.stderr, /this is invalid/);
-  const img = await h.differential({ dockerfile: 'FROM busybox\nENTRYPOINT []random string\n' });
+  // docker 20.10 drops such an ENTRYPOINT; current BuildKit runs it through the shell
+  const img = await h.kiln({ dockerfile: 'FROM busybox\nENTRYPOINT []random string\n' });
   assert.deepEqual(img.config.config?.Entrypoint, ['/bin/sh', '-c', '[]random string']);
 });
 

@@ -107,8 +107,11 @@ port('testMountTmpfsSize', async () => {
 
 port('testMountDuplicate', async () => {
   const dockerfile = 'FROM busybox AS base\nRUN --mount=source=.,target=/tmp/test \\\n  --mount=source=b.txt,target=/tmp/b.txt \\\n  cat /tmp/test/a.txt /tmp/b.txt > /combined.txt\nFROM scratch\nCOPY --from=base /combined.txt /\n';
-  for (const text of ['foo\n', 'updated\n']) {
-    const img = await h.differential({ dockerfile, files: { 'a.txt': { content: text, mode: 0o600 }, 'b.txt': { content: 'bar\n', mode: 0o600 } } });
+  // docker 20.10 has the bug this test is about (the second build keeps the old a.txt): it
+  // is the oracle for the first build only
+  for (const [i, text] of ['foo\n', 'updated\n'].entries()) {
+    const spec = { dockerfile, files: { 'a.txt': { content: text, mode: 0o600 }, 'b.txt': { content: 'bar\n', mode: 0o600 } } };
+    const img = i === 0 ? await h.differential(spec) : await h.kiln(spec);
     assert.equal(readImageFile(img, 'combined.txt'), `${text}bar\n`);
   }
 });
