@@ -158,7 +158,7 @@ class Planner {
       current.body.push(inst);
     }
     if (this.stages.length === 0) {
-      throw new KilnError(`${this.df.fileName}: no FROM instruction: a Dockerfile must have at least one stage`, {
+      throw new KilnError(`${this.df.fileName}: dockerfile contains no stages to build (no FROM instruction)`, {
         hint: 'add FROM <image> (or FROM scratch)',
       });
     }
@@ -866,7 +866,7 @@ class Planner {
         inst,
         self
           ? `${what}${ref} refers to the stage it is in ("${later.name}")`
-          : `${what}${ref}: stage "${later.name}" is used before it is defined (line ${later.from.startLine})`,
+          : `${what}${ref}: cannot copy from stage "${later.name}", it needs to be defined before current stage "${ctx.stageName}" (stage "${later.name}" is used before it is defined, at line ${later.from.startLine})`,
         self ? 'copy from an earlier stage, or split this stage in two' : 'move that stage above this one: a stage can only use stages defined before it',
         needle,
       );

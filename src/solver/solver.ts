@@ -548,7 +548,7 @@ export class Solver {
         const secretId = m.id ?? '';
         const value = this.opts.secrets?.[secretId];
         if (value === undefined) {
-          if (m.required) throw new KilnError(`secret ${secretId} is required but was not provided`, { hint: `pass --secret id=${secretId},src=FILE or --secret id=${secretId},env=VAR` });
+          if (m.required) throw new KilnError(`secret ${secretId}: not found (the mount is required, and the build was given no secret of that id)`, { hint: `pass --secret id=${secretId},src=FILE or --secret id=${secretId},env=VAR` });
           continue;
         }
         if (m.env !== undefined) env.push(`${m.env}=${Buffer.from(value).toString('utf8')}`);

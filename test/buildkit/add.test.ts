@@ -21,7 +21,7 @@ port('testDockerfileAddArchive', async () => {
   img = await h.kiln({ dockerfile: 'FROM scratch\nADD --unpack=false t.tar.gz /\n', files: { 't.tar.gz': { content: gz, mode: 0o600 } } });
   assert.ok(!hasEntry(img, 'foo'));
   assert.deepEqual(resolveEntry(img, 't.tar.gz').data, gz);
-}, { todo: 'ADD --unpack is an unknown flag' });
+});
 
 port('testDockerfileAddArchiveWithImpliedParentDir', async () => {
   const gz = await makeTar([{ name: 'etc/dnf/', type: 'directory' }, { name: 'etc/dnf/dnf.conf', content: '' }], { gzip: true });
@@ -62,7 +62,7 @@ port('testDockerfileAddArchiveThroughAbsoluteSymlink', async () => {
     if (escaped) await fs.rm(hostPath, { recursive: true, force: true });
     assert.ok(!escaped, `the archive was extracted onto the host (${hostPath})`);
   }
-}, { todo: 'ADD extracts through an absolute symlink of the image onto the host' });
+});
 
 port('testDockerfileAddChownArchive', async () => {
   const t = await makeTar([{ name: 'foo', content: 'content0' }]);
@@ -72,7 +72,7 @@ port('testDockerfileAddChownArchive', async () => {
   assert.deepEqual([foo.uid, foo.gid], [100, 200], 'files unpacked by ADD --chown get the owner');
   const out = resolveEntry(img, 'out');
   assert.deepEqual([out.uid, out.gid], [100, 200], 'the destination ADD --chown creates gets the owner');
-}, { todo: 'ADD --chown does not re-own the files it unpacks from a tar' });
+});
 
 port('testDockerfileAddArchiveWildcard', async () => {
   const t = await makeTar([{ name: 'foo', content: 'content0' }]);
@@ -113,4 +113,4 @@ port('testAddChecksum', async () => {
     files: { foo: 'local file' },
   });
   assert.match(r.stderr, /checksum requires HTTP\(S\) or Git sources/);
-}, { todo: 'ADD --checksum with a local source is accepted' });
+});

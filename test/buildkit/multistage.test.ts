@@ -23,13 +23,16 @@ port('testMultiStageCaseInsensitive', async () => {
 
 port('testOutOfOrderStage', async () => {
   for (const src of ['/', '/d2']) {
-    const r = await h.differentialFails({ dockerfile: `FROM busybox AS target\nCOPY --from=build ${src} /out\nFROM busybox AS build\nCOPY /Dockerfile /d2\nFROM target\n` });
+    // kiln only: docker 20.10's BuildKit still builds this (later BuildKit refuses it)
+    const r = await h.kilnFails({ dockerfile: `FROM busybox AS target\nCOPY --from=build ${src} /out\nFROM busybox AS build\nCOPY /Dockerfile /d2\nFROM target\n` });
     assert.match(r.stderr, /cannot copy from stage/);
     assert.match(r.stderr, /needs to be defined before current stage/);
   }
-}, { todo: 'error wording differs from BuildKit\'s ("cannot copy from stage … needs to be defined before current stage")' });
+});
 
 port('testEmptyStages', async () => {
-  const r = await h.differentialFails({ dockerfile: 'ARG foo=bar\n' });
+  // kiln only: docker 20.10's frontend panics on a Dockerfile without stages, and the panic
+  // takes the whole dockerd down (index out of range in lastTarget)
+  const r = await h.kilnFails({ dockerfile: 'ARG foo=bar\n' });
   assert.match(r.stderr, /dockerfile contains no stages to build/);
-}, { todo: 'error wording differs from BuildKit\'s ("dockerfile contains no stages to build")' });
+});

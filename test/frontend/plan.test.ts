@@ -252,7 +252,7 @@ describe('config evolution', () => {
 describe('diagnostics', () => {
   it('COPY --from a stage defined later: located, with a hint', async () => {
     const e = await planError('FROM base:1 AS first\nCOPY --from=later /x /x\nFROM base:1 AS later\n', { target: 'first' });
-    assert.match(e.message, /stage "later" is used before it is defined \(line 3\)/);
+    assert.match(e.message, /cannot copy from stage "later", it needs to be defined before current stage "first" \(stage "later" is used before it is defined, at line 3\)/);
     assert.deepEqual([e.location?.line, e.location?.column], [2, 6]);
     assert.match(e.hint ?? '', /move that stage above/);
     const text = e.format();

