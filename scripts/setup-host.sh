@@ -17,6 +17,10 @@ want docker-registry docker-registry
 want dockerd docker.io
 want buildah buildah
 want openssl openssl
+# ADD reads bzip2, xz and zstd archives through these decompressors
+want bzip2 bzip2
+want xz xz-utils
+want zstd zstd
 [ -x /usr/bin/docker ] || need+=(docker.io)
 
 if [ ${#need[@]} -eq 0 ]; then
