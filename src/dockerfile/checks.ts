@@ -13,7 +13,7 @@ import { KilnError } from '../errors.js';
 import { ruleInfo } from './checks/rules.js';
 import type { BaseImageConfig, CheckFinding, CheckOptions, CheckResult } from './checks/types.js';
 import { hostPlatform, parseImageReference, parsePlatform, quote, suggest } from './checks/words.js';
-import { predefinedPlatformArgs } from '../platform.js';
+import { predefinedPlatformArgs, tryParsePlatform } from '../platform.js';
 
 export type { BaseImageConfig, CheckFinding, CheckFormat, CheckOptions, CheckResult } from './checks/types.js';
 export { RULES, RULES_BY_NAME, type RuleInfo } from './checks/rules.js';
@@ -452,6 +452,10 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
         }
         if (pm.result === '') {
           return result(fromError(st, `empty platform value from expression ${st.platformFlag}`, pm.unmatched, 'use --platform=$BUILDPLATFORM or an os/arch such as linux/amd64'));
+        }
+        const parsed = tryParsePlatform(pm.result);
+        if ('problem' in parsed) {
+          return result(fromError(st, `failed to parse platform ${st.platformFlag}: ${parsed.problem}`, pm.unmatched, 'write os/arch[/variant], e.g. linux/amd64, or use $BUILDPLATFORM'));
         }
       }
     }

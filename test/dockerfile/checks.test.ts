@@ -422,13 +422,15 @@ describe('build checks: configuration', () => {
     assert.deepEqual(from, ['JSONArgsRecommended']);
   });
 
-  it('a FROM whose platform or base name expands to nothing stops the checks with the build\'s error', () => {
+  it('a FROM whose platform or base name expands to nothing (or to no platform) stops the checks with the build\'s error', () => {
     const r = runChecks(parseDockerfile('FROM --platform=$BULIDPLATFORM scratch AS Base\nCMD x\n'), QUIET);
     assert.deepEqual(r.findings.map((f) => f.rule).sort(), ['StageNameCasing', 'UndefinedArgInFrom']);
     assert.equal(r.failed, true);
     assert.ok(r.error instanceof KilnError);
     assert.equal(r.error.message, 'empty platform value from expression $BULIDPLATFORM (did you mean BUILDPLATFORM?)');
     assert.equal(r.error.location?.line, 1);
+    const bad = runChecks(parseDockerfile('ARG MY_ARCH=amd64\nFROM --platform=linux/${MYARCH} busybox:1\n'), QUIET);
+    assert.match(bad.error?.message ?? '', /^failed to parse platform linux\/\$\{MYARCH\}: .* \(did you mean MY_ARCH\?\)$/);
     const blank = runChecks(parseDockerfile('ARG IMAGE\nFROM $IMAGE\n'), QUIET);
     assert.match(blank.error?.message ?? '', /^base name \(\$IMAGE\) should not be blank/);
     assert.equal(runChecks(parseDockerfile('ARG IMAGE\nFROM $IMAGE\n'), { ...QUIET, buildArgs: { IMAGE: 'busybox:1' } }).error, undefined);
