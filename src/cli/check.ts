@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { collect, parseKeyValues, readStdin } from './options.js';
 import { KilnError } from '../errors.js';
-import { parseDockerfile } from '../dockerfile/parser.js';
+import { parseDockerfileUntilError } from '../dockerfile/parser.js';
 import { ignoreFileFor, locateDockerfile } from '../frontend/source.js';
 import type { Dockerfile } from '../dockerfile/ast.js';
 import { ContentStore } from '../oci/store.js';
@@ -43,6 +43,8 @@ export const register: Registrar = (program: Command, globals) => {
 /**
  * Runs the checks for a context (the options are those of `kiln check`; `kiln build --check`
  * passes its own). Base images found in the store lend their env and user to the rules.
+ * Where the build itself would fail (a syntax error, a FROM that resolves to nothing), the
+ * findings up to that point are written to stdout and the build's error is thrown.
  */
 export async function checkContext(contextDir: string, o: Record<string, unknown>, root: string): Promise<{ output: string; failed: boolean }> {
   const format = o.format as string;
@@ -73,7 +75,7 @@ export async function checkContext(contextDir: string, o: Record<string, unknown
     text = content;
     fileName = fileOpt && path.resolve(fileOpt) === file ? fileOpt : path.relative(process.cwd(), file) || 'Dockerfile';
   }
-  const df = parseDockerfile(text, fileName);
+  const { dockerfile: df, error: parseError } = parseDockerfileUntilError(text, fileName);
   const ignoreText = await readOptional(await ignoreFileFor({ contextDir: context, dockerfile: fileOpt && fileOpt !== '-' ? path.resolve(fileOpt) : undefined, dockerfileText: fileOpt === '-' ? '' : undefined }));
   const skip = (o.skip as string[]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
   const result = runChecks(df, {
@@ -85,8 +87,16 @@ export async function checkContext(contextDir: string, o: Record<string, unknown
     hasDockerignore: ignoreText !== undefined,
     dockerignorePatterns: ignoreText?.split(/\r?\n/),
     imageConfig: await baseImageConfigs(df, root),
+    parseTimeOnly: parseError !== undefined,
   });
-  return { output: formatFindings(result.findings, df, format as CheckFormat), failed: result.failed };
+  const output = formatFindings(result.findings, df, format as CheckFormat);
+  const error = parseError ?? result.error;
+  if (error) {
+    // as BuildKit, the findings up to the error are still reported, then the build's error
+    process.stdout.write(output);
+    throw error;
+  }
+  return { output, failed: result.failed };
 }
 
 async function baseImageConfigs(df: Dockerfile, root: string): Promise<(ref: string) => { env?: string[]; user?: string } | undefined> {

@@ -13,7 +13,7 @@ import { KilnError } from '../errors.js';
 import { ruleInfo } from './checks/rules.js';
 import type { BaseImageConfig, CheckFinding, CheckOptions, CheckResult } from './checks/types.js';
 import { hostPlatform, parseImageReference, parsePlatform, quote, suggest } from './checks/words.js';
-import { predefinedPlatformArgs } from '../platform.js';
+import { predefinedPlatformArgs, tryParsePlatform } from '../platform.js';
 
 export type { BaseImageConfig, CheckFinding, CheckFormat, CheckOptions, CheckResult } from './checks/types.js';
 export { RULES, RULES_BY_NAME, type RuleInfo } from './checks/rules.js';
@@ -56,6 +56,35 @@ export function parseCheckConfig(value: string): CheckConfig {
       default:
         throw new Error(`invalid check option ${quote(key)}`);
     }
+  }
+  return cfg;
+}
+
+const CHECK_COMMENT = /^([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
+
+/**
+ * The configuration for one instruction: `cfg` merged with the first `# check=` among the
+ * comment lines right above it (BuildKit's per-instruction check comments). The value ends at
+ * the first space, so `# check=skip=all // why` works; a malformed one is ignored. It can
+ * skip rules and enable experimental ones, not change `error`.
+ */
+export function withCommentConfig(cfg: CheckConfig, comments: readonly string[]): CheckConfig {
+  for (const comment of comments) {
+    const m = CHECK_COMMENT.exec(comment.replace(/^\s+/, ''));
+    if (!m || m[1].toLowerCase() !== 'check') continue;
+    let local: CheckConfig;
+    try {
+      local = parseCheckConfig(m[2].split(' ')[0]);
+    } catch {
+      return cfg;
+    }
+    return {
+      skip: new Set([...cfg.skip, ...local.skip]),
+      skipAll: cfg.skipAll || local.skipAll,
+      error: cfg.error,
+      experimental: new Set([...cfg.experimental, ...local.experimental]),
+      experimentalAll: cfg.experimentalAll || local.experimentalAll,
+    };
   }
   return cfg;
 }
@@ -209,16 +238,27 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
   const findings: CheckFinding[] = [];
   const severity = cfg.error ? 'error' : 'warning';
 
-  const enabled = (rule: string): boolean => {
+  const scoped = new Map<Instruction, CheckConfig>();
+  const enabled = (rule: string, scope: Instruction | 'global'): boolean => {
+    let c = cfg;
+    if (scope !== 'global') {
+      c = scoped.get(scope) ?? withCommentConfig(cfg, scope.comments);
+      scoped.set(scope, c);
+    }
     const info = ruleInfo(rule);
-    if (info.experimental) return cfg.experimentalAll || cfg.experimental.has(rule);
-    return !cfg.skipAll && !cfg.skip.has(rule);
+    if (info.experimental) return c.experimentalAll || c.experimental.has(rule);
+    return !c.skipAll && !c.skip.has(rule);
   };
-  const report = (rule: string, message: string, at: { startLine: number; endLine: number }, column?: number): void => {
-    if (!enabled(rule)) return;
+  /**
+   * Records a finding at `at`. `scope` is the instruction whose `# check=` comment applies
+   * (default `at` itself when it is an instruction); 'global' for the rules BuildKit runs
+   * over the whole file, which only the directive configures.
+   */
+  const report = (rule: string, message: string, at: Instruction | { startLine: number; endLine: number }, scope?: Instruction | 'global'): void => {
+    if (!enabled(rule, scope ?? ('comments' in at ? at : 'global'))) return;
     const info = ruleInfo(rule);
     const line = df.lines[at.startLine - 1];
-    const col = column ?? (line !== undefined ? Math.max(1, line.search(/\S/) + 1) : undefined);
+    const col = line !== undefined ? Math.max(1, line.search(/\S/) + 1) : undefined;
     findings.push({
       rule,
       message,
@@ -241,23 +281,9 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
     }
   };
 
-  // NoEmptyContinuation: from the parser when it reports it, else from the line spans
-  const parserContinuations = df.warnings.filter((w) => w.rule === 'NoEmptyContinuation');
-  if (parserContinuations.length > 0) {
-    for (const w of parserContinuations) {
-      const inst = df.instructions.find((i) => i.startLine <= w.line && w.line <= i.endLine);
-      report('NoEmptyContinuation', 'Empty continuation line', inst ?? { startLine: w.line, endLine: w.line });
-    }
-  } else {
-    for (const inst of df.instructions) {
-      if (inst.heredocs.length > 0 || inst.endLine <= inst.startLine) continue;
-      for (let ln = inst.startLine + 1; ln < inst.endLine; ln++) {
-        if ((df.lines[ln - 1] ?? '').trim() === '') {
-          report('NoEmptyContinuation', 'Empty continuation line', inst);
-          break;
-        }
-      }
-    }
+  // NoEmptyContinuation: the parser's warning, at the line that ends the continued instruction (as BuildKit)
+  for (const w of df.warnings) {
+    if (w.rule === 'NoEmptyContinuation') report('NoEmptyContinuation', 'Empty continuation line', { startLine: w.line, endLine: w.line }, 'global');
   }
 
   // split into global ARGs and stages
@@ -281,7 +307,18 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
       stages[stages.length - 1].commands.push(inst);
     }
   }
-  if (stages.length === 0) return { findings: sortFindings(findings), failed: cfg.error && findings.length > 0 };
+  const result = (error?: KilnError): CheckResult => {
+    const deduped = dedupe(findings);
+    return { findings: sortFindings(deduped), failed: error !== undefined || (cfg.error && deduped.length > 0), ...(error ? { error } : {}) };
+  };
+  if (stages.length === 0) return result();
+
+  /** InvalidDefinitionDescription: the comment right above a named stage or an ARG should start with its name. */
+  function checkDescription(inst: Instruction, what: 'ARG' | 'FROM', keys: string[]): void {
+    const last = inst.comments[inst.comments.length - 1];
+    if (last === undefined || keys.length === 0 || keys.includes(last.split(' ')[0])) return;
+    report('InvalidDefinitionDescription', `Comment for ${what} should follow the format: \`# ${keys.length > 1 ? '<arg_key>' : keys[0]} <description>\``, inst);
+  }
 
   // ---- parse-time rules (every stage)
   for (const st of stages) {
@@ -296,17 +333,23 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
       }
       if (a[2] !== a[2].toLowerCase()) report('StageNameCasing', `Stage name '${a[2]}' should be lowercase`, st.from);
     }
+    if (st.name !== undefined) checkDescription(st.from, 'FROM', [st.name]);
     for (const c of st.commands) {
       if (c.keyword === 'maintainer') report('MaintainerDeprecated', 'Maintainer instruction is deprecated in favor of using label', c);
+      if (c.keyword === 'arg') checkDescription(c, 'ARG', argPairs(c).map((kv) => kv.key));
     }
   }
+  for (const inst of metaArgs) checkDescription(inst, 'ARG', argPairs(inst).map((kv) => kv.key));
+  // after a parse error BuildKit has run only the rules above, on the instructions before it
+  if (options.parseTimeOnly) return result();
+
   const seenNames = new Set<string>();
   for (const st of stages) {
     if (!st.name) continue;
     if (RESERVED_STAGE_NAMES.has(st.name)) {
-      report('ReservedStageName', `Stage name should not use the same name as reserved stage ${quote(st.name)}`, st.from);
+      report('ReservedStageName', `Stage name should not use the same name as reserved stage ${quote(st.name)}`, st.from, 'global');
     }
-    if (seenNames.has(st.name)) report('DuplicateStageName', `Duplicate stage name ${quote(st.name)}, stage names should be unique`, st.from);
+    if (seenNames.has(st.name)) report('DuplicateStageName', `Duplicate stage name ${quote(st.name)}, stage names should be unique`, st.from, 'global');
     seenNames.add(st.name);
   }
   {
@@ -323,9 +366,9 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
     for (const inst of all) {
       const k = writtenKeyword(inst);
       if (majorityLower && k !== k.toLowerCase()) {
-        report('ConsistentInstructionCasing', `Command '${k}' should match the case of the command majority (lowercase)`, inst);
+        report('ConsistentInstructionCasing', `Command '${k}' should match the case of the command majority (lowercase)`, inst, 'global');
       } else if (!majorityLower && k !== k.toUpperCase()) {
-        report('ConsistentInstructionCasing', `Command '${k}' should match the case of the command majority (uppercase)`, inst);
+        report('ConsistentInstructionCasing', `Command '${k}' should match the case of the command majority (uppercase)`, inst, 'global');
       }
     }
   }
@@ -360,7 +403,7 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
     const m = expand(st.baseName, defaultsEnv);
     if (!m) continue;
     if (!parseImageReference(m.result)) {
-      report('InvalidDefaultArgInFrom', `Default value for ARG ${st.baseName} results in empty or invalid base image name`, st.from);
+      report('InvalidDefaultArgInFrom', `Default value for ARG ${st.baseName} results in empty or invalid base image name`, st.from, 'global');
     }
   }
 
@@ -374,11 +417,20 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
     }
   };
   const stagesByName = new Map<string, Stage>();
+  /** The build's error for a FROM that cannot be resolved (BuildKit stops there: no later stage, no dispatch). */
+  const fromError = (st: Stage, message: string, unmatched: Iterable<string>, hint: string): KilnError => {
+    const s = [...unmatched].map((n) => suggest(n, Object.keys(globalEnv))).find((x) => x !== undefined);
+    return new KilnError(`${message}${s ? ` (did you mean ${s}?)` : ''}`, {
+      hint,
+      location: { file: df.fileName, line: st.from.startLine, column: 1, sourceLine: df.lines[st.from.startLine - 1] },
+    });
+  };
   for (const st of stages) {
     const m = expand(st.baseName, globalEnv);
     if (m) {
       reportUndeclaredFromArgs(m, st);
       st.resolvedBase = m.result;
+      if (m.result === '') return result(fromError(st, `base name (${st.baseName}) should not be blank`, m.unmatched, 'set the ARG it uses, or give it a default'));
     }
     if (st.platformFlag !== undefined) {
       const pm = expand(st.platformFlag, globalEnv);
@@ -397,6 +449,13 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
           if (p && !stageName.includes(p.os) && !stageName.includes(p.architecture)) {
             report('FromPlatformFlagConstDisallowed', `FROM --platform flag should not use constant value ${quote(pm.result)}`, st.from);
           }
+        }
+        if (pm.result === '') {
+          return result(fromError(st, `empty platform value from expression ${st.platformFlag}`, pm.unmatched, 'use --platform=$BUILDPLATFORM or an os/arch such as linux/amd64'));
+        }
+        const parsed = tryParsePlatform(pm.result);
+        if ('problem' in parsed) {
+          return result(fromError(st, `failed to parse platform ${st.platformFlag}: ${parsed.problem}`, pm.unmatched, 'write os/arch[/variant], e.g. linux/amd64, or use $BUILDPLATFORM'));
         }
       }
     }
@@ -555,6 +614,7 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
               'MultipleInstructionsDisallowed',
               `Multiple ${writtenKeyword(inst)} instructions should not be used in the same stage because only the last one will be used`,
               prev,
+              inst,
             );
           }
           trackers.set(kw, inst);
@@ -601,10 +661,12 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
           if (fromContext && dockerignoreMatcher) {
             for (const src of expanded) {
               if (isHeredocWord(src) || isUrl(src)) continue;
-              const clean = path.posix.normalize(src).replace(/^(\.\/)+/, '').replace(/^\/+/, '');
-              if (clean === '' || clean === '.') continue;
-              if (dockerignoreMatcher(clean)) {
-                report('CopyIgnoredFile', `Attempting to ${kw === 'add' ? 'Add' : 'Copy'} file ${quote(clean)} that is excluded by .dockerignore`, inst);
+              const norm = path.posix.normalize(src).replace(/\/+$/, '') || '/';
+              const clean = norm.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+              // the context root itself counts as ignored only under a pattern that ignores every entry
+              const isRoot = clean === '' || clean === '.';
+              if (isRoot ? dockerignoreMatcher.rootIgnored : dockerignoreMatcher.matches(clean)) {
+                report('CopyIgnoredFile', `Attempting to ${kw === 'add' ? 'Add' : 'Copy'} file ${quote(isRoot ? norm : clean)} that is excluded by .dockerignore`, inst);
               }
             }
           }
@@ -684,8 +746,7 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
     }
   }
 
-  const deduped = dedupe(findings);
-  return { findings: sortFindings(deduped), failed: cfg.error && deduped.length > 0 };
+  return result();
 }
 
 // BuildKit's secret-name heuristic: a secret-ish token as the whole name or as a _-separated word
@@ -751,19 +812,20 @@ function stageDependencies(st: Stage, stages: Stage[], byName: Map<string, Stage
   return out;
 }
 
-function makeIgnoreMatcher(patterns: string[] | undefined): ((p: string) => boolean) | undefined {
+function makeIgnoreMatcher(patterns: string[] | undefined): { matches: (p: string) => boolean; rootIgnored: boolean } | undefined {
   // a pattern BuildKit rejects fails the build itself; the check leaves it out
   const lines = (patterns ?? []).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#') && patternProblem(l) === undefined);
   // exclusions (!pattern) make static answers unreliable; BuildKit skips the rule then
   if (lines.length === 0 || lines.some((l) => l.startsWith('!'))) return undefined;
   const ig = ignoreMatcher(lines);
-  return (p: string): boolean => {
+  const matches = (p: string): boolean => {
     const parts = p.split('/');
     for (let i = parts.length; i > 0; i--) {
       if (ig.ignores(parts.slice(0, i).join('/'))) return true;
     }
     return false;
   };
+  return { matches, rootIgnored: lines.some((l) => ['*', '**', '**/*'].includes(l)) };
 }
 
 function dedupe(findings: CheckFinding[]): CheckFinding[] {

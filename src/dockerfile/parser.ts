@@ -429,6 +429,19 @@ function rejectUtf16(text: string, fileName: string): void {
 
 /** Parses a Dockerfile. Throws KilnError (with file:line:col) on a syntax error. */
 export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfile {
+  const { dockerfile, error } = parseDockerfileUntilError(text, fileName);
+  if (error) throw error;
+  return dockerfile;
+}
+
+/**
+ * Parses a Dockerfile as far as BuildKit gets before an unknown instruction: the
+ * instructions above it, the parser warnings of the whole file, and the error. BuildKit's
+ * line parser reads the whole file first (an unknown keyword is only rejected when the
+ * instructions are built), so a syntax error further down still wins and is thrown, as
+ * is any other syntax error.
+ */
+export function parseDockerfileUntilError(text: string, fileName = 'Dockerfile'): { dockerfile: Dockerfile; error?: KilnError } {
   rejectUtf16(text, fileName);
   const rawLines = text.split('\n');
   if (rawLines.length > 0 && rawLines[rawLines.length - 1] === '') rawLines.pop();
@@ -442,7 +455,10 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
   const seenDirectives = new Set<string>();
 
   const fail = (message: string, line: number, opts: { column?: number; length?: number; hint?: string } = {}): never => {
-    throw new KilnError(message, {
+    throw located(message, line, opts);
+  };
+  const located = (message: string, line: number, opts: { column?: number; length?: number; hint?: string } = {}): KilnError =>
+    new KilnError(message, {
       hint: opts.hint,
       location: {
         file: fileName,
@@ -452,19 +468,19 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
         length: opts.length,
       },
     });
-  };
 
-  const possibleDirective = (token: string, lineNo: number): void => {
-    if (directivesDone) return;
+  /** True when the line is a parser directive (then it is no comment of the next instruction). */
+  const possibleDirective = (token: string, lineNo: number): boolean => {
+    if (directivesDone) return false;
     const m = DIRECTIVE.exec(token);
     if (!m) {
       directivesDone = true;
-      return;
+      return false;
     }
     const key = (m[1] as string).toLowerCase();
     if (!VALID_DIRECTIVES.has(key)) {
       directivesDone = true;
-      return;
+      return false;
     }
     if (seenDirectives.has(key)) {
       fail(`only one ${key} parser directive can be used`, lineNo, { hint: `remove the repeated "# ${key}=" line` });
@@ -483,14 +499,15 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
     } else {
       directives.check = value;
     }
+    return true;
   };
 
   // trims newline and (optionally) leading space, feeds the directive scanner, drops comments
-  const processLine = (raw: string, stripLeft: boolean, lineNo: number): string => {
+  const processLine = (raw: string, stripLeft: boolean, lineNo: number): { token: string; directive: boolean } => {
     let token = trimNewline(raw);
     if (stripLeft) token = trimLeftSpace(token);
-    possibleDirective(token, lineNo);
-    return token.startsWith('#') ? '' : token;
+    const directive = possibleDirective(token, lineNo);
+    return { token: token.startsWith('#') ? '' : token, directive };
   };
 
   const trimContinuation = (line: string): { line: string; end: boolean } => {
@@ -501,6 +518,7 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
   const instructions: Instruction[] = [];
   const warnings: ParseWarning[] = [];
   let comments: string[] = [];
+  let unknown: KilnError | undefined; // the first unknown instruction
   let idx = 0; // index of the next raw line to read
 
   while (idx < rawLines.length) {
@@ -510,7 +528,8 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
       if (comment === '') comments = [];
       else comments.push(comment);
     }
-    const bytes = processLine(first, true, idx + 1);
+    const { token: bytes, directive } = processLine(first, true, idx + 1);
+    if (directive) comments.pop();
     idx++;
     const startLine = idx;
     let { line, end } = trimContinuation(bytes);
@@ -519,7 +538,7 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
     let emptyContinuation = false;
     while (!end && idx < rawLines.length) {
       const raw = rawLines[idx] as string;
-      const cont = processLine(raw, false, idx + 1);
+      const cont = processLine(raw, false, idx + 1).token;
       idx++;
       if (isComment(raw)) continue;
       if (trimLeftSpace(cont).length === 0) {
@@ -543,8 +562,12 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
       const col = src.length - trimLeftSpace(src).length + 1;
       const isUnknown = e.message.startsWith('unknown instruction');
       const kw = isUnknown ? splitCommand(line).cmd : '';
-      fail(e.message, startLine, { column: col, length: isUnknown ? kw.length : undefined, hint: e.hint });
-      throw e; // unreachable
+      const error = located(e.message, startLine, { column: col, length: isUnknown ? kw.length : undefined, hint: e.hint });
+      // an unknown keyword (not one inside ONBUILD) fails after the whole file is read
+      if (!isUnknown || INSTRUCTION_KEYWORDS.includes(kw.toLowerCase())) throw error;
+      unknown ??= error;
+      comments = [];
+      continue;
     }
 
     const heredocs: Heredoc[] = [];
@@ -583,13 +606,14 @@ export function parseDockerfile(text: string, fileName = 'Dockerfile'): Dockerfi
     const inst = toInstruction(parsed, line, startLine, idx, comments);
     inst.heredocs = heredocs;
     if (inst.onbuild) inst.onbuild.heredocs = heredocs;
-    instructions.push(inst);
+    if (!unknown) instructions.push(inst);
     comments = [];
   }
 
+  const dockerfile = { fileName, lines, directives, instructions, warnings };
+  if (unknown) return { dockerfile, error: unknown };
   if (instructions.length === 0) {
     fail('file with no instructions', rawLines.length, { hint: 'a Dockerfile needs at least a FROM instruction' });
   }
-
-  return { fileName, lines, directives, instructions, warnings };
+  return { dockerfile };
 }

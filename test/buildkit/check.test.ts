@@ -36,20 +36,7 @@ const kilnOnlyRules = RULES.filter((r) => r.origin === 'kiln').map((r) => r.name
 
 const h = useHarness();
 
-const checkSkipBelowFrom = 'a # check=skip= comment after the first instruction is not honoured (BuildKit skips the rule)';
-const todos: Record<string, string> = {
-  testDefinitionDescription: 'the experimental InvalidDefinitionDescription rule is missing',
-  testCopyIgnoredFiles: 'CopyIgnoredFile only runs when enabled as experimental; current BuildKit runs it by default',
-  testCopyIgnoredFileContextRoot: 'CopyIgnoredFile only runs when enabled as experimental; current BuildKit runs it by default',
-  testSecretsUsedInArgOrEnv: checkSkipBelowFrom,
-  testNoEmptyContinuation: 'NoEmptyContinuation is reported at the instruction\'s first line, not at the line after the empty one',
-  testMaintainerDeprecated: checkSkipBelowFrom,
-  testWarningsBeforeError: 'a parse error later in the file hides the warnings of the lines before it',
-  testUndeclaredArg: 'an empty platform from a misspelt $BULIDPLATFORM is not an error in kiln check',
-  testWorkdirRelativePath: checkSkipBelowFrom,
-  testLegacyKeyValueFormat: checkSkipBelowFrom,
-  testRedundantTargetPlatform: 'RedundantTargetPlatform says "$TARGETPLATFORM" for a FROM written with "${TARGETPLATFORM}"',
-};
+const todos: Record<string, string> = {};
 
 for (const [name, { cases }] of Object.entries(fixture.tests)) {
   port(name, async () => {

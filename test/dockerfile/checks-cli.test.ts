@@ -84,6 +84,18 @@ describe('kiln check (CLI)', () => {
     assert.deepEqual((JSON.parse(app.stdout) as { rule: string }[]).map((f) => f.rule), ['BaseImageUnpinned']);
   });
 
+  it('a Dockerfile the build rejects: the findings before the error on stdout, the error on stderr, exit 1', async () => {
+    const text = 'FROM alpine:3 AS Bad\nMAINTAINER me\nBADCMD\n';
+    const r = await kiln(['--format', 'json', '--skip', 'BaseImageUnpinned,FinalStageRunsAsRoot', '-f', '-', fixtures], text);
+    assert.equal(r.code, 1);
+    assert.deepEqual((JSON.parse(r.stdout) as { rule: string; line: number }[]).map((f) => `${f.line} ${f.rule}`), ['1 StageNameCasing', '2 MaintainerDeprecated']);
+    assert.match(r.stderr, /^error: Dockerfile:3:1: unknown instruction: BADCMD/);
+    const platform = await kiln(['--format', 'json', '-f', '-', fixtures], 'FROM --platform=$BULIDPLATFORM scratch\n');
+    assert.equal(platform.code, 1);
+    assert.deepEqual((JSON.parse(platform.stdout) as { rule: string }[]).map((f) => f.rule), ['UndefinedArgInFrom']);
+    assert.match(platform.stderr, /empty platform value from expression \$BULIDPLATFORM \(did you mean BUILDPLATFORM\?\)/);
+  });
+
   it('user errors are one-line KilnErrors, never stack traces', async () => {
     const { dir, cleanup: rm } = await tempDir('kiln-check-ctx-');
     try {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDockerfile } from '../../src/dockerfile/parser.js';
+import { parseDockerfile, parseDockerfileUntilError } from '../../src/dockerfile/parser.js';
 import { formatFindings, parseCheckConfig, runChecks, RULES, type CheckFinding, type CheckOptions, type SarifLog } from '../../src/dockerfile/checks.js';
 import { KilnError } from '../../src/errors.js';
 
@@ -28,7 +28,8 @@ const cases: Case[] = [
   { rule: 'StageNameCasing', dockerfile: 'FROM alpine:3 AS Builder\n', line: 1, message: "Stage name 'Builder' should be lowercase" },
   { rule: 'FromAsCasing', dockerfile: 'FROM alpine:3 as builder\n', line: 1, message: "'as' and 'FROM' keywords' casing do not match" },
   { rule: 'FromAsCasing', dockerfile: 'from alpine:3 AS builder\n', line: 1, message: "'AS' and 'from' keywords' casing do not match" },
-  { rule: 'NoEmptyContinuation', dockerfile: 'FROM alpine:3\nRUN echo a \\\n\n  && echo b\n', line: 2, message: 'Empty continuation line' },
+  // BuildKit reports it at the line that ends the continued instruction
+  { rule: 'NoEmptyContinuation', dockerfile: 'FROM alpine:3\nRUN echo a \\\n\n  && echo b\n', line: 4, message: 'Empty continuation line' },
   {
     rule: 'ConsistentInstructionCasing',
     dockerfile: 'FROM alpine:3\nRUN echo a\nrun echo b\nCOPY a /a\n',
@@ -125,10 +126,29 @@ const cases: Case[] = [
   },
   {
     rule: 'CopyIgnoredFile',
-    dockerfile: '# check=experimental=CopyIgnoredFile\nFROM scratch\nCOPY ./tmp/helloworld.txt /helloworld.txt\n',
-    line: 3,
+    dockerfile: 'FROM scratch\nCOPY ./tmp/helloworld.txt /helloworld.txt\n',
+    line: 2,
     message: 'Attempting to Copy file "tmp/helloworld.txt" that is excluded by .dockerignore',
     options: { dockerignorePatterns: ['tmp'] },
+  },
+  {
+    rule: 'CopyIgnoredFile',
+    dockerfile: 'FROM scratch\nCOPY . /app\n',
+    line: 2,
+    message: 'Attempting to Copy file "." that is excluded by .dockerignore',
+    options: { dockerignorePatterns: ['*'] },
+  },
+  {
+    rule: 'InvalidDefinitionDescription',
+    dockerfile: '# check=experimental=InvalidDefinitionDescription\n# the version to build\nARG VERSION=1\nFROM scratch\n',
+    line: 3,
+    message: 'Comment for ARG should follow the format: `# VERSION <description>`',
+  },
+  {
+    rule: 'InvalidDefinitionDescription',
+    dockerfile: '# check=experimental=InvalidDefinitionDescription\nFROM scratch\n# builds things\nFROM scratch AS Build\n',
+    line: 4,
+    message: 'Comment for FROM should follow the format: `# build <description>`',
   },
   {
     rule: 'ExposeProtoCasing',
@@ -259,10 +279,19 @@ describe('build checks: what must not trigger', () => {
     clean('from alpine:3 as base\nrun true\n', 'FromAsCasing');
   });
 
-  it('CopyIgnoredFile is experimental: off unless enabled', () => {
-    clean('FROM scratch\nCOPY tmp/a /a\n', 'CopyIgnoredFile', { dockerignorePatterns: ['tmp'] });
-    clean('FROM scratch\nCOPY tmp/a /a\n', 'CopyIgnoredFile', { dockerignorePatterns: ['tmp', '!tmp/a'], experimental: ['all'] });
-    clean('FROM scratch\nCOPY src/a /a\n', 'CopyIgnoredFile', { dockerignorePatterns: ['tmp'], experimental: ['all'] });
+  it('CopyIgnoredFile: not with ! exceptions, other paths, --from, or the context root unless every entry is ignored', () => {
+    clean('FROM scratch\nCOPY tmp/a /a\n', 'CopyIgnoredFile', { dockerignorePatterns: ['tmp', '!tmp/a'] });
+    clean('FROM scratch\nCOPY src/a /a\n', 'CopyIgnoredFile', { dockerignorePatterns: ['tmp'] });
+    clean('FROM scratch AS b\nFROM scratch\nCOPY --from=b tmp/a /a\n', 'CopyIgnoredFile', { dockerignorePatterns: ['tmp'] });
+    clean('FROM scratch\nCOPY . /app\nCOPY ./ /app\n', 'CopyIgnoredFile', { dockerignorePatterns: ['.*', 'tmp'] });
+  });
+
+  it('InvalidDefinitionDescription: experimental; a comment naming the ARG or stage, or none, is fine', () => {
+    const on = '# check=experimental=InvalidDefinitionDescription\n';
+    clean('# the version\nARG VERSION=1\nFROM scratch\n', 'InvalidDefinitionDescription');
+    clean(`${on}# VERSION the version\nARG VERSION=1\nFROM scratch\n`, 'InvalidDefinitionDescription');
+    clean(`${on}# B the b\nARG A=1 B=2\nFROM scratch\n`, 'InvalidDefinitionDescription');
+    clean(`${on}# not a description\n#\nARG VERSION=1\nFROM scratch\n# unnamed stage\nFROM scratch\n`, 'InvalidDefinitionDescription');
   });
 
   it('AptListsNotCleaned: not when lists are removed or on a cache mount', () => {
@@ -358,8 +387,61 @@ describe('build checks: configuration', () => {
   });
 
   it('experimental rules run when enabled even if skip=all', () => {
-    const r = check('# check=skip=all;experimental=CopyIgnoredFile\nFROM scratch\nCOPY tmp/a /a\n', { dockerignorePatterns: ['tmp/'] });
-    assert.deepEqual(r.findings.map((f) => f.rule), ['CopyIgnoredFile']);
+    const r = check('# check=skip=all;experimental=InvalidDefinitionDescription\n# a comment\nARG A\nFROM scratch\nCOPY tmp/a /a\n', { dockerignorePatterns: ['tmp/'] });
+    assert.deepEqual(r.findings.map((f) => f.rule), ['InvalidDefinitionDescription']);
+  });
+
+  it('a # check= comment above an instruction configures the rules reported at it, as in BuildKit', () => {
+    const text = [
+      'FROM scratch',
+      '# check=skip=JSONArgsRecommended // shell form on purpose',
+      'CMD run-a',
+      'ENTRYPOINT run-b',
+      '# check=skip=all',
+      'MAINTAINER me',
+      '# check=skip=WorkdirRelativePath',
+      '',
+      'WORKDIR app',
+      '# check=bogus',
+      'ENV a b',
+      '# check=skip=LegacyKeyValueFormat',
+      '#',
+      'LABEL a b',
+    ].join('\n');
+    const got = check(text, QUIET).findings.map((f) => `${f.line} ${f.rule}`);
+    // an empty line keeps the comment, an empty # drops it, a malformed one is ignored
+    assert.deepEqual(got, ['4 JSONArgsRecommended', '11 LegacyKeyValueFormat', '14 LegacyKeyValueFormat']);
+    // the rules BuildKit runs over the whole file are configured by the directive only
+    const casing = check('FROM scratch\n# check=skip=ConsistentInstructionCasing\nrun true\nRUN true\nRUN true\n', QUIET).findings;
+    assert.deepEqual(only(casing, 'ConsistentInstructionCasing').map((f) => f.line), [3]);
+    // a comment above FROM covers the stage's FROM rules, not its commands
+    const stage = 'FROM ${Y:-busybox:1} AS Base\nCMD run\n';
+    const plain = check(`FROM scratch\n${stage}`, QUIET).findings.map((f) => f.rule);
+    assert.deepEqual(plain.sort(), ['JSONArgsRecommended', 'StageNameCasing', 'UndefinedArgInFrom']);
+    const from = check(`FROM scratch\n# check=skip=StageNameCasing,UndefinedArgInFrom\n${stage}`, QUIET).findings.map((f) => f.rule);
+    assert.deepEqual(from, ['JSONArgsRecommended']);
+  });
+
+  it('a FROM whose platform or base name expands to nothing (or to no platform) stops the checks with the build\'s error', () => {
+    const r = runChecks(parseDockerfile('FROM --platform=$BULIDPLATFORM scratch AS Base\nCMD x\n'), QUIET);
+    assert.deepEqual(r.findings.map((f) => f.rule).sort(), ['StageNameCasing', 'UndefinedArgInFrom']);
+    assert.equal(r.failed, true);
+    assert.ok(r.error instanceof KilnError);
+    assert.equal(r.error.message, 'empty platform value from expression $BULIDPLATFORM (did you mean BUILDPLATFORM?)');
+    assert.equal(r.error.location?.line, 1);
+    const bad = runChecks(parseDockerfile('ARG MY_ARCH=amd64\nFROM --platform=linux/${MYARCH} busybox:1\n'), QUIET);
+    assert.match(bad.error?.message ?? '', /^failed to parse platform linux\/\$\{MYARCH\}: .* \(did you mean MY_ARCH\?\)$/);
+    const blank = runChecks(parseDockerfile('ARG IMAGE\nFROM $IMAGE\n'), QUIET);
+    assert.match(blank.error?.message ?? '', /^base name \(\$IMAGE\) should not be blank/);
+    assert.equal(runChecks(parseDockerfile('ARG IMAGE\nFROM $IMAGE\n'), { ...QUIET, buildArgs: { IMAGE: 'busybox:1' } }).error, undefined);
+  });
+
+  it('before an unknown instruction: the parse-time rules of the lines above it and every empty continuation', () => {
+    const { dockerfile, error } = parseDockerfileUntilError('FROM scratch AS Bad\nMAINTAINER me\nCMD x\nBADCMD\nRUN a \\\n\n b\n');
+    assert.match(error?.message ?? '', /^unknown instruction: BADCMD/);
+    assert.equal(error?.location?.line, 4);
+    const r = runChecks(dockerfile, { ...QUIET, parseTimeOnly: true });
+    assert.deepEqual(r.findings.map((f) => `${f.line} ${f.rule}`), ['1 StageNameCasing', '2 MaintainerDeprecated', '7 NoEmptyContinuation']);
   });
 
   it('with a target, dispatch-time rules only see reachable stages; parse-time rules see all', () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDockerfile, dumpParseTree } from '../../src/dockerfile/index.js';
+import { parseDockerfile, parseDockerfileUntilError, dumpParseTree } from '../../src/dockerfile/index.js';
 import { KilnError } from '../../src/errors.js';
 
 function parseError(text: string, file?: string): KilnError {
@@ -152,6 +152,22 @@ test('comments, original text, line numbers, CRLF and BOM', () => {
   assert.equal(df.instructions[1]!.endLine, 7);
   assert.equal(df.lines[3], 'FROM a');
   assert.equal(df.lines.length, 7);
+});
+
+test('parser directives are no comments of the first instruction', () => {
+  const df = parseDockerfile('# check=skip=all\n# the base\nFROM a\n');
+  assert.equal(df.directives.check, 'skip=all');
+  assert.deepEqual(df.instructions[0]!.comments, ['the base']);
+  // not a directive once an ordinary line came first: then it is a comment
+  assert.deepEqual(parseDockerfile('\n# check=skip=all\nFROM a\n').instructions[0]!.comments, ['check=skip=all']);
+});
+
+test('an unknown instruction fails after the whole file is read: a later syntax error wins, the lines above it are kept', () => {
+  assert.match(parseError('FROM a\nBADCMD\nENV X\n').message, /^ENV must have two arguments/);
+  const { dockerfile, error } = parseDockerfileUntilError('FROM a\nRUN x\nBADCMD\nRUN y\nOTHERBAD\n');
+  assert.equal(error?.message, 'unknown instruction: BADCMD');
+  assert.deepEqual(dockerfile.instructions.map((i) => i.original), ['FROM a', 'RUN x']);
+  assert.equal(parseError('BADCMD\n').message, 'unknown instruction: BADCMD');
 });
 
 test('empty continuation lines give a NoEmptyContinuation warning', () => {

@@ -159,6 +159,15 @@ const list: RuleInfo[] = [
     explanation:
       'Files matched by .dockerignore are not in the build context, so this COPY/ADD fails or copies nothing. Remove the pattern from .dockerignore or the path from the instruction.',
     url: docs('copy-ignored-file'),
+    origin: 'buildkit',
+  },
+  {
+    name: 'InvalidDefinitionDescription',
+    short:
+      'Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.',
+    explanation:
+      'A comment directly above a named stage or an ARG is read as its description when it starts with the name. Start the comment with the stage or argument name, or separate it from the instruction with an empty `#` line.',
+    url: docs('invalid-definition-description'),
     experimental: true,
     origin: 'buildkit',
   },

@@ -1,3 +1,5 @@
+import type { KilnError } from '../../errors.js';
+
 /** One rule violation found by `runChecks`. Lines are 1-based. */
 export interface CheckFinding {
   /** Rule id, e.g. "JSONArgsRecommended" (BuildKit's names) or "AptListsNotCleaned" (kiln's). */
@@ -37,14 +39,18 @@ export interface CheckOptions {
   hasDockerignore?: boolean;
   /** The .dockerignore patterns (lines of the file), for CopyIgnoredFile. */
   dockerignorePatterns?: string[];
+  /** Run only the rules BuildKit runs before a parse error (the Dockerfile holds the instructions above it). */
+  parseTimeOnly?: boolean;
   /** Config of an external base image, when the caller has it (after resolving); undefined when unknown. */
   imageConfig?: (ref: string) => BaseImageConfig | undefined;
 }
 
 export interface CheckResult {
   findings: CheckFinding[];
-  /** True when the configuration says findings are errors (`error=true`) and there are findings. */
+  /** True when the configuration says findings are errors (`error=true`) and there are findings, or on `error`. */
   failed: boolean;
+  /** The error the build fails with where the checks stop as BuildKit's do (a FROM whose base name or platform is empty). */
+  error?: KilnError;
 }
 
 export type CheckFormat = 'text' | 'json' | 'sarif';
