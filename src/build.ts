@@ -137,6 +137,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     trace('build: solving');
     let solved;
     try {
+      await solver.resetCacheMounts(plan.target.state);
       solved = await solver.solve(plan.target.state);
       // layers still being stored in the background
       await solver.drain();

@@ -159,6 +159,36 @@ export class Solver {
     return p;
   }
 
+  /**
+   * Starts the cache mounts of the steps under `target` that run without the cache afresh,
+   * as BuildKit prunes them before such a build: every step of the build that mounts the
+   * same id then sees the new, empty one. The old content is moved away and deleted.
+   */
+  async resetCacheMounts(target: Vertex): Promise<void> {
+    const names = new Set<string>();
+    const seen = new Set<string>();
+    const walk = (v: Vertex): void => {
+      if (seen.has(v.digest) || v.kind === 'scratch' || v.kind === 'image') return;
+      seen.add(v.digest);
+      if (v.kind === 'exec' && v.noCache) for (const m of v.mounts) if (m.type === 'cache') names.add(cacheMountName(m));
+      inputVertices(v).forEach(walk);
+    };
+    walk(target);
+    if (names.size === 0) return;
+    await this.opts.lease?.protect({ mounts: [...names] });
+    for (const name of names) {
+      const trash = this.opts.store.tempPath('trash');
+      const moved = await fs.rename(path.join(this.opts.root, 'cache', 'mounts', name), trash).then(
+        () => true,
+        (e: unknown) => {
+          if (isErrnoError(e) && e.code === 'ENOENT') return false;
+          throw e;
+        },
+      );
+      if (moved) await fs.rm(trash, { recursive: true, force: true });
+    }
+  }
+
   /** Waits until every started step has finished or released its mounts and containers. */
   async drain(): Promise<void> {
     let size = -1;
@@ -314,12 +344,19 @@ export class Solver {
     return finish(layer, false, createdAt);
   }
 
+  /**
+   * A step's key: its definition (which holds its inputs' definitions) and the content of its
+   * inputs, named by their layer chains, not by their keys. A step re-run without the cache
+   * (--no-cache-filter) that makes different files so invalidates what reads them, and one
+   * that makes the same files does not; a later build finds the records of either result.
+   */
   private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; filesDigest?: string }> {
-    const memoKey = `${v.digest}|${linked}|${inputs.map((i) => i.key).join(',')}`;
+    const chains = inputs.map((i) => chainId(i.layers));
+    const memoKey = `${v.digest}|${linked}|${chains.join(',')}`;
     let p = this.keyMemo.get(memoKey);
     if (!p) {
       p = (async () => {
-        const parts = [linked ? hash(['link', describeDefinition(v)]) : v.digest, ...inputs.map((i) => i.key)];
+        const parts = [linked ? hash(['link', describeDefinition(v)]) : v.digest, ...chains];
         let filesDigest: string | undefined;
         const ctx = this.opts.context;
         if (v.kind === 'file' && v.action.op === 'copy') {
@@ -537,7 +574,7 @@ export class Solver {
         const source = await secureResolve(root, m.source ?? '.');
         mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', writable ? 'rw' : 'ro'] });
       } else if (m.type === 'cache') {
-        const name = hash([m.id ?? m.target]).slice(7, 39);
+        const name = cacheMountName(m);
         await this.opts.lease?.protect({ mounts: [name] });
         const dir = path.join(this.opts.root, 'cache', 'mounts', name);
         const fresh = !(await fs.stat(dir).catch(() => undefined));
@@ -684,6 +721,16 @@ function atStep(e: unknown, v: Vertex, doing?: string): unknown {
   if (isErrnoError(e)) e = fromErrno(e, e.path ? undefined : doing, { showPath: inImage });
   if (!(e instanceof KilnError) || e.location || !v.origin) return e;
   return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
+}
+
+/** The directory name of a cache mount under cache/mounts: its id (default its target). */
+function cacheMountName(m: { id?: string; target: string }): string {
+  return hash([m.id ?? m.target]).slice(7, 39);
+}
+
+/** Names the content of a layer chain: the diffIds of its layers, base first. */
+function chainId(layers: SolvedLayer[]): string {
+  return hash(['chain', ...layers.map((l) => l.diffId)]);
 }
 
 function hash(parts: string[]): string {
