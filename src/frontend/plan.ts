@@ -865,9 +865,8 @@ class Planner {
       platform: ctx.platform,
       noCache: ctx.noCache,
     };
-    v.digest = definitionDigest({
+    const definition = {
       kind: 'exec',
-      parent: ctx.state.digest,
       args,
       // Proxy settings are not part of the cache key, as in BuildKit.
       env: ctx.env,
@@ -875,10 +874,15 @@ class Planner {
       user: v.user,
       network: v.network,
       hostname: v.hostname,
-      mounts: mounts.map((m) => ({ ...m, from: m.from === undefined || m.from === 'context' ? m.from : m.from.digest })),
       inlineFiles,
       platform: ctx.platform,
-    });
+    };
+    const fromOf = (m: MountSpec, local: boolean): string | undefined =>
+      m.from === undefined || m.from === 'context' ? m.from : local && m.type === 'bind' ? 'stage' : m.from.digest;
+    v.digest = definitionDigest({ ...definition, parent: ctx.state.digest, mounts: mounts.map((m) => ({ ...m, from: fromOf(m, false) })) });
+    if (mounts.some((m) => m.type === 'bind' && m.from !== undefined && m.from !== 'context')) {
+      v.localDigest = definitionDigest({ ...definition, local: true, mounts: mounts.map((m) => ({ ...m, from: fromOf(m, true) })) });
+    }
     ctx.state = v;
     this.history(ctx, `RUN ${runCommandString(args, ctx.buildArgs, scope)}`, false, true);
   }

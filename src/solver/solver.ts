@@ -4,7 +4,7 @@
  * run again. Independent vertices run in parallel under a limit.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, promises as fs, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fromErrno, isErrnoError, KilnError } from '../errors.js';
 import type { ContentStore, Lease } from '../oci/store.js';
@@ -21,6 +21,7 @@ import type { BuildContext } from './context.js';
 import { makeDirsSync, parentsConfinedSync, rootPathSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
+import { writeFileAtomic } from '../fsutil.js';
 import { parseChmod } from './chmod.js';
 import { hasWildcard } from './match.js';
 import { httpGet, type HttpResponse } from '../net.js';
@@ -356,7 +357,18 @@ export class Solver {
     let p = this.keyMemo.get(memoKey);
     if (!p) {
       p = (async () => {
-        const parts = [linked ? hash(['link', describeDefinition(v)]) : v.digest, ...chains];
+        let definition = linked ? hash(['link', describeDefinition(v)]) : v.digest;
+        if (v.kind === 'exec' && v.localDigest) {
+          // a bind mount from a stage is keyed on the files of the mounted path only
+          definition = v.localDigest;
+          let k = 1;
+          for (const m of v.mounts) {
+            if (!m.from || m.from === 'context') continue;
+            const i = k++;
+            if (m.type === 'bind') chains[i] = await this.mountedChecksum(inputs[i], m.source ?? '/');
+          }
+        }
+        const parts = [definition, ...chains];
         let filesDigest: string | undefined;
         const ctx = this.opts.context;
         if (v.kind === 'file' && v.action.op === 'copy') {
@@ -380,6 +392,31 @@ export class Solver {
       this.keyMemo.set(memoKey, p);
     }
     return p;
+  }
+
+  /**
+   * A checksum of the files under `source` in a solved state: paths, types, modes, owners,
+   * link targets and contents, not times (a re-run making the same files gives the same
+   * sum). Kept per layer chain and path under cache/checksums, so a rebuild reads one file.
+   */
+  private async mountedChecksum(state: SolvedState, source: string): Promise<string> {
+    const chain = chainId(state.layers);
+    const file = path.join(this.opts.root, 'cache', 'checksums', `${hash([chain, source]).slice(7, 39)}.json`);
+    const known = await fs.readFile(file, 'utf8').then(
+      (t) => (JSON.parse(t) as { sum?: string }).sum,
+      () => undefined,
+    );
+    if (known) return known;
+    const sm = await this.mountState(state.layers, true);
+    let sum: string;
+    try {
+      sum = await treeChecksum(await secureResolve(sm.merged, source));
+    } finally {
+      await sm.release();
+    }
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await writeFileAtomic(file, JSON.stringify({ chain, source, sum }));
+    return sum;
   }
 
   /** Mounts the layer chain of a state: lowers unpacked once, an overlay on top. */
@@ -726,6 +763,31 @@ function atStep(e: unknown, v: Vertex, doing?: string): unknown {
 /** The directory name of a cache mount under cache/mounts: its id (default its target). */
 function cacheMountName(m: { id?: string; target: string }): string {
   return hash([m.id ?? m.target]).slice(7, 39);
+}
+
+/** Hashes a tree (or one file) as mountedChecksum describes; a missing path hashes as such. */
+async function treeChecksum(top: string): Promise<string> {
+  const h = createHash('sha256');
+  const visit = async (abs: string, rel: string): Promise<void> => {
+    const st = await fs.lstat(abs).catch((e: unknown) => {
+      if (isErrnoError(e) && e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (!st) {
+      h.update(`${rel}\0missing\0`);
+      return;
+    }
+    h.update(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0`);
+    if (st.isSymbolicLink()) h.update(`${await fs.readlink(abs)}\0`);
+    else if (st.isFile()) {
+      h.update(`${st.size}\0`);
+      for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
+    } else if (st.isDirectory()) {
+      for (const name of (await fs.readdir(abs)).sort()) await visit(path.join(abs, name), `${rel}/${name}`);
+    }
+  };
+  await visit(top, '.');
+  return `sha256:${h.digest('hex')}`;
 }
 
 /** Names the content of a layer chain: the diffIds of its layers, base first. */
