@@ -71,8 +71,12 @@ export function sourceDateEpoch(): number | undefined {
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
-  const epoch = sourceDateEpoch();
-  const created = new Date(epoch !== undefined ? epoch * 1000 : Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // the environment's SOURCE_DATE_EPOCH is a build arg unless one is given, as buildx passes
+  // it; a --build-arg, then it, then the Dockerfile's ARG default decide (the plan reads them)
+  const envEpoch = sourceDateEpoch();
+  const buildArgs = { ...opts.buildArgs };
+  if (envEpoch !== undefined && !('SOURCE_DATE_EPOCH' in buildArgs)) buildArgs.SOURCE_DATE_EPOCH = String(envEpoch);
+  let created = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   trace('build: start');
   // opened first: it starts walking the context in the background while the rest starts up
   const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);
@@ -90,7 +94,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return { ref: img.name, manifestDigest: img.manifestDescriptor.digest, config: img.config, layers: img.manifest.layers };
   };
   const plan = await planBuild(df, {
-    buildArgs: opts.buildArgs,
+    buildArgs,
     target: opts.target,
     platform: opts.platform,
     buildPlatform,
@@ -101,6 +105,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     executionProblem: (p) => executionProblem(p, buildPlatform),
   });
   trace('build: planned');
+  const epoch = plan.sourceDateEpoch;
+  if (epoch !== undefined) created = new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   for (const w of plan.warnings) opts.warn?.(w);
   if (plan.unusedBuildArgs.length) {
     opts.warn?.(`[Warning] One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
@@ -131,6 +137,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     trace('build: solving');
     let solved;
     try {
+      await solver.resetCacheMounts(plan.target.state);
       solved = await solver.solve(plan.target.state);
       // layers still being stored in the background
       await solver.drain();

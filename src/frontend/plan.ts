@@ -82,6 +82,8 @@ export interface BuildPlan {
   stagesPlanned: StagePlan[];
   warnings: string[];
   unusedBuildArgs: string[];
+  /** SOURCE_DATE_EPOCH (seconds) given as a build arg or a Dockerfile ARG default. */
+  sourceDateEpoch?: number;
 }
 
 interface StageDecl {
@@ -113,6 +115,10 @@ class Planner {
   private readonly finalStates = new Map<number, { env: string[]; buildArgs: BuildArgDecl[] }>();
   private readonly targetPlatform: Platform;
   private readonly buildArgs: Record<string, string>;
+  /** SOURCE_DATE_EPOCH from a build arg or the Dockerfile's global ARG default, in seconds. */
+  private readonly epoch: number | undefined;
+  /** The time history entries and the config get: that epoch, else opts.created. */
+  private readonly created: string;
 
   constructor(
     private readonly df: Dockerfile,
@@ -124,6 +130,31 @@ class Planner {
     this.targetPlatform = opts.platform ?? opts.buildPlatform;
     this.buildArgs = opts.buildArgs ?? {};
     this.splitStages();
+    this.epoch = this.sourceDateEpoch();
+    this.created = this.epoch === undefined ? this.opts.created : new Date(this.epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+
+  /**
+   * SOURCE_DATE_EPOCH as BuildKit reads it: a build arg first (an empty one turns it off),
+   * else the value of a global ARG of that name. A whole number of seconds; "context" (the
+   * local context has no commit time) gives none; anything else is an error.
+   */
+  private sourceDateEpoch(): number | undefined {
+    const name = 'SOURCE_DATE_EPOCH';
+    const given = name in this.buildArgs;
+    const raw = given ? this.buildArgs[name] : this.globalArgs.some((a) => a.name === name) ? this.globalScope()[name] : undefined;
+    if (given) this.consumedArgs.add(name);
+    if (raw === undefined || raw === '' || raw === 'context') return undefined;
+    if (/^\+?\d+$/.test(raw) && Number.isSafeInteger(Number(raw))) return Number(raw);
+    const hint = 'set it to a Unix timestamp in seconds, e.g. --build-arg SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)';
+    const stage = this.stages.find((s) => s.name === raw.toLowerCase());
+    const message = stage
+      ? `invalid SOURCE_DATE_EPOCH: ${raw}: kiln cannot take the epoch from a stage's remote source`
+      : `invalid SOURCE_DATE_EPOCH: ${raw}: not a whole number of seconds since 1970`;
+    if (given) throw new KilnError(`${message} (from --build-arg)`, { hint });
+    const decl = this.df.instructions.find((i) => i.keyword === 'arg' && i.args.some((a) => splitArg(a).name === name));
+    if (decl) throw this.err(decl, message, hint, name);
+    throw new KilnError(message, { hint });
   }
 
   private err(inst: Instruction, message: string, hint?: string, needle?: string): KilnError {
@@ -226,7 +257,7 @@ class Planner {
     const planned = await Promise.all([...this.planned.values()]);
     for (const name of [...PROXY_ARGS, 'BUILDKIT_SANDBOX_HOSTNAME']) if (name in this.buildArgs) this.consumedArgs.add(name);
     const unused = Object.keys(this.buildArgs).filter((k) => !this.consumedArgs.has(k) && !(k in this.platformArgs()));
-    return { target, stagesPlanned: planned, warnings: this.warnings, unusedBuildArgs: unused };
+    return { target, stagesPlanned: planned, warnings: this.warnings, unusedBuildArgs: unused, sourceDateEpoch: this.epoch };
   }
 
   private planStage(index: number): Promise<StagePlan> {
@@ -381,7 +412,7 @@ class Planner {
     }
     const finalCc = ctx.config.config ?? {};
     if (finalCc.OnBuild && finalCc.OnBuild.length === 0) finalCc.OnBuild = undefined;
-    config.created = this.opts.created;
+    config.created = this.created;
     this.finalStates.set(stage.index, { env: ctx.env, buildArgs: ctx.buildArgs });
     return { name: stageName, index: stage.index, state: ctx.state, config, baseRef, baseDigest, baseHistoryLength };
   }
@@ -466,7 +497,7 @@ class Planner {
 
   /** BuildKit's commitToHistory: steps that run or copy (a new state) end in " # buildkit". */
   private history(ctx: StageContext, createdBy: string, emptyLayer: boolean, newState = false): void {
-    const h: HistoryEntry = { created: this.opts.created, created_by: newState ? `${createdBy} # buildkit` : createdBy, comment: 'buildkit.dockerfile.v0' };
+    const h: HistoryEntry = { created: this.created, created_by: newState ? `${createdBy} # buildkit` : createdBy, comment: 'buildkit.dockerfile.v0' };
     if (emptyLayer) h.empty_layer = true;
     ctx.config.history!.push(h);
   }
@@ -834,9 +865,8 @@ class Planner {
       platform: ctx.platform,
       noCache: ctx.noCache,
     };
-    v.digest = definitionDigest({
+    const definition = {
       kind: 'exec',
-      parent: ctx.state.digest,
       args,
       // Proxy settings are not part of the cache key, as in BuildKit.
       env: ctx.env,
@@ -844,10 +874,15 @@ class Planner {
       user: v.user,
       network: v.network,
       hostname: v.hostname,
-      mounts: mounts.map((m) => ({ ...m, from: m.from === undefined || m.from === 'context' ? m.from : m.from.digest })),
       inlineFiles,
       platform: ctx.platform,
-    });
+    };
+    const fromOf = (m: MountSpec, local: boolean): string | undefined =>
+      m.from === undefined || m.from === 'context' ? m.from : local && m.type === 'bind' ? 'stage' : m.from.digest;
+    v.digest = definitionDigest({ ...definition, parent: ctx.state.digest, mounts: mounts.map((m) => ({ ...m, from: fromOf(m, false) })) });
+    if (mounts.some((m) => m.type === 'bind' && m.from !== undefined && m.from !== 'context')) {
+      v.localDigest = definitionDigest({ ...definition, local: true, mounts: mounts.map((m) => ({ ...m, from: fromOf(m, true) })) });
+    }
     ctx.state = v;
     this.history(ctx, `RUN ${runCommandString(args, ctx.buildArgs, scope)}`, false, true);
   }

@@ -69,6 +69,12 @@ export interface ExecVertex extends VertexCommon {
   inlineFiles?: Array<{ path: string; content: string; mode: number }>;
   /** Build args that reached the environment, for --explain. */
   buildArgs: Record<string, string>;
+  /**
+   * The definition without its inputs' digests (the parent's, and the stage of each bind
+   * mount): with a bind mount from a stage, the solver keys the step on that and the content
+   * of its inputs (the mounted path's files), so the stage's other steps do not matter.
+   */
+  localDigest?: string;
 }
 
 export interface CopySource {

@@ -4,7 +4,7 @@
  * run again. Independent vertices run in parallel under a limit.
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, promises as fs, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { fromErrno, isErrnoError, KilnError } from '../errors.js';
 import type { ContentStore, Lease } from '../oci/store.js';
@@ -21,6 +21,7 @@ import type { BuildContext } from './context.js';
 import { makeDirsSync, parentsConfinedSync, rootPathSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
+import { writeFileAtomic } from '../fsutil.js';
 import { parseChmod } from './chmod.js';
 import { hasWildcard } from './match.js';
 import { httpGet, type HttpResponse } from '../net.js';
@@ -157,6 +158,36 @@ export class Solver {
       p.catch(() => undefined);
     }
     return p;
+  }
+
+  /**
+   * Starts the cache mounts of the steps under `target` that run without the cache afresh,
+   * as BuildKit prunes them before such a build: every step of the build that mounts the
+   * same id then sees the new, empty one. The old content is moved away and deleted.
+   */
+  async resetCacheMounts(target: Vertex): Promise<void> {
+    const names = new Set<string>();
+    const seen = new Set<string>();
+    const walk = (v: Vertex): void => {
+      if (seen.has(v.digest) || v.kind === 'scratch' || v.kind === 'image') return;
+      seen.add(v.digest);
+      if (v.kind === 'exec' && v.noCache) for (const m of v.mounts) if (m.type === 'cache') names.add(cacheMountName(m));
+      inputVertices(v).forEach(walk);
+    };
+    walk(target);
+    if (names.size === 0) return;
+    await this.opts.lease?.protect({ mounts: [...names] });
+    for (const name of names) {
+      const trash = this.opts.store.tempPath('trash');
+      const moved = await fs.rename(path.join(this.opts.root, 'cache', 'mounts', name), trash).then(
+        () => true,
+        (e: unknown) => {
+          if (isErrnoError(e) && e.code === 'ENOENT') return false;
+          throw e;
+        },
+      );
+      if (moved) await fs.rm(trash, { recursive: true, force: true });
+    }
   }
 
   /** Waits until every started step has finished or released its mounts and containers. */
@@ -314,12 +345,30 @@ export class Solver {
     return finish(layer, false, createdAt);
   }
 
+  /**
+   * A step's key: its definition (which holds its inputs' definitions) and the content of its
+   * inputs, named by their layer chains, not by their keys. A step re-run without the cache
+   * (--no-cache-filter) that makes different files so invalidates what reads them, and one
+   * that makes the same files does not; a later build finds the records of either result.
+   */
   private cacheKey(v: ExecVertex | FileVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; filesDigest?: string }> {
-    const memoKey = `${v.digest}|${linked}|${inputs.map((i) => i.key).join(',')}`;
+    const chains = inputs.map((i) => chainId(i.layers));
+    const memoKey = `${v.digest}|${linked}|${chains.join(',')}`;
     let p = this.keyMemo.get(memoKey);
     if (!p) {
       p = (async () => {
-        const parts = [linked ? hash(['link', describeDefinition(v)]) : v.digest, ...inputs.map((i) => i.key)];
+        let definition = linked ? hash(['link', describeDefinition(v)]) : v.digest;
+        if (v.kind === 'exec' && v.localDigest) {
+          // a bind mount from a stage is keyed on the files of the mounted path only
+          definition = v.localDigest;
+          let k = 1;
+          for (const m of v.mounts) {
+            if (!m.from || m.from === 'context') continue;
+            const i = k++;
+            if (m.type === 'bind') chains[i] = await this.mountedChecksum(inputs[i], m.source ?? '/');
+          }
+        }
+        const parts = [definition, ...chains];
         let filesDigest: string | undefined;
         const ctx = this.opts.context;
         if (v.kind === 'file' && v.action.op === 'copy') {
@@ -343,6 +392,31 @@ export class Solver {
       this.keyMemo.set(memoKey, p);
     }
     return p;
+  }
+
+  /**
+   * A checksum of the files under `source` in a solved state: paths, types, modes, owners,
+   * link targets and contents, not times (a re-run making the same files gives the same
+   * sum). Kept per layer chain and path under cache/checksums, so a rebuild reads one file.
+   */
+  private async mountedChecksum(state: SolvedState, source: string): Promise<string> {
+    const chain = chainId(state.layers);
+    const file = path.join(this.opts.root, 'cache', 'checksums', `${hash([chain, source]).slice(7, 39)}.json`);
+    const known = await fs.readFile(file, 'utf8').then(
+      (t) => (JSON.parse(t) as { sum?: string }).sum,
+      () => undefined,
+    );
+    if (known) return known;
+    const sm = await this.mountState(state.layers, true);
+    let sum: string;
+    try {
+      sum = await treeChecksum(await secureResolve(sm.merged, source));
+    } finally {
+      await sm.release();
+    }
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    await writeFileAtomic(file, JSON.stringify({ chain, source, sum }));
+    return sum;
   }
 
   /** Mounts the layer chain of a state: lowers unpacked once, an overlay on top. */
@@ -537,7 +611,7 @@ export class Solver {
         const source = await secureResolve(root, m.source ?? '.');
         mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', writable ? 'rw' : 'ro'] });
       } else if (m.type === 'cache') {
-        const name = hash([m.id ?? m.target]).slice(7, 39);
+        const name = cacheMountName(m);
         await this.opts.lease?.protect({ mounts: [name] });
         const dir = path.join(this.opts.root, 'cache', 'mounts', name);
         const fresh = !(await fs.stat(dir).catch(() => undefined));
@@ -684,6 +758,41 @@ function atStep(e: unknown, v: Vertex, doing?: string): unknown {
   if (isErrnoError(e)) e = fromErrno(e, e.path ? undefined : doing, { showPath: inImage });
   if (!(e instanceof KilnError) || e.location || !v.origin) return e;
   return new KilnError(e.message, { location: v.origin, hint: e.hint, detail: e.detail, exitCode: e.exitCode, cause: e });
+}
+
+/** The directory name of a cache mount under cache/mounts: its id (default its target). */
+function cacheMountName(m: { id?: string; target: string }): string {
+  return hash([m.id ?? m.target]).slice(7, 39);
+}
+
+/** Hashes a tree (or one file) as mountedChecksum describes; a missing path hashes as such. */
+async function treeChecksum(top: string): Promise<string> {
+  const h = createHash('sha256');
+  const visit = async (abs: string, rel: string): Promise<void> => {
+    const st = await fs.lstat(abs).catch((e: unknown) => {
+      if (isErrnoError(e) && e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (!st) {
+      h.update(`${rel}\0missing\0`);
+      return;
+    }
+    h.update(`${rel}\0${st.mode}\0${st.uid}:${st.gid}\0`);
+    if (st.isSymbolicLink()) h.update(`${await fs.readlink(abs)}\0`);
+    else if (st.isFile()) {
+      h.update(`${st.size}\0`);
+      for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
+    } else if (st.isDirectory()) {
+      for (const name of (await fs.readdir(abs)).sort()) await visit(path.join(abs, name), `${rel}/${name}`);
+    }
+  };
+  await visit(top, '.');
+  return `sha256:${h.digest('hex')}`;
+}
+
+/** Names the content of a layer chain: the diffIds of its layers, base first. */
+function chainId(layers: SolvedLayer[]): string {
+  return hash(['chain', ...layers.map((l) => l.diffId)]);
 }
 
 function hash(parts: string[]): string {

@@ -289,4 +289,20 @@ describe('kiln build', { skip }, () => {
     assert.equal(a.code, 0, a.stderr);
     assert.equal(a.stdout, b.stdout);
   });
+
+  it('SOURCE_DATE_EPOCH: --build-arg, then the environment, then the Dockerfile default', async () => {
+    const dir = await context({ Dockerfile: 'ARG SOURCE_DATE_EPOCH=1700000001\nFROM busybox:latest\nCOPY f /f\n', f: 'x' });
+    const createdWith = async (args: string[], env: Record<string, string>): Promise<string> => {
+      const r = await runKiln(['build', '-q', '-t', 'sde:1', ...args, dir], { root, env });
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /not consumed/);
+      return ((await inspect('sde:1')).config as { created?: string }).created ?? '';
+    };
+    assert.equal(await createdWith([], {}), '2023-11-14T22:13:21Z');
+    assert.equal(await createdWith([], { SOURCE_DATE_EPOCH: '1700000002' }), '2023-11-14T22:13:22Z');
+    assert.equal(await createdWith(['--build-arg', 'SOURCE_DATE_EPOCH=1700000003'], { SOURCE_DATE_EPOCH: '1700000002' }), '2023-11-14T22:13:23Z');
+    const bad = await runKiln(['build', '-q', '--build-arg', 'SOURCE_DATE_EPOCH=soon', dir], { root });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /invalid SOURCE_DATE_EPOCH: soon/);
+  });
 });

@@ -249,6 +249,46 @@ describe('config evolution', () => {
   });
 });
 
+describe('SOURCE_DATE_EPOCH', () => {
+  const created = (p: BuildPlan) => (p.target.config.history ?? []).map((h) => h.created);
+
+  it('a global ARG default sets the epoch and every time the build writes', async () => {
+    const { plan: p } = await plan('ARG SOURCE_DATE_EPOCH=1445412480\nFROM base:1\nENV A=1\nRUN true\n');
+    assert.equal(p.sourceDateEpoch, 1445412480);
+    assert.equal(p.target.config.created, '2015-10-21T07:28:00Z');
+    assert.deepEqual(created(p).slice(1), ['2015-10-21T07:28:00Z', '2015-10-21T07:28:00Z']);
+  });
+
+  it('a build arg wins over the default, and is consumed without an ARG', async () => {
+    const { plan: p } = await plan('ARG SOURCE_DATE_EPOCH=1700000001\nFROM base:1\nRUN true\n', { buildArgs: { SOURCE_DATE_EPOCH: '1700000002' } });
+    assert.equal(p.sourceDateEpoch, 1700000002);
+    const { plan: q } = await plan('FROM base:1\nRUN true\n', { buildArgs: { SOURCE_DATE_EPOCH: '1700000003' } });
+    assert.equal(q.sourceDateEpoch, 1700000003);
+    assert.deepEqual(q.unusedBuildArgs, []);
+  });
+
+  it('an empty build arg turns a default off; a stage ARG or "context" sets none', async () => {
+    for (const [text, buildArgs] of [
+      ['ARG SOURCE_DATE_EPOCH=1700000001\nFROM base:1\n', { SOURCE_DATE_EPOCH: '' }],
+      ['FROM base:1\nARG SOURCE_DATE_EPOCH=1700000001\n', {}],
+      ['ARG SOURCE_DATE_EPOCH=context\nFROM base:1\n', {}],
+    ] as const) {
+      const { plan: p } = await plan(text, { buildArgs });
+      assert.equal(p.sourceDateEpoch, undefined, text);
+      assert.equal(p.target.config.created, '2024-01-01T00:00:00Z');
+    }
+  });
+
+  it('an invalid value is an error at its ARG, or naming the build arg', async () => {
+    const e = await planError('ARG X=1 \\\n  SOURCE_DATE_EPOCH=soon\nFROM base:1\n');
+    assert.match(e.message, /invalid SOURCE_DATE_EPOCH: soon/);
+    assert.equal(e.location?.line, 1);
+    const b = await planError('FROM base:1\n', { buildArgs: { SOURCE_DATE_EPOCH: '12.5' } });
+    assert.match(b.message, /invalid SOURCE_DATE_EPOCH: 12\.5: not a whole number of seconds since 1970 \(from --build-arg\)/);
+    assert.match(b.hint ?? '', /Unix timestamp/);
+  });
+});
+
 describe('diagnostics', () => {
   it('COPY --from a stage defined later: located, with a hint', async () => {
     const e = await planError('FROM base:1 AS first\nCOPY --from=later /x /x\nFROM base:1 AS later\n', { target: 'first' });

@@ -113,6 +113,57 @@ describe('solver', { skip }, () => {
     assert.ok(!evs.some((e) => e.type === 'done' && /^\[deps /.test(e.name)));
   });
 
+  it('a stage re-run by --no-cache-filter invalidates what copies from it only when its files changed', async () => {
+    const dir = await context({
+      Dockerfile: ['FROM busybox:latest AS deps', 'ARG OUT=same', 'RUN echo $OUT > /d', 'FROM busybox:latest', 'COPY --from=deps /d /d', 'RUN cat /d > /e', ''].join('\n'),
+    });
+    // with every mtime clamped, the re-run makes the same layer
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    const first = await runKiln(['build', '-q', dir], { root, env });
+    assert.equal(first.code, 0, first.stderr);
+    const same = await runKiln(['build', '--progress', 'json', '--no-cache-filter', 'deps', dir], { root, env });
+    assert.equal(same.code, 0, same.stderr);
+    const evs = events(same.stderr);
+    assert.ok(evs.some((e) => e.type === 'done' && /^\[deps .*RUN echo/.test(e.name)), 'deps re-ran');
+    assert.ok(evs.some((e) => e.type === 'cached' && /COPY --from=deps/.test(e.name)), 'the same files: the COPY stays cached');
+    assert.ok(evs.some((e) => e.type === 'cached' && /RUN cat/.test(e.name)));
+    // a stage whose re-run makes other files: what reads them runs again, and the next
+    // build, cached throughout, gives the files of that last run
+    const rnd = await context({
+      Dockerfile: ['FROM busybox:latest AS deps', 'RUN head -c 16 /dev/urandom | od -An -tx1 > /d', 'FROM busybox:latest', 'COPY --from=deps /d /d', 'RUN cat /d > /e', ''].join('\n'),
+    });
+    const out = async (args: string[]): Promise<{ d: string; e: string; evs: JsonEvent[] }> => {
+      const r = await runKiln(['build', '--progress', 'json', '-t', 'ncf:1', ...args, rnd], { root });
+      assert.equal(r.code, 0, r.stderr);
+      const e = (await runKiln(['run', 'ncf:1', 'cat', '/e'], { root })).stdout;
+      return { d: (await runKiln(['run', 'ncf:1', 'cat', '/d'], { root })).stdout, e, evs: events(r.stderr) };
+    };
+    const a = await out([]);
+    const b = await out(['--no-cache-filter', 'deps']);
+    assert.notEqual(b.d, a.d);
+    assert.equal(b.e, b.d);
+    assert.ok(b.evs.some((e) => e.type === 'done' && /RUN cat/.test(e.name)), 'other files: the steps reading them run again');
+    const c = await out([]);
+    assert.ok(!c.evs.some((e) => e.type === 'done'), 'the next build is cached throughout');
+    assert.deepEqual([c.d, c.e], [b.d, b.d]);
+  });
+
+  it('--no-cache starts cache mounts afresh, and only for the steps that run without the cache', async () => {
+    const df = (n: string) => ['FROM busybox:latest AS a', `RUN --mount=type=cache,target=/c touch /c/${n} && ls /c > /list`, 'FROM busybox:latest', 'COPY --from=a /list /list', ''].join('\n');
+    const list = async (n: string, args: string[]): Promise<string> => {
+      const dir = await context({ Dockerfile: df(n) });
+      const r = await runKiln(['build', '-q', '-t', 'cm:1', ...args, dir], { root });
+      assert.equal(r.code, 0, r.stderr);
+      return (await runKiln(['run', 'cm:1', 'cat', '/list'], { root })).stdout;
+    };
+    assert.equal(await list('one', []), 'one\n');
+    assert.equal(await list('two', []), 'one\ntwo\n');
+    assert.equal(await list('three', ['--no-cache-filter', 'other']), 'one\nthree\ntwo\n', 'a stage the filter does not name keeps it');
+    assert.equal(await list('four', ['--no-cache']), 'four\n');
+    assert.equal(await list('five', ['--no-cache-filter', 'a']), 'five\n');
+    assert.equal(await list('six', []), 'five\nsix\n');
+  });
+
   it('never runs a stage the target does not need', async () => {
     const dir = await context({
       Dockerfile: ['FROM busybox:latest AS unused', 'RUN echo should-not-run', 'FROM busybox:latest', 'RUN echo needed', ''].join('\n'),
