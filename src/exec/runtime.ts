@@ -4,6 +4,7 @@ import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { runWithRuntime, type RuntimeInfo } from './container.js';
 import { writeFileAtomic } from '../fsutil.js';
+import { ownedName, registerProcess } from '../lifecycle.js';
 
 export interface DetectedRuntime extends RuntimeInfo {
   /** Candidates tried before this one, and why they did not work. */
@@ -40,10 +41,19 @@ export async function findRuntimeBinary(candidate: string): Promise<RuntimeInfo 
 
 /**
  * Runs a trivial container (`true` from the host's /usr, bind-mounted read-only) with the
- * runtime. Resolves to undefined when it works, or to the reason it does not.
+ * runtime. Resolves to undefined when it works, or to the reason it does not. With a kiln
+ * root, the probe's files live in its tmp/ under an owned name, so that a kill -9 during the
+ * probe leaves nothing the next command does not take away; without one, in the system's.
  */
-export async function probeRuntime(runtime: RuntimeInfo): Promise<string | undefined> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-probe-'));
+export async function probeRuntime(runtime: RuntimeInfo, root?: string): Promise<string | undefined> {
+  let dir: string;
+  if (root) {
+    registerProcess(root);
+    dir = path.join(root, 'tmp', ownedName('probe'));
+    await fsp.mkdir(dir, { recursive: true });
+  } else {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-probe-'));
+  }
   try {
     const rootfs = path.join(dir, 'rootfs');
     await fsp.mkdir(rootfs);
@@ -78,8 +88,8 @@ export async function probeRuntime(runtime: RuntimeInfo): Promise<string | undef
   }
 }
 
-/** Tries candidates in order; the first that runs a container wins. */
-export async function detectRuntimeFrom(candidates: string[]): Promise<DetectedRuntime> {
+/** Tries candidates in order; the first that runs a container wins (probing under `root`, if given). */
+export async function detectRuntimeFrom(candidates: string[], root?: string): Promise<DetectedRuntime> {
   const rejected: Array<{ candidate: string; reason: string }> = [];
   for (const c of candidates) {
     const rt = await findRuntimeBinary(c);
@@ -87,7 +97,7 @@ export async function detectRuntimeFrom(candidates: string[]): Promise<DetectedR
       rejected.push({ candidate: c, reason: 'not installed' });
       continue;
     }
-    const reason = await probeRuntime(rt);
+    const reason = await probeRuntime(rt, root);
     if (reason === undefined) return rejected.length ? { ...rt, rejected } : rt;
     rejected.push({ candidate: c, reason });
   }
@@ -107,7 +117,7 @@ let cached: Promise<DetectedRuntime> | undefined;
  */
 export function detectRuntime(stateDir?: string): Promise<DetectedRuntime> {
   if (!cached) {
-    cached = stateDir && !process.env.KILN_RUNTIME ? detectWithDiskCache(stateDir) : detectUncached();
+    cached = stateDir && !process.env.KILN_RUNTIME ? detectWithDiskCache(stateDir) : detectUncached(stateDir && path.dirname(stateDir));
     cached.catch(() => {
       cached = undefined;
     });
@@ -133,12 +143,13 @@ async function detectWithDiskCache(stateDir: string): Promise<DetectedRuntime> {
     .then((t) => JSON.parse(t) as { fingerprint: string; runtime: DetectedRuntime })
     .catch(() => undefined);
   if (saved?.fingerprint === fingerprint && saved.runtime?.path) return saved.runtime;
-  const runtime = await detectUncached();
+  // the state dir is <root>/run: the probe runs under the root's tmp/
+  const runtime = await detectUncached(path.dirname(stateDir));
   await writeFileAtomic(file, JSON.stringify({ fingerprint, runtime }));
   return runtime;
 }
 
-async function detectUncached(): Promise<DetectedRuntime> {
+async function detectUncached(root?: string): Promise<DetectedRuntime> {
   const forced = process.env.KILN_RUNTIME;
   if (forced) {
     const rt = await findRuntimeBinary(forced);
@@ -149,7 +160,7 @@ async function detectUncached(): Promise<DetectedRuntime> {
     }
     return rt;
   }
-  return detectRuntimeFrom(['runc', 'crun']);
+  return detectRuntimeFrom(['runc', 'crun'], root);
 }
 
 /** Forgets the cached detection (tests, or after installing a runtime). */

@@ -94,6 +94,36 @@ test('detectRuntime finds a runtime that really runs containers here', { skip },
   );
 });
 
+test('the runtime probe of a kiln root works in the root\'s tmp/, not the system temp dir', { skip }, async () => {
+  const root = path.join(dir, 'probe-root');
+  const systemTmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-probe-watch-'));
+  const seenInSystem: string[] = [];
+  const seenInRoot: string[] = [];
+  await fsp.mkdir(path.join(root, 'tmp'), { recursive: true });
+  const watchers = [
+    (await import('node:fs')).watch(systemTmp, (_e, name) => name && seenInSystem.push(String(name))),
+    (await import('node:fs')).watch(path.join(root, 'tmp'), (_e, name) => name && seenInRoot.push(String(name))),
+  ];
+  const savedTmp = process.env.TMPDIR;
+  try {
+    process.env.TMPDIR = systemTmp;
+    resetRuntimeCache();
+    const rt = await detectRuntime(path.join(root, 'run'));
+    assert.equal(rt.name, 'runc');
+    await new Promise((r) => setTimeout(r, 100)); // let the watchers report
+    assert.deepEqual(seenInSystem, [], 'nothing was made in the system temp dir');
+    // an owned name (kind-pid-start-hex): a kill -9 during the probe leaves it to the reaper
+    assert.ok(seenInRoot.some((n) => new RegExp(`^probe-${process.pid}-\\d+-[0-9a-f]+$`).test(n)), seenInRoot.join(', '));
+    assert.deepEqual(await fsp.readdir(path.join(root, 'tmp')), [], 'the probe removed its files');
+  } finally {
+    for (const w of watchers) w.close();
+    if (savedTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = savedTmp;
+    resetRuntimeCache();
+    await fsp.rm(systemTmp, { recursive: true, force: true });
+  }
+});
+
 test('KILN_RUNTIME overrides detection', { skip }, async () => {
   try {
     process.env.KILN_RUNTIME = 'runc';
