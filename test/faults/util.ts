@@ -148,13 +148,13 @@ async function atomicTemps(root: string): Promise<string[]> {
   return out;
 }
 
-/** Processes (besides kiln) whose command line contains `marker`: a container's that outlived it. */
-export function processesWith(marker: string, exclude: number[] = []): number[] {
+/** Processes (besides kiln) whose command line contains `marker` (with `atStart`, begins with it): a container's that outlived it. */
+export function processesWith(marker: string, exclude: number[] = [], atStart = false): number[] {
   const out: number[] = [];
   for (const pid of readdirNumeric('/proc')) {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (cmd.includes(marker) && pid !== process.pid && !exclude.includes(pid)) out.push(pid);
+      if ((atStart ? cmd.startsWith(marker) : cmd.includes(marker)) && pid !== process.pid && !exclude.includes(pid)) out.push(pid);
     } catch {
       // gone
     }
