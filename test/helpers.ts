@@ -78,7 +78,14 @@ export async function rootWithBusybox(): Promise<{ root: string; cleanup: () => 
   const tar = await busyboxRootfsTar();
   const r = await runKiln(['import', tar, 'busybox:latest'], { root: dir });
   if (r.code !== 0) throw new Error(`kiln import failed: ${r.stderr}`);
-  return { root: dir, cleanup };
+  // a test that failed half-way may leave a build's mounts: unmount them (deepest first) so
+  // that the root can be removed and no overlay outlives the suite
+  const unmountAndClean = async (): Promise<void> => {
+    const { mountsUnder } = await import('../src/lifecycle.js');
+    for (const mp of mountsUnder(dir).sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+    await cleanup();
+  };
+  return { root: dir, cleanup: unmountAndClean };
 }
 
 /** Writes files (path → content) under dir. */
