@@ -9,7 +9,7 @@ import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { buildRuntimeSpec, type RuntimeMount } from './spec.js';
 import { resolveInRoot, resolveUser, type ResolvedUser } from './user.js';
-import { parentsConfinedSync } from '../fsroot.js';
+import { missingStubs, removeStubs } from './stubs.js';
 
 export interface RuntimeInfo {
   name: 'runc' | 'crun';
@@ -115,41 +115,6 @@ async function ensureCwd(rootfs: string, cwd: string, user: ResolvedUser): Promi
   }
 }
 
-/** Paths the runtime will create as mount points; removed again afterwards if still empty. */
-async function missingMountpoints(rootfs: string, destinations: string[]): Promise<string[]> {
-  const root = path.resolve(rootfs);
-  const out = new Set<string>();
-  for (const dest of destinations) {
-    let p = await resolveInRoot(rootfs, dest);
-    while (p !== root && p.startsWith(root)) {
-      if (lstatSync(p, { throwIfNoEntry: false })) break;
-      out.add(p);
-      p = path.dirname(p);
-    }
-  }
-  return [...out].sort((a, b) => b.split('/').length - a.split('/').length);
-}
-
-async function removeStubs(rootfs: string, stubs: string[]): Promise<void> {
-  for (const p of stubs) {
-    // the process may have put a symlink where a stub's parent was: never follow it out
-    if (!parentsConfinedSync(rootfs, p)) continue;
-    try {
-      const st = await fsp.lstat(p);
-      if (st.isDirectory()) {
-        if ((await fsp.readdir(p)).length) continue;
-      } else if (!st.isFile() || st.size !== 0) continue;
-      const parent = path.dirname(p);
-      const pst = await fsp.lstat(parent);
-      if (st.isDirectory()) await fsp.rmdir(p);
-      else await fsp.unlink(p);
-      await fsp.lutimes(parent, pst.atime, pst.mtime);
-    } catch {
-      /* already gone or not ours to remove */
-    }
-  }
-}
-
 function signalName(n: number): string | undefined {
   for (const [name, num] of Object.entries(os.constants.signals)) if (num === n) return name;
   return undefined;
@@ -229,7 +194,7 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       etcFiles,
       mounts: userMounts,
     });
-    if (!spec.keepMountStubs) stubs = await missingMountpoints(rootfs, config.mounts.map((m) => m.destination));
+    if (!spec.keepMountStubs) stubs = await missingStubs(rootfs, config.mounts.map((m) => m.destination));
     if (spec.specDir) {
       const file = path.join(spec.specDir, `${id}.json`);
       writeFileSync(file, JSON.stringify(config, null, 2), { mode: 0o600 });

@@ -3,3 +3,4 @@ export { runWithRuntime, type RunSpec, type RunResult, type RuntimeInfo } from '
 export { detectRuntime, detectRuntimeFrom, probeRuntime, findRuntimeBinary, resetRuntimeCache, type DetectedRuntime } from './runtime.js';
 export { resolveUser, resolveInRoot, type ResolvedUser } from './user.js';
 export { buildRuntimeSpec, DEFAULT_CAPABILITIES, type RuntimeSpec } from './spec.js';
+export { missingStubs, removeStubs } from './stubs.js';

@@ -14,11 +14,11 @@ import { MediaType, type Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ActiveMount } from '../snapshot/types.js';
-import { runContainer, resolveInRoot, resolveUser, type RunSpec } from '../exec/index.js';
+import { missingStubs, removeStubs, runContainer, resolveUser, type RunSpec } from '../exec/index.js';
 import { mountSecrets, type SecretFile } from '../exec/secrets.js';
 import type { ExecVertex, FileVertex, Vertex } from '../graph/types.js';
 import type { BuildContext } from './context.js';
-import { makeDirsSync, parentsConfinedSync, rootPathSync } from '../fsroot.js';
+import { makeDirsSync, rootPathSync } from '../fsroot.js';
 import { contextTree, copyInto, mkdirInRoot, rootfsTree, secureResolve, type Owner } from './copy.js';
 import { Semaphore } from './semaphore.js';
 import { writeFileAtomic } from '../fsutil.js';
@@ -859,45 +859,6 @@ function sourceLayer(layers: string[], pattern: string): string | undefined {
   if (st.isDirectory()) for (let j = 0; j < top; j++) if (present(layers[j], rel)) return undefined;
   return layers[top];
 }
-
-/**
- * The mount-point stubs a run may leave, found before it as BuildKit's stub cleaner does: each
- * path resolved within the root (symlinks included), and, while missing, its parents up to
- * the first one that exists (the runtime creates all of them).
- */
-async function missingStubs(root: string, paths: string[]): Promise<string[]> {
-  const out = new Set<string>();
-  for (const p of paths) {
-    const abs = path.posix.resolve('/', p);
-    if (abs === '/') continue;
-    let real = await resolveInRoot(root, abs);
-    while (real !== root && !lstatSync(real, { throwIfNoEntry: false })) {
-      out.add(real);
-      real = path.dirname(real);
-    }
-  }
-  const depth = (p: string): number => p.split('/').length;
-  return [...out].sort((a, b) => depth(b) - depth(a));
-}
-
-/**
- * Removes the stubs the run left (empty files, empty directories), deepest first, through the
- * mounted rootfs; each removal keeps its parent's times, so a directory holding a stub is in
- * the layer only if the step changed it otherwise. What the step put there stays.
- */
-async function removeStubs(root: string, stubs: string[]): Promise<void> {
-  for (const p of stubs) {
-    // the RUN may have made a parent a symlink (even to /): a path through it is never followed
-    if (!parentsConfinedSync(root, p)) continue;
-    const st = lstatSync(p, { throwIfNoEntry: false });
-    if (!st) continue;
-    if (st.isDirectory() ? (await fs.readdir(p).catch(() => ['?'])).length > 0 : st.size !== 0) continue;
-    const parent = await fs.stat(path.dirname(p)).catch(() => undefined);
-    await (st.isDirectory() ? fs.rmdir(p) : fs.unlink(p)).catch(() => undefined);
-    if (parent) await fs.utimes(path.dirname(p), parent.atime, parent.mtime).catch(() => undefined);
-  }
-}
-
 
 /** Fetches `url` into `dir`; with ADD --checksum, the content must have that digest (as BuildKit checks). */
 async function download(url: string, dir: string, checksum?: string): Promise<string> {
