@@ -9,7 +9,44 @@ export interface SourceLocation {
   length?: number;
 }
 
+/**
+ * What kind of failure an error is, for code that decides what to do about it (retry, fall back,
+ * report) without reading its words. Messages are for people and may change; codes may not.
+ *
+ * - invalid: the input is wrong (a Dockerfile, a flag, a reference, an archive); fix it and retry.
+ * - not-found: the thing named does not exist (a file, an image, a stage, a blob).
+ * - unauthorized: credentials are missing or were refused (a registry's 401).
+ * - denied: the caller may not do this (EACCES/EPERM, a read-only file system, a registry's 403).
+ * - conflict: the operation clashes with the current state (a lock held, an image in use).
+ * - unavailable: a resource is temporarily unavailable (busy, a network error, a registry's 503);
+ *   trying again later may succeed.
+ * - cancelled: the operation was stopped (Ctrl-C, an aborted signal).
+ * - exists: the thing to create already exists.
+ * - unsupported: this host, file system or kiln cannot do it.
+ * - resource-exhausted: out of space, quota, file descriptors, or over a rate limit.
+ * - failed: it failed for another reason (a RUN step exited non-zero, an I/O error).
+ */
+export type ErrorCode =
+  | 'invalid'
+  | 'not-found'
+  | 'unauthorized'
+  | 'denied'
+  | 'conflict'
+  | 'unavailable'
+  | 'cancelled'
+  | 'exists'
+  | 'unsupported'
+  | 'resource-exhausted'
+  | 'failed';
+
 export interface KilnErrorOptions {
+  /** What kind of failure this is (see ErrorCode); undefined when the thrower did not say. */
+  code?: ErrorCode;
+  /**
+   * When the failure is temporary and the other side said when to try again (HTTP Retry-After),
+   * how long to wait, in milliseconds. Makes a resource-exhausted error retryable (a rate limit).
+   */
+  retryAfterMs?: number;
   /** An obvious fix, shown as "hint: ...". */
   hint?: string;
   location?: SourceLocation;
@@ -25,6 +62,8 @@ export interface KilnErrorOptions {
  * The CLI prints `format()` and exits non-zero; never a stack trace.
  */
 export class KilnError extends Error {
+  readonly code?: ErrorCode;
+  readonly retryAfterMs?: number;
   readonly hint?: string;
   readonly location?: SourceLocation;
   readonly exitCode: number;
@@ -33,6 +72,8 @@ export class KilnError extends Error {
   constructor(message: string, options: KilnErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'KilnError';
+    this.code = options.code;
+    this.retryAfterMs = options.retryAfterMs;
     this.hint = options.hint;
     this.location = options.location;
     this.exitCode = options.exitCode ?? 1;
@@ -59,6 +100,66 @@ export class KilnError extends Error {
 
 export function isKilnError(e: unknown): e is KilnError {
   return e instanceof KilnError;
+}
+
+/**
+ * The code of any error: a KilnError's own code; a node system error's errno mapped by errnoCode
+ * (network and DNS codes included); an aborted operation (AbortError, ABORT_ERR) is cancelled; any
+ * other error without a code takes its cause's (a KilnError wrapping an ENOENT is not-found, fetch's
+ * "fetch failed" over ECONNRESET is unavailable). Undefined when nothing in the chain has one.
+ */
+export function errorCode(e: unknown): ErrorCode | undefined {
+  for (let cur = e, depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
+    if (cur instanceof KilnError) {
+      if (cur.code !== undefined) return cur.code;
+      cur = cur.cause;
+      continue;
+    }
+    if (!(cur instanceof Error)) return undefined;
+    const sys = (cur as NodeJS.ErrnoException).code;
+    if (cur.name === 'AbortError' || sys === 'ABORT_ERR') return 'cancelled';
+    if (typeof sys === 'string' && (Object.hasOwn(ERRNO_CODES, sys) || isErrnoError(cur))) return errnoCode(sys);
+    // an error without a code of its own that wraps one (fetch's "fetch failed" over ECONNRESET)
+    cur = cur.cause;
+  }
+  return undefined;
+}
+
+/** Whether an error is a KilnError carrying this code (or, with no code of its own, whose cause maps to it). */
+export function hasCode(e: unknown, code: ErrorCode): boolean {
+  return errorCode(e) === code;
+}
+
+/**
+ * Whether trying the same operation again, unchanged, may succeed: an unavailable resource (busy,
+ * a dropped connection, a registry's 503), or a resource-exhausted error that says when to retry
+ * (a rate limit with Retry-After). Everything else is fatal: bad input, missing things, refused
+ * credentials, a full disk (resource-exhausted without retryAfterMs), a cancelled build.
+ */
+export function retryable(e: unknown): boolean {
+  const code = errorCode(e);
+  if (code === 'unavailable') return true;
+  return code === 'resource-exhausted' && e instanceof KilnError && e.retryAfterMs !== undefined;
+}
+
+/** The ErrorCode of each errno (and of the network and DNS codes node gives); 'failed' for the rest. */
+const ERRNO_CODES: Record<string, ErrorCode> = {
+  ENOENT: 'not-found', ENOTDIR: 'not-found', ENXIO: 'not-found', ENODEV: 'not-found', ESRCH: 'not-found', ENOTFOUND: 'not-found',
+  EACCES: 'denied', EPERM: 'denied', EROFS: 'denied',
+  EEXIST: 'exists', ENOTEMPTY: 'exists',
+  ENOSPC: 'resource-exhausted', EDQUOT: 'resource-exhausted', EMFILE: 'resource-exhausted', ENFILE: 'resource-exhausted',
+  ENOMEM: 'resource-exhausted', EFBIG: 'resource-exhausted',
+  EBUSY: 'unavailable', EAGAIN: 'unavailable', EWOULDBLOCK: 'unavailable', ETXTBSY: 'unavailable', EINTR: 'unavailable',
+  ECONNREFUSED: 'unavailable', ECONNRESET: 'unavailable', ECONNABORTED: 'unavailable', ETIMEDOUT: 'unavailable', EPIPE: 'unavailable',
+  EHOSTUNREACH: 'unavailable', ENETUNREACH: 'unavailable', ENETDOWN: 'unavailable', EAI_AGAIN: 'unavailable',
+  EINVAL: 'invalid', ENAMETOOLONG: 'invalid', ELOOP: 'invalid', EISDIR: 'invalid', EBADF: 'invalid',
+  EXDEV: 'unsupported', ENOSYS: 'unsupported', EOPNOTSUPP: 'unsupported', ENOTSUP: 'unsupported',
+  ECANCELED: 'cancelled',
+};
+
+/** The ErrorCode an errno stands for (ENOENT → not-found, EACCES → denied, ...); 'failed' when none fits. */
+export function errnoCode(errno: string): ErrorCode {
+  return Object.hasOwn(ERRNO_CODES, errno) ? ERRNO_CODES[errno] : 'failed';
 }
 
 /** A system error from node (fs, child_process): it has an errno code such as ENOENT. */
@@ -100,7 +201,8 @@ const ERRNO_TEXT: Record<string, { what: string; hint?: string }> = {
 
 /**
  * A node system error as a KilnError: what happened in words (never the raw code), on
- * which path, while doing what, and what to do. `action` ("writing the layer of ...")
+ * which path, while doing what, and what to do. Its code is errnoCode(errno) unless
+ * options.code says otherwise. `action` ("writing the layer of ...")
  * replaces the one read from the error's syscall and path.
  */
 export function fromErrno(
@@ -114,7 +216,7 @@ export function fromErrno(
   const dest = (e as { dest?: string }).dest;
   const target = e.path ? (dest ? `${showPath(e.path)} to ${showPath(dest)}` : showPath(e.path)) : undefined;
   const doing = action ?? (verb && target ? `${verb} ${target}` : verb);
-  return new KilnError(doing ? `${what} while ${doing}` : what, { hint, ...rest, cause: e });
+  return new KilnError(doing ? `${what} while ${doing}` : what, { hint, code: errnoCode(e.code ?? ''), ...rest, cause: e });
 }
 
 /** A system error's meaning in words (never the raw code), and what to do when that is obvious. */

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
-import { describeErrno, fromErrno, isErrnoError, KilnError } from '../src/errors.js';
+import { describeErrno, errnoCode, errorCode, fromErrno, hasCode, isErrnoError, KilnError, retryable } from '../src/errors.js';
 
 function sysError(code: string, syscall: string, path?: string, dest?: string): NodeJS.ErrnoException {
   const e = new Error(`${code}: some text, ${syscall}${path ? ` '${path}'` : ''}`) as NodeJS.ErrnoException & { dest?: string };
@@ -37,4 +37,56 @@ test('a real node error is translated, and no raw code survives', async () => {
   assert.deepEqual(describeErrno(sysError('EWEIRD', 'open')), { what: 'some text' });
   assert.equal(isErrnoError(new Error('plain')), false);
   assert.equal(isErrnoError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' })), false);
+});
+
+test('fromErrno gives each errno its code, and an explicit code wins', () => {
+  const cases: [string, string][] = [
+    ['ENOENT', 'not-found'], ['ENOTDIR', 'not-found'], ['EACCES', 'denied'], ['EPERM', 'denied'], ['EROFS', 'denied'],
+    ['EEXIST', 'exists'], ['ENOSPC', 'resource-exhausted'], ['EDQUOT', 'resource-exhausted'], ['EMFILE', 'resource-exhausted'],
+    ['EBUSY', 'unavailable'], ['EAGAIN', 'unavailable'], ['ECONNRESET', 'unavailable'], ['ENAMETOOLONG', 'invalid'],
+    ['ELOOP', 'invalid'], ['EXDEV', 'unsupported'], ['EIO', 'failed'], ['EWEIRD', 'failed'],
+  ];
+  for (const [errno, code] of cases) {
+    assert.equal(fromErrno(sysError(errno, 'open', '/p')).code, code, errno);
+    assert.equal(errnoCode(errno), code, errno);
+  }
+  assert.equal(errnoCode('constructor'), 'failed');
+  assert.equal(fromErrno(sysError('ENOENT', 'open', '/p'), 'reading the secret', { code: 'invalid' }).code, 'invalid');
+});
+
+test('errorCode reads KilnErrors, their causes, node errors and aborts', async () => {
+  assert.equal(errorCode(new KilnError('no such image', { code: 'not-found' })), 'not-found');
+  assert.equal(new KilnError('x').code, undefined);
+  assert.equal(errorCode(new KilnError('x')), undefined);
+  const enoent = await fs.readFile('/nonexistent/kiln/file').catch((e: unknown) => e);
+  assert.equal(errorCode(enoent), 'not-found');
+  assert.equal(errorCode(new KilnError('cannot read the Dockerfile', { cause: enoent })), 'not-found');
+  // an outer code is not overridden by the cause's
+  assert.equal(errorCode(new KilnError('bad', { code: 'invalid', cause: enoent })), 'invalid');
+  // fetch's "fetch failed" TypeError over a connection error
+  const fetchFailed = new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+  assert.equal(errorCode(fetchFailed), 'unavailable');
+  const ac = new AbortController();
+  ac.abort();
+  const aborted = await fs.readFile('/proc/self/status', { signal: ac.signal }).catch((e: unknown) => e);
+  assert.equal(errorCode(aborted), 'cancelled');
+  assert.equal(errorCode(new Error('plain')), undefined);
+  assert.equal(errorCode('a string'), undefined);
+  assert.ok(hasCode(new KilnError('x', { code: 'conflict' }), 'conflict'));
+  assert.equal(hasCode(new KilnError('x', { code: 'conflict' }), 'exists'), false);
+  // the code is not an errno: isErrnoError stays false for a KilnError
+  assert.equal(isErrnoError(new KilnError('x', { code: 'denied' })), false);
+});
+
+test('retryable: unavailable, or resource-exhausted with a retry-after; everything else is fatal', () => {
+  assert.equal(retryable(new KilnError('registry unavailable', { code: 'unavailable' })), true);
+  assert.equal(retryable(new KilnError('rate limited', { code: 'resource-exhausted', retryAfterMs: 2000 })), true);
+  assert.equal(retryable(fromErrno(sysError('ENOSPC', 'write'))), false);
+  assert.equal(retryable(fromErrno(sysError('EBUSY', 'rmdir', '/d'))), true);
+  assert.equal(retryable(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })), true);
+  for (const code of ['invalid', 'not-found', 'unauthorized', 'denied', 'conflict', 'cancelled', 'exists', 'unsupported', 'failed'] as const) {
+    assert.equal(retryable(new KilnError('x', { code })), false, code);
+  }
+  assert.equal(retryable(new KilnError('no code')), false);
+  assert.equal(retryable(new Error('plain')), false);
 });
