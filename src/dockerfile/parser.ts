@@ -35,7 +35,12 @@ interface ParsedLine {
 
 /** A parse failure inside one line; the caller adds the location. */
 class LineError extends Error {
-  constructor(message: string, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly hint?: string,
+    /** The keyword is not an instruction (BuildKit fails on it only after reading the whole file). */
+    readonly unknownInstruction = false,
+  ) {
     super(message);
   }
 }
@@ -343,6 +348,7 @@ function parseLine(line: string, escape: EscapeToken): ParsedLine {
       throw new LineError(
         suggestion ? `unknown instruction: ${cmd} (did you mean ${suggestion}?)` : `unknown instruction: ${cmd}`,
         suggestion ? `replace ${cmd} with ${suggestion}` : `instructions are ${INSTRUCTION_KEYWORDS.map((k) => k.toUpperCase()).join(', ')}`,
+        true,
       );
     }
   }
@@ -560,7 +566,7 @@ export function parseDockerfileUntilError(text: string, fileName = 'Dockerfile')
       if (!(e instanceof LineError)) throw e;
       const src = lines[startLine - 1] ?? '';
       const col = src.length - trimLeftSpace(src).length + 1;
-      const isUnknown = e.message.startsWith('unknown instruction');
+      const isUnknown = e.unknownInstruction;
       const kw = isUnknown ? splitCommand(line).cmd : '';
       const error = located(e.message, startLine, { column: col, length: isUnknown ? kw.length : undefined, hint: e.hint });
       // an unknown keyword (not one inside ONBUILD) fails after the whole file is read

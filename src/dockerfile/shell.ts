@@ -48,7 +48,12 @@ function isSpecialParam(ch: string): boolean {
 }
 
 /** Thrown inside the lexer; wrapped into a KilnError naming the word. */
-class ShellSyntaxError extends Error {}
+class ShellSyntaxError extends Error {
+  /** The stop character the word ended before finding, for "unexpected end of statement". */
+  constructor(message: string, readonly unterminated?: string) {
+    super(message);
+  }
+}
 
 class WordSplitter {
   word = '';
@@ -158,7 +163,7 @@ class ShellWord {
         }
       }
       if (stopChar !== undefined) {
-        throw new ShellSyntaxError(`unexpected end of statement while looking for matching ${stopChar}`);
+        throw new ShellSyntaxError(`unexpected end of statement while looking for matching ${stopChar}`, stopChar);
       }
       return { result, words: words.getWords() };
     } finally {
@@ -315,7 +320,7 @@ class ShellWord {
     try {
       return this.processStopOn(stop, rawEscapes).result;
     } catch (e) {
-      if (e instanceof ShellSyntaxError && this.atEOF() && e.message.startsWith('unexpected end of statement while looking for matching ' + stop)) {
+      if (e instanceof ShellSyntaxError && this.atEOF() && e.unterminated === stop) {
         throw new ShellSyntaxError(missing);
       }
       throw e;
