@@ -45,6 +45,7 @@ function* walk(root: string, unsafe: string, followLast: boolean): Generator<str
     if (++hops > MAX_SYMLINK_HOPS) {
       throw new KilnError(`too many levels of symbolic links resolving ${unsafe.startsWith('/') ? unsafe : `/${unsafe}`} inside the image`, {
         hint: 'a symlink loop in the image or archive: fix the links on that path',
+        code: 'invalid',
       });
     }
     if (target.startsWith('/')) done.length = 0;
@@ -142,6 +143,7 @@ export function makeDirsSync(root: string, abs: string, owner: { uid: number; gi
     if (st) {
       throw new KilnError(`cannot create directory ${inRootName(base, cur)}: ${st.isSymbolicLink() ? 'a symlink' : 'a file'} is in the way`, {
         hint: 'remove or rename that path in an earlier step',
+        code: 'conflict',
       });
     }
     mkdirSync(cur, { mode });

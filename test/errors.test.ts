@@ -90,3 +90,35 @@ test('retryable: unavailable, or resource-exhausted with a retry-after; everythi
   assert.equal(retryable(new KilnError('no code')), false);
   assert.equal(retryable(new Error('plain')), false);
 });
+
+test('throw sites say what kind of failure they are: bad flags, missing files and secrets, a path in the way', async (t) => {
+  const { parseSecretFlag, loadSecrets } = await import('../src/cli/secrets.js');
+  const { parseKeyValues, checkOutputFile, writeOutputFile } = await import('../src/cli/options.js');
+  const { makeDirsSync, rootPathSync } = await import('../src/fsroot.js');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'kiln-codes-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const codeOf = async (f: () => unknown): Promise<string | undefined> => {
+    try {
+      await f();
+    } catch (e) {
+      assert.ok(e instanceof KilnError, String(e));
+      return e.code;
+    }
+    assert.fail('no error');
+  };
+  assert.equal(await codeOf(() => parseSecretFlag('id=a,bogus=1')), 'invalid');
+  assert.equal(await codeOf(() => parseKeyValues(['=x'], '--build-arg')), 'invalid');
+  delete process.env.KILN_TEST_UNSET_SECRET;
+  assert.equal(await codeOf(() => loadSecrets(['id=s,env=KILN_TEST_UNSET_SECRET'])), 'not-found');
+  assert.equal(await codeOf(() => loadSecrets([`id=s,src=${path.join(dir, 'missing')}`])), 'not-found');
+  assert.equal(await codeOf(() => loadSecrets([`id=s,src=${dir}`])), 'invalid');
+  assert.equal(await codeOf(() => checkOutputFile(path.join(dir, 'no/such/dir/f'), '--iidfile')), 'not-found');
+  assert.equal(await codeOf(() => writeOutputFile(path.join(dir, 'no-dir', 'f'), 'x', '--iidfile')), 'not-found');
+  // inside an image root: a symlink loop is invalid input, a file where a directory goes a conflict
+  await fs.symlink('loop', path.join(dir, 'loop'));
+  assert.equal(await codeOf(() => rootPathSync(dir, '/loop/x')), 'invalid');
+  await fs.writeFile(path.join(dir, 'file'), 'x');
+  assert.equal(await codeOf(() => makeDirsSync(dir, path.join(dir, 'file', 'sub'))), 'conflict');
+});

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Registrar } from './main.js';
-import { describeErrno, KilnError } from '../errors.js';
+import { describeErrno, errnoCode, KilnError } from '../errors.js';
 import { dumpParseTree, parseDockerfile } from '../dockerfile/index.js';
 
 function readSource(file: string): { text: string; name: string } {
@@ -14,6 +14,7 @@ function readSource(file: string): { text: string; name: string } {
     const { what, hint } = describeErrno(e);
     throw new KilnError(`cannot read ${file}: ${what}`, {
       hint: e.code === 'ENOENT' ? 'pass the Dockerfile with -f PATH (or -f - for stdin)' : hint,
+      code: errnoCode(e.code ?? ''),
       cause: err,
     });
   }

@@ -1,7 +1,7 @@
 /** Option helpers shared by the commands. */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { describeErrno, KilnError } from '../errors.js';
+import { describeErrno, errnoCode, KilnError } from '../errors.js';
 
 /** commander accumulator for repeatable options. */
 export function collect(value: string, prev: string[]): string[] {
@@ -13,7 +13,7 @@ export function parseKeyValues(items: string[], what: string): Record<string, st
   const out: Record<string, string> = {};
   for (const item of items) {
     const i = item.indexOf('=');
-    if (i === 0) throw new KilnError(`invalid ${what} "${item}": expected KEY=VALUE`, { hint: `write ${what} KEY=VALUE, or ${what} KEY to take the value from the environment` });
+    if (i === 0) throw new KilnError(`invalid ${what} "${item}": expected KEY=VALUE`, { code: 'invalid', hint: `write ${what} KEY=VALUE, or ${what} KEY to take the value from the environment` });
     if (i === -1) {
       const v = process.env[item];
       if (v !== undefined) out[item] = v;
@@ -35,18 +35,18 @@ export async function readStdin(): Promise<string> {
  * exists and it is not a directory itself. A KilnError saying which flag and what to do.
  */
 export async function checkOutputFile(file: string, flag: string): Promise<void> {
-  if (file === '') throw new KilnError(`${flag} needs a file name`, { hint: `write ${flag} FILE` });
+  if (file === '') throw new KilnError(`${flag} needs a file name`, { code: 'invalid', hint: `write ${flag} FILE` });
   const dir = path.dirname(path.resolve(file));
   const dst = await fs.stat(dir).catch(() => undefined);
-  if (!dst?.isDirectory()) throw new KilnError(`${flag} ${file}: the directory ${dir} does not exist`, { hint: `create it first (mkdir -p ${dir}), or name a file in an existing directory` });
+  if (!dst?.isDirectory()) throw new KilnError(`${flag} ${file}: the directory ${dir} does not exist`, { code: 'not-found', hint: `create it first (mkdir -p ${dir}), or name a file in an existing directory` });
   const st = await fs.stat(file).catch(() => undefined);
-  if (st?.isDirectory()) throw new KilnError(`${flag} ${file}: it is a directory`, { hint: `name a file, e.g. ${flag} ${path.join(file, 'out')}` });
+  if (st?.isDirectory()) throw new KilnError(`${flag} ${file}: it is a directory`, { code: 'invalid', hint: `name a file, e.g. ${flag} ${path.join(file, 'out')}` });
 }
 
 /** Writes a small result file named by `flag` (--iidfile, --metadata-file); a KilnError when it cannot. */
 export async function writeOutputFile(file: string, data: string, flag: string): Promise<void> {
   await fs.writeFile(file, data).catch((e: NodeJS.ErrnoException) => {
     const { what, hint } = describeErrno(e);
-    throw new KilnError(`cannot write ${flag} ${file}: ${what}`, { hint: hint ?? 'name a writable file', cause: e });
+    throw new KilnError(`cannot write ${flag} ${file}: ${what}`, { hint: hint ?? 'name a writable file', code: errnoCode(e.code ?? ''), cause: e });
   });
 }

@@ -17,7 +17,7 @@ export const register: Registrar = (program: Command, globals) => {
       let olderThanMs: number | undefined;
       for (const f of o.filter) {
         const m = /^until=(.+)$/.exec(f);
-        if (!m) throw new KilnError(`unsupported --filter "${f}": kiln understands until=DURATION`);
+        if (!m) throw new KilnError(`unsupported --filter "${f}": kiln understands until=DURATION`, { code: 'invalid' });
         olderThanMs = parseAge(m[1]);
       }
       const result = await pruneCache(globals().root, {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, promises as fsp, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KilnError } from '../errors.js';
+import { errnoCode, KilnError } from '../errors.js';
 import { buildRuntimeSpec, type RuntimeMount } from './spec.js';
 import { resolveInRoot, resolveUser, type ResolvedUser } from './user.js';
 import { missingStubs, removeStubs } from './stubs.js';
@@ -138,7 +138,7 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
   const bundle = path.join(stateRoot, 'bundles', id);
   const rootfs = path.resolve(spec.rootfs);
   const rootSt = await fsp.stat(rootfs).catch(() => undefined);
-  if (!rootSt?.isDirectory()) throw new KilnError(`cannot run: root filesystem ${rootfs} does not exist`);
+  if (!rootSt?.isDirectory()) throw new KilnError(`cannot run: root filesystem ${rootfs} does not exist`, { code: 'not-found' });
 
   // the kiln root's run/ dir: the process is recorded there, so its containers get reaped
   if (path.basename(stateRoot) === 'run') registerProcess(path.dirname(stateRoot));
@@ -263,11 +263,13 @@ function invoke(runtime: RuntimeInfo, runtimeRoot: string, bundle: string, id: s
     };
     spec.signal?.addEventListener('abort', onAbort, { once: true });
 
-    child.on('error', (e) => {
+    child.on('error', (e: NodeJS.ErrnoException) => {
       spec.signal?.removeEventListener('abort', onAbort);
       reject(
         new KilnError(`cannot start the OCI runtime ${runtime.path}: ${e.message}`, {
           hint: 'install runc (apt-get install runc) or set KILN_RUNTIME',
+          code: errnoCode(e.code ?? ''),
+          cause: e,
         }),
       );
     });

@@ -103,7 +103,7 @@ export async function detectRuntimeFrom(candidates: string[], root?: string): Pr
   }
   throw new KilnError(
     `no working OCI runtime: ${rejected.map((r) => `${r.candidate}: ${r.reason}`).join('; ')}`,
-    { hint: 'install runc (Debian/Ubuntu: apt-get install runc; Fedora: dnf install runc), run kiln as root, or set KILN_RUNTIME to a working runtime' },
+    { hint: 'install runc (Debian/Ubuntu: apt-get install runc; Fedora: dnf install runc), run kiln as root, or set KILN_RUNTIME to a working runtime', code: 'unsupported' },
   );
 }
 
@@ -156,6 +156,7 @@ async function detectUncached(root?: string): Promise<DetectedRuntime> {
     if (!rt) {
       throw new KilnError(`KILN_RUNTIME=${forced}: no such executable`, {
         hint: 'set KILN_RUNTIME to runc, crun or the path of an OCI runtime binary, or unset it',
+        code: 'not-found',
       });
     }
     return rt;

@@ -35,13 +35,13 @@ export async function mountSecrets(activeDir: string, files: SecretFile[]): Prom
   const res = await runCommand('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0711,nosuid,nodev,noexec`, 'tmpfs', dir]);
   if (res.code !== 0) {
     await fsp.rmdir(dir).catch(() => undefined);
-    throw new KilnError(`cannot mount a tmpfs for the step's secrets at ${dir}: ${res.stderr}`, { hint: 'kiln needs root to mount a tmpfs' });
+    throw new KilnError(`cannot mount a tmpfs for the step's secrets at ${dir}: ${res.stderr}`, { hint: 'kiln needs root to mount a tmpfs', code: 'failed' });
   }
   const release = async (): Promise<void> => {
     const r = await runCommand('umount', [dir]);
     if (r.code !== 0 && (await isMountPoint(dir))) {
       const lazy = await runCommand('umount', ['-l', dir]);
-      if (lazy.code !== 0 && (await isMountPoint(dir))) throw new KilnError(`cannot unmount the secrets tmpfs ${dir}: ${lazy.stderr}`);
+      if (lazy.code !== 0 && (await isMountPoint(dir))) throw new KilnError(`cannot unmount the secrets tmpfs ${dir}: ${lazy.stderr}`, { code: 'unavailable' });
     }
     await fsp.rmdir(dir).catch(() => undefined);
   };

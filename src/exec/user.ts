@@ -104,9 +104,10 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
     if (uidArg === undefined) {
       throw new KilnError(`unable to find user ${userArg}: no matching entries in passwd file`, {
         hint: `add the user to the image (e.g. RUN adduser ${userArg}) or use a numeric uid`,
+        code: 'not-found',
       });
     }
-    if (uidArg > MAX_ID) throw new KilnError(`user ID ${userArg} is out of range`);
+    if (uidArg > MAX_ID) throw new KilnError(`user ID ${userArg} is out of range`, { code: 'invalid' });
     result.uid = uidArg;
   }
 
@@ -114,11 +115,12 @@ export async function resolveUser(rootfs: string, user: string): Promise<Resolve
     const g = groups.find((gr) => (gidArg !== undefined ? gr.gid === gidArg : gr.name === groupArg));
     if (g) result.gid = g.gid;
     else if (gidArg !== undefined) {
-      if (gidArg > MAX_ID) throw new KilnError(`group ID ${groupArg} is out of range`);
+      if (gidArg > MAX_ID) throw new KilnError(`group ID ${groupArg} is out of range`, { code: 'invalid' });
       result.gid = gidArg;
     } else {
       throw new KilnError(`unable to find group ${groupArg}: no matching entries in group file`, {
         hint: `add the group to the image (e.g. RUN addgroup ${groupArg}) or use a numeric gid`,
+        code: 'not-found',
       });
     }
   } else if (matchedName !== '') {

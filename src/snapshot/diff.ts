@@ -18,6 +18,8 @@ export async function readXattrTree(root: string): Promise<Map<string, Map<strin
   } catch (e) {
     throw new KilnError(`cannot read extended attributes under ${root}: ${(e as Error).message}`, {
       hint: 'install the attr package (getfattr): apt-get install attr',
+      code: 'unsupported',
+      cause: e,
     });
   }
   const out = new Map<string, Map<string, Buffer>>();
@@ -60,7 +62,7 @@ function byteCompare(a: string, b: string): number {
 export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: string[]) => boolean } = {}): Promise<LayerEntry[]> {
   const root = path.resolve(upper);
   const rootSt = await fsp.lstat(root).catch(() => undefined);
-  if (!rootSt?.isDirectory()) throw new KilnError(`cannot diff ${upper}: not a directory`);
+  if (!rootSt?.isDirectory()) throw new KilnError(`cannot diff ${upper}: not a directory`, { code: 'not-found' });
   // the walk first; xattrs (and opaque markers) are attached afterwards, unless the caller
   // can tell from the directories that none can be there
   const walked: Array<{ entry: LayerEntry; abs?: string }> = [];

@@ -34,7 +34,7 @@ const MAX_MOUNT_DATA = 4000;
 
 function hexOf(diffId: string): string {
   const m = DIFF_ID_RE.exec(diffId);
-  if (!m) throw new KilnError(`invalid layer diff ID "${diffId}": expected sha256:<64 hex digits>`);
+  if (!m) throw new KilnError(`invalid layer diff ID "${diffId}": expected sha256:<64 hex digits>`, { code: 'invalid' });
   return m[1];
 }
 
@@ -143,7 +143,7 @@ export class Snapshotter {
       for (const l of lowerDirs) {
         if (this.usable.has(path.dirname(path.resolve(l)))) continue;
         const st = await fsp.stat(l).catch(() => undefined);
-        if (!st?.isDirectory()) throw new KilnError(`cannot mount snapshot: layer directory ${l} does not exist`);
+        if (!st?.isDirectory()) throw new KilnError(`cannot mount snapshot: layer directory ${l} does not exist`, { code: 'not-found' });
       }
       let lowers = topmostOnce(lowerDirs.map((l) => path.resolve(l)));
       // overlay needs one lower, or two when there is no upper
@@ -170,6 +170,7 @@ export class Snapshotter {
       if (data.length > MAX_MOUNT_DATA) {
         throw new KilnError(`cannot mount ${lowerDirs.length} layers: overlay options exceed one page`, {
           hint: 'squash the base image or reduce the number of layers',
+          code: 'unsupported',
         });
       }
       let res = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', data, 'merged'], { cwd: dir });
@@ -184,6 +185,7 @@ export class Snapshotter {
       if (res.code !== 0) {
         throw new KilnError(`cannot mount overlayfs at ${merged}: ${res.stderr}`, {
           hint: 'kiln needs root and a kernel with overlayfs; the kiln root must be on ext4 or xfs (not overlay or tmpfs without xattrs)',
+          code: 'failed',
         });
       }
     } catch (e) {
@@ -323,7 +325,7 @@ async function releaseMountDir(dir: string, adopt?: (upper: string) => Promise<v
   if (first.code !== 0 && (await isMountPoint(merged))) {
     const res = await runCommand('umount', ['-l', merged]);
     if (res.code !== 0 && (await isMountPoint(merged))) {
-      throw new KilnError(`cannot unmount ${merged}: ${res.stderr}`, { hint: 'check for processes using it (fuser -m)' });
+      throw new KilnError(`cannot unmount ${merged}: ${res.stderr}`, { hint: 'check for processes using it (fuser -m)', code: 'unavailable' });
     }
   }
   // never remove through a live mount: that would delete files from the layers below

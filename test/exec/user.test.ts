@@ -30,12 +30,13 @@ test('resolveUser follows docker semantics', async () => {
   assert.deepEqual(await resolveUser(r, '5:6'), { uid: 5, gid: 6, additionalGids: [6], home: '/' });
   await assert.rejects(
     resolveUser(r, 'nobody'),
-    (e: unknown) => e instanceof KilnError && e.message === 'unable to find user nobody: no matching entries in passwd file',
+    (e: unknown) => e instanceof KilnError && e.message === 'unable to find user nobody: no matching entries in passwd file' && e.code === 'not-found',
   );
   await assert.rejects(
     resolveUser(r, 'app:nogroup'),
-    (e: unknown) => e instanceof KilnError && e.message === 'unable to find group nogroup: no matching entries in group file',
+    (e: unknown) => e instanceof KilnError && e.message === 'unable to find group nogroup: no matching entries in group file' && e.code === 'not-found',
   );
+  await assert.rejects(resolveUser(r, '4294967296'), (e: unknown) => e instanceof KilnError && e.code === 'invalid' && /out of range/.test(e.message));
   await fsp.rm(r, { recursive: true, force: true });
 });
 
