@@ -3,7 +3,7 @@ import type { Registrar } from './main.js';
 import { checkOutputFile, collect, parseKeyValues, readStdin, writeOutputFile } from './options.js';
 import { build } from '../build.js';
 import { KilnError } from '../errors.js';
-import { parsePlatform } from '../platform.js';
+import { parsePlatform } from '../oci/platform.js';
 import { checkContext } from './check.js';
 import { loadSecrets } from './secrets.js';
 import { progressRenderer, type ProgressMode } from './progress.js';

@@ -10,7 +10,7 @@ import type { Dockerfile } from '../dockerfile/ast.js';
 import { ContentStore } from '../oci/store.js';
 import { loadImage } from '../oci/image.js';
 import { formatFindings, runChecks, type CheckFormat } from '../dockerfile/checks.js';
-import { parsePlatform } from '../platform.js';
+import { parsePlatform } from '../oci/platform.js';
 
 async function readOptional(file: string): Promise<string | undefined> {
   try {

@@ -3,7 +3,7 @@ import type { Registrar } from './main.js';
 import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
 import { imageSize, loadImage } from '../oci/image.js';
-import { parseReference, splitRepoTag } from '../refs.js';
+import { parseReference, splitRepoTag } from '../oci/reference.js';
 import { formatTable, humanDuration, humanSize } from '../export/format.js';
 
 export interface ImageRow {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
-import { normalizeName, parseReference } from '../refs.js';
+import { normalizeName, parseReference } from '../oci/reference.js';
 import { isDigest } from '../oci/digest.js';
 
 /**
