@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { KilnError } from './errors.js';
 import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
-import { executionProblem, hostPlatform } from './platform.js';
+import { executionProblem, hostPlatform } from './oci/platform.js';
 import { ContentStore } from './oci/store.js';
 import { loadImage, prepareImage } from './oci/image.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';

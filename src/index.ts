@@ -1,6 +1,9 @@
 /**
- * kiln's library API: parse, plan, build, run-free inspection and shipping of images,
- * without the CLI. Everything the CLI does goes through these functions.
+ * kiln's library API: parse, check, plan and build; list, inspect, remove, save and load
+ * images; run them. Everything the CLI does goes through these functions (src/cli/ imports
+ * only the modules re-exported here, see eslint.config.js); the CLI adds argument parsing and
+ * printing. Conformance tools (the OCI schema validator in src/oci/schema.ts) are not part of
+ * it: they need devDependencies and files the package does not ship.
  */
 export { KilnError, isKilnError, type SourceLocation } from './errors.js';
 export { resolveRoot } from './config.js';
@@ -19,26 +22,42 @@ export {
   type ParseWarning,
   type ShellOptions,
 } from './dockerfile/index.js';
-export { runChecks, formatFindings, RULES as CHECK_RULES, type CheckFinding } from './dockerfile/checks.js';
+export { runChecks, formatFindings, RULES as CHECK_RULES, type CheckFinding, type CheckFormat } from './dockerfile/checks.js';
+export { checkContext, type CheckContextOptions, type CheckContextResult } from './check.js';
 
 // plan and build
 export { planBuild, type PlanOptions, type BuildPlan, type StagePlan, type ResolvedImage } from './frontend/plan.js';
-export { hostPlatform, parsePlatform, formatPlatform } from './platform.js';
+export { hostPlatform, parsePlatform, tryParsePlatform, formatPlatform, platformMatches } from './oci/platform.js';
 export type { Vertex, ExecVertex, FileVertex, ImageVertex, ScratchVertex, MountSpec } from './graph/types.js';
 export { build, readDockerfile, type BuildOptions, type BuildResult } from './build.js';
 export type { ProgressEvent, StepRecord } from './solver/solver.js';
 export { explainSteps, type Explanation } from './solver/explain.js';
 
+// names
+export {
+  parseReference,
+  parseCanonicalReference,
+  canonicalName,
+  familiarName,
+  familiarRepository,
+  normalizeName,
+  normalizeTagName,
+  type ImageReference,
+  type CanonicalReference,
+} from './oci/reference.js';
+
 // store, images, archives
 export { ContentStore, type Lease } from './oci/store.js';
+export { listImages, removeImages, type ImageSummary } from './images.js';
+export { digestOf, isDigest } from './oci/digest.js';
 export { loadImage, writeImage, imageSize, type LoadedImage } from './oci/image.js';
 export { saveImages, loadArchive } from './oci/archive.js';
 export { importRootfs } from './oci/import.js';
-export { validateOCI } from './oci/schema.js';
 export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';
 
 // cache
 export { cacheUsage, pruneCache, cacheLimit, type CacheItem, type CacheUsage, type PruneCacheOptions } from './cache/gc.js';
 
 // running
+export { runImage, processArgs, type RunImageOptions } from './run.js';
 export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult } from './exec/index.js';

@@ -3,8 +3,8 @@ import type { Registrar } from './main.js';
 import { checkOutputFile, collect, parseKeyValues, readStdin, writeOutputFile } from './options.js';
 import { build } from '../build.js';
 import { KilnError } from '../errors.js';
-import { parsePlatform } from '../platform.js';
-import { checkContext } from './check.js';
+import { parsePlatform } from '../oci/platform.js';
+import { checkCommand } from './check.js';
 import { loadSecrets } from './secrets.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
 
@@ -32,7 +32,7 @@ export const register: Registrar = (program: Command, globals) => {
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root } = globals();
       if (o.check) {
-        const { output, failed } = await checkContext(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: o.platform, skip: [] }, root);
+        const { output, failed } = await checkCommand(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: o.platform, skip: [] }, root);
         process.stdout.write(output);
         if (failed) process.exitCode = 1;
         return;

@@ -4,8 +4,8 @@ import { collect } from './options.js';
 import { ContentStore } from '../oci/store.js';
 import { importRootfs } from '../oci/import.js';
 import type { ImageManifest } from '../oci/types.js';
-import { parsePlatform } from '../platform.js';
-import { normalizeTagName } from '../refs.js';
+import { parsePlatform } from '../oci/platform.js';
+import { normalizeTagName } from '../oci/reference.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { ContentStore } from '../oci/store.js';
 import { loadImage } from '../oci/image.js';
-import { parsePlatform } from '../platform.js';
+import { parsePlatform } from '../oci/platform.js';
 import type { ImageIndex } from '../oci/types.js';
 
 export const register: Registrar = (program: Command, globals) => {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
-import { normalizeTagName } from '../refs.js';
+import { normalizeTagName } from '../oci/reference.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program

@@ -13,7 +13,7 @@ import { KilnError } from '../errors.js';
 import { ruleInfo } from './checks/rules.js';
 import type { BaseImageConfig, CheckFinding, CheckOptions, CheckResult } from './checks/types.js';
 import { hostPlatform, parseImageReference, parsePlatform, quote, suggest } from './checks/words.js';
-import { predefinedPlatformArgs, tryParsePlatform } from '../platform.js';
+import { predefinedPlatformArgs, tryParsePlatform } from '../oci/platform.js';
 
 export type { BaseImageConfig, CheckFinding, CheckFormat, CheckOptions, CheckResult } from './checks/types.js';
 export { RULES, RULES_BY_NAME, type RuleInfo } from './checks/rules.js';

@@ -6,7 +6,7 @@
 import { KilnError } from '../errors.js';
 import type { Directives, Dockerfile, Heredoc, Instruction, ParseWarning } from './ast.js';
 import { isGoSpace, ShellLexer, type EscapeToken } from './shell.js';
-import { closestWord } from './suggest.js';
+import { closestWord } from '../suggest.js';
 
 /** Every instruction keyword BuildKit knows, lower-case. */
 export const INSTRUCTION_KEYWORDS: readonly string[] = [

@@ -1,7 +1,7 @@
 import { KilnError } from '../errors.js';
 import type { Instruction } from '../dockerfile/ast.js';
 import { locate } from './locate.js';
-import { withSuggestion } from './suggest.js';
+import { withSuggestion } from '../suggest.js';
 
 export type FlagKind = 'string' | 'bool' | 'strings';
 

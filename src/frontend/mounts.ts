@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { MountSpec } from '../graph/types.js';
-import { withSuggestion } from './suggest.js';
+import { withSuggestion } from '../suggest.js';
 
 const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
 /** The keys BuildKit's --mount takes, for "did you mean". */

@@ -20,8 +20,8 @@ import { parseFlags } from './flags.js';
 import { locate } from './locate.js';
 import { parseDuration } from './duration.js';
 import { parseMount } from './mounts.js';
-import { formatPlatform, predefinedPlatformArgs, tryParsePlatform } from '../platform.js';
-import { closestWord, withSuggestion } from './suggest.js';
+import { formatPlatform, predefinedPlatformArgs, tryParsePlatform } from '../oci/platform.js';
+import { closestWord, withSuggestion } from '../suggest.js';
 import { goDuration, goList, goQuoteList } from './gofmt.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describeErrno, fromErrno, isErrnoError, KilnError } from '../errors.js';
-import { normalizeName, normalizeTagName, parseReference } from '../refs.js';
+import { familiarName, normalizeName, normalizeTagName, parseReference } from './reference.js';
 import { canonicalJSON } from './canonical.js';
 import { Digester, digestHex, isDigest } from './digest.js';
 import { loadImage } from './image.js';
@@ -458,16 +458,6 @@ async function loadOCI(store: ContentStore, work: string, what: string, storedBl
   return loaded;
 }
 
-/**
- * docker save and skopeo write RepoTags fully qualified ("docker.io/library/app:1"); docker load
- * shows them familiar ("app:1"), and so does kiln. Other registries stay as written.
- */
-export function familiarName(name: string): string {
-  if (name.startsWith('docker.io/library/')) return name.slice('docker.io/library/'.length);
-  if (name.startsWith('docker.io/')) return name.slice('docker.io/'.length);
-  return name;
-}
-
 async function loadDocker(store: ContentStore, work: string, what: string, member: (p: string) => Promise<string>): Promise<string[]> {
   let items: DockerManifestItem[];
   try {
@@ -528,6 +518,7 @@ async function loadDocker(store: ContentStore, work: string, what: string, membe
       layers,
     };
     const manifestDescriptor = await store.writeJSON(manifest, MediaType.ociManifest);
+    // docker save and skopeo write RepoTags fully qualified (docker.io/library/app:1); docker load shows them familiar, as kiln does
     const tags = (item.RepoTags ?? []).map((t) => familiarName(normalizeTagName(t)));
     if (tags.length === 0) loaded.push(manifestDescriptor.digest);
     for (const t of tags) toTag.push([t, manifestDescriptor]);

@@ -1,6 +1,6 @@
 import { KilnError } from '../errors.js';
-import { normalizeName, parseReference } from '../refs.js';
-import { formatPlatform, hostPlatform, platformMatches } from '../platform.js';
+import { displayName } from './reference.js';
+import { formatPlatform, hostPlatform, platformMatches } from './platform.js';
 import { canonicalJSON } from './canonical.js';
 import { digestOf } from './digest.js';
 import { isIndexType, isManifestType, type ContentStore } from './store.js';
@@ -15,14 +15,6 @@ export interface LoadedImage {
   configDescriptor: Descriptor;
   /** Set when the name pointed at an index and a manifest was picked from it. */
   indexDescriptor?: Descriptor;
-}
-
-function displayName(input: string): string {
-  try {
-    return parseReference(input).digest ? input : normalizeName(input);
-  } catch {
-    return input;
-  }
 }
 
 /**

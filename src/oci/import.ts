@@ -1,11 +1,11 @@
 import { createReadStream, promises as fsp } from 'node:fs';
 import { describeErrno, KilnError } from '../errors.js';
 import { archiveReadError } from './archive.js';
-import { normalizeTagName } from '../refs.js';
+import { normalizeTagName } from './reference.js';
 import { applyChanges } from './changes.js';
 import { writeImage } from './image.js';
 import { writeLayer, type LayerEntry } from './layer.js';
-import { hostPlatform } from '../platform.js';
+import { hostPlatform } from './platform.js';
 import type { ContentStore } from './store.js';
 import { tarEntries } from './tar.js';
 import type { ContainerConfig, Descriptor, ImageConfig, Platform } from './types.js';

@@ -4,7 +4,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { KilnError } from '../errors.js';
-import { normalizeName, normalizeTagName, parseReference } from '../refs.js';
+import { normalizeName, normalizeTagName, parseReference } from './reference.js';
 import { canonicalJSON } from './canonical.js';
 import { Digester, digestHex, digestOf, isDigest } from './digest.js';
 import { withFileLock } from './lock.js';

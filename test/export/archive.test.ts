@@ -10,7 +10,7 @@ import { loadImage } from '../../src/oci/image.js';
 import { readLayer } from '../../src/oci/layer.js';
 import { validateOCI } from '../../src/oci/schema.js';
 import { digestOf } from '../../src/oci/digest.js';
-import { hostPlatform } from '../../src/platform.js';
+import { hostPlatform } from '../../src/oci/platform.js';
 import { KilnError } from '../../src/errors.js';
 import { have, mustRun, run, tempDir } from '../oci/util.js';
 

@@ -14,8 +14,8 @@ import { KilnError } from '../../src/errors.js';
 import { planBuild, type BuildPlan, type PlanOptions } from '../../src/frontend/plan.js';
 import type { FileVertex, Vertex } from '../../src/graph/types.js';
 import type { ImageConfig, Platform } from '../../src/oci/types.js';
-import { closestWord } from '../../src/frontend/suggest.js';
-import { executionProblem, parsePlatform, tryParsePlatform } from '../../src/platform.js';
+import { closestWord } from '../../src/suggest.js';
+import { executionProblem, parsePlatform, tryParsePlatform } from '../../src/oci/platform.js';
 
 const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeName, normalizeTagName, parseReference, splitRepoTag } from '../../src/refs.js';
+import { normalizeName, normalizeTagName, parseReference, splitRepoTag } from '../../src/oci/reference.js';
 import { canonicalJSON } from '../../src/oci/canonical.js';
 import { digestOf, isDigest, sha256Hex, HashingStream } from '../../src/oci/digest.js';
 import { KilnError } from '../../src/errors.js';

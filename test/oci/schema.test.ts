@@ -6,7 +6,7 @@ import { validateOCI } from '../../src/oci/schema.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { loadImage, writeImage, imageSize } from '../../src/oci/image.js';
 import { writeLayer } from '../../src/oci/layer.js';
-import { hostPlatform } from '../../src/platform.js';
+import { hostPlatform } from '../../src/oci/platform.js';
 import { MediaType, type ImageConfig, type ImageIndex } from '../../src/oci/types.js';
 import { KilnError } from '../../src/errors.js';
 import { tempDir } from './util.js';

@@ -1,5 +1,6 @@
 /**
- * "Did you mean" suggestions with BuildKit's rules: the candidate at the smallest
+ * kiln's one edit distance and "did you mean" (the Dockerfile parser and checks, the frontend's
+ * flags, mounts and stage names, platforms), with BuildKit's rules: the candidate at the smallest
  * Levenshtein distance below 3 wins (the first one on a tie); an exact match means the
  * error is not a typo, so nothing is suggested. Case-insensitive searches answer in the
  * case the word was written in (all lower or all upper), as BuildKit's do.

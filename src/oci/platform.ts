@@ -1,9 +1,9 @@
-/** Platforms in OCI terms: the host's, parsing and formatting, matching, and the ARGs BuildKit predefines. */
+/** Platforms in OCI terms (the one platform model): the host's, parsing and formatting, matching, and the ARGs BuildKit predefines. */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { KilnError } from './errors.js';
-import { withSuggestion } from './dockerfile/suggest.js';
-import type { Platform } from './oci/types.js';
+import { KilnError } from '../errors.js';
+import { withSuggestion } from '../suggest.js';
+import type { Platform } from './types.js';
 
 /** Node's process.arch → OCI architecture (+ variant) names. */
 export function ociArch(arch: string = process.arch): { architecture: string; variant?: string } {
@@ -59,24 +59,47 @@ const VARIANTS: Record<string, RegExp> = {
 const COMPONENT = /^[a-z0-9_.-]+$/;
 
 /**
- * Normalises an architecture and variant as containerd does (x86_64 → amd64, aarch64 →
- * arm64, arm64/v8 → arm64, amd64/v1 → amd64, arm → arm/v7, armhf → arm/v7, armel → arm/v6).
+ * Normalises an architecture and variant with containerd's rules (platforms.Parse followed by
+ * platforms.Normalize, as BuildKit does for --platform and FROM --platform): x86_64 → amd64,
+ * aarch64 → arm64, i386 → 386 (no variant), arm64/v8 → arm64, arm64/9.0 → arm64/v9,
+ * amd64/v1 → amd64, arm → arm/v7, arm/6 → arm/v6, armhf → arm/v7, armel → arm/v6; macos is darwin.
  */
 function normalizeArch(arch: string, variant?: string): { architecture: string; variant?: string } {
   const a = ARCH_ALIASES[arch] ?? arch;
+  // kiln also takes a bare number for any architecture ("amd64/2" is amd64/v2)
   let v = variant !== undefined && /^\d+(\.\d+)?$/.test(variant) ? `v${variant}` : variant;
-  if (a === 'armhf') return { architecture: 'arm', variant: 'v7' };
-  if (a === 'armel') return { architecture: 'arm', variant: 'v6' };
-  if (a === 'arm') v ??= 'v7';
-  if ((a === 'arm64' && v === 'v8') || (a === 'amd64' && v === 'v1')) v = undefined;
+  switch (a) {
+    case '386':
+      v = undefined;
+      break;
+    case 'amd64':
+      if (v === 'v1') v = undefined;
+      break;
+    case 'arm64':
+      if (v === 'v8' || v === 'v8.0') v = undefined;
+      else if (v === 'v9.0') v = 'v9';
+      break;
+    case 'armhf':
+      return { architecture: 'arm', variant: 'v7' };
+    case 'armel':
+      return { architecture: 'arm', variant: 'v6' };
+    case 'arm':
+      v ??= 'v7';
+      break;
+  }
   return v === undefined ? { architecture: a } : { architecture: a, variant: v };
 }
 
+/** containerd's OS aliases. */
+const OS_ALIASES: Record<string, string> = { macos: 'darwin' };
+
 /**
- * Parses "os/arch[/variant]", "os" or "arch" like containerd's platforms.Parse (a lone OS
- * takes the host's architecture, a lone architecture is linux), normalising the common
- * aliases, and checks every part against the values the OCI platform spec knows. Gives the
- * platform, or what is wrong with the text.
+ * Parses "os/arch[/variant]", "os" or "arch" like containerd's platforms.Parse + Normalize (a
+ * lone OS takes the host's architecture and variant, a lone architecture is linux), normalising
+ * the common aliases, and checks every part against the values the OCI platform spec knows
+ * (stricter than containerd, which takes any os/arch pair). Case does not matter. Gives the
+ * platform, or what is wrong with the text. The one platform parser: the CLI's --platform,
+ * FROM --platform and the checks all use it.
  */
 export function tryParsePlatform(text: string, host: Platform = hostPlatform()): { platform: Platform } | { problem: string } {
   const parts = text.trim().toLowerCase().split('/');
@@ -85,15 +108,15 @@ export function tryParsePlatform(text: string, host: Platform = hostPlatform()):
     return { problem: bad === '' ? 'an os, architecture or variant is empty' : `"${bad}" is not a valid platform component (letters, digits, "_", "." and "-" only)` };
   }
   if (parts.length > 3) return { problem: 'too many parts: expected os/arch[/variant]' };
-  let os = 'linux';
+  const first = parts[0] as string;
+  let os = OS_ALIASES[first] ?? first;
   let arch: { architecture: string; variant?: string };
-  if (parts.length === 1 && KNOWN_OS.includes(parts[0] as string)) {
-    os = parts[0] as string;
+  if (parts.length === 1 && KNOWN_OS.includes(os)) {
     arch = host.variant ? { architecture: host.architecture, variant: host.variant } : { architecture: host.architecture };
   } else if (parts.length === 1) {
-    arch = normalizeArch(parts[0] as string);
+    os = 'linux';
+    arch = normalizeArch(first);
   } else {
-    os = parts[0] as string;
     arch = normalizeArch(parts[1] as string, parts[2]);
   }
   if (!KNOWN_OS.includes(os)) return { problem: withSuggestion(`unknown operating system "${os}"`, os, KNOWN_OS) };
