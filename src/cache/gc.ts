@@ -8,7 +8,9 @@ import { promises as fs, readFileSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { ContentStore, type Leased } from '../oci/store.js';
-import type { ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
+import type { ImageConfig } from '../oci/types.js';
+import { walk } from '../oci/walk.js';
+import { kilnPaths } from '../paths.js';
 import { CacheRecords, type CacheRecord } from './records.js';
 import { writeFileAtomic } from '../fsutil.js';
 
@@ -59,7 +61,7 @@ interface State {
 /** Hex names of the layer dirs that mounts of running steps stack. */
 async function activeLowersOf(root: string): Promise<Set<string>> {
   const activeLowers = new Set<string>();
-  const activeRoot = path.join(root, 'snapshots', 'active');
+  const activeRoot = kilnPaths(root).snapshotActive;
   for (const id of await fs.readdir(activeRoot).catch(() => [] as string[])) {
     const links = path.join(activeRoot, id, 'l');
     for (const l of await fs.readdir(links).catch(() => [] as string[])) {
@@ -75,20 +77,20 @@ async function loadState(root: string): Promise<State> {
   const records = await new CacheRecords(root).list();
   const imageBlobs = new Set<string>();
   const imageDiffIds = new Set<string>();
-  const visit = async (digest: string): Promise<void> => {
-    const doc = await store.readJSON<ImageManifest & ImageIndex>(digest).catch(() => undefined);
-    if (!doc) return;
-    if (Array.isArray(doc.manifests)) {
-      for (const m of doc.manifests) await visit(m.digest);
-      return;
-    }
-    if (doc.config && Array.isArray(doc.layers)) {
-      for (const l of doc.layers) imageBlobs.add(l.digest);
-      const config = await store.readJSON<ImageConfig>(doc.config.digest).catch(() => undefined);
-      for (const d of config?.rootfs?.diff_ids ?? []) imageDiffIds.add(d);
-    }
-  };
-  for (const { descriptor } of await store.listRefs()) await visit(descriptor.digest);
+  const refs = (await store.listRefs()).map((r) => r.descriptor);
+  // what an image is missing or has malformed keeps nothing, and is not this count's concern
+  await walk(
+    store,
+    refs,
+    async (node) => {
+      if (node.kind === 'layer') imageBlobs.add(node.descriptor.digest);
+      else if (node.kind === 'config') {
+        const config = await store.readJSON<ImageConfig>(node.descriptor.digest).catch(() => undefined);
+        for (const d of config?.rootfs?.diff_ids ?? []) imageDiffIds.add(d);
+      }
+    },
+    { missing: 'skip', malformed: 'skip' },
+  );
   const activeLowers = await activeLowersOf(root);
   const leased = await store.leased();
   return { store, records, imageBlobs, imageDiffIds, activeLowers, leased };
@@ -139,7 +141,7 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
       inUse: st.imageBlobs.has(digest) || st.leased.digests.has(digest),
     });
   }
-  const layersRoot = path.join(root, 'snapshots', 'layers');
+  const layersRoot = kilnPaths(root).snapshotLayers;
   for (const hex of await fs.readdir(layersRoot).catch(() => [] as string[])) {
     if (!/^[0-9a-f]{64}$/.test(hex)) continue;
     const dir = path.join(layersRoot, hex);
@@ -155,14 +157,14 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
       inUse: st.activeLowers.has(hex) || st.leased.layers.has(hex),
     });
   }
-  const mountsRoot = path.join(root, 'cache', 'mounts');
+  const mountsRoot = kilnPaths(root).cacheMounts;
   for (const id of await fs.readdir(mountsRoot).catch(() => [] as string[])) {
     const dir = path.join(mountsRoot, id);
     const stat = await fs.stat(dir).catch(() => undefined);
     if (!stat?.isDirectory()) continue;
     items.push({ kind: 'cache-mount', id: id.slice(0, 12), description: 'RUN --mount=type=cache', size: await duBytes(dir), lastUsed: stat.mtime, inUse: st.leased.mounts.has(id) });
   }
-  const contexts = path.join(root, 'cache', 'contexts');
+  const contexts = kilnPaths(root).cacheContexts;
   const ctxStat = await fs.stat(contexts).catch(() => undefined);
   if (ctxStat?.isDirectory()) {
     items.push({ kind: 'context-index', id: 'contexts', description: 'build context hashes and file lists', size: await duBytes(contexts), lastUsed: ctxStat.mtime, inUse: false });
@@ -208,9 +210,9 @@ export async function pruneCache(root: string, options: PruneCacheOptions): Prom
   const snapVictims = victimIds('snapshot');
   const remaining = await records.list();
   const keptDiffIds = new Set([...st.imageDiffIds, ...remaining.flatMap((r) => (r.record.layer ? [r.record.layer.diffId] : []))]);
-  const layersRoot = path.join(root, 'snapshots', 'layers');
+  const layersRoot = kilnPaths(root).snapshotLayers;
   const mountVictims = victimIds('cache-mount');
-  const mountsRoot = path.join(root, 'cache', 'mounts');
+  const mountsRoot = kilnPaths(root).cacheMounts;
   const size = (kind: CacheItem['kind'], id: string): number => usage.items.find((i) => i.kind === kind && i.id === id)?.size ?? 0;
   // Deciding and moving away happen under the gc lock, with the leases read again there: a
   // build protects a layer or cache mount under the same lock before it checks that it
@@ -254,7 +256,7 @@ export async function pruneCache(root: string, options: PruneCacheOptions): Prom
   if (contextVictim) {
     // the context indexes (content hashes, fingerprints, per-file maps for --explain) are
     // only a speed-up: the next build makes them again
-    await fs.rm(path.join(root, 'cache', 'contexts'), { recursive: true, force: true });
+    await fs.rm(kilnPaths(root).cacheContexts, { recursive: true, force: true });
     result.freedBytes += contextVictim.size;
   }
   const roots = remaining.flatMap((r) => (r.record.layer ? [r.record.layer.descriptor.digest] : []));
@@ -291,7 +293,7 @@ export async function cacheLimit(root: string): Promise<number | undefined> {
   if (raw === undefined) {
     let cfg: string | undefined;
     try {
-      cfg = readFileSync(path.join(root, 'config.json'), 'utf8');
+      cfg = readFileSync(kilnPaths(root).config, 'utf8');
     } catch {
       cfg = undefined;
     }
@@ -299,7 +301,7 @@ export async function cacheLimit(root: string): Promise<number | undefined> {
       try {
         raw = (JSON.parse(cfg) as { cacheMaxSize?: string }).cacheMaxSize;
       } catch {
-        throw new KilnError(`${path.join(root, 'config.json')} is not valid JSON`);
+        throw new KilnError(`${kilnPaths(root).config} is not valid JSON`);
       }
     }
   }
@@ -327,7 +329,7 @@ export async function cacheLimit(root: string): Promise<number | undefined> {
 export async function enforceCacheLimit(root: string, addedBytes = Infinity): Promise<PruneCacheResult | undefined> {
   const limit = await cacheLimit(root);
   if (limit === undefined) return undefined;
-  const file = path.join(root, 'cache', 'usage.json');
+  const file = kilnPaths(root).cacheUsage;
   // the usual case is two tiny reads and a write after every build: synchronous calls
   let last: { total: number; countedAt: number } | undefined;
   try {

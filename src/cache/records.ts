@@ -7,6 +7,7 @@ import { promises as fs, readFileSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import type { Descriptor } from '../oci/types.js';
 import { writeFileAtomic } from '../fsutil.js';
+import { kilnPaths } from '../paths.js';
 
 export interface CacheRecord {
   key: string;
@@ -21,7 +22,7 @@ export class CacheRecords {
   readonly dir: string;
 
   constructor(kilnRoot: string) {
-    this.dir = path.join(kilnRoot, 'cache', 'records');
+    this.dir = kilnPaths(kilnRoot).cacheRecords;
   }
 
   private file(key: string): string {

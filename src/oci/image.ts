@@ -1,9 +1,12 @@
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { displayName } from './reference.js';
 import { formatPlatform, hostPlatform, platformMatches } from './platform.js';
 import { canonicalJSON } from './canonical.js';
-import { digestOf } from './digest.js';
-import { isIndexType, isManifestType, type ContentStore } from './store.js';
+import type { Provider, RefStore, StagingIngester } from './content.js';
+import { Digester, digestOf } from './digest.js';
+import { decompress } from './tar.js';
+import { isIndexType, isManifestType, walk, type ManifestSource } from './walk.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
 
 export interface LoadedImage {
@@ -21,7 +24,7 @@ export interface LoadedImage {
  * Loads the image a name (or digest) refers to. A ref to an index yields the manifest for
  * `platform` (default: this machine's); attestation manifests are never picked.
  */
-export async function loadImage(store: ContentStore, name: string, platform: Platform = hostPlatform()): Promise<LoadedImage> {
+export async function loadImage(store: Provider & RefStore, name: string, platform: Platform = hostPlatform()): Promise<LoadedImage> {
   const shown = displayName(name);
   const desc = (await store.resolve(name)) ?? (await resolveByImageId(store, name));
   if (!desc) {
@@ -61,7 +64,7 @@ export async function loadImage(store: ContentStore, name: string, platform: Pla
  * An image id as docker shows it (the config digest, or a prefix of its hex of at least
  * 4 digits) → the manifest of the named image that has that config.
  */
-export async function resolveByImageId(store: ContentStore, id: string): Promise<Descriptor | undefined> {
+export async function resolveByImageId(store: Provider & RefStore, id: string): Promise<Descriptor | undefined> {
   const hex = id.replace(/^sha256:/, '');
   if (!/^[0-9a-f]{4,64}$/.test(hex)) return undefined;
   for (const { descriptor } of await store.listRefs()) {
@@ -91,7 +94,7 @@ export interface PreparedImage {
  * Writes an image's config and manifest as temp files, so a caller can make them durable in
  * the same fsync round as the layers it is committing.
  */
-export async function prepareImage(store: ContentStore, image: ImageToWrite): Promise<PreparedImage> {
+export async function prepareImage(store: Pick<Provider, 'hasBlob'> & StagingIngester, image: ImageToWrite): Promise<PreparedImage> {
   if (image.config.rootfs.diff_ids.length !== image.layers.length) {
     throw new Error(`writeImage: ${image.layers.length} layers but ${image.config.rootfs.diff_ids.length} diff_ids`);
   }
@@ -118,7 +121,7 @@ export async function prepareImage(store: ContentStore, image: ImageToWrite): Pr
 }
 
 export async function writeImage(
-  store: ContentStore,
+  store: Pick<Provider, 'hasBlob'> & StagingIngester & RefStore,
   image: ImageToWrite,
   names: string[],
 ): Promise<{ manifestDescriptor: Descriptor; configDescriptor: Descriptor }> {
@@ -132,26 +135,121 @@ export async function writeImage(
  * Bytes the image occupies in the store (compressed): the manifest, its config and layers; for an
  * index, the index plus every distinct blob of its manifests.
  */
-export async function imageSize(store: ContentStore, descriptor: Descriptor): Promise<number> {
-  const seen = new Set<string>();
+export async function imageSize(store: ManifestSource, descriptor: Descriptor): Promise<number> {
   let total = 0;
-  const add = (d: Descriptor): boolean => {
-    if (seen.has(d.digest)) return false;
-    seen.add(d.digest);
-    total += d.size;
-    return true;
-  };
-  const visit = async (d: Descriptor): Promise<void> => {
-    if (!add(d)) return;
-    if (isIndexType(d.mediaType)) {
-      const index = await store.readJSON<ImageIndex>(d.digest);
-      for (const m of index.manifests) await visit(m);
-    } else if (isManifestType(d.mediaType)) {
-      const manifest = await store.readJSON<ImageManifest>(d.digest);
-      add(manifest.config);
-      for (const l of manifest.layers) add(l);
-    }
-  };
-  await visit(descriptor);
+  await walk(store, [descriptor], (node) => void (total += node.descriptor.size ?? 0));
   return total;
+}
+
+// ---- lazy accessors ------------------------------------------------------------------------
+
+/**
+ * One layer of an image, read only when asked (go-containerregistry's v1.Layer): what the
+ * manifest and config say about it is at hand; its bytes come from a Provider, which may be
+ * the local store, a registry, or one in front of the other (fallbackProvider).
+ */
+export interface Layer {
+  /** The descriptor the manifest lists. */
+  descriptor(): Descriptor;
+  /** Digest of the blob as stored (compressed). */
+  digest(): string;
+  /** Digest of the uncompressed tar (the config's rootfs.diff_ids entry). */
+  diffId(): string;
+  /** Size of the blob as stored. */
+  size(): number;
+  mediaType(): string;
+  /** The blob as stored, verified against digest() (the stream errors at the end otherwise). */
+  compressed(): Readable;
+  /** The uncompressed tar (gzip, zstd or plain underneath), verified against diffId(). */
+  uncompressed(): Readable;
+}
+
+/** An image manifest and what it refers to, read only when asked (go-containerregistry's v1.Image). */
+export interface Image {
+  /** The manifest's descriptor. */
+  descriptor(): Descriptor;
+  digest(): string;
+  manifest(): Promise<ImageManifest>;
+  configDescriptor(): Promise<Descriptor>;
+  config(): Promise<ImageConfig>;
+  /** The layers, lowest first, each with its diff id from the config. */
+  layers(): Promise<Layer[]>;
+  /** Bytes of the manifest, config and layers as stored. */
+  size(): Promise<number>;
+}
+
+/** Passes bytes through and errors at the end when their sha256 is not `expected`. */
+function verifying(expected: string, what: string): Transform {
+  const digester = new Digester();
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      digester.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      const actual = digester.digest();
+      cb(
+        actual === expected
+          ? null
+          : new KilnError(`${what}: its uncompressed content hashes to ${actual}, expected ${expected}`, {
+              hint: 'the layer blob is corrupt or does not belong to this image; rebuild, or pull/load it again',
+            }),
+      );
+    },
+  });
+}
+
+/** A layer whose bytes `provider` holds under descriptor.digest. */
+export function layerFrom(provider: Pick<Provider, 'openBlob'>, descriptor: Descriptor, diffId: string): Layer {
+  return {
+    descriptor: () => descriptor,
+    digest: () => descriptor.digest,
+    diffId: () => diffId,
+    size: () => descriptor.size,
+    mediaType: () => descriptor.mediaType,
+    compressed: () => provider.openBlob(descriptor.digest),
+    uncompressed: () => {
+      const check = verifying(diffId, `layer ${descriptor.digest}`);
+      const src = Readable.from(decompress(provider.openBlob(descriptor.digest)));
+      src.on('error', (e) => check.destroy(e));
+      return src.pipe(check);
+    },
+  };
+}
+
+/** The image whose manifest is `manifestDescriptor`, read from `provider` on first use (and once). */
+export function imageFrom(provider: Provider, manifestDescriptor: Descriptor, known: { manifest?: ImageManifest; config?: ImageConfig } = {}): Image {
+  let manifest: Promise<ImageManifest> | undefined = known.manifest && Promise.resolve(known.manifest);
+  let config: Promise<ImageConfig> | undefined = known.config && Promise.resolve(known.config);
+  const getManifest = (): Promise<ImageManifest> =>
+    (manifest ??= provider.readJSON<ImageManifest>(manifestDescriptor.digest).then((m) => {
+      if (!m || typeof m !== 'object' || !m.config || !Array.isArray(m.layers)) {
+        throw new KilnError(`manifest ${manifestDescriptor.digest} is malformed (no config or layers)`);
+      }
+      return m;
+    }));
+  const getConfig = (): Promise<ImageConfig> => (config ??= getManifest().then((m) => provider.readJSON<ImageConfig>(m.config.digest)));
+  return {
+    descriptor: () => manifestDescriptor,
+    digest: () => manifestDescriptor.digest,
+    manifest: getManifest,
+    configDescriptor: async () => (await getManifest()).config,
+    config: getConfig,
+    layers: async () => {
+      const [m, c] = await Promise.all([getManifest(), getConfig()]);
+      const diffIds = c.rootfs?.diff_ids ?? [];
+      if (diffIds.length !== m.layers.length) {
+        throw new KilnError(`image ${manifestDescriptor.digest} lists ${m.layers.length} layers but its config ${diffIds.length} diff ids`, {
+          hint: 'the image is malformed: rebuild it, or pull/load it again',
+        });
+      }
+      return m.layers.map((l, i) => layerFrom(provider, l, diffIds[i]));
+    },
+    size: () => imageSize(provider, manifestDescriptor),
+  };
+}
+
+/** The lazy form of an image loadImage found (its manifest and config are already read). */
+export function imageOf(provider: Provider, loaded: LoadedImage): Image {
+  return imageFrom(provider, loaded.manifestDescriptor, { manifest: loaded.manifest, config: loaded.config });
 }

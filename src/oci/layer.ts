@@ -4,10 +4,12 @@ import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable, pipeline as pipelineCb } from 'node:stream';
 import zlib from 'node:zlib';
+import { KilnError } from '../errors.js';
+import type { Ingester, Provider, StagingIngester } from './content.js';
 import { Digester } from './digest.js';
-import type { ContentStore } from './store.js';
-import { decompress as decompressStream, detectCompression as detectCompressionOf, tarEntries, tarStream, type TarEntry, type TarReadEntry } from './tar.js';
+import { decompress as decompressStream, detectCompression as detectCompressionOf, tarEntries, tarStream, zstdCompress, type TarEntry, type TarReadEntry } from './tar.js';
 import { MediaType, type Descriptor } from './types.js';
+import { compressionOfMediaType, layerMediaType, type LayerCompression, type LayerVariants } from './variants.js';
 
 export { tarEntries, tarStream, decompress, detectCompression } from './tar.js';
 export type { TarEntry, TarEntryType, TarHeader, TarReadEntry } from './tar.js';
@@ -49,7 +51,7 @@ export interface WrittenLayer {
  * the diffId and the digest computed while streaming to a temp file, then renamed into blobs/.
  */
 export async function writeLayer(
-  store: ContentStore,
+  store: Pick<StagingIngester, 'tempPath' | 'commitFile'>,
   entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>,
   options: WriteLayerOptions = {},
 ): Promise<WrittenLayer> {
@@ -137,7 +139,7 @@ export async function layerDiffId(
  * Compresses a stored uncompressed layer blob into `file` with the same deterministic gzip as
  * writeLayer (fixed level, fixed member size): the same layer always gives the same bytes.
  */
-export async function gzipBlobToFile(store: ContentStore, digest: string, file: string): Promise<{ digest: string; size: number }> {
+export async function gzipBlobToFile(store: Pick<Provider, 'openBlob'>, digest: string, file: string): Promise<{ digest: string; size: number }> {
   const out = new Digester();
   const fh = await fsp.open(file, 'wx', 0o644);
   try {
@@ -370,7 +372,7 @@ async function readXattrs(dir: string): Promise<Map<string, Record<string, Buffe
 }
 
 /** The entries of a layer blob (gzip, zstd where Node supports it, or plain tar), verified against its digest. */
-export function readLayer(store: ContentStore, descriptor: Descriptor): AsyncGenerator<TarReadEntry> {
+export function readLayer(store: Pick<Provider, 'openBlob'>, descriptor: Descriptor): AsyncGenerator<TarReadEntry> {
   return tarEntries(store.openBlob(descriptor.digest));
 }
 
@@ -380,7 +382,7 @@ export function readLayer(store: ContentStore, descriptor: Descriptor): AsyncGen
  * The diffId is always computed from the uncompressed bytes.
  */
 export async function storeTarAsLayer(
-  store: ContentStore,
+  store: Pick<Provider, 'openBlob'> & Pick<Ingester, 'writeBlobFromStream'>,
   open: () => AsyncIterable<Buffer> | NodeJS.ReadableStream,
 ): Promise<{ descriptor: Descriptor; diffId: string }> {
   const src = open();
@@ -414,4 +416,63 @@ export async function storeTarAsLayer(
   pipelineCb(Readable.from(plain()), gzip, () => undefined);
   const { digest, size } = await store.writeBlobFromStream(gzip);
   return { descriptor: { mediaType: MediaType.ociLayerGzip, digest, size }, diffId: diff.digest() };
+}
+
+/** What layerVariant needs of a store: reads, a blob writer, re-use marks and the variant records. */
+export type VariantStore = Pick<Provider, 'openBlob'> & Pick<Ingester, 'writer'> & Pick<StagingIngester, 'touchBlob'> & { variants: LayerVariants };
+
+/**
+ * The layer `diffId` (stored as `layer`) in `compression`: the layer itself when it already is,
+ * else the variant recorded the first time one was asked for, while its blob is still there,
+ * else made now (deterministic gzip as writeLayer's, zstd at ZSTD_LEVEL), committed to the
+ * store and recorded, so every later export reuses it. The uncompressed bytes are checked
+ * against diffId on the way. `reused` tells whether anything was compressed.
+ */
+export async function layerVariant(
+  store: VariantStore,
+  layer: { descriptor: Descriptor; diffId: string },
+  compression: LayerCompression,
+): Promise<{ descriptor: Descriptor; reused: boolean }> {
+  const as = (d: Pick<Descriptor, 'mediaType' | 'digest' | 'size'>): Descriptor => ({
+    ...layer.descriptor,
+    mediaType: d.mediaType,
+    digest: d.digest,
+    size: d.size,
+  });
+  const have = compressionOfMediaType(layer.descriptor.mediaType);
+  if (have === undefined) {
+    throw new KilnError(`layer ${layer.descriptor.digest} has media type ${layer.descriptor.mediaType}, which kiln cannot recompress`, {
+      hint: 'export it without changing its compression',
+    });
+  }
+  if (have === compression) return { descriptor: layer.descriptor, reused: true };
+  const recorded = (await store.variants.get(layer.diffId)).variants[compression];
+  if (recorded && (await store.touchBlob(recorded.digest))) return { descriptor: as(recorded), reused: true };
+
+  const diff = new Digester();
+  async function* tar(): AsyncGenerator<Buffer> {
+    for await (const chunk of decompressStream(store.openBlob(layer.descriptor.digest))) {
+      diff.update(chunk);
+      yield chunk;
+    }
+  }
+  const bytes = compression === 'gzip' ? gzipBlocks(tar()) : compression === 'zstd' ? zstdCompress(tar()) : tar();
+  const w = await store.writer();
+  let written: { digest: string; size: number };
+  try {
+    for await (const chunk of bytes) await w.write(chunk);
+    const got = diff.digest();
+    if (got !== layer.diffId) {
+      throw new KilnError(`layer ${layer.descriptor.digest}: its uncompressed content hashes to ${got}, expected ${layer.diffId}`, {
+        hint: 'the layer blob is corrupt or does not belong to this image; rebuild, or pull/load it again',
+      });
+    }
+    written = await w.commit();
+  } finally {
+    await w.abort();
+  }
+  const descriptor = as({ mediaType: layerMediaType(compression), ...written });
+  await store.variants.record(layer.diffId, have, layer.descriptor);
+  await store.variants.record(layer.diffId, compression, descriptor);
+  return { descriptor, reused: false };
 }

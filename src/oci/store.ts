@@ -9,64 +9,45 @@ import { canonicalJSON } from './canonical.js';
 import { Digester, digestHex, digestOf, isDigest } from './digest.js';
 import { withFileLock } from './lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from './types.js';
+import { kilnPaths, type KilnPaths } from '../paths.js';
+import type { BlobInfo, BlobWriter, ContentStoreRoles, GcOptions, GcResult, Lease, Leased, NamedDescriptor } from './content.js';
+import { LayerVariants } from './variants.js';
+import { isIndexType, isManifestType, walk, type WalkRoot } from './walk.js';
+
+export { isIndexType, isManifestType };
+export type { GcOptions, Lease, Leased } from './content.js';
 
 const LAYOUT_VERSION = '1.0.0';
 /** Temp names of kiln versions that recorded only the pid. */
 const LEGACY_TMP_NAME = /^oci-[a-z]+-(\d+)-[0-9a-f]+$/;
 const STALE_TMP_MS = 24 * 3600_000;
 
-export function isManifestType(mediaType: string | undefined): boolean {
-  return mediaType === MediaType.ociManifest || mediaType === MediaType.dockerManifest;
-}
-export function isIndexType(mediaType: string | undefined): boolean {
-  return mediaType === MediaType.ociIndex || mediaType === MediaType.dockerManifestList;
-}
-
 function code(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
-}
-
-export interface GcOptions {
-  /** Blobs modified less than this many milliseconds ago survive (protects in-flight writes). Default 0. */
-  keepNewerThanMs?: number;
 }
 
 /**
  * The kiln content store: an OCI image layout at `root` (oci-layout, index.json, blobs/sha256).
  * Blob writes go to `<root>/tmp` then fsync + rename; index.json is rewritten atomically under
- * an inter-process lock; every read is verified against its digest.
+ * an inter-process lock; every read is verified against its digest. It plays every role of
+ * oci/content.ts (Provider, Ingester, RefStore, LeaseManager, GarbageCollector): code that needs
+ * only one takes that interface.
  */
-export interface Lease {
-  /** Blobs (by digest) this process is about to write or use. */
-  add(...digests: string[]): Promise<void>;
-  /**
-   * Unpacked layers (by diff id) and cache mounts (by directory name) this process is about
-   * to use: once this resolves, no prune removes them until the lease is released. Call it
-   * before checking whether they exist.
-   */
-  protect(what: { layers?: string[]; mounts?: string[] }): Promise<void>;
-  release(): Promise<void>;
-}
+export class ContentStore implements ContentStoreRoles {
+  readonly paths: KilnPaths;
+  /** Compression variants of layers (oci/variants.ts); the GC keeps a layer's forms together. */
+  readonly variants: LayerVariants;
 
-/** What the leases of running processes hold. */
-export interface Leased {
-  digests: Set<string>;
-  /** Hex of the diff ids of unpacked layers. */
-  layers: Set<string>;
-  /** Names of cache mount directories. */
-  mounts: Set<string>;
-  /** When the oldest live lease was taken (ms since the epoch). */
-  oldestStart: number;
-}
-
-export class ContentStore {
-  private constructor(readonly root: string) {}
+  private constructor(readonly root: string) {
+    this.paths = kilnPaths(root);
+    this.variants = new LayerVariants(this.paths.variants);
+  }
 
   static async open(root: string): Promise<ContentStore> {
     const abs = path.resolve(root);
     const store = new ContentStore(abs);
     try {
-      await fsp.mkdir(path.join(abs, 'blobs', 'sha256'), { recursive: true });
+      await fsp.mkdir(store.paths.blobs, { recursive: true });
       await fsp.mkdir(store.tmpDir(), { recursive: true });
     } catch (e) {
       throw new KilnError(`cannot create the kiln store at ${abs}: ${(e as Error).message}`, {
@@ -75,7 +56,7 @@ export class ContentStore {
     }
     await store.initFile('oci-layout', canonicalJSON({ imageLayoutVersion: LAYOUT_VERSION }));
     await store.initFile('index.json', canonicalJSON({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }));
-    const layout = await fsp.readFile(path.join(abs, 'oci-layout'), 'utf8');
+    const layout = await fsp.readFile(store.paths.ociLayout, 'utf8');
     let version: unknown;
     try {
       version = (JSON.parse(layout) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
@@ -83,7 +64,7 @@ export class ContentStore {
       version = undefined;
     }
     if (version !== LAYOUT_VERSION) {
-      throw new KilnError(`${path.join(abs, 'oci-layout')} is not an OCI image layout version ${LAYOUT_VERSION}`, {
+      throw new KilnError(`${store.paths.ociLayout} is not an OCI image layout version ${LAYOUT_VERSION}`, {
         hint: 'point --root at an empty directory or an existing kiln root',
       });
     }
@@ -111,7 +92,7 @@ export class ContentStore {
 
   /** Directory for temporary files on the store's filesystem (rename into blobs/ is atomic). */
   tmpDir(): string {
-    return path.join(this.root, 'tmp');
+    return this.paths.tmp;
   }
 
   /** A fresh path in tmpDir() that gc recognises (and removes once its process is gone). */
@@ -124,7 +105,12 @@ export class ContentStore {
     if (!isDigest(digest)) {
       throw new KilnError(`${JSON.stringify(digest)} is not a sha256 digest`, { hint: 'digests look like sha256:<64 hex digits>' });
     }
-    return path.join(this.root, 'blobs', 'sha256', digestHex(digest));
+    return path.join(this.paths.blobs, digestHex(digest));
+  }
+
+  async info(digest: string): Promise<BlobInfo | undefined> {
+    const st = await fsp.stat(this.blobPath(digest)).catch(() => undefined);
+    return st?.isFile() ? { digest, size: st.size, updatedAt: st.mtimeMs } : undefined;
   }
 
   async hasBlob(digest: string): Promise<boolean> {
@@ -189,7 +175,7 @@ export class ContentStore {
    */
   async lease(): Promise<Lease> {
     registerProcess(this.root);
-    const dir = path.join(this.root, 'leases');
+    const dir = this.paths.leases;
     await fsp.mkdir(dir, { recursive: true });
     const file = path.join(dir, ownedName('lease'));
     await fsp.writeFile(file, `${ownerToken()} ${Date.now()}\n`);
@@ -217,7 +203,7 @@ export class ContentStore {
 
   /** What the leases of running processes hold. Leases of dead processes are removed. */
   async leased(): Promise<Leased> {
-    const dir = path.join(this.root, 'leases');
+    const dir = this.paths.leases;
     const out: Leased = { digests: new Set(), layers: new Set(), mounts: new Set(), oldestStart: Infinity };
     for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
       const file = path.join(dir, name);
@@ -237,12 +223,6 @@ export class ContentStore {
       }
     }
     return out;
-  }
-
-  /** Digests held by live leases (see leased()). */
-  async leasedDigests(): Promise<{ digests: Set<string>; oldestStart: number }> {
-    const { digests, oldestStart } = await this.leased();
-    return { digests, oldestStart };
   }
 
   private mismatch(expected: string, actual: string, what: string): KilnError {
@@ -266,29 +246,71 @@ export class ContentStore {
     src: NodeJS.ReadableStream | AsyncIterable<Buffer>,
     expectedDigest?: string,
   ): Promise<{ digest: string; size: number }> {
+    const w = await this.writer();
+    try {
+      for await (const chunk of src as AsyncIterable<Buffer | string>) await w.write(chunk);
+      return await w.commit(expectedDigest !== undefined ? { digest: expectedDigest } : {});
+    } finally {
+      await w.abort();
+    }
+  }
+
+  /**
+   * A blob written piece by piece (a layer streamed from a registry, say) into a temp file,
+   * hashed as it goes; commit() fsyncs, checks what the caller expected and renames it into
+   * blobs/. Writes must be awaited one after another.
+   */
+  async writer(): Promise<BlobWriter> {
     const tmp = this.tempPath('blob');
     const fh = await fsp.open(tmp, 'wx', 0o644);
     const digester = new Digester();
-    let ok = false;
-    try {
-      for await (const chunk of src as AsyncIterable<Buffer | string>) {
+    let open = true;
+    const close = async (): Promise<void> => {
+      if (!open) return;
+      open = false;
+      await fh.close();
+    };
+    const ensureOpen = (): void => {
+      if (!open) throw new Error('blob writer used after commit or abort');
+    };
+    return {
+      get written() {
+        return digester.size;
+      },
+      write: async (chunk: Buffer | string) => {
+        ensureOpen();
         const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
         digester.update(buf);
-        await fh.write(buf);
-      }
-      await fh.sync();
-      ok = true;
-    } finally {
-      await fh.close();
-      if (!ok) await fsp.rm(tmp, { force: true });
-    }
-    const digest = digester.digest();
-    if (expectedDigest !== undefined && expectedDigest !== digest) {
-      await fsp.rm(tmp, { force: true });
-      throw this.mismatch(expectedDigest, digest, 'a blob');
-    }
-    await this.commitTemp(tmp, digest);
-    return { digest, size: digester.size };
+        for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+      },
+      commit: async (expected = {}) => {
+        ensureOpen();
+        try {
+          await fh.sync();
+        } finally {
+          await close();
+        }
+        const digest = digester.digest();
+        const size = digester.size;
+        try {
+          if (expected.digest !== undefined && expected.digest !== digest) throw this.mismatch(expected.digest, digest, 'a blob');
+          if (expected.size !== undefined && expected.size !== size) {
+            throw new KilnError(`size mismatch for blob ${digest}: expected ${expected.size} bytes, got ${size}`, {
+              hint: 'the content was cut short or altered in transit; fetch it again',
+            });
+          }
+          await this.commitTemp(tmp, digest);
+        } catch (e) {
+          await fsp.rm(tmp, { force: true });
+          throw e;
+        }
+        return { digest, size };
+      },
+      abort: async () => {
+        await close().catch(() => undefined);
+        await fsp.rm(tmp, { force: true });
+      },
+    };
   }
 
   /**
@@ -388,7 +410,7 @@ export class ContentStore {
   // ---- index.json -------------------------------------------------------------------------
 
   private indexPath(): string {
-    return path.join(this.root, 'index.json');
+    return this.paths.index;
   }
 
   /** The layout's index.json as it is now (atomic renames mean a reader never sees half a file). */
@@ -435,9 +457,9 @@ export class ContentStore {
     });
   }
 
-  async listRefs(): Promise<{ name: string; descriptor: Descriptor }[]> {
+  async listRefs(): Promise<NamedDescriptor[]> {
     const index = await this.readIndex();
-    const out: { name: string; descriptor: Descriptor }[] = [];
+    const out: NamedDescriptor[] = [];
     for (const d of index.manifests) {
       const name = d.annotations?.[RefNameAnnotation];
       if (name !== undefined) out.push({ name, descriptor: withoutRefName(d) });
@@ -527,36 +549,37 @@ export class ContentStore {
   /** Runs fn holding the inter-process lock <root>/locks/<name>.lock (re-entrant within a call chain). */
   async withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
     if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`invalid lock name ${JSON.stringify(name)}`);
-    return withFileLock(path.join(this.root, 'locks', `${name}.lock`), fn, { what: `${name} in ${this.root}` });
+    return withFileLock(path.join(this.paths.locks, `${name}.lock`), fn, { what: `${name} in ${this.root}` });
   }
 
   /**
-   * Mark and sweep: every blob reachable from index.json (indexes → manifests → config + layers)
-   * or from extraRootDigests survives; other blobs are removed, as are temp files of processes
-   * that are gone.
+   * Mark and sweep: every blob reachable (oci/walk.ts) from index.json, from extraRootDigests or
+   * from live leases survives, and with it every other compression variant of a layer one of
+   * whose forms survives; other blobs are removed, as are temp files of processes that are gone.
    */
-  async gc(extraRootDigests: string[] = [], options: GcOptions = {}): Promise<{ removedBlobs: number; freedBytes: number }> {
+  async gc(extraRootDigests: string[] = [], options: GcOptions = {}): Promise<GcResult> {
     return this.withLock('gc', () =>
       this.withLock('index', async () => {
         const started = Date.now();
-        const marked = new Set<string>();
-        const queue: { digest: string; mediaType?: string }[] = [];
         const index = await this.readIndex();
-        for (const d of index.manifests) queue.push({ digest: d.digest, mediaType: d.mediaType });
-        for (const d of extraRootDigests) queue.push({ digest: d });
-        const leases = await this.leasedDigests();
-        for (const d of leases.digests) queue.push({ digest: d });
-        const keepSince = Math.min(started, leases.oldestStart);
-        while (queue.length > 0) {
-          const item = queue.pop()!;
-          if (!isDigest(item.digest) || marked.has(item.digest)) continue;
-          marked.add(item.digest);
-          for (const child of await this.children(item.digest, item.mediaType)) queue.push(child);
+        const leases = await this.leased();
+        const roots: WalkRoot[] = [...index.manifests];
+        // bare digests: read (to follow a manifest or index) only when small, see walk.ts
+        for (const d of [...extraRootDigests, ...leases.digests]) {
+          if (isDigest(d)) roots.push({ digest: d, size: (await this.info(d))?.size });
         }
+        const marked = new Set<string>();
+        await walk(this, roots, (node) => void marked.add(node.descriptor.digest), { missing: 'skip', malformed: 'skip' });
+        const variants = await this.variants.list();
+        for (const { variants: forms } of variants) {
+          const digests = Object.values(forms).map((d) => d.digest);
+          if (digests.some((d) => marked.has(d))) for (const d of digests) marked.add(d);
+        }
+        const keepSince = Math.min(started, leases.oldestStart);
         let removedBlobs = 0;
         let freedBytes = 0;
         const now = Date.now();
-        const blobDir = path.join(this.root, 'blobs', 'sha256');
+        const blobDir = this.paths.blobs;
         for (const name of await fsp.readdir(blobDir)) {
           if (!/^[a-f0-9]{64}$/.test(name) || marked.has(`sha256:${name}`)) continue;
           const file = path.join(blobDir, name);
@@ -570,38 +593,15 @@ export class ContentStore {
           removedBlobs++;
           freedBytes += st.size;
         }
+        // a record none of whose blobs is left names nothing
+        for (const { diffId, variants: forms } of variants) {
+          const left = await Promise.all(Object.values(forms).map((d) => this.hasBlob(d.digest)));
+          if (!left.includes(true)) await this.variants.remove(diffId);
+        }
         freedBytes += await this.sweepTemp(now);
         return { removedBlobs, freedBytes };
       }),
     );
-  }
-
-  private async children(digest: string, mediaType?: string): Promise<{ digest: string; mediaType?: string }[]> {
-    if (mediaType !== undefined && !isManifestType(mediaType) && !isIndexType(mediaType)) return [];
-    let st;
-    try {
-      st = await fsp.stat(this.blobPath(digest));
-    } catch {
-      return [];
-    }
-    if (mediaType === undefined && st.size > 8 << 20) return [];
-    let doc: { config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[] };
-    try {
-      doc = JSON.parse(await fsp.readFile(this.blobPath(digest), 'utf8'));
-    } catch {
-      return [];
-    }
-    if (doc === null || typeof doc !== 'object') return [];
-    const out: { digest: string; mediaType?: string }[] = [];
-    if (Array.isArray(doc.manifests)) {
-      for (const m of doc.manifests) if (m && typeof m.digest === 'string') out.push({ digest: m.digest, mediaType: m.mediaType });
-    }
-    if (doc.config && typeof doc.config.digest === 'string') out.push({ digest: doc.config.digest, mediaType: doc.config.mediaType });
-    if (Array.isArray(doc.layers)) {
-      for (const l of doc.layers) if (l && typeof l.digest === 'string') out.push({ digest: l.digest, mediaType: l.mediaType });
-    }
-    // config and layer media types are never traversed further
-    return out.map((c) => (isManifestType(c.mediaType) || isIndexType(c.mediaType) ? c : { digest: c.digest, mediaType: c.mediaType ?? 'application/octet-stream' }));
   }
 
   private async sweepTemp(now: number): Promise<number> {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { encodeName, fsPath } from '../fsname.js';
 import path from 'node:path';
@@ -298,16 +299,67 @@ export function detectCompression(head: Buffer): Compression {
   return 'none';
 }
 
-type ZstdZlib = { createZstdDecompress?: () => NodeJS.ReadWriteStream };
+type ZstdZlib = { createZstdDecompress?: () => NodeJS.ReadWriteStream; createZstdCompress?: () => NodeJS.ReadWriteStream };
 
-function zstdDecompressor(): NodeJS.ReadWriteStream {
-  const create = (zlib as unknown as ZstdZlib).createZstdDecompress;
-  if (!create) {
-    throw new KilnError('this layer is zstd-compressed, and this Node.js has no zstd support', {
-      hint: 'run kiln on Node.js 22.15 or later, or use gzip layers',
-    });
+/**
+ * Bytes through a host command's stdin → stdout (zstd where node's zlib has none). The command
+ * only ever sees bytes; it is killed when the consumer stops early.
+ */
+async function* throughCommand(cmd: string, args: string[], input: AsyncIterable<Buffer>, what: string): AsyncGenerator<Buffer> {
+  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c) => (stderr += String(c)));
+  const exited = new Promise<void>((resolve, reject) => {
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'ENOENT'
+          ? new KilnError(`${what} needs the ${cmd} command (this Node.js has no built-in zstd), and it is not installed`, { hint: `apt-get install ${cmd}, or run kiln on Node.js 22.15 or later` })
+          : e,
+      ),
+    );
+    child.on('close', (code, signal) =>
+      code === 0 ? resolve() : reject(new KilnError(`${what}: ${stderr.trim() || `${cmd} exited ${code ?? signal}`}`, { hint: 'is the data really zstd-compressed?' })),
+    );
+  });
+  exited.catch(() => undefined);
+  let fed: unknown;
+  pipeline(Readable.from(input), child.stdin, (e) => {
+    if (e && (e as NodeJS.ErrnoException).code !== 'EPIPE') fed = e;
+  });
+  let ok = false;
+  try {
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
+    await exited;
+    if (fed) throw fed;
+    ok = true;
+  } finally {
+    if (!ok && child.exitCode === null) child.kill();
   }
-  return create();
+}
+
+/** zstd-decompressed bytes: node's zlib where it has zstd (22.15+), else the host's zstd command. */
+function zstdDecompress(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  const create = (zlib as unknown as ZstdZlib).createZstdDecompress;
+  if (!create) return throughCommand('zstd', ['-d', '-c', '-q'], input, 'reading a zstd-compressed layer');
+  return viaStream(input, create());
+}
+
+/** Level of the zstd variants of layers: zstd's default, as BuildKit uses. */
+export const ZSTD_LEVEL = 3;
+
+/**
+ * zstd-compressed bytes (one frame, level ZSTD_LEVEL): node's zlib where it has zstd, else the
+ * host's zstd command. The same input gives the same bytes from the same zstd.
+ */
+export function zstdCompress(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  const create = (zlib as unknown as ZstdZlib).createZstdCompress;
+  if (!create) return throughCommand('zstd', ['-c', '-q', `-${ZSTD_LEVEL}`], input, 'writing a zstd-compressed layer');
+  return viaStream(input, create());
+}
+
+async function* viaStream(input: AsyncIterable<Buffer>, through: NodeJS.ReadWriteStream): AsyncGenerator<Buffer> {
+  pipeline(Readable.from(input), through, () => undefined);
+  for await (const chunk of through as AsyncIterable<Buffer>) yield chunk;
 }
 
 /** The content of a possibly gzip- or zstd-compressed stream, detected from its first bytes. */
@@ -329,18 +381,13 @@ export async function* decompress(input: AsyncIterable<Buffer> | NodeJS.Readable
     for (;;) {
       const r = await it.next();
       if (r.done) return;
-      yield r.value;
+      yield typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
     }
   }
   const kind = detectCompression(head);
-  if (kind === 'none') {
-    yield* rest();
-    return;
-  }
-  const dec = kind === 'gzip' ? zlib.createGunzip() : zstdDecompressor();
-  const src = Readable.from(rest());
-  pipeline(src, dec, () => undefined);
-  for await (const chunk of dec as AsyncIterable<Buffer>) yield chunk;
+  if (kind === 'none') yield* rest();
+  else if (kind === 'gzip') yield* viaStream(rest(), zlib.createGunzip());
+  else yield* zstdDecompress(rest());
 }
 
 export interface TarHeader {

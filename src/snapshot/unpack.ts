@@ -4,9 +4,8 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import type { Header } from 'tar-stream';
-import { tarStreamLib } from '../oci/tar.js';
+import { decompress, tarStreamLib } from '../oci/tar.js';
 
 export type TarHeader = Header & { pax?: Record<string, string> | null };
 type TarEntry = AsyncIterable<Buffer> & NodeJS.ReadableStream & { header: Header; resume(): unknown };
@@ -55,35 +54,6 @@ async function* asBuffers(src: ByteSource): AsyncGenerator<Buffer> {
   }
 }
 
-/** Reads the first bytes to detect gzip, then yields everything unchanged. */
-async function peekGzip(src: ByteSource): Promise<{ gzip: boolean; stream: Readable }> {
-  const it = asBuffers(src)[Symbol.asyncIterator]();
-  const head: Buffer[] = [];
-  let headLen = 0;
-  let done = false;
-  while (headLen < 2) {
-    const r = await it.next();
-    if (r.done) {
-      done = true;
-      break;
-    }
-    head.push(r.value);
-    headLen += r.value.length;
-  }
-  const first = Buffer.concat(head);
-  const gzip = first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b;
-  async function* all(): AsyncGenerator<Buffer> {
-    if (first.length) yield first;
-    if (done) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield r.value;
-    }
-  }
-  return { gzip, stream: Readable.from(all(), { objectMode: false }) };
-}
-
 /** An entry's mtime in seconds, PAX's fractional one when there is one. */
 export function mtimeOf(h: TarHeader): number {
   const pax = h.pax?.mtime;
@@ -99,7 +69,7 @@ export function idOf(h: TarHeader, key: 'uid' | 'gid'): number {
 }
 
 /**
- * Extracts one layer tarball (plain or gzip) into `dest` (which must exist and be empty),
+ * Extracts one layer tarball (plain, gzip or zstd) into `dest` (which must exist and be empty),
  * converting OCI whiteouts into overlayfs form. When `expectedDiffId` is given, the sha256 of
  * the uncompressed tar must match it.
  */
@@ -109,7 +79,8 @@ export async function extractLayer(
   label: string,
   expectedDiffId?: string,
 ): Promise<void> {
-  const { gzip, stream } = await peekGzip(source);
+  // every compression oci/tar.ts knows (gzip, zstd), detected from the first bytes
+  const stream = Readable.from(decompress(asBuffers(source)), { objectMode: false });
   const hash = createHash('sha256');
   const hasher = new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -125,9 +96,7 @@ export async function extractLayer(
       extract.destroy(err);
     }
   };
-  const decompressed: Readable = gzip
-    ? pipelineCb(stream, createGunzip(), hasher, onPipeEnd)
-    : pipelineCb(stream, hasher, onPipeEnd);
+  const decompressed: Readable = pipelineCb(stream, hasher, onPipeEnd);
   decompressed.pipe(extract as unknown as NodeJS.WritableStream);
 
   /** Paths (relative) known to be real directories created or checked by us. */
@@ -320,7 +289,7 @@ export async function extractLayer(
       const err = (pipeError ?? e) as Error;
       throw new KilnError(`layer ${label}: cannot read the layer tarball: ${err.message}`, {
         cause: err,
-        hint: 'the layer blob is corrupt or not a tar/gzip stream; re-pull the image',
+        hint: 'the layer blob is corrupt or not a tar/gzip/zstd stream; re-pull the image',
       });
     }
     throw e;
@@ -328,7 +297,7 @@ export async function extractLayer(
   if (pipeError) {
     throw new KilnError(`layer ${label}: cannot read the layer tarball: ${(pipeError as Error).message}`, {
       cause: pipeError,
-      hint: 'the layer blob is corrupt or not a tar/gzip stream; re-pull the image',
+      hint: 'the layer blob is corrupt or not a tar/gzip/zstd stream; re-pull the image',
     });
   }
   if (expectedDiffId) {

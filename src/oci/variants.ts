@@ -1,0 +1,93 @@
+/**
+ * Compression variants of layers: one layer (named by its diff id, the digest of its
+ * uncompressed tar) can be stored as several blobs, plain, gzip, zstd. The record of which
+ * blob holds which form lets an export that wants a compression reuse the blob made the first
+ * time instead of compressing again.
+ *
+ * Stored as store metadata beside the blobs (kilnPaths(root).variants), one small file per
+ * form: variants/sha256/<diff id hex>/<compression>.json holding the blob's descriptor. One
+ * file each, written atomically, so writers never read-modify-write. The store's GC treats the
+ * forms of a layer as one group: while any of them is reachable, all are kept; when none is,
+ * the blobs go and GC drops the record. A record whose blob is gone is never trusted (the
+ * reader checks the blob is there).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { writeFileAtomic } from '../fsutil.js';
+import { digestHex, isDigest } from './digest.js';
+import { MediaType, type Descriptor } from './types.js';
+
+export type LayerCompression = 'none' | 'gzip' | 'zstd';
+export const LAYER_COMPRESSIONS: readonly LayerCompression[] = ['none', 'gzip', 'zstd'];
+
+/** The compression a layer media type says, undefined for a type that is not a layer tar. */
+export function compressionOfMediaType(mediaType: string): LayerCompression | undefined {
+  switch (mediaType) {
+    case MediaType.ociLayerTar:
+      return 'none';
+    case MediaType.ociLayerGzip:
+    case MediaType.dockerLayerGzip:
+      return 'gzip';
+    case MediaType.ociLayerZstd:
+      return 'zstd';
+    default:
+      return undefined;
+  }
+}
+
+/** The OCI media type of a layer in that compression. */
+export function layerMediaType(compression: LayerCompression): string {
+  return compression === 'none' ? MediaType.ociLayerTar : compression === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayerZstd;
+}
+
+export interface VariantRecord {
+  diffId: string;
+  variants: Partial<Record<LayerCompression, Descriptor>>;
+}
+
+export class LayerVariants {
+  /** `dir` is kilnPaths(root).variants. */
+  constructor(readonly dir: string) {}
+
+  private layerDir(diffId: string): string {
+    return path.join(this.dir, digestHex(diffId));
+  }
+
+  /** Records that `descriptor` holds the layer `diffId` compressed as `compression`. */
+  async record(diffId: string, compression: LayerCompression, descriptor: Descriptor): Promise<void> {
+    const { mediaType, digest, size } = descriptor;
+    await writeFileAtomic(path.join(this.layerDir(diffId), `${compression}.json`), JSON.stringify({ mediaType, digest, size }));
+  }
+
+  /** The recorded forms of one layer (its blobs may have gone since: check before use). */
+  async get(diffId: string): Promise<VariantRecord> {
+    const variants: VariantRecord['variants'] = {};
+    const dir = this.layerDir(diffId);
+    for (const c of LAYER_COMPRESSIONS) {
+      const text = await fsp.readFile(path.join(dir, `${c}.json`), 'utf8').catch(() => undefined);
+      if (text === undefined) continue;
+      try {
+        const d = JSON.parse(text) as Descriptor;
+        if (isDigest(d.digest) && typeof d.size === 'number') variants[c] = d;
+      } catch {
+        // a torn file cannot happen (atomic writes); anything else is ignored, and rewritten later
+      }
+    }
+    return { diffId, variants };
+  }
+
+  /** Every layer with a record. */
+  async list(): Promise<VariantRecord[]> {
+    const out: VariantRecord[] = [];
+    for (const hex of await fsp.readdir(this.dir).catch(() => [] as string[])) {
+      if (!/^[a-f0-9]{64}$/.test(hex)) continue;
+      out.push(await this.get(`sha256:${hex}`));
+    }
+    return out;
+  }
+
+  /** Drops the whole record of a layer. */
+  async remove(diffId: string): Promise<void> {
+    await fsp.rm(this.layerDir(diffId), { recursive: true, force: true });
+  }
+}
