@@ -32,7 +32,8 @@ export { explainSteps, type Explanation } from './solver/explain.js';
 // store, images, archives
 export { ContentStore, type Lease } from './oci/store.js';
 export { loadImage, writeImage, imageSize, type LoadedImage } from './oci/image.js';
-export { saveImages, loadArchive } from './oci/archive.js';
+export { loadArchive } from './oci/archive.js';
+export { saveImages } from './export/save.js';
 export { importRootfs } from './oci/import.js';
 export { validateOCI } from './oci/schema.js';
 export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';

@@ -4,7 +4,7 @@ import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
 import { imageSize, loadImage } from '../oci/image.js';
 import { parseReference, splitRepoTag } from '../refs.js';
-import { formatTable, humanDuration, humanSize } from '../export/format.js';
+import { formatTable, humanDuration, humanSize } from './format.js';
 
 export interface ImageRow {
   Repository: string;
