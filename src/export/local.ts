@@ -6,19 +6,31 @@ import { tarStream } from '../oci/tar.js';
 import { extractLayer } from '../snapshot/unpack.js';
 import { filesystemEntries } from './filesystem.js';
 import { sourceFilesystem } from './tar.js';
+import type { LayerEntry } from '../oci/layer.js';
 import type { Exporter, ExportSource } from './types.js';
+
+async function* ownedBy(entries: AsyncIterable<LayerEntry>, uid: number, gid: number): AsyncGenerator<LayerEntry> {
+  for await (const e of entries) yield { ...e, uid, gid };
+}
 
 export interface LocalExportOptions {
   /** The directory to write to; made when absent. */
   dest: string;
+  /**
+   * Who owns what is written: `exporter` (default), the user running the export, as BuildKit's
+   * local exporter does (the client receiving the files chowns them to itself); `image`, the
+   * owners the image gives (a root filesystem to boot or chroot into; needs root).
+   */
+  owners?: 'exporter' | 'image';
 }
 
 /**
- * Writes the filesystem of `images[0]` into `dest` with owners, modes, mtimes, links, device
- * nodes and xattrs as in the image. What `dest` already holds stays unless the image has the
- * same path, which is replaced; every path is made inside `dest` (an existing symlink on the
- * way is replaced by the image's directory, never followed). The tree goes through the same
- * safe extractor as layers do (snapshot/unpack.ts), fed a tar of the mounted filesystem.
+ * Writes the filesystem of `images[0]` into `dest` with modes, mtimes, links, device nodes and
+ * xattrs as in the image, owned as `owners` says. What `dest` already holds stays unless the
+ * image has the same path, which is replaced (BuildKit's merge); every path is made inside
+ * `dest` (an existing symlink on the way is replaced by the image's directory, never
+ * followed). The tree goes through the same safe extractor as layers do (snapshot/unpack.ts),
+ * fed a tar of the mounted filesystem.
  */
 export function localExporter(options: LocalExportOptions): Exporter {
   return {
@@ -37,7 +49,8 @@ export function localExporter(options: LocalExportOptions): Exporter {
       }
       const fs = await sourceFilesystem(source, 'local');
       try {
-        await extractLayer(tarStream(filesystemEntries(fs.dir)), dest, 'export');
+        const entries = filesystemEntries(fs.dir);
+        await extractLayer(tarStream(options.owners === 'image' ? entries : ownedBy(entries, process.getuid?.() ?? 0, process.getgid?.() ?? 0)), dest, 'export');
       } finally {
         await fs.release();
       }
