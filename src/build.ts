@@ -23,6 +23,11 @@ import { trace } from './trace.js';
 import { detectRuntime } from './exec/index.js';
 import { writeFileAtomic } from './fsutil.js';
 import { reapStale } from './lifecycle.js';
+import { finalizeConfig, type SolvedStep } from './export/config.js';
+import { imageStoreExporter } from './export/image-store.js';
+import { mountImageFilesystem } from './export/filesystem.js';
+import type { Exporter, ExportImage, ExportResult, ExportSource, MountedFilesystem } from './export/types.js';
+import { normalizeTagName } from './refs.js';
 
 export { readDockerfile } from './frontend/source.js';
 
@@ -48,6 +53,11 @@ export interface BuildOptions {
   warn?: (message: string) => void;
   /** Compare with the previous build of the same Dockerfile and target, per executed step. */
   explain?: boolean;
+  /**
+   * Sinks the image goes to besides the store (named by `tags` there), in order: an OCI or
+   * docker archive, a local directory, a tar of the filesystem.
+   */
+  exporters?: Exporter[];
 }
 
 export interface BuildResult {
@@ -59,6 +69,8 @@ export interface BuildResult {
   config: ImageConfig;
   steps: StepRecord[];
   plan: BuildPlan;
+  /** What each exporter wrote: the image store's first, then `exporters`' in order. */
+  exports: ExportResult[];
   /** With `explain`: why each step ran (or that it was cached). */
   explanations?: Explanation[];
 }
@@ -154,15 +166,21 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await writeSteps(historyFile, solver.steps).catch(() => undefined);
 
     const layers = await solver.layersOf(solved);
-    const config = finalizeConfig(plan.target.config, plan.target.baseHistoryLength, layers.map((l) => l.diffId), await solvedChain(solver, plan.target.state), epoch === undefined ? undefined : created);
-    if (opts.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...opts.labels } };
+    const config = finalizeConfig(plan.target.config, {
+      baseHistoryLength: plan.target.baseHistoryLength,
+      diffIds: layers.map((l) => l.diffId),
+      chain: await solvedChain(solver, plan.target.state),
+      epochTime: epoch === undefined ? undefined : created,
+      labels: opts.labels,
+    });
     const names = opts.tags ?? [];
     trace('build: writing image');
     // the image's config and manifest are made durable in the same fsync round as the
-    // layers, then the cache records are written, then the image is named
+    // layers, then the cache records are written, then the image is named and exported
     const written = await prepareImage(store, { config, layers: layers.map((l) => l.descriptor) });
     await solver.flush(written.unsynced);
-    for (const name of names) await store.setRef(name, written.manifestDescriptor);
+    const image = { descriptor: written.manifestDescriptor, names: names.map((n) => normalizeTagName(n)) };
+    const exports = await exportBuild(store, snapshotter, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
     // the build no longer uses its layers and cache mounts: the limit below may evict them
     await lease.release();
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
@@ -183,6 +201,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       config,
       steps: solver.steps,
       plan,
+      exports,
       explanations: opts.explain ? explainSteps(await withFiles(hashCacheFile, solver.steps), previous && (await withFiles(hashCacheFile, previous)), { noCache: opts.noCache }) : undefined,
     };
   } finally {
@@ -190,57 +209,48 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
 }
 
+/**
+ * Runs the exporters in order on the image just written (its blobs durable in the store,
+ * under the build's lease); the image's filesystem is mounted once, for the first exporter
+ * that reads it, and released when all are done.
+ */
+async function exportBuild(store: ContentStore, snapshotter: Snapshotter, image: ExportImage, exporters: Exporter[], signal?: AbortSignal): Promise<ExportResult[]> {
+  let mounted: Promise<MountedFilesystem> | undefined;
+  const source: ExportSource = {
+    images: [image],
+    store,
+    // each exporter releases what it was given; the mount itself outlives them all
+    filesystem: async () => {
+      mounted ??= mountImageFilesystem(store, snapshotter, image.descriptor);
+      return { dir: (await mounted).dir, release: async () => undefined };
+    },
+  };
+  const results: ExportResult[] = [];
+  try {
+    for (const exporter of exporters) {
+      signal?.throwIfAborted();
+      results.push(await exporter.export(source, { signal }));
+    }
+  } finally {
+    if (mounted) await (await mounted.catch(() => undefined))?.release();
+  }
+  return results;
+}
+
 /** For each exec/file vertex on the target's parent chain (base first): did it add a layer, and when was it made? */
-async function solvedChain(solver: Solver, target: Vertex): Promise<Array<{ added: boolean; createdAt?: string }>> {
+async function solvedChain(solver: Solver, target: Vertex): Promise<SolvedStep[]> {
   const chain: Vertex[] = [];
   let cur: Vertex = target;
   while (cur.kind === 'exec' || cur.kind === 'file') {
     chain.unshift(cur);
     cur = cur.parent;
   }
-  const out: Array<{ added: boolean; createdAt?: string }> = [];
+  const out: SolvedStep[] = [];
   for (const v of chain) {
     const s = await solver.solve(v);
     out.push({ added: s.addedLayer, createdAt: s.createdAt });
   }
   return out;
-}
-
-/**
- * Sets rootfs.diff_ids, marks the history entries of steps that changed nothing as empty
- * layers (so history and layers line up as docker expects), and dates each step by when
- * its result was made, as BuildKit does: a fully cached rebuild gives the same image id.
- * With SOURCE_DATE_EPOCH every time is that epoch.
- */
-function finalizeConfig(
-  planned: ImageConfig,
-  baseHistoryLength: number,
-  diffIds: string[],
-  chain: Array<{ added: boolean; createdAt?: string }>,
-  epochTime?: string,
-): ImageConfig {
-  const config = structuredClone(planned);
-  config.rootfs = { type: 'layers', diff_ids: diffIds };
-  const history = config.history ?? [];
-  // The entries of this build's layer-producing steps are the last chain.length non-empty ones.
-  const layerEntries = history.filter((h) => !h.empty_layer);
-  const ours = layerEntries.slice(layerEntries.length - chain.length);
-  ours.forEach((h, k) => {
-    if (!chain[k].added) h.empty_layer = true;
-    h.created = epochTime ?? chain[k].createdAt ?? h.created;
-  });
-  if (epochTime === undefined) {
-    // this build's entries without a layer (ENV, LABEL, ...) take the time of the entry before
-    // them (the base image's last, or the step before), so nothing depends on the clock
-    let last = baseHistoryLength > 0 ? history[baseHistoryLength - 1].created : undefined;
-    for (let i = baseHistoryLength; i < history.length; i++) {
-      if (ours.includes(history[i])) last = history[i].created;
-      else history[i].created = last ?? '1970-01-01T00:00:00Z';
-    }
-    const times = history.map((h) => h.created).filter((t): t is string => t !== undefined).sort();
-    config.created = times.length ? times[times.length - 1] : '1970-01-01T00:00:00Z';
-  }
-  return config;
 }
 
 /** Steps with the per-file maps of what they read loaded (for --explain). */

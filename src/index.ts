@@ -51,7 +51,8 @@ export { ContentStore, type Lease } from './oci/store.js';
 export { listImages, removeImages, type ImageSummary } from './images.js';
 export { digestOf, isDigest } from './oci/digest.js';
 export { loadImage, writeImage, imageSize, type LoadedImage } from './oci/image.js';
-export { saveImages, loadArchive } from './oci/archive.js';
+export { loadArchive } from './oci/archive.js';
+export { saveImages } from './export/save.js';
 export { importRootfs } from './oci/import.js';
 export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { cacheLimit, cacheUsage } from '../cache/gc.js';
-import { formatTable, humanDuration, humanSize } from '../export/format.js';
+import { formatTable, humanDuration, humanSize } from './format.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program

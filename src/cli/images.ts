@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { KilnError } from '../errors.js';
 import { listImages, type ImageSummary } from '../images.js';
-import { formatTable, humanDuration, humanSize } from '../export/format.js';
+import { formatTable, humanDuration, humanSize } from './format.js';
 
 /** A line of `kiln images` (--format json prints these objects). */
 export interface ImageRow {

@@ -3,7 +3,7 @@ import type { Registrar } from './main.js';
 import { collect } from './options.js';
 import { KilnError } from '../errors.js';
 import { parseAge, parseSize, pruneCache } from '../cache/gc.js';
-import { humanSize } from '../export/format.js';
+import { humanSize } from './format.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program

@@ -1,0 +1,148 @@
+/**
+ * The OCI archive exporter: a tar of an OCI image layout holding the images, each named by
+ * ref.name and containerd's image-name annotations (what `skopeo copy oci-archive:`,
+ * `docker buildx --output type=oci` and containerd's import use).
+ */
+import { createReadStream, promises as fsp } from 'node:fs';
+import { KilnError } from '../errors.js';
+import { canonicalJSON } from '../oci/canonical.js';
+import { Digester, digestHex } from '../oci/digest.js';
+import { gzipBlobToFile } from '../oci/layer.js';
+import { isIndexType, isManifestType, type ContentStore } from '../oci/store.js';
+import { tarStream, type TarEntry } from '../oci/tar.js';
+import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/types.js';
+import { ContainerdImageNameAnnotation } from '../oci/archive.js';
+import { destinationName, writeDestination } from './destination.js';
+import { blobEntry, dirEntry, fileEntry } from './entries.js';
+import type { ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
+
+export interface OciArchiveOptions {
+  dest: ExportDestination;
+}
+
+/**
+ * Writes the source's images as an OCI layout archive. Layers kept uncompressed in the store
+ * (what builds make) are gzipped on the way out, deterministically, so the archive is what a
+ * registry would get; their manifests (and any index above them) are rewritten to match. The
+ * layout's index lists one entry per image, in order; the result's descriptor is that index.
+ */
+export function ociArchiveExporter(options: OciArchiveOptions): Exporter {
+  return {
+    type: 'oci',
+    async export(source: ExportSource) {
+      if (source.images.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
+      const cleanups: string[] = [];
+      try {
+        const { entries, index } = await ociLayout(source.store, source.images, cleanups);
+        await writeDestination(tarStream(entries), options.dest);
+        const json = Buffer.from(canonicalJSON(index));
+        const d = new Digester();
+        d.update(json);
+        return {
+          type: 'oci',
+          descriptor: { mediaType: MediaType.ociIndex, digest: d.digest(), size: json.length },
+          names: source.images.flatMap((i) => i.names.slice(0, 1)),
+          dest: destinationName(options.dest),
+        };
+      } finally {
+        for (const f of cleanups) await fsp.rm(f, { force: true });
+      }
+    },
+  };
+}
+
+async function ociLayout(store: ContentStore, images: ExportImage[], cleanups: string[]): Promise<{ entries: AsyncGenerator<TarEntry>; index: ImageIndex }> {
+  const refs: Descriptor[] = [];
+  /** Blobs to write: from the store, a temp file, or made here (rewritten JSON). */
+  const blobs = new Map<string, { descriptor: Descriptor; file?: string; content?: Buffer }>();
+  const seen = new Map<string, Descriptor | undefined>();
+  const addJSON = (mediaType: string, value: unknown): Descriptor => {
+    const content = Buffer.from(canonicalJSON(value));
+    const d = new Digester();
+    d.update(content);
+    const descriptor: Descriptor = { mediaType, digest: d.digest(), size: content.length };
+    blobs.set(descriptor.digest, { descriptor, content });
+    return descriptor;
+  };
+  /** The descriptor `d` becomes in the archive (undefined: an optional blob we do not have). */
+  const visit = async (d: Descriptor, optional: boolean): Promise<Descriptor | undefined> => {
+    if (seen.has(d.digest)) return seen.get(d.digest);
+    if (!(await store.hasBlob(d.digest))) {
+      if (optional) {
+        seen.set(d.digest, undefined);
+        return undefined;
+      }
+      throw new KilnError(`blob ${d.digest} (${d.mediaType}) is missing from the store ${store.root}`, {
+        hint: 'the image is incomplete: rebuild, or pull/load it again',
+      });
+    }
+    let out: Descriptor = d;
+    if (isIndexType(d.mediaType)) {
+      const index = await store.readJSON<ImageIndex>(d.digest);
+      // an index may list platforms that were never fetched; the archive carries what we have
+      const manifests: Descriptor[] = [];
+      let changed = false;
+      for (const m of index.manifests) {
+        const nm = await visit(m, true);
+        if (nm && nm.digest !== m.digest) changed = true;
+        manifests.push(nm ? { ...m, mediaType: nm.mediaType, digest: nm.digest, size: nm.size } : m);
+      }
+      if (changed) out = addJSON(d.mediaType, { ...index, manifests });
+      else blobs.set(d.digest, { descriptor: d });
+    } else if (isManifestType(d.mediaType)) {
+      const manifest = await store.readJSON<ImageManifest>(d.digest);
+      await visit(manifest.config, false);
+      const layers: Descriptor[] = [];
+      let changed = false;
+      for (const l of manifest.layers) {
+        if (l.mediaType === MediaType.ociLayerTar && (await store.hasBlob(l.digest))) {
+          let gz = seen.get(`gzip:${l.digest}`);
+          if (!gz) {
+            const file = store.tempPath('export');
+            cleanups.push(file);
+            const { digest, size } = await gzipBlobToFile(store, l.digest, file);
+            gz = { ...l, mediaType: MediaType.ociLayerGzip, digest, size };
+            blobs.set(digest, { descriptor: gz, file });
+            seen.set(`gzip:${l.digest}`, gz);
+          }
+          layers.push(gz);
+          changed = true;
+        } else {
+          await visit(l, false);
+          layers.push(l);
+        }
+      }
+      if (changed) out = addJSON(d.mediaType, { ...manifest, layers });
+      else blobs.set(d.digest, { descriptor: d });
+    } else {
+      blobs.set(d.digest, { descriptor: d });
+    }
+    seen.set(d.digest, out);
+    return out;
+  };
+  for (const image of images) {
+    const written = (await visit(image.descriptor, false))!;
+    const annotations: Record<string, string> = { ...(image.descriptor.annotations ?? {}) };
+    const full = image.names[0];
+    if (full) {
+      annotations[ContainerdImageNameAnnotation] = full;
+      annotations[RefNameAnnotation] = full;
+    }
+    refs.push({ mediaType: written.mediaType, digest: written.digest, size: written.size, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) });
+  }
+  const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: refs };
+  async function* gen(): AsyncGenerator<TarEntry> {
+    yield dirEntry('blobs');
+    yield dirEntry('blobs/sha256');
+    for (const b of [...blobs.values()].sort((a, c) => (a.descriptor.digest < c.descriptor.digest ? -1 : 1))) {
+      if (b.content) yield fileEntry(`blobs/sha256/${digestHex(b.descriptor.digest)}`, b.content);
+      else if (b.file) {
+        const { digest, size } = b.descriptor;
+        yield { path: `blobs/sha256/${digestHex(digest)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size, contentStream: createReadStream(b.file) };
+      } else yield blobEntry(store, b.descriptor);
+    }
+    yield fileEntry('index.json', Buffer.from(canonicalJSON(index)));
+    yield fileEntry('oci-layout', Buffer.from(canonicalJSON({ imageLayoutVersion: '1.0.0' })));
+  }
+  return { entries: gen(), index };
+}

@@ -1,0 +1,61 @@
+/** `kiln save`: images of the store, by name, through the docker or OCI archive exporter. */
+import { KilnError } from '../errors.js';
+import { normalizeName, parseReference } from '../refs.js';
+import { isDigest } from '../oci/digest.js';
+import { loadImage } from '../oci/image.js';
+import type { ContentStore } from '../oci/store.js';
+import { dockerArchiveExporter } from './docker-archive.js';
+import { ociArchiveExporter } from './oci-archive.js';
+import type { ExportDestination, ExportImage, ExportResult } from './types.js';
+
+export type ArchiveFormat = 'docker' | 'oci';
+
+function notFound(name: string): KilnError {
+  let shown = name;
+  try {
+    shown = normalizeName(name);
+  } catch {
+    // shown as given
+  }
+  return new KilnError(`image ${shown} not found in the store; build it, or kiln load/import it`, { hint: 'kiln images lists what the store holds' });
+}
+
+/** The stored "repo:tag" a command-line name refers to; undefined for digests and id prefixes. */
+async function tagFor(store: ContentStore, name: string): Promise<string | undefined> {
+  if (isDigest(name)) return undefined;
+  let ref;
+  try {
+    ref = parseReference(name);
+  } catch {
+    return undefined;
+  }
+  const tagged = ref.tag !== undefined ? `${ref.repository}:${ref.tag}` : ref.digest === undefined ? `${ref.repository}:latest` : undefined;
+  if (!tagged) return undefined;
+  const refs = await store.listRefs();
+  return refs.some((r) => r.name === tagged) ? tagged : undefined;
+}
+
+/**
+ * Writes the named images to a tar archive: `docker` is what `docker save` writes and
+ * `docker load` reads; `oci` is an OCI image layout with the names as ref.name annotations.
+ * A name given by tag is recorded in the archive; a digest or image id is not. For `oci` a
+ * name pointing at an index keeps the index; `docker` takes this platform's manifest from it
+ * and also accepts image ids. A file is written to a temp name and renamed when complete.
+ */
+export async function saveImages(store: ContentStore, names: string[], out: ExportDestination, format: ArchiveFormat = 'docker'): Promise<ExportResult> {
+  if (names.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
+  const images: ExportImage[] = [];
+  for (const name of names) {
+    let descriptor;
+    if (format === 'oci') {
+      descriptor = await store.resolve(name);
+      if (!descriptor) throw notFound(name);
+    } else {
+      descriptor = (await loadImage(store, name)).manifestDescriptor;
+    }
+    const tag = await tagFor(store, name);
+    images.push({ descriptor, names: tag ? [tag] : [] });
+  }
+  const exporter = format === 'oci' ? ociArchiveExporter({ dest: out }) : dockerArchiveExporter({ dest: out });
+  return exporter.export({ images, store });
+}
