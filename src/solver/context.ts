@@ -106,7 +106,7 @@ function wildcardMatches(entries: Map<string, ContextEntry>, pattern: string): s
 export type ContextWalker = 'find' | 'js';
 
 /** Bumped whenever what the fingerprint or the memoised sums mean changes. */
-const FORMAT = 'kiln-context-sums-v2';
+const FORMAT = 'kiln-context-sums-v3';
 const HASH_CACHE_HEADER = 'kiln-hashcache-v2';
 /** type, inode, size, mtime, ctime, permission bits (incl. 07000), uid, gid, path, link target. */
 const FIND_FORMAT = '%y\\0%i\\0%s\\0%T@\\0%C@\\0%m\\0%U\\0%G\\0%P\\0%l\\0';
@@ -382,12 +382,17 @@ export class BuildContext {
   }
 
   /**
-   * Digest of everything the patterns name: paths, types, modes, owners, contents, link
-   * targets (not mtimes). An unchanged context answers from the memoised sums; otherwise the
-   * per-file map behind the digest is kept for `readChecksumFiles` (`kiln build --explain`).
+   * Digest of everything the patterns name: paths, types, modes, contents, link targets, and
+   * with `owners` the uid/gid of each entry; never mtimes. Key what the step will see: a COPY
+   * writes context files as 0:0 (or its --chown), so its key leaves owners out (as BuildKit's,
+   * whose client resets them to 0:0 before the context is sent), and two checkouts owned by
+   * different users share a cache hit; a RUN bind mount shows the real owners, so it keeps
+   * them. An unchanged context answers from the memoised sums; otherwise the per-file map
+   * behind the digest is kept for `readChecksumFiles` (`kiln build --explain`).
    */
-  async checksum(patterns: string[], excludes: string[] = []): Promise<{ digest: string }> {
-    const key = JSON.stringify([patterns, excludes]);
+  async checksum(patterns: string[], excludes: string[] = [], options: { owners?: boolean } = {}): Promise<{ digest: string }> {
+    const owners = options.owners === true;
+    const key = JSON.stringify(owners ? [patterns, excludes, 'owners'] : [patterns, excludes]);
     const memo = await this.memoised();
     const hit = memo?.get(key);
     if (hit !== undefined) {
@@ -425,8 +430,8 @@ export class BuildContext {
         let content = '';
         if (e.type === 'file') content = digests[k++];
         else if (e.type === 'symlink') content = `link:${e.linkname}`;
-        // owner is part of what a step reads, as BuildKit's context checksum counts it
-        const line = `${e.type}:${(e.mode & 0o7777).toString(8)}:${e.uid}:${e.gid}:${content}`;
+        const mode = (e.mode & 0o7777).toString(8);
+        const line = owners ? `${e.type}:${mode}:${e.uid}:${e.gid}:${content}` : `${e.type}:${mode}:${content}`;
         files[e.rel] = line;
         // the same bytes as one update per entry, in fewer calls
         pending += `${e.rel}\0${line}\0`;
@@ -494,7 +499,8 @@ export class BuildContext {
 }
 
 /**
- * The per-file map (`rel → "type:mode:uid:gid:content"`) behind a checksum digest computed
+ * The per-file map (`rel → "type:mode:content"`, or `"type:mode:uid:gid:content"` for a sum
+ * with owners) behind a checksum digest computed
  * with this `hashCacheFile`; undefined when it was never computed here or is gone.
  */
 export async function readChecksumFiles(hashCacheFile: string, digest: string): Promise<Record<string, string> | undefined> {

@@ -383,7 +383,7 @@ export class Solver {
         }
         if (v.kind === 'exec') {
           for (const m of v.mounts) {
-            if (m.type === 'bind' && m.from === 'context' && ctx) parts.push((await ctx.checksum([m.source ?? '.'])).digest);
+            if (m.type === 'bind' && m.from === 'context' && ctx) parts.push((await ctx.checksum([m.source ?? '.'], [], { owners: true })).digest);
             if (m.type === 'secret') parts.push(`secret:${m.id ?? ''}`);
           }
         }

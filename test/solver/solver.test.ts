@@ -90,13 +90,38 @@ describe('solver', { skip }, () => {
     assert.equal(out.stdout, '2\nlinked');
   });
 
-  it('a context file whose owner or mode changed misses the cache', async () => {
-    const dir = await context({ Dockerfile: 'FROM busybox:latest\nCOPY f /f\n', f: 'same content' });
-    assert.equal((await runKiln(['build', '-q', dir], { root })).code, 0);
-    await fs.chown(path.join(dir, 'f'), 1234, 1234);
-    const r = await runKiln(['build', '--progress', 'json', '--explain', dir], { root });
-    assert.ok(events(r.stderr).some((e) => e.type === 'done' && /COPY f/.test(e.name)), r.stderr);
-    assert.match(r.stderr, /1 file changed: f/);
+  it('COPY keys what the layer holds: a checkout owned by another user hits, a mode or content change misses', async () => {
+    const dir = await context({ Dockerfile: 'FROM busybox:latest\nCOPY . /app\nCOPY f /f\n', f: 'same content', 'sub/g': 'g' });
+    const chownAll = (uid: number) => {
+      const r = spawnSync('chown', ['-R', `${uid}:${uid}`, dir]);
+      assert.equal(r.status, 0, String(r.stderr));
+    };
+    chownAll(1111);
+    const first = await runKiln(['build', '--progress', 'json', '-t', 'owned:1', dir], { root });
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(events(first.stderr).some((e) => e.type === 'done' && /COPY f/.test(e.name)), first.stderr);
+    // the same files checked out by another user (another CI runner): both COPYs are cache hits
+    chownAll(2222);
+    const other = await runKiln(['build', '--progress', 'json', '-t', 'owned:2', dir], { root });
+    assert.equal(other.code, 0, other.stderr);
+    const evs = events(other.stderr);
+    assert.ok(evs.some((e) => e.type === 'cached' && /COPY \. \/app/.test(e.name)), other.stderr);
+    assert.ok(evs.some((e) => e.type === 'cached' && /COPY f/.test(e.name)), other.stderr);
+    assert.ok(!evs.some((e) => e.type === 'done' && /COPY/.test(e.name)), other.stderr);
+    // what the layers hold never depended on the checkout's owner
+    const own = await runKiln(['run', 'owned:2', 'stat', '-c', '%u:%g', '/f', '/app/sub/g'], { root });
+    assert.equal(own.stdout, '0:0\n0:0\n');
+    // a mode change is in the layer: it misses
+    await fs.chmod(path.join(dir, 'f'), 0o600);
+    const mode = await runKiln(['build', '--progress', 'json', '--explain', dir], { root });
+    assert.equal(mode.code, 0, mode.stderr);
+    assert.ok(events(mode.stderr).some((e) => e.type === 'done' && /COPY f/.test(e.name)), mode.stderr);
+    assert.match(mode.stderr, /1 file changed: f/);
+    // so is a content change
+    await fs.writeFile(path.join(dir, 'f'), 'other content');
+    const content = await runKiln(['build', '--progress', 'json', dir], { root });
+    assert.equal(content.code, 0, content.stderr);
+    assert.ok(events(content.stderr).some((e) => e.type === 'done' && /COPY f/.test(e.name)), content.stderr);
   });
 
   it('--no-cache-filter re-runs only the named stage', async () => {
