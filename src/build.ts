@@ -27,7 +27,7 @@ import { finalizeConfig, type SolvedStep } from './export/config.js';
 import { imageStoreExporter } from './export/image-store.js';
 import { mountImageFilesystem } from './export/filesystem.js';
 import type { Exporter, ExportImage, ExportResult, ExportSource, MountedFilesystem } from './export/types.js';
-import { normalizeTagName } from './refs.js';
+import { normalizeTagName } from './oci/reference.js';
 
 export { readDockerfile } from './frontend/source.js';
 

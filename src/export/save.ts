@@ -1,6 +1,6 @@
 /** `kiln save`: images of the store, by name, through the docker or OCI archive exporter. */
 import { KilnError } from '../errors.js';
-import { normalizeName, parseReference } from '../refs.js';
+import { normalizeName, parseReference } from '../oci/reference.js';
 import { isDigest } from '../oci/digest.js';
 import { loadImage } from '../oci/image.js';
 import type { ContentStore } from '../oci/store.js';
