@@ -40,7 +40,7 @@ export class ContentStore implements ContentStoreRoles {
 
   private constructor(readonly root: string) {
     this.paths = kilnPaths(root);
-    this.variants = new LayerVariants(this.paths.variants);
+    this.variants = new LayerVariants(this.paths.variants, (kind) => this.tempPath(kind));
   }
 
   static async open(root: string): Promise<ContentStore> {
