@@ -45,6 +45,24 @@ export class HashingStream extends Transform {
   }
 }
 
+/**
+ * A passthrough stream that errors at its end, with `mismatch(actual)`, when the sha256 of the
+ * bytes that passed is not `expected`: reads that are verified as they stream.
+ */
+export function verifyingStream(expected: string, mismatch: (actual: string) => Error): Transform {
+  const hash = createHash('sha256');
+  return new Transform({
+    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb: TransformCallback) {
+      const actual = `sha256:${hash.digest('hex')}`;
+      cb(actual === expected ? null : mismatch(actual));
+    },
+  });
+}
+
 /** Incremental sha256 for code that sees the bytes itself. */
 export class Digester {
   private readonly hash: Hash = createHash('sha256');

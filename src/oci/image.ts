@@ -1,10 +1,10 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { displayName } from './reference.js';
 import { formatPlatform, hostPlatform, platformMatches } from './platform.js';
 import { canonicalJSON } from './canonical.js';
 import type { Provider, RefStore, StagingIngester } from './content.js';
-import { Digester, digestOf } from './digest.js';
+import { digestOf, verifyingStream } from './digest.js';
 import { decompress } from './tar.js';
 import { isIndexType, isManifestType, walk, type ManifestSource } from './walk.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from './types.js';
@@ -178,27 +178,6 @@ export interface Image {
   size(): Promise<number>;
 }
 
-/** Passes bytes through and errors at the end when their sha256 is not `expected`. */
-function verifying(expected: string, what: string): Transform {
-  const digester = new Digester();
-  return new Transform({
-    transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      digester.update(chunk);
-      cb(null, chunk);
-    },
-    flush(cb: TransformCallback) {
-      const actual = digester.digest();
-      cb(
-        actual === expected
-          ? null
-          : new KilnError(`${what}: its uncompressed content hashes to ${actual}, expected ${expected}`, {
-              hint: 'the layer blob is corrupt or does not belong to this image; rebuild, or pull/load it again',
-            }),
-      );
-    },
-  });
-}
-
 /** A layer whose bytes `provider` holds under descriptor.digest. */
 export function layerFrom(provider: Pick<Provider, 'openBlob'>, descriptor: Descriptor, diffId: string): Layer {
   return {
@@ -209,7 +188,13 @@ export function layerFrom(provider: Pick<Provider, 'openBlob'>, descriptor: Desc
     mediaType: () => descriptor.mediaType,
     compressed: () => provider.openBlob(descriptor.digest),
     uncompressed: () => {
-      const check = verifying(diffId, `layer ${descriptor.digest}`);
+      const check = verifyingStream(
+        diffId,
+        (actual) =>
+          new KilnError(`layer ${descriptor.digest}: its uncompressed content hashes to ${actual}, expected ${diffId}`, {
+            hint: 'the layer blob is corrupt or does not belong to this image; rebuild, or pull/load it again',
+          }),
+      );
       const src = Readable.from(decompress(provider.openBlob(descriptor.digest)));
       src.on('error', (e) => check.destroy(e));
       return src.pipe(check);

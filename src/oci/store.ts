@@ -2,11 +2,11 @@ import { ownerAlive, ownerToken } from '../owner.js';
 import { mountsUnder, ownedName, ownerInName, registerProcess } from '../lifecycle.js';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { normalizeName, normalizeTagName, parseReference } from './reference.js';
 import { canonicalJSON } from './canonical.js';
-import { Digester, digestHex, digestOf, isDigest } from './digest.js';
+import { Digester, digestHex, digestOf, isDigest, verifyingStream } from './digest.js';
 import { withFileLock } from './lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from './types.js';
 import { kilnPaths, type KilnPaths } from '../paths.js';
@@ -40,7 +40,7 @@ export class ContentStore implements ContentStoreRoles {
 
   private constructor(readonly root: string) {
     this.paths = kilnPaths(root);
-    this.variants = new LayerVariants(this.paths.variants);
+    this.variants = new LayerVariants(this.paths.variants, (kind) => this.tempPath(kind));
   }
 
   static async open(root: string): Promise<ContentStore> {
@@ -381,17 +381,7 @@ export class ContentStore implements ContentStoreRoles {
   /** A stream of the blob; it errors with a KilnError at the end if the content does not match. */
   openBlob(digest: string): Readable {
     const file = this.blobPath(digest);
-    const digester = new Digester();
-    const verify = new Transform({
-      transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-        digester.update(chunk);
-        cb(null, chunk);
-      },
-      flush: (cb: TransformCallback) => {
-        const actual = digester.digest();
-        cb(actual === digest ? null : this.corrupt(digest, actual));
-      },
-    });
+    const verify = verifyingStream(digest, (actual) => this.corrupt(digest, actual));
     const src = createReadStream(file);
     src.on('error', (e) => verify.destroy(code(e) === 'ENOENT' ? this.missing(digest, e) : e));
     src.pipe(verify);

@@ -6,14 +6,14 @@
  *
  * Stored as store metadata beside the blobs (kilnPaths(root).variants), one small file per
  * form: variants/sha256/<diff id hex>/<compression>.json holding the blob's descriptor. One
- * file each, written atomically, so writers never read-modify-write. The store's GC treats the
+ * file each, written atomically (a temp file in the store's tmp/, renamed), so writers never
+ * read-modify-write. The store's GC treats the
  * forms of a layer as one group: while any of them is reachable, all are kept; when none is,
  * the blobs go and GC drops the record. A record whose blob is gone is never trusted (the
  * reader checks the blob is there).
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../fsutil.js';
 import { digestHex, isDigest } from './digest.js';
 import { MediaType, type Descriptor } from './types.js';
 
@@ -46,8 +46,14 @@ export interface VariantRecord {
 }
 
 export class LayerVariants {
-  /** `dir` is kilnPaths(root).variants. */
-  constructor(readonly dir: string) {}
+  /**
+   * `dir` is kilnPaths(root).variants; `tempPath` gives owned temp names in the store's tmp/,
+   * where the reaper and the store's GC find what a killed process left.
+   */
+  constructor(
+    readonly dir: string,
+    private readonly tempPath: (kind: string) => string,
+  ) {}
 
   private layerDir(diffId: string): string {
     return path.join(this.dir, digestHex(diffId));
@@ -56,7 +62,16 @@ export class LayerVariants {
   /** Records that `descriptor` holds the layer `diffId` compressed as `compression`. */
   async record(diffId: string, compression: LayerCompression, descriptor: Descriptor): Promise<void> {
     const { mediaType, digest, size } = descriptor;
-    await writeFileAtomic(path.join(this.layerDir(diffId), `${compression}.json`), JSON.stringify({ mediaType, digest, size }));
+    const dir = this.layerDir(diffId);
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = this.tempPath('variant');
+    try {
+      await fsp.writeFile(tmp, JSON.stringify({ mediaType, digest, size }), { flag: 'wx' });
+      await fsp.rename(tmp, path.join(dir, `${compression}.json`));
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
   }
 
   /** The recorded forms of one layer (its blobs may have gone since: check before use). */

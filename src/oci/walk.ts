@@ -64,6 +64,12 @@ export interface WalkOptions {
   missing?: Policy | ((node: WalkNode) => Policy);
   /** An index or manifest that is not valid JSON of its kind: 'error' (default) or 'skip'. */
   malformed?: Policy;
+  /**
+   * Called on a node after everything below it was walked (post-order), for walks that rebuild
+   * documents from their children (an exporter rewriting a manifest whose layers it
+   * recompressed, then the index above it). Not called for a node whose visitor returned false.
+   */
+  leave?: (node: WalkNode) => void | Promise<void>;
 }
 
 /** Documents of unknown media type larger than this are never parsed to guess what they are. */
@@ -178,6 +184,7 @@ export async function walk(source: ManifestSource, roots: Iterable<WalkRoot>, vi
       if (node.kind === 'index' && options.filter && !options.filter(child.descriptor, node)) continue;
       await step(child.descriptor, node, child.as);
     }
+    await options.leave?.(node);
   };
   for (const root of roots) await step(root, undefined, undefined);
 }

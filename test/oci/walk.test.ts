@@ -56,11 +56,22 @@ test('the filter chooses index entries (a platform filter), and a visitor return
   assert.deepEqual(digests(armOnly), [index.digest, arm.manifest.digest, arm.config.digest, arm.layers[0].digest, arm.layers[1].digest]);
 
   const seen: string[] = [];
-  await walk(store, [index], (n) => {
-    seen.push(n.descriptor.digest);
-    return n.kind !== 'manifest';
-  });
+  const left: string[] = [];
+  await walk(
+    store,
+    [index],
+    (n) => {
+      seen.push(n.descriptor.digest);
+      return n.kind !== 'manifest';
+    },
+    { leave: (n) => void left.push(n.descriptor.digest) },
+  );
   assert.deepEqual(seen, [index.digest, amd.manifest.digest, arm.manifest.digest]);
+  // post-order, and not for the pruned manifests
+  assert.deepEqual(left, [index.digest]);
+  const order: string[] = [];
+  await walk(store, [amd.manifest], () => undefined, { leave: (n) => void order.push(n.kind) });
+  assert.deepEqual(order, ['config', 'layer', 'layer', 'manifest']);
 });
 
 test('a missing manifest is an error naming it, or skipped by policy; configs and layers are not read', async (t) => {
