@@ -15,7 +15,7 @@ import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from '
 import { ContainerdImageNameAnnotation } from '../oci/archive.js';
 import { destinationName, writeDestination } from './destination.js';
 import { blobEntry, dirEntry, fileEntry } from './entries.js';
-import type { ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
+import type { ExportContext, ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
 
 export interface OciArchiveOptions {
   dest: ExportDestination;
@@ -30,12 +30,12 @@ export interface OciArchiveOptions {
 export function ociArchiveExporter(options: OciArchiveOptions): Exporter {
   return {
     type: 'oci',
-    async export(source: ExportSource) {
+    async export(source: ExportSource, context?: ExportContext) {
       if (source.images.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
       const cleanups: string[] = [];
       try {
         const { entries, index } = await ociLayout(source.store, source.images, cleanups);
-        await writeDestination(tarStream(entries), options.dest);
+        await writeDestination(tarStream(entries), options.dest, context?.signal);
         const json = Buffer.from(canonicalJSON(index));
         const d = new Digester();
         d.update(json);
