@@ -228,9 +228,13 @@ async function exportBuild(store: ContentStore, snapshotter: Snapshotter, image:
   const results: ExportResult[] = [];
   try {
     for (const exporter of exporters) {
-      signal?.throwIfAborted();
+      if (signal?.aborted) throw new KilnError('build interrupted', { exitCode: 130 });
       results.push(await exporter.export(source, { signal }));
     }
+  } catch (e) {
+    // an export stopped half-way by the interrupt: what it wrote to a file is removed
+    if (signal?.aborted && !(e instanceof KilnError)) throw new KilnError('build interrupted', { exitCode: 130, cause: e });
+    throw e;
   } finally {
     if (mounted) await (await mounted.catch(() => undefined))?.release();
   }

@@ -9,12 +9,13 @@ import type { ExportDestination } from './types.js';
 /**
  * Writes a byte stream (an archive) to its destination: a stream as it comes (process.stdout
  * left open), a file through a temp name beside it, fsynced and renamed when complete, so a
- * failed or interrupted export leaves no half-written file under the name asked for.
+ * failed or interrupted export leaves no half-written file under the name asked for. An
+ * abort stops the writing.
  */
-export async function writeDestination(bytes: AsyncIterable<Buffer>, out: ExportDestination): Promise<void> {
+export async function writeDestination(bytes: AsyncIterable<Buffer>, out: ExportDestination, signal?: AbortSignal): Promise<void> {
   const source = Readable.from(bytes);
   if (typeof out !== 'string') {
-    await pipeline(source, out, { end: out !== process.stdout });
+    await pipeline(source, out, { end: out !== process.stdout, signal });
     return;
   }
   const st = await fsp.stat(out).catch(() => undefined);
@@ -24,7 +25,7 @@ export async function writeDestination(bytes: AsyncIterable<Buffer>, out: Export
   removeStaleTempsBeside(out);
   const tmp = tempBeside(out);
   try {
-    await pipeline(source, createWriteStream(tmp, { mode: 0o644 }));
+    await pipeline(source, createWriteStream(tmp, { mode: 0o644 }), { signal });
     const fh = await fsp.open(tmp, 'r+');
     await fh.sync();
     await fh.close();

@@ -13,7 +13,7 @@ import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
 import type { DockerManifestItem } from '../oci/archive.js';
 import { destinationName, writeDestination } from './destination.js';
 import { blobEntry, dirEntry, fileEntry } from './entries.js';
-import type { ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
+import type { ExportContext, ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
 
 export interface DockerArchiveOptions {
   dest: ExportDestination;
@@ -27,12 +27,12 @@ export interface DockerArchiveOptions {
 export function dockerArchiveExporter(options: DockerArchiveOptions): Exporter {
   return {
     type: 'docker',
-    async export(source: ExportSource) {
+    async export(source: ExportSource, context?: ExportContext) {
       if (source.images.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
       const cleanups: string[] = [];
       try {
         const { entries, names } = await dockerArchive(source.store, source.images, cleanups);
-        await writeDestination(tarStream(entries), options.dest);
+        await writeDestination(tarStream(entries), options.dest, context?.signal);
         return { type: 'docker', names, dest: destinationName(options.dest) };
       } finally {
         for (const f of cleanups) await fsp.rm(f, { force: true });

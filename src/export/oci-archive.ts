@@ -8,13 +8,14 @@ import { KilnError } from '../errors.js';
 import { canonicalJSON } from '../oci/canonical.js';
 import { Digester, digestHex } from '../oci/digest.js';
 import { gzipBlobToFile } from '../oci/layer.js';
-import { isIndexType, isManifestType, type ContentStore } from '../oci/store.js';
+import type { ContentStore } from '../oci/store.js';
+import { walk, type WalkNode } from '../oci/walk.js';
 import { tarStream, type TarEntry } from '../oci/tar.js';
-import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/types.js';
+import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from '../oci/types.js';
 import { ContainerdImageNameAnnotation } from '../oci/archive.js';
 import { destinationName, writeDestination } from './destination.js';
 import { blobEntry, dirEntry, fileEntry } from './entries.js';
-import type { ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
+import type { ExportContext, ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
 
 export interface OciArchiveOptions {
   dest: ExportDestination;
@@ -29,12 +30,12 @@ export interface OciArchiveOptions {
 export function ociArchiveExporter(options: OciArchiveOptions): Exporter {
   return {
     type: 'oci',
-    async export(source: ExportSource) {
+    async export(source: ExportSource, context?: ExportContext) {
       if (source.images.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
       const cleanups: string[] = [];
       try {
         const { entries, index } = await ociLayout(source.store, source.images, cleanups);
-        await writeDestination(tarStream(entries), options.dest);
+        await writeDestination(tarStream(entries), options.dest, context?.signal);
         const json = Buffer.from(canonicalJSON(index));
         const d = new Digester();
         d.update(json);
@@ -64,38 +65,48 @@ async function ociLayout(store: ContentStore, images: ExportImage[], cleanups: s
     blobs.set(descriptor.digest, { descriptor, content });
     return descriptor;
   };
-  /** The descriptor `d` becomes in the archive (undefined: an optional blob we do not have). */
-  const visit = async (d: Descriptor, optional: boolean): Promise<Descriptor | undefined> => {
+  // every index and manifest the images reach, read once; an index may list platforms that
+  // were never fetched (the archive carries what we have), anything else must be there
+  const nodes = new Map<string, WalkNode>();
+  const missing = (d: Descriptor) =>
+    new KilnError(`blob ${d.digest} (${d.mediaType}) is missing from the store ${store.root}`, { hint: 'the image is incomplete: rebuild, or pull/load it again' });
+  for (const image of images) if (!(await store.hasBlob(image.descriptor.digest))) throw missing(image.descriptor);
+  await walk(
+    store,
+    images.map((i) => i.descriptor),
+    async (node) => {
+      if ((node.kind === 'config' || node.kind === 'layer') && !(await store.hasBlob(node.descriptor.digest))) throw missing(node.descriptor as Descriptor);
+      nodes.set(node.descriptor.digest, node);
+    },
+    { missing: (node) => (node.parent?.kind === 'index' ? 'skip' : 'error') },
+  );
+  const keep = (d: Descriptor) => {
+    if (!blobs.has(d.digest)) blobs.set(d.digest, { descriptor: d });
+  };
+  /** The descriptor `d` becomes in the archive (undefined: a manifest of an index that we do not have). */
+  const rewrite = async (d: Descriptor): Promise<Descriptor | undefined> => {
     if (seen.has(d.digest)) return seen.get(d.digest);
-    if (!(await store.hasBlob(d.digest))) {
-      if (optional) {
-        seen.set(d.digest, undefined);
-        return undefined;
-      }
-      throw new KilnError(`blob ${d.digest} (${d.mediaType}) is missing from the store ${store.root}`, {
-        hint: 'the image is incomplete: rebuild, or pull/load it again',
-      });
-    }
-    let out: Descriptor = d;
-    if (isIndexType(d.mediaType)) {
-      const index = await store.readJSON<ImageIndex>(d.digest);
-      // an index may list platforms that were never fetched; the archive carries what we have
+    const node = nodes.get(d.digest);
+    let out: Descriptor | undefined = d;
+    if (!node) {
+      out = undefined;
+    } else if (node.index) {
       const manifests: Descriptor[] = [];
       let changed = false;
-      for (const m of index.manifests) {
-        const nm = await visit(m, true);
+      for (const m of node.index.manifests) {
+        const nm = await rewrite(m);
         if (nm && nm.digest !== m.digest) changed = true;
         manifests.push(nm ? { ...m, mediaType: nm.mediaType, digest: nm.digest, size: nm.size } : m);
       }
-      if (changed) out = addJSON(d.mediaType, { ...index, manifests });
-      else blobs.set(d.digest, { descriptor: d });
-    } else if (isManifestType(d.mediaType)) {
-      const manifest = await store.readJSON<ImageManifest>(d.digest);
-      await visit(manifest.config, false);
+      if (changed) out = addJSON(d.mediaType, { ...node.index, manifests });
+      else keep(d);
+    } else if (node.manifest) {
+      const manifest = node.manifest;
+      keep(manifest.config);
       const layers: Descriptor[] = [];
       let changed = false;
       for (const l of manifest.layers) {
-        if (l.mediaType === MediaType.ociLayerTar && (await store.hasBlob(l.digest))) {
+        if (l.mediaType === MediaType.ociLayerTar) {
           let gz = seen.get(`gzip:${l.digest}`);
           if (!gz) {
             const file = store.tempPath('export');
@@ -108,20 +119,20 @@ async function ociLayout(store: ContentStore, images: ExportImage[], cleanups: s
           layers.push(gz);
           changed = true;
         } else {
-          await visit(l, false);
+          keep(l);
           layers.push(l);
         }
       }
       if (changed) out = addJSON(d.mediaType, { ...manifest, layers });
-      else blobs.set(d.digest, { descriptor: d });
+      else keep(d);
     } else {
-      blobs.set(d.digest, { descriptor: d });
+      keep(d);
     }
     seen.set(d.digest, out);
     return out;
   };
   for (const image of images) {
-    const written = (await visit(image.descriptor, false))!;
+    const written = (await rewrite(image.descriptor))!;
     const annotations: Record<string, string> = { ...(image.descriptor.annotations ?? {}) };
     const full = image.names[0];
     if (full) {

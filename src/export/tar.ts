@@ -3,7 +3,7 @@ import { KilnError } from '../errors.js';
 import { tarStream } from '../oci/tar.js';
 import { destinationName, writeDestination } from './destination.js';
 import { filesystemEntries } from './filesystem.js';
-import type { ExportDestination, Exporter, ExportSource, MountedFilesystem } from './types.js';
+import type { ExportContext, ExportDestination, Exporter, ExportSource, MountedFilesystem } from './types.js';
 
 export interface TarExportOptions {
   dest: ExportDestination;
@@ -26,10 +26,10 @@ export async function sourceFilesystem(source: ExportSource, type: string): Prom
 export function tarExporter(options: TarExportOptions): Exporter {
   return {
     type: 'tar',
-    async export(source: ExportSource) {
+    async export(source: ExportSource, context?: ExportContext) {
       const fs = await sourceFilesystem(source, 'tar');
       try {
-        await writeDestination(tarStream(filesystemEntries(fs.dir)), options.dest);
+        await writeDestination(tarStream(filesystemEntries(fs.dir)), options.dest, context?.signal);
       } finally {
         await fs.release();
       }

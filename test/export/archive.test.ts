@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync, copyFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { ContentStore } from '../../src/oci/store.js';
@@ -260,4 +260,36 @@ test('broken archives are KilnErrors and leave no names or temp files behind', a
   const { readdirSync } = await import('node:fs');
   assert.deepEqual(readdirSync(store.tmpDir()), []);
   assert.equal(run('true', []).status, 0);
+});
+
+test('OCI archive: an index keeps the platforms the store lacks, listed but not carried; a missing layer is a KilnError', async (t) => {
+  const tarFile = makeRootfsTar(t, true);
+  if (!tarFile) return;
+  const root = tempDir(t);
+  const store = await ContentStore.open(root);
+  const desc = await importRootfs(store, tarFile, 'bb:1');
+  const absent = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'ab'.repeat(32)}`, size: 123, platform: { os: 'linux', architecture: 's390x' } };
+  const index = await store.writeJSON(
+    { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ ...desc, platform: hostPlatform() }, absent] },
+    'application/vnd.oci.image.index.v1+json',
+  );
+  await store.setRef('multi:1', index);
+  const work = tempDir(t);
+  const archive = path.join(work, 'multi.tar');
+  await saveImages(store, ['multi:1'], archive, 'oci');
+  const x = path.join(work, 'x');
+  mkdirSync(x);
+  mustRun('tar', ['-xf', archive, '-C', x]);
+  const layoutIndex = JSON.parse(readFileSync(path.join(x, 'index.json'), 'utf8'));
+  assert.equal(layoutIndex.manifests[0].digest, index.digest, 'the index is carried as it is (its layers are gzip already)');
+  assert.deepEqual(JSON.parse(readFileSync(path.join(x, 'blobs', 'sha256', index.digest.slice(7)), 'utf8')).manifests[1], absent);
+  assert.ok(!existsSync(path.join(x, 'blobs', 'sha256', 'ab'.repeat(32))));
+  assert.ok(existsSync(path.join(x, 'blobs', 'sha256', desc.digest.slice(7))));
+
+  // a layer the manifest needs is gone: no archive, a clear error
+  const { manifest } = await loadImage(store, 'bb:1');
+  rmSync(path.join(root, 'blobs', 'sha256', manifest.layers[0].digest.slice(7)));
+  const broken = path.join(work, 'broken.tar');
+  await assert.rejects(saveImages(store, ['multi:1'], broken, 'oci'), (e: unknown) => e instanceof KilnError && /is missing from the store/.test(e.message));
+  assert.ok(!existsSync(broken));
 });

@@ -12,6 +12,7 @@ import { build } from '../../src/build.js';
 import { KilnError } from '../../src/errors.js';
 import { localExporter } from '../../src/export/local.js';
 import { tarExporter } from '../../src/export/tar.js';
+import type { Exporter } from '../../src/export/types.js';
 import { ociArchiveExporter } from '../../src/export/oci-archive.js';
 import { loadArchive } from '../../src/oci/archive.js';
 import { loadImage } from '../../src/oci/image.js';
@@ -119,6 +120,25 @@ describe('local and tar exporters', { skip }, () => {
     const store = await ContentStore.open(ws.root);
     const descriptor = (await build({ root: ws.root, contextDir })).manifestDescriptor;
     await assert.rejects(tarExporter({ dest: path.join(out.dir, 'x.tar') }).export({ images: [{ descriptor, names: [] }], store }), (e: unknown) => e instanceof KilnError && /no filesystem/.test(e.message));
+    assert.deepEqual(mountsUnder(ws.root), []);
+  });
+
+  it('an interrupt during an export stops it: no file under the name asked for, the mount released', async (t) => {
+    const out = await tempDir('kiln-export-');
+    t.after(out.cleanup);
+    const dest = path.join(out.dir, 'fs.tar');
+    const controller = new AbortController();
+    // an exporter of the caller's own: the interrupt comes while the tar exporter is writing
+    const interrupting: Exporter = {
+      type: 'interrupting',
+      export(source, context) {
+        const tar = tarExporter({ dest }).export(source, context);
+        setImmediate(() => controller.abort());
+        return tar;
+      },
+    };
+    await assert.rejects(build({ root: ws.root, contextDir, signal: controller.signal, exporters: [interrupting, localExporter({ dest: path.join(out.dir, 'never') })] }), (e: unknown) => e instanceof KilnError && /interrupted/.test(e.message));
+    assert.deepEqual(await fsp.readdir(out.dir), []);
     assert.deepEqual(mountsUnder(ws.root), []);
   });
 });
