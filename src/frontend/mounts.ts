@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { MountSpec } from '../graph/types.js';
+import { contextSource, type MountSpec } from '../graph/types.js';
 import { withSuggestion } from '../suggest.js';
 
 const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
@@ -77,7 +77,7 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
         break;
       case 'from':
         spec.fromName = val;
-        spec.from = 'context';
+        spec.from = contextSource();
         break;
       case 'readonly':
       case 'ro':
@@ -149,6 +149,6 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
     if (path.posix.normalize(spec.target) === '/') throw fail(`invalid mount target "/": a mount cannot cover the root`);
   }
   if (t === 'bind') spec.readonly ??= true;
-  if (spec.fromName === undefined && t === 'bind') spec.from = 'context';
+  if (spec.fromName === undefined && t === 'bind') spec.from = contextSource();
   return spec;
 }

@@ -10,10 +10,14 @@ import { parseDockerfile } from '../dockerfile/parser.js';
 import { ShellLexer } from '../dockerfile/shell.js';
 import type { ContainerConfig, Descriptor, HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
 import {
+  contextSource,
   definitionDigest,
+  httpSource,
   type ExecVertex,
   type FileVertex,
+  type LocalVertex,
   type MountSpec,
+  type StepIdentity,
   type Vertex,
 } from '../graph/types.js';
 import { parseFlags } from './flags.js';
@@ -302,7 +306,7 @@ class Planner {
     }
     const stageName = stage.name ?? `stage-${stage.index}`;
     const total = stage.body.length + 1;
-    const label = (n: number, text: string) => `[${stageName} ${n}/${total}] ${text}`;
+    const label = (n: number, text: string) => ({ name: `[${stageName} ${n}/${total}] ${text}`, step: { stage: stageName, stageIndex: stage.index, index: n, total, instruction: text } });
 
     let state: Vertex;
     let config: ImageConfig;
@@ -331,7 +335,7 @@ class Planner {
       state = {
         kind: 'scratch',
         digest: definitionDigest({ kind: 'scratch', platform }),
-        name: label(1, 'FROM scratch'),
+        ...label(1, 'FROM scratch'),
         platform,
       };
       // BuildKit's emptyImage: PATH and a working directory of "/".
@@ -354,10 +358,8 @@ class Planner {
         kind: 'image',
         ref: resolved.ref,
         manifestDigest: resolved.manifestDigest,
-        layers: resolved.layers,
-        diffIds: resolved.config.rootfs.diff_ids,
         digest: definitionDigest({ kind: 'image', manifest: resolved.manifestDigest }),
-        name: label(1, `FROM ${resolved.ref}`),
+        ...label(1, `FROM ${resolved.ref}`),
         platform,
       };
       config = structuredClone(resolved.config);
@@ -592,7 +594,7 @@ class Planner {
           parent: ctx.state,
           action: { op: 'mkdir', path: wd, mode: 0o755, user: cc.User ?? '' },
           digest: '',
-          name: ctx.label(ctx.step, `WORKDIR ${wd}`),
+          ...ctx.label(ctx.step, `WORKDIR ${wd}`),
           stage: ctx.stageName,
           origin,
           platform: ctx.platform,
@@ -859,7 +861,7 @@ class Planner {
       inlineFiles: inlineFiles.length ? inlineFiles : undefined,
       buildArgs,
       digest: '',
-      name: ctx.label(ctx.step, display),
+      ...ctx.label(ctx.step, display),
       stage: ctx.stageName,
       origin,
       platform: ctx.platform,
@@ -878,9 +880,9 @@ class Planner {
       platform: ctx.platform,
     };
     const fromOf = (m: MountSpec, local: boolean): string | undefined =>
-      m.from === undefined || m.from === 'context' ? m.from : local && m.type === 'bind' ? 'stage' : m.from.digest;
+      !m.from ? undefined : m.from.kind === 'local' ? m.from.source : local && m.type === 'bind' ? 'stage' : m.from.digest;
     v.digest = definitionDigest({ ...definition, parent: ctx.state.digest, mounts: mounts.map((m) => ({ ...m, from: fromOf(m, false) })) });
-    if (mounts.some((m) => m.type === 'bind' && m.from !== undefined && m.from !== 'context')) {
+    if (mounts.some((m) => m.type === 'bind' && m.from !== undefined && m.from.kind !== 'local')) {
       v.localDigest = definitionDigest({ ...definition, local: true, mounts: mounts.map((m) => ({ ...m, from: fromOf(m, true) })) });
     }
     ctx.state = v;
@@ -930,8 +932,6 @@ class Planner {
       kind: 'image',
       ref: resolved.ref,
       manifestDigest: resolved.manifestDigest,
-      layers: resolved.layers,
-      diffIds: resolved.config.rootfs.diff_ids,
       digest: definitionDigest({ kind: 'image', manifest: resolved.manifestDigest }),
       name: `[internal] load ${resolved.ref}`,
       platform,
@@ -994,7 +994,7 @@ class Planner {
     }
     // --unpack: local archives unpack unless =false; URLs only with =true (as BuildKit)
     const unpackFlag = isAdd ? flags.string('unpack') : undefined;
-    let from: Vertex | 'context' = 'context';
+    let from: Vertex | LocalVertex = contextSource();
     const fromFlag = flags.string('from');
     if (fromFlag !== undefined) {
       if (this.lexer.processWord(fromFlag, {}) !== fromFlag) {
@@ -1029,9 +1029,8 @@ class Planner {
       chown,
       chmod,
       unpackArchives: isAdd && unpackFlag !== 'false',
-      urls: urls.length ? urls : undefined,
+      urls: urls.length ? urls.map((u) => httpSource(u, checksum || undefined)) : undefined,
       unpackUrls: unpackFlag === 'true' && urls.length > 0 ? true : undefined,
-      checksum: checksum || undefined,
       excludes: flags.strings('exclude').map((e) => this.expandIn(ctx, inst, e, scope)),
       parents: parents || undefined,
       link: flags.bool('link') || undefined,
@@ -1041,7 +1040,7 @@ class Planner {
       parent: ctx.state,
       action,
       digest: '',
-      name: ctx.label(ctx.step, `${kw} ${fromFlag !== undefined ? `--from=${fromFlag} ` : ''}${srcWords.join(' ')} ${dest}`),
+      ...ctx.label(ctx.step, `${kw} ${fromFlag !== undefined ? `--from=${fromFlag} ` : ''}${srcWords.join(' ')} ${dest}`),
       stage: ctx.stageName,
       origin,
       platform: ctx.platform,
@@ -1050,7 +1049,7 @@ class Planner {
     v.digest = definitionDigest({
       kind: 'file',
       parent: ctx.state.digest,
-      action: { ...action, source: { paths, from: from === 'context' ? 'context' : from.digest } },
+      action: { ...action, source: { paths, from: from.kind === 'local' ? from.source : from.digest } },
     });
     ctx.state = v;
     // As BuildKit writes it: flags that change the result, sources (URLs and paths in
@@ -1096,7 +1095,7 @@ interface StageContext {
   env: string[];
   buildArgs: BuildArgDecl[];
   noCache: boolean;
-  label: (n: number, text: string) => string;
+  label: (n: number, text: string) => { name: string; step: StepIdentity };
   step: number;
   cmdSet: boolean;
 }

@@ -4,7 +4,25 @@
  * Dockerfile syntax. The solver turns each vertex into a chain of layers.
  */
 import { createHash } from 'node:crypto';
-import type { Descriptor, Platform } from '../oci/types.js';
+import type { Platform } from '../oci/types.js';
+
+/**
+ * Which Dockerfile step a vertex is, as the frontend numbers them: the progress label
+ * "[build 2/4] RUN make" is made from it, and the solver and --explain read it instead of
+ * parsing that label.
+ */
+export interface StepIdentity {
+  /** The stage's name, or "stage-N" for an unnamed one. */
+  stage: string;
+  /** The stage's position in the Dockerfile, 0-based. */
+  stageIndex: number;
+  /** The step's position in its stage, 1-based (FROM is 1). */
+  index: number;
+  /** Steps in the stage, FROM included. */
+  total: number;
+  /** The instruction as progress shows it, e.g. "RUN make". */
+  instruction: string;
+}
 
 export interface VertexCommon {
   /** sha256 of the vertex's definition and its inputs' digests: stable across runs. */
@@ -13,6 +31,8 @@ export interface VertexCommon {
   name: string;
   /** Stage this vertex belongs to (for --no-cache-filter and progress). */
   stage?: string;
+  /** The Dockerfile step this vertex is (absent for vertices no step names, e.g. an image a COPY --from reads). */
+  step?: StepIdentity;
   /** Where it came from in the Dockerfile, for errors (file:line). */
   origin?: { file: string; line: number; column: number; sourceLine?: string };
   platform: Platform;
@@ -25,20 +45,65 @@ export interface ScratchVertex extends VertexCommon {
   kind: 'scratch';
 }
 
-/** An image already in the content store. */
+/**
+ * An image, named by the manifest the frontend resolved its config from. Its layers are
+ * looked up by the solver's ImageResolver when a step needs them (locally today; from a
+ * registry later), so planning never reads more than the config.
+ */
 export interface ImageVertex extends VertexCommon {
   kind: 'image';
   ref: string;
   manifestDigest: string;
-  layers: Descriptor[];
-  diffIds: string[];
+}
+
+/** Fields of the vertices that are not made by a step: no platform of their own. */
+type SourceCommon = Omit<VertexCommon, 'platform'> & { platform?: Platform };
+
+/**
+ * A local directory the build is given: "context" is the build context (COPY without
+ * --from, RUN --mount=type=bind without from=); other names are for named contexts later.
+ * What a step reads of it is keyed by the content of the paths it reads, not by the vertex.
+ */
+export interface LocalVertex extends SourceCommon {
+  kind: 'local';
+  source: string;
+}
+
+/** A file fetched over HTTP(S) (ADD <url>): keyed by the content fetched, not by the URL. */
+export interface HttpVertex extends SourceCommon {
+  kind: 'http';
+  url: string;
+  /** ADD --checksum: the digest the content must have. */
+  checksum?: string;
+}
+
+/** A git repository (ADD <git url>): in the graph's model, not supported by the solver yet. */
+export interface GitVertex extends SourceCommon {
+  kind: 'git';
+  remote: string;
+  ref?: string;
+  subdir?: string;
+  keepGitDir?: boolean;
+}
+
+/** The vertices a step reads files from without their being a filesystem state of the build. */
+export type SourceVertex = LocalVertex | HttpVertex | GitVertex;
+
+/** The build context as a source vertex. */
+export function contextSource(): LocalVertex {
+  return { kind: 'local', source: 'context', digest: definitionDigest({ kind: 'local', source: 'context' }), name: 'context' };
+}
+
+/** An HTTP source vertex for `url` (the digest names the URL and checksum; the key, the content). */
+export function httpSource(url: string, checksum?: string): HttpVertex {
+  return { kind: 'http', url, checksum, digest: definitionDigest({ kind: 'http', url, checksum }), name: url };
 }
 
 export interface MountSpec {
   type: 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
   target: string;
-  /** bind/cache: the state to mount from (default the context for bind). */
-  from?: Vertex | 'context';
+  /** bind/cache: the state to mount from, or the context (a local source); bind defaults to the context. */
+  from?: Vertex | LocalVertex;
   source?: string;
   readonly?: boolean;
   id?: string;
@@ -78,8 +143,8 @@ export interface ExecVertex extends VertexCommon {
 }
 
 export interface CopySource {
-  /** 'context' for the build context, or another state (COPY --from). */
-  from: Vertex | 'context';
+  /** The build context (a local source), another state (COPY --from), or a repository (not supported yet). */
+  from: Vertex | LocalVertex | GitVertex;
   /** Source paths or wildcard patterns relative to the source root. */
   paths: string[];
 }
@@ -106,10 +171,8 @@ export interface FileVertex extends VertexCommon {
         chmod?: string;
         /** ADD: unpack local tar archives. */
         unpackArchives: boolean;
-        /** ADD of URLs: fetched files. */
-        urls?: string[];
-        /** ADD --checksum: the digest a fetched URL's content must have. */
-        checksum?: string;
+        /** ADD of URLs: fetched files, each an HTTP source (with ADD --checksum, the digest its content must have). */
+        urls?: HttpVertex[];
         /** ADD --unpack=true: fetched archives are unpacked too. */
         unpackUrls?: boolean;
         excludes?: string[];
@@ -137,20 +200,33 @@ export function stableStringify(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`).join(',')}}`;
 }
 
-/** The inputs a vertex depends on. */
+/** Whether a step input is a source vertex rather than a filesystem state. */
+export function isSource(v: Vertex | SourceVertex): v is SourceVertex {
+  return v.kind === 'local' || v.kind === 'http' || v.kind === 'git';
+}
+
+/** The filesystem states a vertex depends on: its parent first, then COPY --from or mounted stages. */
 export function vertexInputs(v: Vertex): Vertex[] {
   switch (v.kind) {
     case 'scratch':
     case 'image':
       return [];
     case 'exec': {
-      const extra = v.mounts.flatMap((m) => (m.from && m.from !== 'context' ? [m.from] : []));
+      const extra = v.mounts.flatMap((m) => (m.from && !isSource(m.from) ? [m.from] : []));
       return [v.parent, ...extra];
     }
     case 'file': {
       const a = v.action;
-      if (a.op === 'copy' && a.source.from !== 'context') return [v.parent, a.source.from];
+      if (a.op === 'copy' && !isSource(a.source.from)) return [v.parent, a.source.from];
       return [v.parent];
     }
   }
+}
+
+/** The source vertices a step reads (the context, fetched URLs), in the order it reads them. */
+export function vertexSources(v: Vertex): SourceVertex[] {
+  if (v.kind === 'exec') return v.mounts.flatMap((m) => (m.type === 'bind' && (m.from === undefined || isSource(m.from)) ? [m.from ?? contextSource()] : []));
+  if (v.kind !== 'file' || v.action.op !== 'copy') return [];
+  const a = v.action;
+  return [...(isSource(a.source.from) && a.source.paths.length > 0 ? [a.source.from] : []), ...(a.urls ?? [])];
 }

@@ -3,7 +3,7 @@
  * same Dockerfile and target, and says in plain words what changed for each step that
  * was executed rather than taken from the cache.
  */
-import type { StepRecord } from './solver.js';
+import type { StepRecord } from './types.js';
 
 export interface Explanation {
   step: string;
@@ -11,18 +11,23 @@ export interface Explanation {
   reasons: string[];
 }
 
-/** "[build 3/5] RUN make" → "build 3"; steps are matched by stage and position. */
-export function stepSlot(name: string): string {
-  const m = /^\[(\S+) (\d+)\/\d+\]/.exec(name);
-  return m ? `${m[1]} ${m[2]}` : name;
+/**
+ * Where a step is in the Dockerfile, "build 3": steps are matched by stage and position.
+ * A step no Dockerfile step names is matched by its whole name.
+ */
+export function stepSlot(s: Pick<StepRecord, 'name' | 'step'>): string {
+  return s.step ? `${s.step.stage} ${s.step.index}` : `name:${s.name}`;
 }
 
-function instructionText(name: string): string {
-  return name.replace(/^\[[^\]]*\]\s*/, '');
+/** The instruction a step runs, as progress shows it ("RUN make"). */
+function instructionText(s: Pick<StepRecord, 'name' | 'step'>): string {
+  return s.step?.instruction ?? s.name;
 }
 
 export function explainSteps(current: StepRecord[], previous: StepRecord[] | undefined, opts: { noCache?: boolean } = {}): Explanation[] {
-  const prevBySlot = new Map((previous ?? []).map((s) => [stepSlot(s.name), s]));
+  // a history file of a version whose steps carried no identity cannot be matched step by step
+  if (previous && current.some((s) => s.step) && !previous.some((s) => s.step)) previous = undefined;
+  const prevBySlot = new Map((previous ?? []).map((s) => [stepSlot(s), s]));
   const prevByKey = new Map((previous ?? []).map((s) => [s.key, s]));
   const currentByKey = new Map(current.map((s) => [s.key, s]));
   const out: Explanation[] = [];
@@ -32,7 +37,7 @@ export function explainSteps(current: StepRecord[], previous: StepRecord[] | und
       continue;
     }
     const reasons: string[] = [];
-    const prev = prevBySlot.get(stepSlot(step.name));
+    const prev = prevBySlot.get(stepSlot(step));
     if (opts.noCache) {
       reasons.push('the cache was disabled for this step (--no-cache or --no-cache-filter)');
     } else if (!previous) {
@@ -45,8 +50,8 @@ export function explainSteps(current: StepRecord[], previous: StepRecord[] | und
       if (step.base && prev.base && step.base.digest !== prev.base.digest && !(step.parentKey && currentByKey.has(step.parentKey) && !currentByKey.get(step.parentKey)!.cached)) {
         reasons.push(`base image ${step.base.ref} now resolves to ${step.base.digest} (was ${prev.base.digest.slice(0, 19)}…)`);
       }
-      const before = instructionText(prev.name);
-      const now = instructionText(step.name);
+      const before = instructionText(prev);
+      const now = instructionText(step);
       if (before !== now) reasons.push(`instruction changed: "${before}" → "${now}"`);
       for (const line of diffArgs(prev.buildArgs, step.buildArgs)) reasons.push(line);
       if (before === now && prev.definition !== step.definition && reasons.length === 0) {

@@ -1,0 +1,119 @@
+/**
+ * Cache keys: one place computing every vertex's key. A step's key is its definition
+ * (which holds its inputs' definitions) and the content of what it reads: its input states
+ * named by their layer chains (not by their keys), the context files it copies or mounts,
+ * the content of the URLs it fetches. A step re-run without the cache (--no-cache-filter)
+ * that makes different files so invalidates what reads them, and one that makes the same
+ * files does not; a later build finds the records of either result.
+ *
+ * What is read is asked of a `KeyReader`, so keys are computed (and unit-tested) without
+ * a context directory, a mount or a network.
+ */
+import { createHash } from 'node:crypto';
+import { KilnError } from '../errors.js';
+import { contextSource, isSource, type HttpVertex, type LocalVertex, type SourceVertex, type Vertex } from '../graph/types.js';
+import type { SolvedLayer, SolvedState, StepVertex } from './types.js';
+
+/** Content the keys depend on, read on demand. */
+export interface KeyReader {
+  /**
+   * A checksum of the files `paths` name in a local source, undefined when the build has no
+   * such source. `owners`: the files' uid/gid count (a bind mount shows them; a COPY writes
+   * its own).
+   */
+  local(source: LocalVertex, paths: string[], excludes: string[], owners: boolean): Promise<string | undefined>;
+  /** A checksum of the files under `path` in a solved state (a bind mount of a stage). */
+  mounted(state: SolvedState, path: string): Promise<string>;
+  /** What a fetched URL puts in the layer (its content, name and time), fetching it once per build. */
+  http(source: HttpVertex): Promise<string>;
+}
+
+export class CacheKeys {
+  private readonly memo = new Map<string, Promise<{ key: string; filesDigest?: string }>>();
+
+  constructor(private readonly reader: KeyReader) {}
+
+  /** The key of a step over solved `inputs` (its parent first, unless `linked`, then its other inputs). */
+  key(v: StepVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; filesDigest?: string }> {
+    const chains = inputs.map((i) => chainId(i.layers));
+    const memoKey = `${v.digest}|${linked}|${chains.join(',')}`;
+    let p = this.memo.get(memoKey);
+    if (!p) {
+      p = this.compute(v, inputs, chains, linked);
+      this.memo.set(memoKey, p);
+    }
+    return p;
+  }
+
+  private async compute(v: StepVertex, inputs: SolvedState[], chains: string[], linked: boolean): Promise<{ key: string; filesDigest?: string }> {
+    let definition = linked ? hash(['link', describeDefinition(v)]) : v.digest;
+    if (v.kind === 'exec' && v.localDigest) {
+      // a bind mount from a stage is keyed on the files of the mounted path only
+      definition = v.localDigest;
+      let k = 1;
+      for (const m of v.mounts) {
+        if (!m.from || isSource(m.from)) continue;
+        const i = k++;
+        if (m.type === 'bind') chains[i] = await this.reader.mounted(inputs[i], m.source ?? '/');
+      }
+    }
+    const parts = [definition, ...chains];
+    let filesDigest: string | undefined;
+    if (v.kind === 'file' && v.action.op === 'copy') {
+      const a = v.action;
+      const from = a.source.from;
+      if (isSource(from) && a.source.paths.length > 0) {
+        if (from.kind !== 'local') throw new KilnError(`ADD from a git repository is not supported yet: ${from.remote}`, { hint: 'clone it in an earlier stage with RUN git clone' });
+        const sum = await this.reader.local(from, a.source.paths, a.excludes ?? [], false);
+        if (sum === undefined) throw new KilnError('COPY needs a build context, but none was given');
+        parts.push(sum);
+        filesDigest = sum;
+      }
+      for (const inl of a.inline ?? []) parts.push(hash([inl.name, inl.content]));
+      for (const u of a.urls ?? []) parts.push(await this.reader.http(u));
+    }
+    if (v.kind === 'exec') {
+      for (const m of v.mounts) {
+        if (m.type === 'bind' && (m.from === undefined || m.from.kind === 'local')) {
+          const sum = await this.reader.local(m.from ?? contextSource(), [m.source ?? '.'], [], true);
+          if (sum !== undefined) parts.push(sum);
+        }
+        if (m.type === 'secret') parts.push(`secret:${m.id ?? ''}`);
+      }
+    }
+    return { key: hash(parts), filesDigest };
+  }
+}
+
+/** The key of an image state: its manifest. */
+export function imageKey(manifestDigest: string): string {
+  return hash(['image', manifestDigest]);
+}
+
+/** Names the content of a layer chain: the diffIds of its layers, base first. */
+export function chainId(layers: SolvedLayer[]): string {
+  return hash(['chain', ...layers.map((l) => l.diffId)]);
+}
+
+export function hash(parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(`${p}\0`);
+  return `sha256:${h.digest('hex')}`;
+}
+
+/** COPY --link with numeric (or no) --chown: nothing in the parent is needed to run it. */
+export function isLinkedCopy(v: StepVertex): boolean {
+  if (v.kind !== 'file' || v.action.op !== 'copy' || !v.action.link) return false;
+  const chown = v.action.chown;
+  return chown === undefined || /^\d+(:\d+)?$/.test(chown);
+}
+
+/** A step's definition as JSON, its inputs by name: what --explain compares, and a linked copy's key. */
+export function describeDefinition(v: StepVertex): string {
+  const named = (from: Vertex | SourceVertex | undefined) => (from === undefined ? undefined : from.kind === 'local' ? from.source : from.name);
+  if (v.kind === 'exec') return JSON.stringify({ args: v.args, env: v.env, cwd: v.cwd, user: v.user, network: v.network, mounts: v.mounts.map((m) => ({ ...m, from: named(m.from) })) });
+  const a = v.action;
+  if (a.op === 'mkdir') return JSON.stringify(a);
+  const checksum = a.urls?.find((u) => u.checksum !== undefined)?.checksum;
+  return JSON.stringify({ ...a, urls: a.urls?.map((u) => u.url), checksum, source: { paths: a.source.paths, from: named(a.source.from) } });
+}
