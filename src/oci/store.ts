@@ -12,7 +12,7 @@ import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from '
 import { kilnPaths, type KilnPaths } from '../paths.js';
 import type { BlobInfo, BlobWriter, ContentStoreRoles, GcOptions, GcResult, Lease, Leased, NamedDescriptor } from './content.js';
 import { LayerVariants } from './variants.js';
-import { isIndexType, isManifestType, walk, type WalkRoot } from './walk.js';
+import { isIndexType, isManifestType, SNIFF_MAX, walk, type WalkRoot } from './walk.js';
 
 export { isIndexType, isManifestType };
 export type { GcOptions, Lease, Leased } from './content.js';
@@ -496,9 +496,8 @@ export class ContentStore implements ContentStoreRoles {
   private async resolveDigest(index: ImageIndex, digest: string): Promise<Descriptor | undefined> {
     const hit = index.manifests.find((d) => d.digest === digest);
     if (hit) return withoutRefName(hit);
-    if (!(await this.hasBlob(digest))) return undefined;
-    const st = await fsp.stat(this.blobPath(digest));
-    if (st.size > 8 << 20) return undefined;
+    const st = await this.info(digest);
+    if (!st || st.size > SNIFF_MAX) return undefined;
     try {
       const doc = await this.readJSON<{ mediaType?: string; manifests?: unknown; layers?: unknown }>(digest);
       const mediaType =
