@@ -33,7 +33,22 @@ export { explainSteps, type Explanation } from './solver/explain.js';
 export { ContentStore, type Lease } from './oci/store.js';
 export { loadImage, writeImage, imageSize, type LoadedImage } from './oci/image.js';
 export { loadArchive } from './oci/archive.js';
-export { saveImages } from './export/save.js';
+export {
+  saveImages,
+  exportStoredImage,
+  imageStoreExporter,
+  ociArchiveExporter,
+  dockerArchiveExporter,
+  localExporter,
+  tarExporter,
+  type Exporter,
+  type ExportContext,
+  type ExportDestination,
+  type ExportImage,
+  type ExportResult,
+  type ExportSource,
+  type MountedFilesystem,
+} from './export/index.js';
 export { importRootfs } from './oci/import.js';
 export { validateOCI } from './oci/schema.js';
 export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';

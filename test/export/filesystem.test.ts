@@ -15,6 +15,7 @@ import { tarExporter } from '../../src/export/tar.js';
 import type { Exporter } from '../../src/export/types.js';
 import { ociArchiveExporter } from '../../src/export/oci-archive.js';
 import { loadArchive } from '../../src/oci/archive.js';
+import { exportStoredImage, saveImages } from '../../src/export/save.js';
 import { loadImage } from '../../src/oci/image.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { mountsUnder } from '../../src/lifecycle.js';
@@ -140,5 +141,28 @@ describe('local and tar exporters', { skip }, () => {
     await assert.rejects(build({ root: ws.root, contextDir, signal: controller.signal, exporters: [interrupting, localExporter({ dest: path.join(out.dir, 'never') })] }), (e: unknown) => e instanceof KilnError && /interrupted/.test(e.message));
     assert.deepEqual(await fsp.readdir(out.dir), []);
     assert.deepEqual(mountsUnder(ws.root), []);
+  });
+
+  it('an image of the store exports the same, its layers unpacked for the export (loaded, never built here)', async (t) => {
+    const out = await tempDir('kiln-export-');
+    t.after(out.cleanup);
+    const built = await build({ root: ws.root, contextDir, tags: ['fs:stored'] });
+    const archive = path.join(out.dir, 'image.tar');
+    await saveImages(await ContentStore.open(ws.root), ['fs:stored'], archive);
+    const other = await tempDir('kiln-root-');
+    t.after(other.cleanup);
+    const store = await ContentStore.open(other.dir);
+    await loadArchive(store, archive);
+    const tarFile = path.join(out.dir, 'fs.tar');
+    const dir = path.join(out.dir, 'fs');
+    const r = await exportStoredImage(other.dir, 'fs:stored', tarExporter({ dest: tarFile }));
+    assert.equal(r.descriptor?.digest, (await store.resolve('fs:stored'))?.digest);
+    await exportStoredImage(other.dir, built.imageId, localExporter({ dest: dir, owners: 'image' }));
+    assert.deepEqual(mountsUnder(other.dir), []);
+    const expected = comparable(await expectedTree(store, 'fs:stored'));
+    assert.equal(expected.nodes['opq/b']?.type, 'file');
+    assert.deepEqual(comparable((await tarTree(tarFile)).tree), expected);
+    assert.deepEqual(comparable(await dirTree(dir)), expected);
+    await assert.rejects(exportStoredImage(other.dir, 'nothere:1', tarExporter({ dest: tarFile })), (e: unknown) => e instanceof KilnError && /not found/.test(e.message));
   });
 });
