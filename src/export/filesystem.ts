@@ -9,7 +9,7 @@ import type { ContentStore, Lease } from '../oci/store.js';
 import type { Descriptor } from '../oci/types.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { KilnError } from '../errors.js';
-import type { MountedFilesystem } from './types.js';
+import type { ExportSource, MountedFilesystem } from './types.js';
 
 /**
  * Mounts the filesystem of the image `descriptor` (a manifest, or an index: this platform's
@@ -56,4 +56,14 @@ export function sharedFilesystem(store: ContentStore, snapshotter: Snapshotter, 
  */
 export function filesystemEntries(dir: string): AsyncGenerator<LayerEntry> {
   return layerEntriesFromDirectory(dir, { xattrs: true });
+}
+
+/** Needs the source's filesystem; throws a KilnError naming the exporter when it has none. */
+export async function sourceFilesystem(source: ExportSource, type: string): Promise<MountedFilesystem> {
+  if (!source.filesystem || source.images.length !== 1) {
+    throw new KilnError(`the ${type} exporter writes the filesystem of one image, and this export has ${source.filesystem ? `${source.images.length} images` : 'no filesystem to read'}`, {
+      hint: 'export a single built image, or use the oci or docker exporter for several',
+    });
+  }
+  return source.filesystem();
 }
