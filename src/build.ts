@@ -9,7 +9,7 @@ import { KilnError } from './errors.js';
 import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
 import { executionProblem, hostPlatform } from './oci/platform.js';
-import { ContentStore } from './oci/store.js';
+import { ContentStore, type Lease } from './oci/store.js';
 import { loadImage, prepareImage } from './oci/image.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
 import { CacheRecords } from './cache/records.js';
@@ -25,8 +25,8 @@ import { writeFileAtomic } from './fsutil.js';
 import { reapStale } from './lifecycle.js';
 import { finalizeConfig, type SolvedStep } from './export/config.js';
 import { imageStoreExporter } from './export/image-store.js';
-import { mountImageFilesystem } from './export/filesystem.js';
-import type { Exporter, ExportImage, ExportResult, ExportSource, MountedFilesystem } from './export/types.js';
+import { sharedFilesystem } from './export/filesystem.js';
+import type { Exporter, ExportImage, ExportResult, ExportSource } from './export/types.js';
 import { normalizeTagName } from './oci/reference.js';
 
 export { readDockerfile } from './frontend/source.js';
@@ -180,7 +180,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const written = await prepareImage(store, { config, layers: layers.map((l) => l.descriptor) });
     await solver.flush(written.unsynced);
     const image = { descriptor: written.manifestDescriptor, names: names.map((n) => normalizeTagName(n)) };
-    const exports = await exportBuild(store, snapshotter, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
+    const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
     // the build no longer uses its layers and cache mounts: the limit below may evict them
     await lease.release();
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
@@ -214,17 +214,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
  * under the build's lease); the image's filesystem is mounted once, for the first exporter
  * that reads it, and released when all are done.
  */
-async function exportBuild(store: ContentStore, snapshotter: Snapshotter, image: ExportImage, exporters: Exporter[], signal?: AbortSignal): Promise<ExportResult[]> {
-  let mounted: Promise<MountedFilesystem> | undefined;
-  const source: ExportSource = {
-    images: [image],
-    store,
-    // each exporter releases what it was given; the mount itself outlives them all
-    filesystem: async () => {
-      mounted ??= mountImageFilesystem(store, snapshotter, image.descriptor);
-      return { dir: (await mounted).dir, release: async () => undefined };
-    },
-  };
+async function exportBuild(store: ContentStore, snapshotter: Snapshotter, lease: Lease, image: ExportImage, exporters: Exporter[], signal?: AbortSignal): Promise<ExportResult[]> {
+  const fs = sharedFilesystem(store, snapshotter, image.descriptor, lease);
+  const source: ExportSource = { images: [image], store, filesystem: fs.filesystem };
   const results: ExportResult[] = [];
   try {
     for (const exporter of exporters) {
@@ -236,7 +228,7 @@ async function exportBuild(store: ContentStore, snapshotter: Snapshotter, image:
     if (signal?.aborted && !(e instanceof KilnError)) throw new KilnError('build interrupted', { exitCode: 130, cause: e });
     throw e;
   } finally {
-    if (mounted) await (await mounted.catch(() => undefined))?.release();
+    await fs.release();
   }
   return results;
 }

@@ -52,7 +52,22 @@ export { listImages, removeImages, type ImageSummary } from './images.js';
 export { digestOf, isDigest } from './oci/digest.js';
 export { loadImage, writeImage, imageSize, type LoadedImage } from './oci/image.js';
 export { loadArchive } from './oci/archive.js';
-export { saveImages } from './export/save.js';
+export {
+  saveImages,
+  exportStoredImage,
+  imageStoreExporter,
+  ociArchiveExporter,
+  dockerArchiveExporter,
+  localExporter,
+  tarExporter,
+  type Exporter,
+  type ExportContext,
+  type ExportDestination,
+  type ExportImage,
+  type ExportResult,
+  type ExportSource,
+  type MountedFilesystem,
+} from './export/index.js';
 export { importRootfs } from './oci/import.js';
 export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';
 

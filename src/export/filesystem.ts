@@ -5,19 +5,24 @@
  */
 import { loadImage } from '../oci/image.js';
 import { layerEntriesFromDirectory, type LayerEntry } from '../oci/layer.js';
-import type { ContentStore } from '../oci/store.js';
+import type { ContentStore, Lease } from '../oci/store.js';
 import type { Descriptor } from '../oci/types.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { KilnError } from '../errors.js';
-import type { MountedFilesystem } from './types.js';
+import type { ExportSource, MountedFilesystem } from './types.js';
 
-/** Mounts the filesystem of the image `descriptor` (a manifest, or an index: this platform's manifest). */
-export async function mountImageFilesystem(store: ContentStore, snapshotter: Snapshotter, descriptor: Descriptor): Promise<MountedFilesystem> {
+/**
+ * Mounts the filesystem of the image `descriptor` (a manifest, or an index: this platform's
+ * manifest), unpacking the layers the snapshotter does not have yet. With a lease, the
+ * unpacked layers are protected from pruning while mounted.
+ */
+export async function mountImageFilesystem(store: ContentStore, snapshotter: Snapshotter, descriptor: Descriptor, lease?: Lease): Promise<MountedFilesystem> {
   const img = await loadImage(store, descriptor.digest);
   const diffIds = img.config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== img.manifest.layers.length) {
     throw new KilnError(`image ${descriptor.digest} is malformed: ${img.manifest.layers.length} layers but ${diffIds.length} diff_ids`);
   }
+  await lease?.protect({ layers: diffIds });
   const lowers: string[] = [];
   for (let i = 0; i < diffIds.length; i++) {
     const layer = img.manifest.layers[i];
@@ -28,10 +33,37 @@ export async function mountImageFilesystem(store: ContentStore, snapshotter: Sna
 }
 
 /**
+ * An image's filesystem for a run of exporters: mounted when the first asks for it, shared by
+ * the rest (what they release is a no-op), unmounted by `release` at the end.
+ */
+export function sharedFilesystem(store: ContentStore, snapshotter: Snapshotter, descriptor: Descriptor, lease?: Lease): { filesystem: () => Promise<MountedFilesystem>; release: () => Promise<void> } {
+  let mounted: Promise<MountedFilesystem> | undefined;
+  return {
+    filesystem: async () => {
+      mounted ??= mountImageFilesystem(store, snapshotter, descriptor, lease);
+      return { dir: (await mounted).dir, release: async () => undefined };
+    },
+    release: async () => {
+      if (mounted) await (await mounted.catch(() => undefined))?.release();
+    },
+  };
+}
+
+/**
  * The entries of a mounted filesystem in tar order (parents first, names sorted by bytes), the
  * root itself excluded: owners, modes, mtimes, link targets, device numbers and xattrs as they
  * are on disk; files that share an inode after the first as hard links.
  */
 export function filesystemEntries(dir: string): AsyncGenerator<LayerEntry> {
   return layerEntriesFromDirectory(dir, { xattrs: true });
+}
+
+/** Needs the source's filesystem; throws a KilnError naming the exporter when it has none. */
+export async function sourceFilesystem(source: ExportSource, type: string): Promise<MountedFilesystem> {
+  if (!source.filesystem || source.images.length !== 1) {
+    throw new KilnError(`the ${type} exporter writes the filesystem of one image, and this export has ${source.filesystem ? `${source.images.length} images` : 'no filesystem to read'}`, {
+      hint: 'export a single built image, or use the oci or docker exporter for several',
+    });
+  }
+  return source.filesystem();
 }

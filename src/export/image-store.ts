@@ -1,4 +1,5 @@
 /** The image store exporter: names the image in kiln's own store (`kiln build -t`). */
+import { KilnError } from '../errors.js';
 import type { Exporter, ExportSource } from './types.js';
 
 export interface ImageStoreOptions {
@@ -16,6 +17,9 @@ export function imageStoreExporter(options: ImageStoreOptions): Exporter {
     type: 'image',
     async export(source: ExportSource) {
       const image = source.images[0];
+      if (!image || source.images.length !== 1) {
+        throw new KilnError(`the image store exporter names one image, and this export has ${source.images.length}`, { hint: 'export the images one at a time' });
+      }
       for (const name of options.names) await source.store.setRef(name, image.descriptor);
       return { type: 'image', descriptor: image.descriptor, names: [...options.names] };
     },

@@ -4,8 +4,7 @@ import path from 'node:path';
 import { describeErrno, KilnError } from '../errors.js';
 import { tarStream } from '../oci/tar.js';
 import { extractLayer } from '../snapshot/unpack.js';
-import { filesystemEntries } from './filesystem.js';
-import { sourceFilesystem } from './tar.js';
+import { filesystemEntries, sourceFilesystem } from './filesystem.js';
 import type { LayerEntry } from '../oci/layer.js';
 import type { Exporter, ExportSource } from './types.js';
 

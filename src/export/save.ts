@@ -1,12 +1,14 @@
-/** `kiln save`: images of the store, by name, through the docker or OCI archive exporter. */
+/** Images the store holds, by name, through an exporter: `kiln save` (docker or OCI archive), or any other sink. */
 import { KilnError } from '../errors.js';
 import { normalizeName, parseReference } from '../oci/reference.js';
 import { isDigest } from '../oci/digest.js';
 import { loadImage } from '../oci/image.js';
-import type { ContentStore } from '../oci/store.js';
+import { ContentStore } from '../oci/store.js';
+import { Snapshotter } from '../snapshot/snapshotter.js';
+import { sharedFilesystem } from './filesystem.js';
 import { dockerArchiveExporter } from './docker-archive.js';
 import { ociArchiveExporter } from './oci-archive.js';
-import type { ExportDestination, ExportImage, ExportResult } from './types.js';
+import type { ExportContext, ExportDestination, Exporter, ExportImage, ExportResult } from './types.js';
 
 export type ArchiveFormat = 'docker' | 'oci';
 
@@ -58,4 +60,24 @@ export async function saveImages(store: ContentStore, names: string[], out: Expo
   }
   const exporter = format === 'oci' ? ociArchiveExporter({ dest: out }) : dockerArchiveExporter({ dest: out });
   return exporter.export({ images, store });
+}
+
+/**
+ * Exports one image of the store in `root` (a name, digest or image id; an index gives this
+ * platform's manifest) through any exporter, its filesystem mounted when the exporter asks
+ * (layers unpacked as needed, held by a lease until done): `docker export`'s job with the tar
+ * exporter, a root filesystem with the local one.
+ */
+export async function exportStoredImage(root: string, name: string, exporter: Exporter, context?: ExportContext): Promise<ExportResult> {
+  const store = await ContentStore.open(root);
+  const { manifestDescriptor: descriptor } = await loadImage(store, name);
+  const tag = await tagFor(store, name);
+  const lease = await store.lease();
+  const fs = sharedFilesystem(store, new Snapshotter(root), descriptor, lease);
+  try {
+    return await exporter.export({ images: [{ descriptor, names: tag ? [tag] : [] }], store, filesystem: fs.filesystem }, context);
+  } finally {
+    await fs.release();
+    await lease.release();
+  }
 }

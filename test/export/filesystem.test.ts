@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { build } from '../../src/build.js';
 import { KilnError } from '../../src/errors.js';
@@ -15,10 +15,13 @@ import { tarExporter } from '../../src/export/tar.js';
 import type { Exporter } from '../../src/export/types.js';
 import { ociArchiveExporter } from '../../src/export/oci-archive.js';
 import { loadArchive } from '../../src/oci/archive.js';
+import { importRootfs } from '../../src/oci/import.js';
+import { tarEntries } from '../../src/oci/tar.js';
+import { exportStoredImage, saveImages } from '../../src/export/save.js';
 import { loadImage } from '../../src/oci/image.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { mountsUnder } from '../../src/lifecycle.js';
-import { isRoot, tempDir, workspace, type Workspace } from '../helpers.js';
+import { isRoot, runCommand, tempDir, workspace, type Workspace } from '../helpers.js';
 import { comparable, CONTEXT_FILES, dirTree, expectedTree, richDockerfile, tarTree } from './trees.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
@@ -140,5 +143,53 @@ describe('local and tar exporters', { skip }, () => {
     await assert.rejects(build({ root: ws.root, contextDir, signal: controller.signal, exporters: [interrupting, localExporter({ dest: path.join(out.dir, 'never') })] }), (e: unknown) => e instanceof KilnError && /interrupted/.test(e.message));
     assert.deepEqual(await fsp.readdir(out.dir), []);
     assert.deepEqual(mountsUnder(ws.root), []);
+  });
+
+  it('an image of the store exports the same, its layers unpacked for the export (loaded, never built here)', async (t) => {
+    const out = await tempDir('kiln-export-');
+    t.after(out.cleanup);
+    const built = await build({ root: ws.root, contextDir, tags: ['fs:stored'] });
+    const archive = path.join(out.dir, 'image.tar');
+    await saveImages(await ContentStore.open(ws.root), ['fs:stored'], archive);
+    const other = await tempDir('kiln-root-');
+    t.after(other.cleanup);
+    const store = await ContentStore.open(other.dir);
+    await loadArchive(store, archive);
+    const tarFile = path.join(out.dir, 'fs.tar');
+    const dir = path.join(out.dir, 'fs');
+    const r = await exportStoredImage(other.dir, 'fs:stored', tarExporter({ dest: tarFile }));
+    assert.equal(r.descriptor?.digest, (await store.resolve('fs:stored'))?.digest);
+    await exportStoredImage(other.dir, built.imageId, localExporter({ dest: dir, owners: 'image' }));
+    assert.deepEqual(mountsUnder(other.dir), []);
+    const expected = comparable(await expectedTree(store, 'fs:stored'));
+    assert.equal(expected.nodes['opq/b']?.type, 'file');
+    assert.deepEqual(comparable((await tarTree(tarFile)).tree), expected);
+    assert.deepEqual(comparable(await dirTree(dir)), expected);
+    await assert.rejects(exportStoredImage(other.dir, 'nothere:1', tarExporter({ dest: tarFile })), (e: unknown) => e instanceof KilnError && /not found/.test(e.message));
+  });
+
+  it('extended attributes of the image reach the tar and the directory', async (t) => {
+    const out = await tempDir('kiln-export-');
+    t.after(out.cleanup);
+    const rootfs = path.join(out.dir, 'rootfs');
+    await fsp.mkdir(path.join(rootfs, 'd'), { recursive: true });
+    await fsp.writeFile(path.join(rootfs, 'd', 'f'), 'hi\n');
+    const set = async (args: string[]) => assert.equal((await runCommand('setfattr', args)).code, 0);
+    await set(['-n', 'user.kiln', '-v', 'hello', path.join(rootfs, 'd', 'f')]);
+    await set(['-n', 'user.dir', '-v', 'one', path.join(rootfs, 'd')]);
+    const rootfsTar = path.join(out.dir, 'rootfs.tar');
+    assert.equal((await runCommand('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-cf', rootfsTar, '-C', rootfs, '.'])).code, 0);
+    await importRootfs(await ContentStore.open(ws.root), rootfsTar, 'xattrs:1');
+    const tarFile = path.join(out.dir, 'fs.tar');
+    const dir = path.join(out.dir, 'fs');
+    await exportStoredImage(ws.root, 'xattrs:1', tarExporter({ dest: tarFile }));
+    await exportStoredImage(ws.root, 'xattrs:1', localExporter({ dest: dir }));
+    const pax = new Map<string, Record<string, string>>();
+    for await (const { header } of tarEntries(createReadStream(tarFile))) pax.set(header.name.replace(/\/$/, ''), header.pax ?? {});
+    assert.equal(pax.get('d/f')?.['SCHILY.xattr.user.kiln'], 'hello');
+    assert.equal(pax.get('d')?.['SCHILY.xattr.user.dir'], 'one');
+    const get = async (name: string, file: string) => (await runCommand('getfattr', ['--only-values', '-n', name, file])).stdout;
+    assert.equal(await get('user.kiln', path.join(dir, 'd', 'f')), 'hello');
+    assert.equal(await get('user.dir', path.join(dir, 'd')), 'one');
   });
 });
