@@ -109,16 +109,21 @@ export function isKilnError(e: unknown): e is KilnError {
  * "fetch failed" over ECONNRESET is unavailable). Undefined when nothing in the chain has one.
  */
 export function errorCode(e: unknown): ErrorCode | undefined {
+  return codeSource(e)?.code;
+}
+
+/** The error in e's cause chain that gives it its code (see errorCode), and that code. */
+function codeSource(e: unknown): { code: ErrorCode; from: Error } | undefined {
   for (let cur = e, depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
     if (cur instanceof KilnError) {
-      if (cur.code !== undefined) return cur.code;
+      if (cur.code !== undefined) return { code: cur.code, from: cur };
       cur = cur.cause;
       continue;
     }
     if (!(cur instanceof Error)) return undefined;
     const sys = (cur as NodeJS.ErrnoException).code;
-    if (cur.name === 'AbortError' || sys === 'ABORT_ERR') return 'cancelled';
-    if (typeof sys === 'string' && (Object.hasOwn(ERRNO_CODES, sys) || isErrnoError(cur))) return errnoCode(sys);
+    if (cur.name === 'AbortError' || sys === 'ABORT_ERR') return { code: 'cancelled', from: cur };
+    if (typeof sys === 'string' && (Object.hasOwn(ERRNO_CODES, sys) || isErrnoError(cur))) return { code: errnoCode(sys), from: cur };
     // an error without a code of its own that wraps one (fetch's "fetch failed" over ECONNRESET)
     cur = cur.cause;
   }
@@ -135,11 +140,12 @@ export function hasCode(e: unknown, code: ErrorCode): boolean {
  * a dropped connection, a registry's 503), or a resource-exhausted error that says when to retry
  * (a rate limit with Retry-After). Everything else is fatal: bad input, missing things, refused
  * credentials, a full disk (resource-exhausted without retryAfterMs), a cancelled build.
+ * A wrapper without a code of its own is judged by what it wraps (see errorCode).
  */
 export function retryable(e: unknown): boolean {
-  const code = errorCode(e);
-  if (code === 'unavailable') return true;
-  return code === 'resource-exhausted' && e instanceof KilnError && e.retryAfterMs !== undefined;
+  const source = codeSource(e);
+  if (source?.code === 'unavailable') return true;
+  return source?.code === 'resource-exhausted' && source.from instanceof KilnError && source.from.retryAfterMs !== undefined;
 }
 
 /** The ErrorCode of each errno (and of the network and DNS codes node gives); 'failed' for the rest. */

@@ -88,6 +88,10 @@ test('retryable: unavailable, or resource-exhausted with a retry-after; everythi
     assert.equal(retryable(new KilnError('x', { code })), false, code);
   }
   assert.equal(retryable(new KilnError('no code')), false);
+  // a wrapper without a code is judged by what it wraps, retry hint included
+  assert.equal(retryable(new KilnError('pushing the layer', { cause: new KilnError('rate limited', { code: 'resource-exhausted', retryAfterMs: 1000 }) })), true);
+  assert.equal(retryable(new KilnError('pushing the layer', { cause: fromErrno(sysError('ENOSPC', 'write')) })), false);
+  assert.equal(retryable(new KilnError('pulling', { cause: new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'ETIMEDOUT' }) }) })), true);
   assert.equal(retryable(new Error('plain')), false);
 });
 

@@ -99,12 +99,25 @@ export async function main(argv: string[]): Promise<number> {
   trace('main: loading command');
   for (const load of wanted) (await load()).register(program, globals);
   trace('main: command loaded');
+  let code: number;
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+    code = process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
-    return reportError(err);
+    code = reportError(err);
   }
+  // the caller exits the process: what is still queued for a slow reader (kiln save | ...) must go first
+  await flushed(process.stdout);
+  await flushed(process.stderr);
+  return code;
+}
+
+/** Resolves once everything written to `stream` so far has been handed to the OS (or the stream is gone). */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) return resolve();
+    stream.write('', () => resolve());
+  });
 }
 
 export function reportError(err: unknown): number {

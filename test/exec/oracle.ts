@@ -1,11 +1,13 @@
 /**
  * Differential helpers for RUN tests: the same Dockerfile built by kiln and by docker 20.10's
- * BuildKit (the oracle), each image saved as a docker archive and read back layer by layer.
+ * BuildKit (the oracle, test/oracle/docker.ts), each image saved as a docker archive and read
+ * back layer by layer (test/oracle/tree.ts).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import tar from 'tar-stream';
-import { dockerCli, runCommand, runKiln, tempDir } from '../helpers.js';
+import { runCommand, runKiln, tempDir } from '../helpers.js';
+import { dockerOracle, saveKilnImage, type DockerOracle } from '../oracle/docker.js';
+import { readDockerArchive } from '../oracle/tree.js';
 
 export interface Entry {
   path: string;
@@ -24,47 +26,24 @@ export interface SavedImage {
   history: Array<{ created_by?: string; empty_layer?: boolean }>;
 }
 
-async function untar(buf: Buffer): Promise<Map<string, { header: tar.Header; body: Buffer }>> {
-  const out = new Map<string, { header: tar.Header; body: Buffer }>();
-  const ex = tar.extract();
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: unknown) => {
-        chunks.push(c as Buffer);
-      });
-      stream.on('end', () => {
-        out.set(header.name.replace(/^\.\//, '').replace(/\/$/, ''), { header, body: Buffer.concat(chunks) });
-        next();
-      });
-      stream.on('error', reject);
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
-  });
-  ex.end(buf);
-  await done;
-  return out;
-}
-
-/** Reads a docker-archive tarball (`docker save` / `kiln save`). */
-export async function readArchive(file: string): Promise<SavedImage> {
-  const outer = await untar(await fs.readFile(file));
-  const manifest = JSON.parse(outer.get('manifest.json')!.body.toString('utf8')) as Array<{ Config: string; Layers: string[] }>;
-  const config = JSON.parse(outer.get(manifest[0].Config)!.body.toString('utf8')) as { rootfs: { diff_ids: string[] }; history: SavedImage['history'] };
-  const layers: Entry[][] = [];
-  for (const l of manifest[0].Layers) {
-    const inner = await untar(outer.get(l)!.body);
-    layers.push(
-      [...inner.values()].map(({ header, body }) => {
-        const e: Entry = { path: header.name.replace(/^\.\//, '').replace(/\/$/, ''), type: header.type ?? 'file', mode: (header.mode ?? 0) & 0o7777, uid: header.uid ?? 0, gid: header.gid ?? 0 };
+/** Reads a docker-archive tarball (`docker save` / `kiln save`): each layer's entries. */
+export async function readArchive(archive: Buffer): Promise<SavedImage> {
+  const { config, layers } = await readDockerArchive(archive);
+  const name = (header: { name: string }) => header.name.replace(/^\.\//, '').replace(/\/$/, '');
+  return {
+    layers: layers.map((members) => {
+      // one entry per path (the last of the same name), in the order the names first came
+      const byPath = new Map(members.map((m) => [name(m.header), m]));
+      return [...byPath.values()].map(({ header, data }) => {
+        const e: Entry = { path: name(header), type: header.type ?? 'file', mode: (header.mode ?? 0) & 0o7777, uid: header.uid ?? 0, gid: header.gid ?? 0 };
         if (header.linkname) e.linkname = header.linkname;
-        if (header.type === 'file') e.content = body.toString('utf8');
+        if (header.type === 'file') e.content = data.toString('utf8');
         return e;
-      }),
-    );
-  }
-  return { layers, diffIds: config.rootfs.diff_ids, history: config.history };
+      });
+    }),
+    diffIds: config.rootfs?.diff_ids ?? [],
+    history: config.history ?? [],
+  };
 }
 
 /** The files of an image's merged view (no whiteouts in these tests): path → entry. */
@@ -133,21 +112,20 @@ export async function builders(root: string, busyboxTar: string): Promise<Builde
   const imp = await runKiln(['import', bare, 'bare:latest'], { root });
   if (imp.code !== 0) throw new Error(`kiln import: ${imp.stderr}`);
   const tag = `kiln-runexec-${process.pid}`;
-  const dockerImages: string[] = [];
-  let dockerReady: Promise<boolean> | undefined;
-  const haveDocker = (): Promise<boolean> =>
-    (dockerReady ??= (async () => {
-      // the machine's dockerd only: these tests never start one
-      if ((await runCommand(dockerCli, ['info'], { timeoutMs: 10_000 })).code !== 0) return false;
-      for (const [name, file] of [
-        ['busybox', busyboxTar],
-        ['bare', bare],
-      ]) {
-        const r = await runCommand(dockerCli, ['import', file, `${tag}-${name}:base`]);
-        if (r.code !== 0) return false;
-        dockerImages.push(`${tag}-${name}:base`);
+  // docker with the same two bases, made on the first docker build; undefined without dockerd
+  let oracle: Promise<DockerOracle | undefined> | undefined;
+  const haveDocker = (): Promise<DockerOracle | undefined> =>
+    (oracle ??= (async () => {
+      const d = await dockerOracle({ prefix: 'kiln-runexec' });
+      if (d.available !== true) return undefined;
+      try {
+        await d.importRootfs(busyboxTar, `${tag}-busybox:base`);
+        await d.importRootfs(bare, `${tag}-bare:base`);
+      } catch {
+        await d.cleanup();
+        return undefined;
       }
-      return true;
+      return d;
     })());
   const context = async (dockerfile: string, files: Record<string, string | Buffer>): Promise<string> => {
     const dir = path.join(t.dir, `ctx${seq++}`);
@@ -165,27 +143,20 @@ export async function builders(root: string, busyboxTar: string): Promise<Builde
       const name = `runexec-${seq++}:test`;
       const r = await runKiln(['build', '--progress', 'plain', '--build-arg', `BASE=${base}`, ...args, '-t', name, dir], { root, env });
       if (r.code !== 0) return { code: r.code, stderr: r.stderr, context: dir };
-      const out = path.join(t.dir, `kiln${seq++}.tar`);
-      const s = await runKiln(['save', '-o', out, name], { root });
-      if (s.code !== 0) throw new Error(`kiln save: ${s.stderr}`);
-      return { code: 0, stderr: r.stderr, image: await readArchive(out), context: dir };
+      return { code: 0, stderr: r.stderr, image: await readArchive(await saveKilnImage(root, name)), context: dir };
     },
     async docker(dockerfile, files = {}, args = [], base = 'busybox') {
-      if (!(await haveDocker())) return undefined;
+      const docker = await haveDocker();
+      if (!docker || !(await docker.ready())) return undefined;
       const dir = await context(dockerfile, files);
-      const name = `${tag}-built${seq++}:test`;
-      const r = await runCommand(dockerCli, ['build', '--build-arg', `BASE=${tag}-${base}:base`, ...args, '-t', name, dir], { env: { DOCKER_BUILDKIT: '1' } });
+      const r = await docker.build(dir, { args: ['--build-arg', `BASE=${tag}-${base}:base`, ...args] });
       // dockerd gone meanwhile (another suite on this machine stopped it): no oracle this time
-      if (r.code !== 0 && /Cannot connect to the Docker daemon/.test(r.stderr)) return undefined;
+      if (r.daemonGone) return undefined;
       if (r.code !== 0) throw new Error(`docker build failed: ${r.stderr}`);
-      dockerImages.push(name);
-      const out = path.join(t.dir, `docker${seq++}.tar`);
-      const s = await runCommand(dockerCli, ['save', '-o', out, name]);
-      if (s.code !== 0) throw new Error(`docker save: ${s.stderr}`);
-      return readArchive(out);
+      return readArchive(await docker.save(r.tag));
     },
     async cleanup() {
-      if (dockerImages.length) await runCommand(dockerCli, ['rmi', '-f', ...dockerImages]);
+      await (await oracle)?.cleanup();
       await t.cleanup();
     },
   };

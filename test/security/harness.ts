@@ -2,14 +2,16 @@
  * The adversarial suite's tools: a canary directory on the host that evil links point at (and
  * whose every byte, mode, owner, link count and time must be unchanged after a build), names
  * no host path has (so their absence from /, /run, /tmp, ... proves nothing leaked), a filesystem listing run inside an image (kiln's or
- * docker's, to compare the two), and the docker oracle.
+ * docker's, to compare the two: test/oracle/listing.ts), and the docker oracle (test/oracle/docker.ts).
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { busyboxRootfsTar, dockerCli, ensureDockerd, rootWithBusybox, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
+import { busyboxRootfsTar, rootWithBusybox, runKiln, tempDir, type CliResult } from '../helpers.js';
+import { dockerOracle as sharedOracle } from '../oracle/docker.js';
+import { formatWithLinkCounts, kilnListing as listInKiln, listingArgv, parseListing } from '../oracle/listing.js';
 
 export interface Canary {
   /** Absolute host path of the canary directory; evil links point here. */
@@ -68,22 +70,13 @@ export async function makeCanary(): Promise<Canary> {
 export { makeTar, type TarSpec } from '../snapshot/tarutil.js';
 
 /**
- * A shell script listing each path under the given roots: type, mode, owner, link count, and a
- * link's target or a file's md5, one line each, sorted. Times are left out (build times differ).
+ * The listing of `paths` inside kiln's image (test/oracle/listing.ts): one line per path,
+ * `path|type|mode|uid:gid|links|x`, x a link's `-> target` or a file's md5, sorted.
  */
-export const LISTING = [
-  'for p in "$@"; do [ -e "$p" ] || [ -L "$p" ] && find "$p"; done | sort | while read -r f; do',
-  '  t=$(stat -c "%F|%a|%u:%g|%h" "$f")',
-  '  if [ -L "$f" ]; then x="-> $(readlink "$f")"; elif [ -f "$f" ]; then x=$(md5sum < "$f" | cut -c1-32); else x=""; fi',
-  '  echo "$f|$t|$x"',
-  'done',
-].join('\n');
-
-/** The listing of `paths` inside kiln's image. */
 export async function kilnListing(root: string, image: string, paths: string[]): Promise<string> {
-  const r = await runKiln(['run', '--rm', image, 'sh', '-c', LISTING, 'sh', ...paths], { root });
+  const r = await listInKiln(root, image, paths);
   assert.equal(r.code, 0, r.stderr);
-  return r.stdout;
+  return formatWithLinkCounts(r.entries);
 }
 
 /** The base image name both kiln and docker know (the same busybox rootfs). */
@@ -102,26 +95,19 @@ export interface Oracle {
 }
 
 export async function dockerOracle(): Promise<Oracle | undefined> {
-  // KILN_TEST_DOCKERD=existing: use a running dockerd only, never start one (shared machines)
-  const running = (await runCommand(dockerCli, ['info'], { timeoutMs: 10_000 }).catch(() => undefined))?.code === 0;
-  if (!running && process.env.KILN_TEST_DOCKERD === 'existing') return undefined;
-  if (!(await ensureDockerd())) return undefined;
-  const tags = new Set<string>([BASE]);
-  const imp = await runCommand(dockerCli, ['import', await busyboxRootfsTar(), BASE]);
-  assert.equal(imp.code, 0, imp.stderr);
+  const docker = await sharedOracle({ prefix: 'kiln-sec' });
+  if (docker.available !== true) return undefined;
+  await docker.importRootfs(await busyboxRootfsTar(), BASE);
   return {
-    async build(ctx, tag) {
-      tags.add(tag);
-      return runCommand(dockerCli, ['build', '--no-cache', '--progress', 'plain', '-t', tag, ctx], { env: { DOCKER_BUILDKIT: '1' } });
+    build(ctx, tag) {
+      return docker.build(ctx, { tag, args: ['--no-cache', '--progress', 'plain'] });
     },
     async listing(image, paths) {
-      const r = await runCommand(dockerCli, ['run', '--rm', '--network', 'none', image, 'sh', '-c', LISTING, 'sh', ...paths]);
+      const r = await docker.run(image, listingArgv(paths));
       assert.equal(r.code, 0, r.stderr);
-      return r.stdout;
+      return formatWithLinkCounts(parseListing(r.stdout));
     },
-    async cleanup() {
-      await runCommand(dockerCli, ['rmi', '-f', ...tags]);
-    },
+    cleanup: () => docker.cleanup(),
   };
 }
 
