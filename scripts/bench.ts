@@ -2,7 +2,11 @@
  * kiln's benchmark (issue 4): the same Dockerfiles built by kiln, BuildKit (dockerd's builtin, via
  * Debian's docker 20.10 CLI) and buildah, interleaved, medians per figure, ratios and targets.
  *
- *   npm run bench -- [--only NAME[,NAME]] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--keep]
+ *   npm run bench -- [--only NAME[,NAME]] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--keep]
+ *
+ * --baseline DIR adds a fourth peer: the kiln built in another checkout DIR (e.g. the last release
+ * or main before a change), run the same way and interleaved with the others, so a change's cost
+ * is a ratio measured under the same load rather than a comparison with an old table.
  *
  * Contexts are generated deterministically by the code below into a temp dir (see bench/README.md).
  * A peer that is not installed or cannot start is skipped with the reason printed; the bench never
@@ -28,15 +32,16 @@ let kilnBin = path.join(repoRoot, 'bin', 'kiln');
  * The CLI bundle (dist/kiln.cjs) is copied too, after dist/src so that bin/kiln.js does not take
  * it for stale, with its V8 code caches (each is checked against the bundle before use).
  */
-async function snapshotKiln(work: string): Promise<string> {
-  const dir = path.join(work, 'kiln');
+async function snapshotKiln(work: string, from = repoRoot, name = 'kiln'): Promise<string> {
+  if (!existsSync(path.join(from, 'dist', 'src', 'cli', 'main.js'))) throw new Error(`${from} has no built kiln (run npm run build there)`);
+  const dir = path.join(work, name);
   await fs.mkdir(path.join(dir, 'dist'), { recursive: true });
-  await fs.cp(path.join(repoRoot, 'bin'), path.join(dir, 'bin'), { recursive: true });
-  await fs.cp(path.join(repoRoot, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
-  const bundled = (await fs.readdir(path.join(repoRoot, 'dist'))).filter((f) => f === 'kiln.cjs' || (f.startsWith('kiln.cjs.') && f.endsWith('.cache')));
-  for (const f of bundled) await fs.copyFile(path.join(repoRoot, 'dist', f), path.join(dir, 'dist', f));
-  await fs.copyFile(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
-  await fs.symlink(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
+  await fs.cp(path.join(from, 'bin'), path.join(dir, 'bin'), { recursive: true });
+  await fs.cp(path.join(from, 'dist', 'src'), path.join(dir, 'dist', 'src'), { recursive: true });
+  const bundled = (await fs.readdir(path.join(from, 'dist'))).filter((f) => f === 'kiln.cjs' || (f.startsWith('kiln.cjs.') && f.endsWith('.cache')));
+  for (const f of bundled) await fs.copyFile(path.join(from, 'dist', f), path.join(dir, 'dist', f));
+  await fs.copyFile(path.join(from, 'package.json'), path.join(dir, 'package.json'));
+  await fs.symlink(path.join(from, 'node_modules'), path.join(dir, 'node_modules'));
   return path.join(dir, 'bin', 'kiln');
 }
 const dockerCli = '/usr/bin/docker';
@@ -339,7 +344,7 @@ interface Sample {
   steps?: Array<{ name: string; ms: number }>;
 }
 
-export type PeerId = 'kiln' | 'buildkit' | 'buildah';
+export type PeerId = 'kiln' | 'buildkit' | 'buildah' | 'baseline';
 
 interface Peer {
   id: PeerId;
@@ -383,17 +388,18 @@ function parseEvents(jsonLines: string): Array<{ type?: string; ts?: string; nam
 }
 
 class KilnPeer implements Peer {
-  readonly id = 'kiln' as const;
   skip?: string;
   private root?: string;
   constructor(
     private readonly work: string,
     private readonly baseTar: string,
+    private readonly bin: () => string = () => kilnBin,
+    readonly id: 'kiln' | 'baseline' = 'kiln',
   ) {}
   async startScenario(name: string): Promise<void> {
-    this.root = path.join(this.work, `kiln-root-${name}`);
+    this.root = path.join(this.work, `${this.id}-root-${name}`);
     await fs.rm(this.root, { recursive: true, force: true });
-    const r = await run(kilnBin, ['--root', this.root, 'import', this.baseTar, 'busybox:latest']);
+    const r = await run(this.bin(), ['--root', this.root, 'import', this.baseTar, 'busybox:latest']);
     if (r.code !== 0) throw new BuildError(`kiln import failed: ${tail(r.stderr)}`);
   }
   async build(req: BuildRequest): Promise<Sample> {
@@ -402,8 +408,8 @@ class KilnPeer implements Peer {
     if (req.noCache) args.push('--no-cache');
     if (req.dockerfile) args.push('-f', path.join(req.ctx, req.dockerfile));
     args.push(req.ctx);
-    const r = await run(kilnBin, args);
-    if (r.code !== 0) throw new BuildError(`kiln build failed (exit ${r.code}): ${tail(r.stderr)}`);
+    const r = await run(this.bin(), args);
+    if (r.code !== 0) throw new BuildError(`${this.id} build failed (exit ${r.code}): ${tail(r.stderr)}`);
     return { ms: r.ms, cachedStepMs: cachedStepMsFromEvents(r.stderr), steps: stepTimesFromEvents(r.stderr) };
   }
   async endScenario(keep: boolean): Promise<void> {
@@ -580,14 +586,17 @@ function ratio(a: number | undefined, b: number | undefined): string {
 }
 
 function table(results: FigureResult[], runs: number): string {
-  const head = ['scenario / figure', 'kiln', 'BuildKit', 'buildah', 'kiln/BuildKit', 'kiln/buildah', 'target', 'met'];
+  const withBaseline = results.some((r) => r.median.baseline !== undefined);
+  const head = ['scenario / figure', 'kiln', 'BuildKit', 'buildah', ...(withBaseline ? ['baseline'] : []), 'kiln/BuildKit', 'kiln/buildah', ...(withBaseline ? ['kiln/baseline'] : []), 'target', 'met'];
   const rows = results.map((r) => [
     `${r.scenario} / ${r.title}`,
     fmt(r.median.kiln, r.unit, r.samples.kiln?.length, runs),
     fmt(r.median.buildkit, r.unit, r.samples.buildkit?.length, runs),
     fmt(r.median.buildah, r.unit, r.samples.buildah?.length, runs),
+    ...(withBaseline ? [fmt(r.median.baseline, r.unit, r.samples.baseline?.length, runs)] : []),
     ratio(r.median.kiln, r.median.buildkit),
     ratio(r.median.kiln, r.median.buildah),
+    ...(withBaseline ? [ratio(r.median.kiln, r.median.baseline)] : []),
     r.target?.text ?? '',
     r.target ? (r.target.met === undefined ? 'n/a' : r.target.met ? 'yes' : 'NO') : '',
   ]);
@@ -605,6 +614,8 @@ export interface BenchOptions {
   quick: boolean;
   json?: string;
   peers: PeerId[];
+  /** Another checkout whose built kiln runs as the 'baseline' peer. */
+  baseline?: string;
   keep: boolean;
   /** Stop repeating a figure for a peer once its timed builds add up to this many seconds. */
   budgetS: number;
@@ -630,6 +641,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     } else if (a === '--quick') o.quick = true;
     else if (a === '--json') o.json = value();
     else if (a === '--keep') o.keep = true;
+    else if (a === '--baseline') o.baseline = path.resolve(value());
     else if (a === '--budget') {
       o.budgetS = Number(value());
       if (!(o.budgetS > 0)) throw new Error('--budget must be a positive number of seconds');
@@ -645,7 +657,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${scenarios.map((s) => s.name).join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${scenarios.map((s) => s.name).join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -695,7 +707,16 @@ async function main(argv: string[]): Promise<number> {
   if (opts.peers.includes('buildah')) await buildah.init(savedTar);
   else buildah.skip = 'not in --peers';
   if (!opts.peers.includes('kiln')) kiln.skip = 'not in --peers';
-  const peers: Peer[] = [kiln, buildkit, buildah];
+  let baselineBin = '';
+  const baseline = new KilnPeer(work, baseTar, () => baselineBin, 'baseline');
+  if (opts.baseline) {
+    try {
+      baselineBin = await snapshotKiln(work, opts.baseline, 'baseline');
+    } catch (e) {
+      baseline.skip = (e as Error).message;
+    }
+  }
+  const peers: Peer[] = [kiln, buildkit, buildah, ...(opts.baseline ? [baseline] : [])];
   for (const p of peers) if (p.skip) log(`bench: skipping ${p.id}: ${p.skip}`);
   const active = peers.filter((p) => !p.skip);
 

@@ -157,6 +157,8 @@ describe('bench helpers', () => {
     assert.throws(() => parseArgs(['--runs', '0']), /positive/);
     assert.throws(() => parseArgs(['--peers', 'kaniko']), /unknown peer/);
     assert.throws(() => parseArgs(['--frobnicate']), /unknown option/);
+    assert.equal(parseArgs(['--baseline', 'rel/dir']).baseline, path.resolve('rel/dir'));
+    assert.equal(d.baseline, undefined);
   });
 
   it('median of odd and even counts', () => {
@@ -182,21 +184,23 @@ describe('bench helpers', () => {
 const e2eSkip = !isRoot() ? 'kiln builds need root' : !haveTool('runc') ? 'runc not installed' : false;
 
 describe('bench end to end (kiln only, quick)', { skip: e2eSkip }, () => {
-  it('runs the steps scenario and writes a table and JSON with kiln medians', async () => {
+  it('runs the steps scenario and writes a table and JSON with kiln medians, and the same kiln as a --baseline', async () => {
     const { dir, cleanup } = await tempDir('kiln-bench-test-');
     try {
       const json = path.join(dir, 'out.json');
       const script = path.join(repoRoot, 'dist', 'scripts', 'bench.js');
-      const r = await runCommand(process.execPath, [script, '--quick', '--only', 'steps', '--runs', '1', '--peers', 'kiln', '--json', json], { timeoutMs: 240_000 });
+      const r = await runCommand(process.execPath, [script, '--quick', '--only', 'steps', '--runs', '1', '--peers', 'kiln', '--baseline', repoRoot, '--json', json], { timeoutMs: 240_000 });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /\| steps \/ cold build/);
       assert.match(r.stdout, /buildkit skipped: not in --peers/);
+      assert.match(r.stdout, /\| kiln\/baseline \|/);
       const doc = JSON.parse(await fs.readFile(json, 'utf8')) as { results: Array<{ figure: string; median: Record<string, number>; errors: Record<string, string> }> };
       for (const fig of ['cold', 'cached', 'cached-one', 'per-step-events']) {
         const res = doc.results.find((x) => x.figure === fig);
         assert.ok(res, `figure ${fig} reported`);
         assert.deepEqual(res.errors, {});
         assert.equal(typeof res.median.kiln, 'number', `kiln has a ${fig} median`);
+        if (fig !== 'per-step-events') assert.equal(typeof res.median.baseline, 'number', `the baseline has a ${fig} median`);
         assert.equal(res.median.buildkit, undefined);
       }
     } finally {
