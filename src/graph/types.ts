@@ -13,6 +13,8 @@ export interface VertexCommon {
   name: string;
   /** Stage this vertex belongs to (for --no-cache-filter and progress). */
   stage?: string;
+  /** The Dockerfile step this vertex is: its stage, its place in "[stage n/m]", the instruction as progress shows it. */
+  step?: { stage: string; stageIndex: number; index: number; total: number; instruction: string };
   /** Where it came from in the Dockerfile, for errors (file:line). */
   origin?: { file: string; line: number; column: number; sourceLine?: string };
   platform: Platform;
