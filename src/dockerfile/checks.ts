@@ -63,29 +63,29 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
     options.buildArgs ?? {},
     (word, env) => expand(word, env)?.result ?? word,
   );
-  const { stages, byName, globalEnv, error } = fromRules(r, df, decls, globals, expand);
+  const { stages, globalEnv, error } = fromRules(r, df, decls, globals, expand);
   if (error) return r.result(error);
 
   // ---- which stages are dispatched
-  let target = stages[stages.length - 1];
+  let target = stages.list[stages.list.length - 1];
   if (options.target !== undefined) {
-    const t = byName.get(options.target.toLowerCase());
+    const t = stages.named(options.target);
     if (!t) {
       throw new KilnError(`target stage ${quote(options.target)} could not be found`, {
-        hint: `stages in ${df.fileName}: ${stages.map((s) => s.name).filter(Boolean).join(', ') || '(none named)'}`,
+        hint: `stages in ${df.fileName}: ${stages.names().join(', ') || '(none named)'}`,
       });
     }
     target = t;
   }
   const dispatched = new Set<CheckStage>();
   if (options.target === undefined) {
-    for (const st of stages) dispatched.add(st);
+    for (const st of stages.list) dispatched.add(st);
   } else {
     const visit = (st: CheckStage): void => {
       if (dispatched.has(st)) return;
       dispatched.add(st);
       if (st.base) visit(st.base);
-      for (const dep of stageDependencies(st, stages, byName)) visit(dep);
+      for (const dep of stageDependencies(st, stages)) visit(dep);
     };
     visit(target);
   }
@@ -93,7 +93,7 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
   // ---- dispatch-time rules
   const states = new Map<CheckStage, DispatchState>();
   const env = { r, options, escapeToken: df.directives.escape, expand, globalEnv, ignore: makeIgnoreMatcher(options.dockerignorePatterns) };
-  for (const st of stages) {
+  for (const st of stages.list) {
     if (!dispatched.has(st)) continue;
     const state = initialState(st, st.base ? states.get(st.base) : undefined, options);
     states.set(st, state);
@@ -101,7 +101,7 @@ export function runChecks(df: Dockerfile, options: CheckOptions = {}): CheckResu
   }
 
   // ---- kiln's rules over the stages' bases and the final stage
-  for (const st of stages) if (dispatched.has(st)) baseImageRules(r, st);
+  for (const st of stages.list) if (dispatched.has(st)) baseImageRules(r, st);
   const final = states.get(target);
   if (final) finalUserRules(r, target, final.user, final.imageUser);
 

@@ -70,9 +70,9 @@ export function splitStages(df: Dockerfile, strict?: SourceText): StageSplit {
   return { metaArgs, stages };
 }
 
-/** Stage look-ups by name or index. */
-export class Stages {
-  constructor(readonly list: readonly StageDecl[]) {}
+/** Stage look-ups by name or index, the build's and the checks' alike. */
+export class Stages<S extends StageDecl = StageDecl> {
+  constructor(readonly list: readonly S[]) {}
 
   /** The names of the named stages, in order. */
   names(): string[] {
@@ -80,13 +80,13 @@ export class Stages {
   }
 
   /** The stage called `name` (any case), the first one when several are. */
-  named(name: string): StageDecl | undefined {
+  named(name: string): S | undefined {
     const lower = name.toLowerCase();
     return this.list.find((s) => s.name === lower);
   }
 
   /** A stage by name or index among the stages before `before` (what FROM, COPY --from and --mount from= may use). */
-  earlier(ref: string, before: number): StageDecl | undefined {
+  earlier(ref: string, before: number): S | undefined {
     const lower = ref.toLowerCase();
     for (const s of this.list) {
       if (s.index >= before) break;
@@ -100,7 +100,7 @@ export class Stages {
   }
 
   /** A stage named `ref` defined at or after `index` (used too early). */
-  later(ref: string, index: number): StageDecl | undefined {
+  later(ref: string, index: number): S | undefined {
     const lower = ref.toLowerCase();
     return this.list.find((s) => s.index >= index && s.name === lower);
   }

@@ -97,6 +97,8 @@ describe('the build and the checks share one scope', () => {
     ['undefined, declared, inherited', 'ARG G=1\nFROM scratch AS a\nARG L\nENV E=$L$G$NOPE\nFROM a\nWORKDIR /$E$L$MISSING\n'],
     ['non-env ARGs are declared, not set', 'FROM scratch\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nENV X=$BUILDKIT_SBOM_SCAN_STAGE$BUILDKIT_SBOM_SCAN_CONTEXT$TYPO\n'],
     ['FROM uses global ARGs only', 'ARG V=scratch\nFROM $V$UNDECLARED\nARG W\nRUN echo $W\n'],
+    ['FROM names an earlier stage in any case', 'FROM scratch AS build\nARG X\nFROM BUILD\nENV Y=$X$Z\n'],
+    ['FROM names an earlier stage by index', 'FROM scratch AS build\nARG X\nFROM 0\nENV Y=$X$Z\n'],
     ['build args and predefined ARGs', 'FROM scratch\nARG TARGETSTAGE\nARG B\nENV X=$TARGETSTAGE$B$TARGETOS\n', { B: 'x' }],
   ];
   for (const [name, text, buildArgs] of cases) {

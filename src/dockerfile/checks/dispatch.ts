@@ -8,7 +8,7 @@
 import type { Instruction } from '../ast.js';
 import { ShellLexer, type EscapeToken, type ProcessWordResult } from '../shell.js';
 import { argPairs, flagValue, flagValues, heredocSource, isLegacyKeyValue, keyValuePairs, writtenKeyword } from '../instructions.js';
-import { argValue, StageScope, withDefaultPath } from '../stages.js';
+import { argValue, StageScope, withDefaultPath, type Stages } from '../stages.js';
 import { addRules, copyContextRules, type IgnoreMatcher } from './context.js';
 import type { CheckStage } from './from.js';
 import { runRules, type InstallOrder } from './practice.js';
@@ -45,12 +45,11 @@ export function initialState(st: CheckStage, parent: DispatchState | undefined, 
   return { scope: new StageScope(withDefaultPath(config?.env)), workdirSet: false, shellSet: false, imageUser: config?.user };
 }
 
-/** Stages a stage reads from besides its base: COPY --from and RUN --mount from=. */
-export function stageDependencies(st: CheckStage, stages: readonly CheckStage[], byName: Map<string, CheckStage>): CheckStage[] {
+/** Stages a stage reads from besides its base: COPY --from and RUN --mount from= (earlier stages, as the build finds them). */
+export function stageDependencies(st: CheckStage, stages: Stages<CheckStage>): CheckStage[] {
   const out: CheckStage[] = [];
   const lookup = (ref: string): void => {
-    const byIndex = /^\d+$/.test(ref) ? stages[Number(ref)] : undefined;
-    const dep = byIndex ?? byName.get(ref.toLowerCase());
+    const dep = stages.earlier(ref, st.index);
     if (dep) out.push(dep);
   };
   for (const c of st.commands) {

@@ -7,7 +7,7 @@ import { KilnError } from '../../errors.js';
 import type { Dockerfile } from '../ast.js';
 import type { ProcessWordResult } from '../shell.js';
 import { flagValue } from '../instructions.js';
-import type { GlobalArgs, StageDecl } from '../stages.js';
+import { Stages, type GlobalArgs, type StageDecl } from '../stages.js';
 import type { Reporter } from './report.js';
 import { parseImageReference, parsePlatform, quote, suggest } from './words.js';
 import { tryParsePlatform } from '../../platform.js';
@@ -33,11 +33,12 @@ export function fromRules(
   decls: readonly StageDecl[],
   globals: GlobalArgs,
   expand: ExpandMatches,
-): { stages: CheckStage[]; byName: Map<string, CheckStage>; globalEnv: Record<string, string>; error?: KilnError } {
-  const stages: CheckStage[] = decls.map((d) => ({ ...d, platformFlag: flagValue(d.from, 'platform') }));
+): { stages: Stages<CheckStage>; globalEnv: Record<string, string>; error?: KilnError } {
+  const list: CheckStage[] = decls.map((d) => ({ ...d, platformFlag: flagValue(d.from, 'platform') }));
+  const stages = new Stages(list);
   // InvalidDefaultArgInFrom: the FROM must work with defaults alone
   const defaultsEnv = globals.values(false);
-  for (const st of stages) {
+  for (const st of list) {
     const m = expand(st.image, defaultsEnv);
     if (!m) continue;
     if (!parseImageReference(m.result)) {
@@ -51,7 +52,6 @@ export function fromRules(
       r.report('UndefinedArgInFrom', `FROM argument '${name}' is not declared${suggestion ? ` (did you mean ${suggestion}?)` : ''}`, st.from);
     }
   };
-  const byName = new Map<string, CheckStage>();
   const fromError = (st: CheckStage, message: string, unmatched: Iterable<string>, hint: string): KilnError => {
     const s = [...unmatched].map((n) => suggest(n, Object.keys(globalEnv))).find((x) => x !== undefined);
     return new KilnError(`${message}${s ? ` (did you mean ${s}?)` : ''}`, {
@@ -59,13 +59,13 @@ export function fromRules(
       location: { file: df.fileName, line: st.from.startLine, column: 1, sourceLine: df.lines[st.from.startLine - 1] },
     });
   };
-  for (const st of stages) {
+  for (const st of list) {
     const m = expand(st.image, globalEnv);
     if (m) {
       reportUndeclaredFromArgs(m, st);
       st.resolvedBase = m.result;
       if (m.result === '') {
-        return { stages, byName, globalEnv, error: fromError(st, `base name (${st.image}) should not be blank`, m.unmatched, 'set the ARG it uses, or give it a default') };
+        return { stages, globalEnv, error: fromError(st, `base name (${st.image}) should not be blank`, m.unmatched, 'set the ARG it uses, or give it a default') };
       }
     }
     if (st.platformFlag !== undefined) {
@@ -84,17 +84,17 @@ export function fromRules(
         }
         if (pm.result === '') {
           const error = fromError(st, `empty platform value from expression ${st.platformFlag}`, pm.unmatched, 'use --platform=$BUILDPLATFORM or an os/arch such as linux/amd64');
-          return { stages, byName, globalEnv, error };
+          return { stages, globalEnv, error };
         }
         const parsed = tryParsePlatform(pm.result);
         if ('problem' in parsed) {
           const error = fromError(st, `failed to parse platform ${st.platformFlag}: ${parsed.problem}`, pm.unmatched, 'write os/arch[/variant], e.g. linux/amd64, or use $BUILDPLATFORM');
-          return { stages, byName, globalEnv, error };
+          return { stages, globalEnv, error };
         }
       }
     }
-    if (st.resolvedBase !== undefined) st.base = byName.get(st.resolvedBase);
-    if (st.name) byName.set(st.name, st);
+    // the stage FROM names, as the build finds it
+    if (st.resolvedBase !== undefined) st.base = stages.earlier(st.resolvedBase, st.index);
   }
-  return { stages, byName, globalEnv };
+  return { stages, globalEnv };
 }
