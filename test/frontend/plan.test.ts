@@ -400,3 +400,45 @@ describe('Go formatting helpers', () => {
     assert.deepEqual(expandPorts('7-8', fail), ['7/tcp', '8/tcp']);
   });
 });
+
+describe('step identity', () => {
+  it('every step vertex says its stage, its place in "[stage n/m]" and its instruction, as its progress label does', async () => {
+    const { plan: p } = await plan(
+      'FROM base:1 AS build\nWORKDIR /src\nCOPY a b\nRUN make\nFROM scratch\nCOPY --from=build /src/b /b\nRUN ["true"]\n',
+    );
+    const seen: Vertex[] = [];
+    const walk = (v: Vertex): void => {
+      if (seen.includes(v)) return;
+      seen.push(v);
+      if (v.kind === 'exec') {
+        walk(v.parent);
+        for (const m of v.mounts) if (m.from && m.from.kind !== 'local') walk(m.from);
+      } else if (v.kind === 'file') {
+        walk(v.parent);
+        if (v.action.op === 'copy' && v.action.source.from.kind !== 'local' && v.action.source.from.kind !== 'git') walk(v.action.source.from);
+      }
+    };
+    walk(p.target.state);
+    const steps = seen.map((v) => v.step);
+    for (const [i, v] of seen.entries()) {
+      const s = steps[i];
+      assert.ok(s, `no step on ${v.name}`);
+      assert.equal(v.name, `[${s.stage} ${s.index}/${s.total}] ${s.instruction}`);
+    }
+    const byInstruction = Object.fromEntries(steps.map((s) => [s!.instruction, s]));
+    assert.deepEqual(byInstruction['RUN make'], { stage: 'build', stageIndex: 0, index: 4, total: 4, instruction: 'RUN make' });
+    assert.deepEqual(byInstruction['WORKDIR /src'], { stage: 'build', stageIndex: 0, index: 2, total: 4, instruction: 'WORKDIR /src' });
+    assert.deepEqual(byInstruction['FROM base:1'], { stage: 'build', stageIndex: 0, index: 1, total: 4, instruction: 'FROM base:1' });
+    assert.deepEqual(byInstruction['RUN ["true"]'], { stage: 'stage-1', stageIndex: 1, index: 3, total: 3, instruction: 'RUN ["true"]' });
+    assert.deepEqual(byInstruction['COPY --from=build /src/b /b'], { stage: 'stage-1', stageIndex: 1, index: 2, total: 3, instruction: 'COPY --from=build /src/b /b' });
+    assert.equal(byInstruction['FROM scratch']?.stageIndex, 1);
+  });
+
+  it("BuildKit's non-env ARGs are declared but never reach RUN's environment", async () => {
+    const { plan: p } = await plan('FROM base:1\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nARG OTHER=1\nRUN true\n');
+    const env = envOf(execs(p)[0]);
+    assert.equal(env.BUILDKIT_SBOM_SCAN_STAGE, undefined);
+    assert.equal(env.OTHER, '1');
+    assert.deepEqual(historyOf(p).slice(0, 1), ['ARG BUILDKIT_SBOM_SCAN_STAGE=true']);
+  });
+});
