@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { KilnError } from '../errors.js';
 import { ContentStore } from '../oci/store.js';
-import { saveImages } from '../export/save.js';
+import { saveImages } from '../export/index.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
