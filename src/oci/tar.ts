@@ -329,7 +329,10 @@ async function* throughCommand(cmd: string, args: string[], input: AsyncIterable
   let ok = false;
   try {
     for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
-    await exited;
+    // the input's own error (a corrupt blob, say) says more than the command's complaint about it
+    await exited.catch((e: unknown) => {
+      throw fed ?? e;
+    });
     if (fed) throw fed;
     ok = true;
   } finally {

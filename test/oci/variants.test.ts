@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { KilnError } from '../../src/errors.js';
 import { digestOf } from '../../src/oci/digest.js';
-import { writeImage } from '../../src/oci/image.js';
+import { layerFrom, writeImage } from '../../src/oci/image.js';
 import { layerVariant, writeLayer, type LayerEntry } from '../../src/oci/layer.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { MediaType, type ImageConfig } from '../../src/oci/types.js';
@@ -54,6 +54,17 @@ test('a zstd variant is real zstd: the zstd command reads it back to the layer t
   assert.equal(blob.readUInt32LE(0), 0xfd2fb528);
   assert.equal(`sha256:${mustRun('sh', ['-c', `zstd -dcq < ${store.blobPath(zst.descriptor.digest)} | sha256sum`]).split(' ')[0]}`, layer.diffId);
   assert.equal((await layerVariant(store, layer, 'zstd')).reused, true);
+  // a zstd blob altered in the store: reading it back fails with a KilnError, not a raw exit status
+  const altered = Buffer.from(blob);
+  altered[altered.length - 1] ^= 0xff;
+  const copy = await ContentStore.open(tempDir(t));
+  writeFileSync(copy.blobPath(zst.descriptor.digest), altered);
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of layerFrom(copy, zst.descriptor, layer.diffId).uncompressed()) void chunk;
+    })(),
+    (e: unknown) => e instanceof KilnError && /corrupt|zstd/.test(e.message),
+  );
   // from the zstd form back to plain: recorded as well
   const plain = await layerVariant(store, { descriptor: zst.descriptor, diffId: layer.diffId }, 'none');
   assert.equal(plain.descriptor.digest, layer.diffId);
