@@ -222,11 +222,3 @@ export function vertexInputs(v: Vertex): Vertex[] {
     }
   }
 }
-
-/** The source vertices a step reads (the context, fetched URLs), in the order it reads them. */
-export function vertexSources(v: Vertex): SourceVertex[] {
-  if (v.kind === 'exec') return v.mounts.flatMap((m) => (m.type === 'bind' && (m.from === undefined || isSource(m.from)) ? [m.from ?? contextSource()] : []));
-  if (v.kind !== 'file' || v.action.op !== 'copy') return [];
-  const a = v.action;
-  return [...(isSource(a.source.from) && a.source.paths.length > 0 ? [a.source.from] : []), ...(a.urls ?? [])];
-}

@@ -15,8 +15,13 @@ import { isRoot, repoRoot, runCommand, runKiln, tempDir, workspace, type Workspa
 
 const skip = !isRoot() ? 'needs root' : !existsSync('/usr/bin/openssl') ? 'openssl not installed' : false;
 const served = 'served over the network\n';
+/** What /changing serves: a test changes it between builds. */
+let changing = 'version 1\n';
 const handler: http.RequestListener = (req, res) => {
-  if (req.url === '/moved') {
+  if (req.url === '/changing') {
+    res.writeHead(200);
+    res.end(changing);
+  } else if (req.url === '/moved') {
     res.writeHead(302, { location: '/file.txt' });
     res.end();
   } else if (req.url === '/file.txt') {
@@ -65,6 +70,28 @@ describe('ADD <url>', { skip }, () => {
     const m = await runKiln(['build', missing], { root: ws.root });
     assert.notEqual(m.code, 0);
     assert.match(m.stderr, /ADD could not fetch .*HTTP 404/);
+  });
+
+  it('keys the step on the content fetched: the same content hits the cache, new content misses', async () => {
+    const dir = await ws.context({ Dockerfile: `FROM busybox:latest\nADD http://127.0.0.1:${port(plain)}/changing /c.txt\n` });
+    const build = async () => {
+      const r = await runKiln(['build', '--progress', 'json', '-t', 'addchange:1', dir], { root: ws.root });
+      assert.equal(r.code, 0, r.stderr);
+      const evs = r.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; name: string });
+      const add = evs.filter((e) => / ADD /.test(e.name)).map((e) => e.type);
+      const got = await runKiln(['run', 'addchange:1', 'cat', '/c.txt'], { root: ws.root });
+      return { add, content: got.stdout };
+    };
+    changing = 'version 1\n';
+    const first = await build();
+    assert.ok(first.add.includes('done'), JSON.stringify(first));
+    assert.equal(first.content, 'version 1\n');
+    const same = await build();
+    assert.deepEqual(same.add, ['cached']);
+    changing = 'version 2\n';
+    const changed = await build();
+    assert.ok(changed.add.includes('done'), JSON.stringify(changed));
+    assert.equal(changed.content, 'version 2\n');
   });
 
   it('trusts NODE_EXTRA_CA_CERTS for https through the kiln command', async () => {

@@ -2,7 +2,7 @@
  * Graphs and ops for the solver's unit tests: vertices made by hand, and ops that record
  * what they were asked to do instead of running containers (no root, no runc).
  */
-import { contextSource, definitionDigest, httpSource, type ExecVertex, type FileVertex, type LocalVertex, type MountSpec, type ScratchVertex, type StepIdentity, type Vertex } from '../../src/graph/types.js';
+import { contextSource, definitionDigest, httpSource, type ExecVertex, type FileVertex, type GitVertex, type LocalVertex, type MountSpec, type ScratchVertex, type StepIdentity, type Vertex } from '../../src/graph/types.js';
 import type { KeyReader } from '../../src/solver/keys.js';
 import type { Ops, StepCache, StepContext } from '../../src/solver/scheduler.js';
 import type { LayerRef, SolvedLayer, SolvedState, StepVertex } from '../../src/solver/types.js';
@@ -42,7 +42,7 @@ export function run(parent: Vertex, cmd: string, extra: { mounts?: MountSpec[]; 
 }
 
 /** A COPY of `paths` from `from` (the context by default) over `parent`. */
-export function copy(parent: Vertex, paths: string[], extra: { from?: Vertex | LocalVertex; link?: boolean; urls?: string[] } = {}): FileVertex {
+export function copy(parent: Vertex, paths: string[], extra: { from?: Vertex | LocalVertex | GitVertex; link?: boolean; urls?: string[] } = {}): FileVertex {
   const from = extra.from ?? contextSource();
   const action = {
     op: 'copy' as const,

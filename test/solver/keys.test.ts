@@ -5,6 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { contextSource, type Vertex } from '../../src/graph/types.js';
+import { KilnError } from '../../src/errors.js';
 import { CacheKeys, chainId, describeDefinition, isLinkedCopy } from '../../src/solver/keys.js';
 import type { SolvedState } from '../../src/solver/types.js';
 import { copy, FakeReader, layer, run, scratch } from './fake-graph.js';
@@ -84,6 +85,12 @@ describe('cache keys (fake reader)', () => {
     reader.urls[url] = 'second';
     assert.notEqual((await new CacheKeys(reader).key(v, [parent], false)).key, before);
     assert.deepEqual(JSON.parse(describeDefinition(v)).urls, [url]);
+  });
+
+  it('refuse a git source clearly: it is in the graph, not in the solver yet', async () => {
+    const git = { kind: 'git' as const, remote: 'https://example.invalid/repo.git', digest: 'sha256:git', name: 'git' };
+    const v = copy(base, ['.'], { from: git });
+    await assert.rejects(new CacheKeys(new FakeReader()).key(v, [parent], false), (e: unknown) => e instanceof KilnError && /not supported yet: https:\/\/example.invalid\/repo.git/.test(e.message) && e.hint !== undefined);
   });
 
   it('name a layer chain by its diff ids in order', () => {

@@ -124,6 +124,23 @@ describe('solver', { skip }, () => {
     assert.ok(events(content.stderr).some((e) => e.type === 'done' && /COPY f/.test(e.name)), content.stderr);
   });
 
+  it('a bind mount from a stage after a cache mount from another binds its own stage', async () => {
+    const dir = await context({
+      Dockerfile: [
+        'FROM busybox:latest AS a',
+        'RUN echo a > /which',
+        'FROM busybox:latest AS b',
+        'RUN echo b > /which',
+        'FROM busybox:latest',
+        'RUN --mount=type=cache,from=a,target=/c --mount=type=bind,from=b,target=/b cat /b/which > /out',
+        '',
+      ].join('\n'),
+    });
+    const r = await runKiln(['build', '-t', 'mountorder:1', dir], { root });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await runKiln(['run', 'mountorder:1', 'cat', '/out'], { root })).stdout, 'b\n');
+  });
+
   it('--no-cache-filter re-runs only the named stage', async () => {
     const dir = await context({
       Dockerfile: ['FROM busybox:latest AS deps', 'RUN echo deps > /d', 'FROM busybox:latest AS app', 'COPY --from=deps /d /d', 'RUN echo app > /a', ''].join('\n'),
