@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { runCommand, runKiln, tempDir } from '../helpers.js';
-import { dockerOracle, saveKilnImage, type DockerOracle } from '../oracle/docker.js';
+import { dockerOracle, ownName, saveKilnImage, type DockerOracle } from '../oracle/docker.js';
 import { readDockerArchive } from '../oracle/tree.js';
 
 export interface Entry {
@@ -111,7 +111,7 @@ export async function builders(root: string, busyboxTar: string): Promise<Builde
   if (del.code !== 0) throw new Error(`tar --delete: ${del.stderr}`);
   const imp = await runKiln(['import', bare, 'bare:latest'], { root });
   if (imp.code !== 0) throw new Error(`kiln import: ${imp.stderr}`);
-  const tag = `kiln-runexec-${process.pid}`;
+  const tag = ownName('kiln-runexec', 'base');
   // docker with the same two bases, made on the first docker build; undefined without dockerd
   let oracle: Promise<DockerOracle | undefined> | undefined;
   const haveDocker = (): Promise<DockerOracle | undefined> =>
@@ -119,8 +119,8 @@ export async function builders(root: string, busyboxTar: string): Promise<Builde
       const d = await dockerOracle({ prefix: 'kiln-runexec' });
       if (d.available !== true) return undefined;
       try {
-        await d.importRootfs(busyboxTar, `${tag}-busybox:base`);
-        await d.importRootfs(bare, `${tag}-bare:base`);
+        await d.importRootfs(busyboxTar, `${tag}-busybox:1`);
+        await d.importRootfs(bare, `${tag}-bare:1`);
       } catch {
         await d.cleanup();
         return undefined;
@@ -149,7 +149,7 @@ export async function builders(root: string, busyboxTar: string): Promise<Builde
       const docker = await haveDocker();
       if (!docker || !(await docker.ready())) return undefined;
       const dir = await context(dockerfile, files);
-      const r = await docker.build(dir, { args: ['--build-arg', `BASE=${tag}-${base}:base`, ...args] });
+      const r = await docker.build(dir, { args: ['--build-arg', `BASE=${tag}-${base}:1`, ...args] });
       // dockerd gone meanwhile (another suite on this machine stopped it): no oracle this time
       if (r.daemonGone) return undefined;
       if (r.code !== 0) throw new Error(`docker build failed: ${r.stderr}`);

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { busyboxRootfsTar, dockerCli, tempDir } from '../helpers.js';
-import { dockerOracle } from './docker.js';
+import { dockerOracle, ownName } from './docker.js';
 import { formatWithLinkCounts, listingArgv, parseListing } from './listing.js';
 import { describeTree } from './tree.js';
 
@@ -16,7 +16,7 @@ test('the docker oracle builds from an imported base, reads the result back, and
   const docker = await dockerOracle({ prefix: 'kiln-oracletest' });
   if (docker.available !== true) return t.skip(docker.available);
   const ctx = await tempDir('kiln-oracle-ctx-');
-  const base = `kiln-oracletest-base-${process.pid}:1`;
+  const base = `${ownName('kiln-oracletest', 'base')}:1`;
   let tag = '';
   try {
     await docker.importRootfs(await busyboxRootfsTar(), base);

@@ -12,7 +12,10 @@
  *   build that finds it gone says so (`daemonGone`) and the test runs kiln-only, and `ready()`
  *   makes the bases again in a daemon that lost them;
  * - every image the oracle tags is removed by `cleanup()`, and images an earlier process with
- *   the same prefix tagged and could not remove (its pid is gone) are removed at the start.
+ *   the same prefix tagged and could not remove (`<prefix>-<pid>-...` with its pid gone) are
+ *   removed at the start. Name bases `<prefix>-<pid>-<name>` too (see `ownName`): a fixed name
+ *   is shared with the same suite running in another process, whose cleanup would remove it
+ *   under this one's builds.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -73,6 +76,11 @@ export interface DockerOracle {
   cleanup(): Promise<void>;
 }
 
+/** An image name of this process's own under `prefix` (`<prefix>-<pid>-<name>`), removed as stale once the process is gone. */
+export function ownName(prefix: string, name: string): string {
+  return `${prefix}-${process.pid}-${name}`;
+}
+
 /** Runs a command collecting stdout as bytes (a saved image), stderr as text. */
 export function runBinary(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -116,7 +124,6 @@ async function availability(): Promise<true | string> {
  */
 export async function dockerOracle(opts: { prefix: string; disabled?: string }): Promise<DockerOracle> {
   const available = opts.disabled ?? (await availability());
-  const tagPrefix = `${opts.prefix}-${process.pid}`;
   const tagged = new Set<string>();
   /** bases by name: how to make each again in a daemon that lost it */
   const bases = new Map<string, () => Promise<void>>();
@@ -129,7 +136,7 @@ export async function dockerOracle(opts: { prefix: string; disabled?: string }):
 
   async function removeStale(): Promise<void> {
     const r = await runCommand(dockerCli, ['images', '--format', '{{.Repository}}:{{.Tag}}']);
-    const own = new RegExp(`^${opts.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)-\\d+:`);
+    const own = new RegExp(`^${opts.prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-(\\d+)-`);
     const stale = r.stdout.split('\n').filter((name) => {
       const m = own.exec(name);
       return m !== null && !existsSync(`/proc/${m[1]}`);
@@ -182,7 +189,7 @@ export async function dockerOracle(opts: { prefix: string; disabled?: string }):
     },
 
     async build(context, b = {}) {
-      const tag = b.tag ?? `${tagPrefix}-${++n}:latest`;
+      const tag = b.tag ?? `${ownName(opts.prefix, String(++n))}:latest`;
       tagged.add(tag);
       const r = await runCommand(dockerCli, ['build', ...(b.args ?? []), '-t', tag, context], {
         env: { ...DOCKER_BUILD_ENV, ...b.env },

@@ -10,7 +10,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { busyboxRootfsTar, rootWithBusybox, runKiln, tempDir, type CliResult } from '../helpers.js';
-import { dockerOracle as sharedOracle } from '../oracle/docker.js';
+import { ownName, dockerOracle as sharedOracle } from '../oracle/docker.js';
 import { formatWithLinkCounts, kilnListing as listInKiln, listingArgv, parseListing } from '../oracle/listing.js';
 
 export interface Canary {
@@ -79,8 +79,8 @@ export async function kilnListing(root: string, image: string, paths: string[]):
   return formatWithLinkCounts(r.entries);
 }
 
-/** The base image name both kiln and docker know (the same busybox rootfs). */
-export const BASE = 'kiln-sec-busybox:1';
+/** The base image name both kiln and docker know (the same busybox rootfs), this process's own. */
+export const BASE = `${ownName('kiln-sec', 'busybox')}:1`;
 
 export async function importBase(root: string): Promise<void> {
   const r = await runKiln(['import', await busyboxRootfsTar(), BASE], { root });
@@ -89,6 +89,7 @@ export async function importBase(root: string): Promise<void> {
 
 /** The oracle: docker 20.10's BuildKit, or undefined when dockerd is not there. */
 export interface Oracle {
+  /** Builds the context as `tag` (in docker under a name of this process's own, which listing() reads). */
   build(dir: string, tag: string): Promise<CliResult>;
   listing(image: string, paths: string[]): Promise<string>;
   cleanup(): Promise<void>;
@@ -98,12 +99,15 @@ export async function dockerOracle(): Promise<Oracle | undefined> {
   const docker = await sharedOracle({ prefix: 'kiln-sec' });
   if (docker.available !== true) return undefined;
   await docker.importRootfs(await busyboxRootfsTar(), BASE);
+  // the tests' tags, made this process's own in docker (the suite may run in two processes at once)
+  const own = (tag: string) => `${ownName('kiln-sec', tag.replace(/[:/]/g, '-'))}:latest`;
   return {
-    build(ctx, tag) {
-      return docker.build(ctx, { tag, args: ['--no-cache', '--progress', 'plain'] });
+    async build(ctx, tag) {
+      await docker.ready(); // the base again, in a daemon restarted meanwhile
+      return docker.build(ctx, { tag: own(tag), args: ['--no-cache', '--progress', 'plain'] });
     },
     async listing(image, paths) {
-      const r = await docker.run(image, listingArgv(paths));
+      const r = await docker.run(own(image), listingArgv(paths));
       assert.equal(r.code, 0, r.stderr);
       return formatWithLinkCounts(parseListing(r.stdout));
     },

@@ -7,11 +7,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { busyboxRootfsTar, runKiln, tempDir } from '../helpers.js';
-import { dockerOracle as sharedOracle } from '../oracle/docker.js';
+import { ownName, dockerOracle as sharedOracle } from '../oracle/docker.js';
 import { formatWithLinkGroups, kilnListing as listInKiln, listingArgv, parseListing } from '../oracle/listing.js';
 
-/** The base docker builds from: the same busybox rootfs kiln's workspace imports, under a name of our own. */
-const DOCKER_BASE = 'kiln-copysem-busybox:latest';
+/** The base docker builds from: the same busybox rootfs kiln's workspace imports, under a name of this process's own. */
+const DOCKER_BASE = `${ownName('kiln-copysem', 'busybox')}:latest`;
 
 export interface Listing {
   ok: boolean;
@@ -45,6 +45,7 @@ export async function dockerOracle(): Promise<Oracle> {
     async build(contextDir, dockerfile, dirs) {
       const file = path.join(scratch.dir, `oracle-${++n}.Dockerfile`);
       await fs.writeFile(file, dockerfile.replace(/^FROM busybox:latest/gm, `FROM ${DOCKER_BASE}`));
+      await docker.ready(); // the base again, in a daemon restarted meanwhile
       const b = await docker.build(contextDir, { args: ['-q', '-f', file] });
       if (b.code !== 0) return { ok: false, listing: [], output: b.stderr };
       const run = await docker.run(b.tag, listingArgv(dirs.split(' ').filter(Boolean)));
