@@ -3,11 +3,10 @@
  * ref.name and containerd's image-name annotations (what `skopeo copy oci-archive:`,
  * `docker buildx --output type=oci` and containerd's import use).
  */
-import { createReadStream, promises as fsp } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { canonicalJSON } from '../oci/canonical.js';
 import { Digester, digestHex } from '../oci/digest.js';
-import { gzipBlobToFile } from '../oci/layer.js';
+import { layerVariant } from '../oci/layer.js';
 import type { ContentStore } from '../oci/store.js';
 import { walk, type WalkNode } from '../oci/walk.js';
 import { tarStream, type TarEntry } from '../oci/tar.js';
@@ -32,30 +31,25 @@ export function ociArchiveExporter(options: OciArchiveOptions): Exporter {
     type: 'oci',
     async export(source: ExportSource, context?: ExportContext) {
       if (source.images.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
-      const cleanups: string[] = [];
-      try {
-        const { entries, index } = await ociLayout(source.store, source.images, cleanups);
-        await writeDestination(tarStream(entries), options.dest, context?.signal);
-        const json = Buffer.from(canonicalJSON(index));
-        const d = new Digester();
-        d.update(json);
-        return {
-          type: 'oci',
-          descriptor: { mediaType: MediaType.ociIndex, digest: d.digest(), size: json.length },
-          names: source.images.flatMap((i) => i.names.slice(0, 1)),
-          dest: destinationName(options.dest),
-        };
-      } finally {
-        for (const f of cleanups) await fsp.rm(f, { force: true });
-      }
+      const { entries, index } = await ociLayout(source.store, source.images);
+      await writeDestination(tarStream(entries), options.dest, context?.signal);
+      const json = Buffer.from(canonicalJSON(index));
+      const d = new Digester();
+      d.update(json);
+      return {
+        type: 'oci',
+        descriptor: { mediaType: MediaType.ociIndex, digest: d.digest(), size: json.length },
+        names: source.images.flatMap((i) => i.names.slice(0, 1)),
+        dest: destinationName(options.dest),
+      };
     },
   };
 }
 
-async function ociLayout(store: ContentStore, images: ExportImage[], cleanups: string[]): Promise<{ entries: AsyncGenerator<TarEntry>; index: ImageIndex }> {
+async function ociLayout(store: ContentStore, images: ExportImage[]): Promise<{ entries: AsyncGenerator<TarEntry>; index: ImageIndex }> {
   const refs: Descriptor[] = [];
-  /** Blobs to write: from the store, a temp file, or made here (rewritten JSON). */
-  const blobs = new Map<string, { descriptor: Descriptor; file?: string; content?: Buffer }>();
+  /** Blobs to write: from the store, or made here (rewritten JSON). */
+  const blobs = new Map<string, { descriptor: Descriptor; content?: Buffer }>();
   const seen = new Map<string, Descriptor | undefined>();
   const addJSON = (mediaType: string, value: unknown): Descriptor => {
     const content = Buffer.from(canonicalJSON(value));
@@ -109,11 +103,10 @@ async function ociLayout(store: ContentStore, images: ExportImage[], cleanups: s
         if (l.mediaType === MediaType.ociLayerTar) {
           let gz = seen.get(`gzip:${l.digest}`);
           if (!gz) {
-            const file = store.tempPath('export');
-            cleanups.push(file);
-            const { digest, size } = await gzipBlobToFile(store, l.digest, file);
-            gz = { ...l, mediaType: MediaType.ociLayerGzip, digest, size };
-            blobs.set(digest, { descriptor: gz, file });
+            // the layer's gzip form: made once (the first export that wants it), recorded as
+            // a variant of the layer and reused by every later export
+            gz = (await layerVariant(store, { descriptor: l, diffId: l.digest }, 'gzip')).descriptor;
+            keep(gz);
             seen.set(`gzip:${l.digest}`, gz);
           }
           layers.push(gz);
@@ -147,10 +140,7 @@ async function ociLayout(store: ContentStore, images: ExportImage[], cleanups: s
     yield dirEntry('blobs/sha256');
     for (const b of [...blobs.values()].sort((a, c) => (a.descriptor.digest < c.descriptor.digest ? -1 : 1))) {
       if (b.content) yield fileEntry(`blobs/sha256/${digestHex(b.descriptor.digest)}`, b.content);
-      else if (b.file) {
-        const { digest, size } = b.descriptor;
-        yield { path: `blobs/sha256/${digestHex(digest)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size, contentStream: createReadStream(b.file) };
-      } else yield blobEntry(store, b.descriptor);
+      else yield blobEntry(store, b.descriptor);
     }
     yield fileEntry('index.json', Buffer.from(canonicalJSON(index)));
     yield fileEntry('oci-layout', Buffer.from(canonicalJSON({ imageLayoutVersion: '1.0.0' })));
