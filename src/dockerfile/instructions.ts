@@ -378,14 +378,23 @@ export function parseDuration(text: string): number | undefined {
  * without the stage's variables. Throws a KilnError at the instruction (or the flag).
  */
 export function parseCommand(inst: Instruction, src: SourceText): Command {
+  if (inst.keyword === 'from') return parseFrom(inst, src);
+  return parseStepCommand(inst, src);
+}
+
+/** FROM, validated: its words (parseFromWords) and its flags. */
+export function parseFrom(inst: Instruction, src: SourceText): FromCommand {
+  const { image, stageName } = parseFromWords(inst, src);
+  return { keyword: 'from', inst, image, stageName, platform: parseFlags(inst, src).string('platform') };
+}
+
+/** An instruction inside a stage (or an ONBUILD trigger), validated: anything but FROM, which starts a stage. */
+export function parseStepCommand(inst: Instruction, src: SourceText): Exclude<Command, FromCommand> {
   const usage = NEEDS_ARGUMENTS[inst.keyword];
   if (usage !== undefined && inst.args.length === 0) {
     throw fail(src, inst, `${inst.keyword.toUpperCase()} requires at least one argument`, `write ${usage}`);
   }
-  if (inst.keyword === 'from') {
-    const { image, stageName } = parseFromWords(inst, src);
-    return { keyword: 'from', inst, image, stageName, platform: parseFlags(inst, src).string('platform') };
-  }
+  if (inst.keyword === 'from') throw fail(src, inst, 'FROM is not allowed here', 'FROM starts a stage; it cannot be triggered or nested');
   const flags = parseFlags(inst, src);
   switch (inst.keyword) {
     case 'arg':

@@ -11,7 +11,7 @@ import { KilnError } from '../errors.js';
 import type { Dockerfile, Instruction } from '../dockerfile/ast.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
 import { ShellLexer } from '../dockerfile/shell.js';
-import { displayText, locate, parseCommand, type ArgCommand, type SourceText, type ValueCommand } from '../dockerfile/instructions.js';
+import { displayText, locate, parseFrom, parseStepCommand, type ArgCommand, type SourceText, type ValueCommand } from '../dockerfile/instructions.js';
 import {
   argValue,
   DEFAULT_PATH,
@@ -178,8 +178,7 @@ export class Planner implements Converter {
 
   private async doPlanStage(stage: StageDecl): Promise<StagePlan> {
     const gscope = this.globalScope();
-    const from = parseCommand(stage.from, this.src);
-    if (from.keyword !== 'from') throw new Error('unreachable: a stage starts with FROM');
+    const from = parseFrom(stage.from, this.src);
     const rawImage = from.image;
     const image = this.expandFrom(stage.from, rawImage, gscope);
     if (image === '') throw this.err(stage.from, `base name (${rawImage}) should not be blank`, 'set the ARG it uses, or give it a default', rawImage);
@@ -373,8 +372,7 @@ export class Planner implements Converter {
   private async dispatch(ctx: StageContext, inst: Instruction, at: Instruction): Promise<void> {
     ctx.config.config ??= {};
     const origin = { ...locate(at, this.df.fileName, this.df.lines) };
-    if (inst.keyword === 'from') throw this.err(inst, 'FROM is not allowed here', 'FROM starts a stage; it cannot be triggered or nested');
-    const cmd = parseCommand(inst, this.src);
+    const cmd = parseStepCommand(inst, this.src);
     switch (cmd.keyword) {
       case 'env':
         return dispatchEnv(this, ctx, cmd);
@@ -408,8 +406,6 @@ export class Planner implements Converter {
       case 'copy':
       case 'add':
         return dispatchCopy(this, ctx, cmd, origin);
-      case 'from':
-        throw new Error('unreachable: FROM is handled above');
     }
   }
 

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDockerfile } from '../../src/dockerfile/parser.js';
 import { KilnError } from '../../src/errors.js';
-import { flagValue, flagValues, fromWords, parseCommand, type Command } from '../../src/dockerfile/instructions.js';
+import { flagValue, flagValues, fromWords, parseCommand, parseStepCommand, type Command } from '../../src/dockerfile/instructions.js';
 
 function commands(text: string): Command[] {
   const df = parseDockerfile(text, 'Dockerfile');
@@ -124,6 +124,11 @@ describe('typed instructions', () => {
     assert.equal(parseError('FROM scratch\nSHELL /bin/sh -c\n').message, 'SHELL requires the arguments to be in JSON form');
     assert.equal(parseError('FROM a b\n').message, 'FROM requires either one or three arguments: FROM <image> [AS <name>]');
     assert.equal(parseError('FROM scratch\nEXPOSE\n').message, 'EXPOSE requires at least one argument');
+  });
+
+  it('inside a stage (or as a trigger) FROM is an error', () => {
+    const df = parseDockerfile('FROM a\n', 'Dockerfile');
+    assert.throws(() => parseStepCommand(df.instructions[0], df), (e: unknown) => e instanceof KilnError && e.message === 'FROM is not allowed here' && e.location?.line === 1);
   });
 
   it('the lenient readers never throw', () => {
