@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { promises as fs, writeFileSync } from 'node:fs';
+import { existsSync, promises as fs, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { busyboxRootfsTar, isRoot, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { corruptBlobs, leftovers, NOTHING } from './util.js';
@@ -70,6 +70,32 @@ describe('prune --all looping while builds run', { skip }, () => {
     assert.ok(prunes >= 2, `prune ran during the builds (${prunes} times)`);
     assert.deepEqual(await leftovers(ws.root), NOTHING);
     assert.deepEqual(await corruptBlobs(ws.root), []);
+  });
+});
+
+describe('--no-cache while another build uses the cache mount', { skip }, () => {
+  it('does not reset the mount under the build that is using it', async () => {
+    const ws = await workspace();
+    try {
+      // the holder writes into the mount, waits, and checks its file is still there
+      const holder = await ws.context({
+        Dockerfile: 'FROM busybox:latest\nRUN --mount=type=cache,target=/c,id=held sh -c "echo mine > /c/f; sleep 4; test -f /c/f"\n',
+      });
+      const resetter = await ws.context({ Dockerfile: 'FROM busybox:latest\nRUN --mount=type=cache,target=/c,id=held ls /c > /dev/null\n' });
+      const first = runKiln(['build', '--progress', 'plain', '-t', 'h:1', holder], { root: ws.root });
+      // the mount's directory under cache/mounts has a hashed name: wait for the file in any
+      const mounts = path.join(ws.root, 'cache', 'mounts');
+      const written = async () => (await fs.readdir(mounts).catch(() => [] as string[])).some((d) => existsSync(path.join(mounts, d, 'f')));
+      for (let i = 0; i < 300 && !(await written()); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(await written(), 'the holder wrote into its cache mount');
+      const second = await runKiln(['build', '--no-cache', '--progress', 'plain', '-t', 'h:2', resetter], { root: ws.root });
+      assert.equal(second.code, 0, second.stderr);
+      const r = await first;
+      assert.equal(r.code, 0, `the holder's mount was reset under it:\n${r.stderr}`);
+      assert.deepEqual(await leftovers(ws.root), NOTHING);
+    } finally {
+      await ws.cleanup();
+    }
   });
 });
 
