@@ -5,7 +5,8 @@
  * printing. Conformance tools (the OCI schema validator in src/oci/schema.ts) are not part of
  * it: they need devDependencies and files the package does not ship.
  */
-export { KilnError, isKilnError, type SourceLocation } from './errors.js';
+export { KilnError, isKilnError, errorCode, hasCode, retryable, type ErrorCode, type KilnErrorOptions, type SourceLocation } from './errors.js';
+export { kilnPaths, type KilnPaths } from './paths.js';
 export { resolveRoot } from './config.js';
 
 // Dockerfile: parse, dump, expand, check
@@ -47,10 +48,27 @@ export {
 } from './oci/reference.js';
 
 // store, images, archives
-export { ContentStore, type Lease } from './oci/store.js';
+export { ContentStore } from './oci/store.js';
+export {
+  fallbackProvider,
+  type BlobInfo,
+  type BlobWriter,
+  type ContentStoreRoles,
+  type GarbageCollector,
+  type Ingester,
+  type Lease,
+  type LeaseManager,
+  type NamedDescriptor,
+  type Provider,
+  type RefStore,
+  type StagingIngester,
+} from './oci/content.js';
+export { walk, reachable, childrenOf, buildIndex, writeIndex, type WalkNode, type WalkOptions, type WalkRoot } from './oci/walk.js';
+export { layerVariant } from './oci/layer.js';
+export { type LayerCompression } from './oci/variants.js';
 export { listImages, removeImages, type ImageSummary } from './images.js';
 export { digestOf, isDigest } from './oci/digest.js';
-export { loadImage, writeImage, imageSize, type LoadedImage } from './oci/image.js';
+export { loadImage, writeImage, imageSize, imageFrom, layerFrom, type Image, type Layer, type LoadedImage } from './oci/image.js';
 export { loadArchive } from './oci/archive.js';
 export {
   saveImages,
