@@ -4,6 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { kilnPaths } from './paths.js';
 import { createHash } from 'node:crypto';
 import { KilnError } from './errors.js';
 import { ignoreFileFor, readDockerfile } from './frontend/source.js';
@@ -92,12 +93,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   trace('build: start');
   // opened first: it starts walking the context in the background while the rest starts up
   const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);
-  const hashCacheFile = path.join(opts.root, 'cache', 'contexts', `${ctxKey}.json`);
+  const hashCacheFile = path.join(kilnPaths(opts.root).cacheContexts, `${ctxKey}.json`);
   const context = await BuildContext.open(opts.contextDir, { hashCacheFile, ignoreFile: await ignoreFileFor(opts) });
   const df = await readDockerfile(opts);
   // the OCI runtime is looked up (and remembered) while the build is planned, not at the
   // first RUN; its errors surface there, where they belong
-  if (df.instructions.some((i) => i.keyword === 'run' || i.keyword === 'onbuild')) detectRuntime(path.join(opts.root, 'run')).catch(() => undefined);
+  if (df.instructions.some((i) => i.keyword === 'run' || i.keyword === 'onbuild')) detectRuntime(kilnPaths(opts.root).run).catch(() => undefined);
   const store = await ContentStore.open(opts.root);
   const buildPlatform = hostPlatform();
 
@@ -144,7 +145,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       lease,
     });
     const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
-    const historyFile = path.join(opts.root, 'cache', 'builds', `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);
+    const historyFile = path.join(kilnPaths(opts.root).cacheBuilds, `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);
     const previous = opts.explain ? await readSteps(historyFile) : undefined;
     trace('build: solving');
     let solved;

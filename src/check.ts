@@ -5,6 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { kilnPaths } from './paths.js';
 import { KilnError } from './errors.js';
 import { parseDockerfileUntilError } from './dockerfile/parser.js';
 import type { Dockerfile } from './dockerfile/ast.js';
@@ -111,7 +112,7 @@ async function readOptional(file: string): Promise<string | undefined> {
 async function baseImageConfigs(df: Dockerfile, root: string): Promise<(ref: string) => { env?: string[]; user?: string } | undefined> {
   const configs = new Map<string, { env?: string[]; user?: string }>();
   // only an existing store: checking must not create a kiln root
-  const hasStore = await fs.stat(path.join(root, 'index.json')).then(() => true, () => false);
+  const hasStore = await fs.stat(kilnPaths(root).index).then(() => true, () => false);
   const store = hasStore ? await ContentStore.open(root).catch(() => undefined) : undefined;
   if (store) {
     for (const inst of df.instructions) {

@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { kilnPaths } from './paths.js';
 import { ownerAlive, ownerToken } from './owner.js';
 
 /** `<kind>-<pid>-<start>-<hex>`: kinds are lower-case words (no digits), so the split is unambiguous. */
@@ -54,7 +55,7 @@ let exitHookInstalled = false;
 export function registerProcess(root: string): void {
   const abs = path.resolve(root);
   if (registered.has(abs)) return;
-  const dir = path.join(abs, 'procs');
+  const dir = kilnPaths(abs).procs;
   const file = path.join(dir, me().replace(' ', '-'));
   mkdirSync(dir, { recursive: true });
   writeFileSync(file, `${JSON.stringify({ argv: process.argv.slice(1).join(' ').slice(0, 300), since: new Date().toISOString() })}\n`);
@@ -85,14 +86,14 @@ export function reapStale(root: string): void {
   reaped.add(abs);
   let names: string[];
   try {
-    names = readdirSync(path.join(abs, 'procs'));
+    names = readdirSync(kilnPaths(abs).procs);
   } catch {
     // a root from before process entries, or a fresh one: sweep it once (cheap when empty)
     if (!existsDir(abs)) return;
     sweepRoot(abs, 'dead');
     // from now on the cheap path applies
     try {
-      mkdirSync(path.join(abs, 'procs'));
+      mkdirSync(kilnPaths(abs).procs);
     } catch {
       // made meanwhile, or a read-only root
     }
@@ -104,7 +105,7 @@ export function reapStale(root: string): void {
   });
   if (dead.length === 0) return;
   sweepRoot(abs, 'dead');
-  for (const n of dead) rmQuiet(path.join(abs, 'procs', n));
+  for (const n of dead) rmQuiet(path.join(kilnPaths(abs).procs, n));
 }
 
 /**
@@ -239,7 +240,7 @@ function ageMs(p: string): number {
 let othersLive = true;
 
 function anotherLiveProcess(root: string): boolean {
-  return safeReaddir(path.join(root, 'procs')).some((n) => {
+  return safeReaddir(kilnPaths(root).procs).some((n) => {
     const token = n.replace('-', ' ');
     return token !== me() && ownerAlive(token);
   });
@@ -310,7 +311,7 @@ function transient(root: string, mp: string): boolean {
 function runtimeBinary(root: string): string {
   if (process.env.KILN_RUNTIME) return process.env.KILN_RUNTIME;
   try {
-    const saved = JSON.parse(readFileSync(path.join(root, 'run', 'runtime.json'), 'utf8')) as { runtime?: { path?: string } };
+    const saved = JSON.parse(readFileSync(kilnPaths(root).runRuntimeProbe, 'utf8')) as { runtime?: { path?: string } };
     if (saved.runtime?.path) return saved.runtime.path;
   } catch {
     // not detected yet: the usual name
@@ -319,8 +320,8 @@ function runtimeBinary(root: string): string {
 }
 
 function sweepContainers(root: string, mode: Mode): void {
-  const bundles = path.join(root, 'run', 'bundles');
-  const runtimeRoot = path.join(root, 'run', 'runtime');
+  const bundles = kilnPaths(root).runBundles;
+  const runtimeRoot = kilnPaths(root).runRuntime;
   const doomed = new Set<string>();
   const kept = new Set<string>();
   for (const id of safeReaddir(bundles)) {
@@ -412,19 +413,19 @@ function sweepRoot(root: string, mode: Mode): void {
   sweepContainers(root, mode);
   const mounted = sweepMounts(root, mode);
   // active snapshots and half-unpacked or half-adopted layers: an owner file inside
-  const active = path.join(root, 'snapshots', 'active');
+  const active = kilnPaths(root).snapshotActive;
   for (const name of safeReaddir(active)) {
     const dir = path.join(active, name);
     if (judge(mode, readOwnerFile(path.join(dir, 'owner')), dir)) removeTree(dir, mounted);
   }
-  const layers = path.join(root, 'snapshots', 'layers');
+  const layers = kilnPaths(root).snapshotLayers;
   for (const name of safeReaddir(layers)) {
     if (!name.startsWith('.tmp-')) continue;
     const dir = path.join(layers, name);
     if (judge(mode, readOwnerFile(path.join(dir, 'owner')), dir)) removeTree(dir, mounted);
   }
   // temp files and dirs: the owner in the name, else an owner file, else the pid of old names
-  const tmp = path.join(root, 'tmp');
+  const tmp = kilnPaths(root).tmp;
   for (const name of safeReaddir(tmp)) {
     const p = path.join(tmp, name);
     let owner = ownerInName(name) ?? readOwnerFile(path.join(p, 'owner'));
@@ -434,7 +435,7 @@ function sweepRoot(root: string, mode: Mode): void {
     if (owner === undefined ? mode === 'dead' : judge(mode, owner, p)) removeTree(p, mounted);
   }
   // temp files of atomic writes beside kiln's own files (cache records, indexes, usage)
-  const records = path.join(root, 'cache', 'records');
+  const records = kilnPaths(root).cacheRecords;
   const besideDirs = ['run', 'cache', 'cache/contexts', 'cache/builds'].map((d) => path.join(root, d));
   for (const dir of [...besideDirs, ...safeReaddir(records).map((d) => path.join(records, d))]) {
     for (const name of safeReaddir(dir)) {
@@ -443,12 +444,12 @@ function sweepRoot(root: string, mode: Mode): void {
       if (owner && judge(mode, owner, path.join(dir, name))) rmQuiet(path.join(dir, name));
     }
   }
-  const leases = path.join(root, 'leases');
+  const leases = kilnPaths(root).leases;
   for (const name of safeReaddir(leases)) {
     const file = path.join(leases, name);
     if (judge(mode, readOwnerFile(file), file)) rmQuiet(file);
   }
-  const locks = path.join(root, 'locks');
+  const locks = kilnPaths(root).locks;
   for (const name of safeReaddir(locks)) {
     const file = path.join(locks, name);
     const taking = ownerInName(name);

@@ -3,7 +3,7 @@
  * shared with builds), mounted read-write over overlayfs for this one container, and the
  * process runs in the OCI runtime; everything is released when it exits.
  */
-import path from 'node:path';
+import { kilnPaths } from './paths.js';
 import { KilnError } from './errors.js';
 import { ContentStore } from './oci/store.js';
 import { loadImage } from './oci/image.js';
@@ -100,7 +100,7 @@ export async function runImage(options: RunImageOptions): Promise<RunResult> {
       stdin: options.stdin === true,
       onOutput: options.onOutput,
       signal: options.signal,
-      stateRoot: path.join(root, 'run'),
+      stateRoot: kilnPaths(root).run,
     });
   } finally {
     await mount.release();

@@ -1,6 +1,7 @@
 import { constants, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { kilnPaths } from '../paths.js';
 import { KilnError } from '../errors.js';
 import { runWithRuntime, type RuntimeInfo } from './container.js';
 import { writeFileAtomic } from '../fsutil.js';
@@ -49,7 +50,7 @@ export async function probeRuntime(runtime: RuntimeInfo, root?: string): Promise
   let dir: string;
   if (root) {
     registerProcess(root);
-    dir = path.join(root, 'tmp', ownedName('probe'));
+    dir = path.join(kilnPaths(root).tmp, ownedName('probe'));
     await fsp.mkdir(dir, { recursive: true });
   } else {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'kiln-probe-'));
