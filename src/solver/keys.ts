@@ -70,7 +70,9 @@ export class CacheKeys {
         filesDigest = sum;
       }
       for (const inl of a.inline ?? []) parts.push(hash([inl.name, inl.content]));
-      for (const u of a.urls ?? []) parts.push(await this.reader.http(u));
+      // with ADD --checksum the content is known without fetching it (as in BuildKit): a
+      // cached step needs no network; the fetch at run time checks the digest
+      for (const u of a.urls ?? []) parts.push(u.checksum !== undefined ? hash(['http-checksum', u.url, u.checksum]) : await this.reader.http(u));
     }
     if (v.kind === 'exec') {
       for (const m of v.mounts) {

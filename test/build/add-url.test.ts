@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -92,6 +93,25 @@ describe('ADD <url>', { skip }, () => {
     const changed = await build();
     assert.ok(changed.add.includes('done'), JSON.stringify(changed));
     assert.equal(changed.content, 'version 2\n');
+  });
+
+  it('with --checksum keys on the checksum (a cached step fetches nothing) and refuses other content', async () => {
+    changing = 'pinned\n';
+    const sum = `sha256:${createHash('sha256').update(changing).digest('hex')}`;
+    const dir = await ws.context({ Dockerfile: `FROM busybox:latest\nADD --checksum=${sum} http://127.0.0.1:${port(plain)}/changing /p.txt\n` });
+    const first = await runKiln(['build', '-t', 'addsum:1', dir], { root: ws.root });
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal((await runKiln(['run', 'addsum:1', 'cat', '/p.txt'], { root: ws.root })).stdout, 'pinned\n');
+    // the server now serves other content: the step stays cached, as the checksum names its content
+    changing = 'tampered\n';
+    const cached = await runKiln(['build', '--progress', 'json', dir], { root: ws.root });
+    assert.equal(cached.code, 0, cached.stderr);
+    assert.match(cached.stderr, /"type":"cached"[^\n]*ADD http/);
+    // run again, the fetched content does not match: a clear error at the ADD line
+    const fresh = await runKiln(['build', '--no-cache', dir], { root: ws.root });
+    assert.notEqual(fresh.code, 0);
+    assert.match(fresh.stderr, /Dockerfile:2:1: ADD http:\S+\/changing: digest mismatch sha256:[0-9a-f]{64}: sha256:/);
+    assert.match(fresh.stderr, /hint: the file changed, or --checksum is wrong/);
   });
 
   it('trusts NODE_EXTRA_CA_CERTS for https through the kiln command', async () => {

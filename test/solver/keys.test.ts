@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { contextSource, type Vertex } from '../../src/graph/types.js';
+import { contextSource, httpSource, type Vertex } from '../../src/graph/types.js';
 import { KilnError } from '../../src/errors.js';
 import { CacheKeys, chainId, describeDefinition, isLinkedCopy } from '../../src/solver/keys.js';
 import type { SolvedState } from '../../src/solver/types.js';
@@ -85,6 +85,25 @@ describe('cache keys (fake reader)', () => {
     reader.urls[url] = 'second';
     assert.notEqual((await new CacheKeys(reader).key(v, [parent], false)).key, before);
     assert.deepEqual(JSON.parse(describeDefinition(v)).urls, [url]);
+  });
+
+  it('of an ADD --checksum <url> follow the checksum, without fetching', async () => {
+    const reader = new FakeReader();
+    let fetched = 0;
+    reader.http = async () => {
+      fetched++;
+      return 'content';
+    };
+    const url = 'http://example.invalid/file.txt';
+    const pinned = (sum: string) => {
+      const v = copy(base, [], { urls: [url] });
+      if (v.action.op === 'copy') v.action.urls = [httpSource(url, sum)];
+      return v;
+    };
+    const a = (await new CacheKeys(reader).key(pinned(`sha256:${'a'.repeat(64)}`), [parent], false)).key;
+    const b = (await new CacheKeys(reader).key(pinned(`sha256:${'b'.repeat(64)}`), [parent], false)).key;
+    assert.notEqual(a, b);
+    assert.equal(fetched, 0);
   });
 
   it('refuse a git source clearly: it is in the graph, not in the solver yet', async () => {
