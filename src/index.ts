@@ -29,9 +29,23 @@ export { checkContext, type CheckContextOptions, type CheckContextResult } from 
 // plan and build
 export { planBuild, type PlanOptions, type BuildPlan, type StagePlan, type ResolvedImage } from './frontend/plan.js';
 export { hostPlatform, parsePlatform, tryParsePlatform, formatPlatform, platformMatches } from './oci/platform.js';
-export type { Vertex, ExecVertex, FileVertex, ImageVertex, ScratchVertex, MountSpec } from './graph/types.js';
+export type {
+  Vertex,
+  ExecVertex,
+  FileVertex,
+  ImageVertex,
+  ScratchVertex,
+  MountSpec,
+  StepIdentity,
+  SourceVertex,
+  LocalVertex,
+  HttpVertex,
+  GitVertex,
+} from './graph/types.js';
 export { build, readDockerfile, type BuildOptions, type BuildResult } from './build.js';
 export type { ProgressEvent, StepRecord } from './solver/solver.js';
+export { runtimeExecutor, localImages, type Executor, type ImageResolver } from './solver/ops/index.js';
+export { StepError, failedVertex, type FailedVertex } from './solver/errors.js';
 export { explainSteps, type Explanation } from './solver/explain.js';
 
 // names

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { kilnPaths } from '../paths.js';
 import { isErrnoError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 import type { ContentStore, Lease } from '../oci/store.js';
@@ -55,7 +56,7 @@ export class StateMounter {
    */
   async mountedChecksum(state: SolvedState, source: string): Promise<string> {
     const chain = chainId(state.layers);
-    const file = path.join(this.root, 'cache', 'checksums', `${hash([chain, source]).slice(7, 39)}.json`);
+    const file = path.join(kilnPaths(this.root).cacheChecksums, `${hash([chain, source]).slice(7, 39)}.json`);
     const known = await fs.readFile(file, 'utf8').then(
       (t) => (JSON.parse(t) as { sum?: string }).sum,
       () => undefined,

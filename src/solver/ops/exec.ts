@@ -4,6 +4,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { kilnPaths } from '../../paths.js';
 import { KilnError } from '../../errors.js';
 import { missingStubs, removeStubs, runContainer, type RunResult, type RunSpec } from '../../exec/index.js';
 import { mountSecrets, type SecretFile } from '../../exec/secrets.js';
@@ -80,7 +81,7 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
       if (m.from && m.from.kind !== 'local') inputIdx++;
       const name = cacheMountName(m);
       await deps.lease?.protect({ mounts: [name] });
-      const dir = path.join(deps.root, 'cache', 'mounts', name);
+      const dir = path.join(kilnPaths(deps.root).cacheMounts, name);
       const fresh = !(await fs.stat(dir).catch(() => undefined));
       await fs.mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
       if (fresh) await fs.chown(dir, m.uid ?? 0, m.gid ?? 0);
@@ -130,7 +131,7 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
       mounts,
       onOutput: (data, stream) => ctx.log(stream, data),
       signal: ctx.signal,
-      stateRoot: path.join(deps.root, 'run'),
+      stateRoot: kilnPaths(deps.root).run,
       keepMountStubs: true,
       etcHostname: false,
       specDir,
