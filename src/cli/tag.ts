@@ -14,7 +14,7 @@ export const register: Registrar = (program: Command, globals) => {
       const store = await ContentStore.open(globals().root);
       const targetName = normalizeTagName(target);
       const desc = await store.resolve(source);
-      if (!desc) throw new KilnError(`image ${source} not found in the store; build it, or kiln load/import it`, { hint: 'kiln images lists what the store holds' });
+      if (!desc) throw new KilnError(`image ${source} not found in the store; build it, or kiln load/import it`, { code: 'not-found', hint: 'kiln images lists what the store holds' });
       await store.setRef(targetName, desc);
     });
 };

@@ -10,7 +10,7 @@ import { describeErrno, fromErrno, isErrnoError, KilnError } from '../errors.js'
 import { familiarName, normalizeTagName, parseReference } from './reference.js';
 import { storeTarAsLayer } from './layer.js';
 import { isIndexType, isManifestType, type ContentStore } from './store.js';
-import { tarEntries } from './tar.js';
+import { tarEntries, TarReadError } from './tar.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from './types.js';
 
 /** containerd's and docker's annotation for the full image name in an OCI layout index. */
@@ -31,7 +31,7 @@ export interface DockerManifestItem {
 export function archiveReadError(e: unknown, what: string, remake = 'write it again, e.g. with kiln save or docker save'): KilnError {
   let inner: unknown = e;
   // tarEntries wraps the library's error; look at the original
-  if (inner instanceof KilnError && inner.message.startsWith('cannot read the tar archive') && inner.cause !== undefined) inner = inner.cause;
+  if (inner instanceof TarReadError && inner.cause !== undefined) inner = inner.cause;
   if (inner instanceof KilnError) return inner;
   if (isErrnoError(inner)) return fromErrno(inner);
   const err = inner as { code?: unknown; message?: unknown };
@@ -39,11 +39,11 @@ export function archiveReadError(e: unknown, what: string, remake = 'write it ag
   const msg = typeof err?.message === 'string' ? err.message : String(inner);
   const hint = `the file is incomplete or damaged (an interrupted download or copy?): ${remake}`;
   if (code.startsWith('Z_') || /unexpected end of file|incorrect header check|invalid (block type|distance|code|stored block)/i.test(msg)) {
-    return new KilnError(`${what} is not a complete gzip stream: it is truncated or corrupt`, { hint, cause: inner });
+    return new KilnError(`${what} is not a complete gzip stream: it is truncated or corrupt`, { code: 'invalid', hint, cause: inner });
   }
-  if (/unexpected end of data/i.test(msg)) return new KilnError(`${what} is truncated: the tar data ends inside an entry`, { hint, cause: inner });
-  if (/invalid (tar )?header/i.test(msg)) return new KilnError(`${what} is not a valid tar archive (a header is corrupt)`, { hint, cause: inner });
-  return new KilnError(`${what} cannot be read as an archive: ${msg}`, { hint, cause: inner });
+  if (/unexpected end of data/i.test(msg)) return new KilnError(`${what} is truncated: the tar data ends inside an entry`, { code: 'invalid', hint, cause: inner });
+  if (/invalid (tar )?header/i.test(msg)) return new KilnError(`${what} is not a valid tar archive (a header is corrupt)`, { code: 'invalid', hint, cause: inner });
+  return new KilnError(`${what} cannot be read as an archive: ${msg}`, { code: 'invalid', hint, cause: inner });
 }
 
 function cleanMemberPath(name: string): string | undefined {

@@ -29,6 +29,7 @@ export async function loadImage(store: Provider & RefStore, name: string, platfo
   const desc = (await store.resolve(name)) ?? (await resolveByImageId(store, name));
   if (!desc) {
     throw new KilnError(`image ${shown} not found in the store; build it, or kiln load/import it`, {
+      code: 'not-found',
       hint: 'kiln images lists what the store holds',
     });
   }
@@ -44,16 +45,17 @@ export async function loadImage(store: Provider & RefStore, name: string, platfo
     if (!pick) {
       const have = candidates.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
       throw new KilnError(`image ${shown} has no manifest for ${formatPlatform(platform)} (it has: ${have || 'none'})`, {
+        code: 'not-found',
         hint: 'build or pull it for this platform, or choose another platform',
       });
     }
     manifestDescriptor = pick;
   } else if (!isManifestType(desc.mediaType)) {
-    throw new KilnError(`${shown} refers to ${desc.mediaType}, which is not an image manifest or index`);
+    throw new KilnError(`${shown} refers to ${desc.mediaType}, which is not an image manifest or index`, { code: 'unsupported' });
   }
   const manifest = await store.readJSON<ImageManifest>(manifestDescriptor.digest);
   if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers)) {
-    throw new KilnError(`manifest ${manifestDescriptor.digest} of ${shown} is malformed (no config or layers)`);
+    throw new KilnError(`manifest ${manifestDescriptor.digest} of ${shown} is malformed (no config or layers)`, { code: 'invalid' });
   }
   const configDescriptor = manifest.config;
   const config = await store.readJSON<ImageConfig>(configDescriptor.digest);

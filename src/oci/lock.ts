@@ -183,7 +183,7 @@ async function acquire(file: string, options: LockOptions): Promise<string> {
   });
   try {
     for (;;) {
-      if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new KilnError('interrupted while waiting for a lock');
+      if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new KilnError('interrupted while waiting for a lock', { code: 'cancelled' });
       mine.set(file, token);
       try {
         await fsp.link(tmp, file);
@@ -208,6 +208,7 @@ async function acquire(file: string, options: LockOptions): Promise<string> {
     const now = Date.now();
     if (now > deadline) {
       throw new KilnError(`timed out waiting for the lock on ${options.what ?? file}, held by ${describeHolder(info.content)}`, {
+        code: 'conflict',
         hint: `if that process is not kiln, or hangs, stop it or remove ${file}`,
       });
     }

@@ -415,6 +415,10 @@ export interface TarReadEntry {
   stream: Readable;
 }
 
+
+/** The tar or compression library could not read an archive; `cause` is its own error. */
+export class TarReadError extends KilnError {}
+
 /** Entries of a tar archive (plain, gzip or zstd, detected from the content). */
 export async function* tarEntries(input: AsyncIterable<Buffer> | NodeJS.ReadableStream): AsyncGenerator<TarReadEntry> {
   const extract = (await tarStreamLib()).extract();
@@ -427,6 +431,6 @@ export async function* tarEntries(input: AsyncIterable<Buffer> | NodeJS.Readable
     }
   } catch (e) {
     if (e instanceof KilnError) throw e;
-    throw new KilnError(`cannot read the tar archive: ${(e as Error).message}`, { cause: e, hint: 'is the file a tar archive (optionally gzip-compressed)?' });
+    throw new TarReadError(`cannot read the tar archive: ${(e as Error).message}`, { cause: e, code: 'invalid', hint: 'is the file a tar archive (optionally gzip-compressed)?' });
   }
 }

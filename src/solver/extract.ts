@@ -175,15 +175,17 @@ export async function extractArchive(file: string, kind: ArchiveCompression, des
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
     const known = parents.get(parentRel);
     if (known !== undefined) return known;
-    let abs: string;
-    try {
-      abs = rootPathSync(root, parentRel);
-      if (!lstatSync(abs, { throwIfNoEntry: false })) refuseDanglingParent(parentRel, entryName);
-      makeDirsSync(root, abs);
-    } catch (e) {
-      if (!(e instanceof KilnError) || e.message.startsWith('ADD ')) throw e;
-      throw fail(`cannot unpack "${entryName}": ${e.message}`, e.hint);
-    }
+    const confined = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (e) {
+        if (!(e instanceof KilnError)) throw e;
+        throw fail(`cannot unpack "${entryName}": ${e.message}`, e.hint);
+      }
+    };
+    const abs = confined(() => rootPathSync(root, parentRel));
+    if (!lstatSync(abs, { throwIfNoEntry: false })) refuseDanglingParent(parentRel, entryName);
+    confined(() => makeDirsSync(root, abs));
     parents.set(parentRel, abs);
     return abs;
   };

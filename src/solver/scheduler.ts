@@ -125,8 +125,8 @@ export class Scheduler {
 
   cancelledError(): KilnError {
     return this.opts.signal?.aborted
-      ? new KilnError('build interrupted', { exitCode: 130 })
-      : new KilnError('step cancelled because another step failed');
+      ? new KilnError('build interrupted', { code: 'cancelled', exitCode: 130 })
+      : new KilnError('step cancelled because another step failed', { code: 'cancelled' });
   }
 
   private async doSolve(v: Vertex): Promise<SolvedState> {

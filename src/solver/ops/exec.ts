@@ -144,6 +144,7 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
     const shown = v.args.join(' ');
     const tail = result.outputTail.trimEnd();
     throw new KilnError(`${instructionOf(v)}: process "${shown}" did not complete successfully: exit code: ${result.exitCode}`, {
+      code: 'failed',
       location: v.origin,
       detail: tail ? `last lines of output:\n${tail.split('\n').map((l) => `  ${l}`).join('\n')}` : undefined,
     });
