@@ -7,13 +7,13 @@ import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../errors.js';
 import { Digester, digestHex, isDigest } from '../oci/digest.js';
 import { loadImage } from '../oci/image.js';
-import type { ContentStore } from '../oci/store.js';
 import { decompress, tarStream, type TarEntry } from '../oci/tar.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
 import type { DockerManifestItem } from '../oci/archive.js';
 import { destinationName, writeDestination } from './destination.js';
 import { blobEntry, dirEntry, fileEntry } from './entries.js';
 import type { ExportContext, ExportDestination, Exporter, ExportImage, ExportSource } from './types.js';
+import type { Provider, RefStore, StagingIngester } from '../oci/content.js';
 
 export interface DockerArchiveOptions {
   dest: ExportDestination;
@@ -41,7 +41,7 @@ export function dockerArchiveExporter(options: DockerArchiveOptions): Exporter {
   };
 }
 
-async function dockerArchive(store: ContentStore, images: ExportImage[], cleanups: string[]): Promise<{ entries: AsyncGenerator<TarEntry>; names: string[] }> {
+async function dockerArchive(store: Provider & RefStore & Pick<StagingIngester, 'tempPath'>, images: ExportImage[], cleanups: string[]): Promise<{ entries: AsyncGenerator<TarEntry>; names: string[] }> {
   const items = new Map<string, { manifest: ImageManifest; config: ImageConfig; configDescriptor: Descriptor; tags: string[] }>();
   for (const image of images) {
     const img = await loadImage(store, image.descriptor.digest);

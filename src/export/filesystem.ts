@@ -10,13 +10,14 @@ import type { Descriptor } from '../oci/types.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { KilnError } from '../errors.js';
 import type { ExportSource, MountedFilesystem } from './types.js';
+import type { Provider, RefStore } from '../oci/content.js';
 
 /**
  * Mounts the filesystem of the image `descriptor` (a manifest, or an index: this platform's
  * manifest), unpacking the layers the snapshotter does not have yet. With a lease, the
  * unpacked layers are protected from pruning while mounted.
  */
-export async function mountImageFilesystem(store: ContentStore, snapshotter: Snapshotter, descriptor: Descriptor, lease?: Lease): Promise<MountedFilesystem> {
+export async function mountImageFilesystem(store: Provider & RefStore, snapshotter: Snapshotter, descriptor: Descriptor, lease?: Lease): Promise<MountedFilesystem> {
   const img = await loadImage(store, descriptor.digest);
   const diffIds = img.config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== img.manifest.layers.length) {

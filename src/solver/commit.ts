@@ -8,13 +8,14 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { KilnError } from '../errors.js';
 import { layerDiffId, writeLayer } from '../oci/layer.js';
-import type { ContentStore, Lease } from '../oci/store.js';
+import type { Lease } from '../oci/store.js';
 import { MediaType, type Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { trace, tracing } from '../trace.js';
 import type { StepCache } from './scheduler.js';
 import { solvedLayer, type LayerRef, type SolvedLayer } from './types.js';
+import type { StagingIngester } from '../oci/content.js';
 
 /**
  * Layers up to this many bytes of file content are named by a digest-only pass and stored
@@ -29,7 +30,7 @@ const KEEP_TAR_MAX = 8 << 20;
 export type NamedLayer = { diffId: string; stored: LayerRef; store?: undefined } | { diffId: string; stored?: undefined; store: () => Promise<LayerRef> };
 
 export interface CommitterOptions {
-  store: ContentStore;
+  store: Pick<StagingIngester, 'touchBlob' | 'writeTempUnsynced' | 'commitUnsynced' | 'tempPath' | 'commitFile'>;
   snapshotter: Snapshotter;
   records: CacheRecords;
   lease?: Lease;

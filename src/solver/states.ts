@@ -8,18 +8,19 @@ import path from 'node:path';
 import { kilnPaths } from '../paths.js';
 import { isErrnoError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
-import type { ContentStore, Lease } from '../oci/store.js';
+import type { Lease } from '../oci/store.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { ActiveMount } from '../snapshot/types.js';
 import { trace, tracing } from '../trace.js';
 import { secureResolve } from './copy.js';
 import { chainId, hash } from './keys.js';
 import type { SolvedLayer, SolvedState } from './types.js';
+import type { Provider } from '../oci/content.js';
 
 export class StateMounter {
   constructor(
     private readonly root: string,
-    private readonly store: ContentStore,
+    private readonly store: Pick<Provider, 'openBlob'>,
     private readonly snapshotter: Snapshotter,
     private readonly lease?: Lease,
   ) {}
