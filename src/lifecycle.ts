@@ -84,16 +84,17 @@ export function reapStale(root: string): void {
   const abs = path.resolve(root);
   if (reaped.has(abs)) return;
   reaped.add(abs);
+  const procs = kilnPaths(abs).procs;
   let names: string[];
   try {
-    names = readdirSync(kilnPaths(abs).procs);
+    names = readdirSync(procs);
   } catch {
     // a root from before process entries, or a fresh one: sweep it once (cheap when empty)
     if (!existsDir(abs)) return;
     sweepRoot(abs, 'dead');
     // from now on the cheap path applies
     try {
-      mkdirSync(kilnPaths(abs).procs);
+      mkdirSync(procs);
     } catch {
       // made meanwhile, or a read-only root
     }
@@ -105,7 +106,7 @@ export function reapStale(root: string): void {
   });
   if (dead.length === 0) return;
   sweepRoot(abs, 'dead');
-  for (const n of dead) rmQuiet(path.join(kilnPaths(abs).procs, n));
+  for (const n of dead) rmQuiet(path.join(procs, n));
 }
 
 /**
@@ -409,23 +410,24 @@ function removeTree(p: string, mounted: Set<string>): void {
 }
 
 function sweepRoot(root: string, mode: Mode): void {
+  const paths = kilnPaths(root);
   othersLive = mode === 'self' || anotherLiveProcess(root);
   sweepContainers(root, mode);
   const mounted = sweepMounts(root, mode);
   // active snapshots and half-unpacked or half-adopted layers: an owner file inside
-  const active = kilnPaths(root).snapshotActive;
+  const active = paths.snapshotActive;
   for (const name of safeReaddir(active)) {
     const dir = path.join(active, name);
     if (judge(mode, readOwnerFile(path.join(dir, 'owner')), dir)) removeTree(dir, mounted);
   }
-  const layers = kilnPaths(root).snapshotLayers;
+  const layers = paths.snapshotLayers;
   for (const name of safeReaddir(layers)) {
     if (!name.startsWith('.tmp-')) continue;
     const dir = path.join(layers, name);
     if (judge(mode, readOwnerFile(path.join(dir, 'owner')), dir)) removeTree(dir, mounted);
   }
   // temp files and dirs: the owner in the name, else an owner file, else the pid of old names
-  const tmp = kilnPaths(root).tmp;
+  const tmp = paths.tmp;
   for (const name of safeReaddir(tmp)) {
     const p = path.join(tmp, name);
     let owner = ownerInName(name) ?? readOwnerFile(path.join(p, 'owner'));
@@ -435,8 +437,8 @@ function sweepRoot(root: string, mode: Mode): void {
     if (owner === undefined ? mode === 'dead' : judge(mode, owner, p)) removeTree(p, mounted);
   }
   // temp files of atomic writes beside kiln's own files (cache records, indexes, usage)
-  const records = kilnPaths(root).cacheRecords;
-  const besideDirs = ['run', 'cache', 'cache/contexts', 'cache/builds'].map((d) => path.join(root, d));
+  const records = paths.cacheRecords;
+  const besideDirs = [paths.run, paths.cache, paths.cacheContexts, paths.cacheBuilds];
   for (const dir of [...besideDirs, ...safeReaddir(records).map((d) => path.join(records, d))]) {
     for (const name of safeReaddir(dir)) {
       const m = ATOMIC_TEMP.exec(name);
@@ -444,12 +446,12 @@ function sweepRoot(root: string, mode: Mode): void {
       if (owner && judge(mode, owner, path.join(dir, name))) rmQuiet(path.join(dir, name));
     }
   }
-  const leases = kilnPaths(root).leases;
+  const leases = paths.leases;
   for (const name of safeReaddir(leases)) {
     const file = path.join(leases, name);
     if (judge(mode, readOwnerFile(file), file)) rmQuiet(file);
   }
-  const locks = kilnPaths(root).locks;
+  const locks = paths.locks;
   for (const name of safeReaddir(locks)) {
     const file = path.join(locks, name);
     const taking = ownerInName(name);

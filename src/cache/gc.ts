@@ -223,18 +223,7 @@ export async function pruneCache(root: string, options: PruneCacheOptions): Prom
   await st.store.withLock('gc', async () => {
     const leased = await st.store.leased();
     const active = await activeLowersOf(root);
-    const moveAway = async (dir: string): Promise<boolean> => {
-      const to = st.store.tempPath('trash');
-      try {
-        await fs.rename(dir, to);
-        trash.push(to);
-        return true;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        await fs.rm(dir, { recursive: true, force: true });
-        return true;
-      }
-    };
+    const moveAway = (dir: string): Promise<boolean> => moveToTrash(st.store, dir, trash);
     for (const hex of await fs.readdir(layersRoot).catch(() => [] as string[])) {
       if (!/^[0-9a-f]{64}$/.test(hex) || active.has(hex) || leased.layers.has(hex)) continue;
       const orphan = !keptDiffIds.has(`sha256:${hex}`);
@@ -352,4 +341,36 @@ export async function enforceCacheLimit(root: string, addedBytes = Infinity): Pr
   const result = await pruneCache(root, { keepBytes: limit });
   await save(Math.max(0, usage.total - result.freedBytes), Date.now());
   return result;
+}
+
+/**
+ * Renames `dir` into the store's tmp/ (atomic: a process killed half-way never leaves a
+ * half-deleted directory that looks whole) and adds it to `trash`, to delete once the gc lock
+ * is released. False when it was not there.
+ */
+async function moveToTrash(store: Pick<ContentStore, 'tempPath'>, dir: string, trash: string[]): Promise<boolean> {
+  const to = store.tempPath('trash');
+  try {
+    await fs.rename(dir, to);
+    trash.push(to);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    await fs.rm(dir, { recursive: true, force: true });
+    return true;
+  }
+}
+
+/**
+ * Starts the cache mounts `names` afresh (a --no-cache build), as prune removes them: under
+ * the gc lock, where steps protect the mounts they use, and never a mount that a running
+ * build's lease names (pulling its directory out from under it would fail its next step).
+ */
+export async function resetCacheMounts(store: ContentStore, names: Iterable<string>): Promise<void> {
+  const trash: string[] = [];
+  await store.withLock('gc', async () => {
+    const inUse = (await store.leased()).mounts;
+    for (const name of names) if (!inUse.has(name)) await moveToTrash(store, path.join(kilnPaths(store.root).cacheMounts, name), trash);
+  });
+  for (const t of trash) await fs.rm(t, { recursive: true, force: true });
 }

@@ -8,6 +8,7 @@ import { KilnError } from '../errors.js';
 import { Digester, digestHex, isDigest } from '../oci/digest.js';
 import { loadImage } from '../oci/image.js';
 import { decompress, tarStream, type TarEntry } from '../oci/tar.js';
+import { compressionOfMediaType } from '../oci/variants.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
 import type { DockerManifestItem } from '../oci/archive.js';
 import { destinationName, writeDestination } from './destination.js';
@@ -52,7 +53,7 @@ async function dockerArchive(store: Provider & RefStore & Pick<StagingIngester, 
   }
   const manifestJSON: DockerManifestItem[] = [];
   const repositories: Record<string, Record<string, string>> = {};
-  const layerFiles = new Map<string, { file: string; size: number }>();
+  const layerMembers = new Map<string, { blob: Descriptor } | { file: string; size: number }>();
   const configs = new Map<string, Descriptor>();
   for (const item of items.values()) {
     const diffIds = item.config.rootfs?.diff_ids ?? [];
@@ -65,13 +66,21 @@ async function dockerArchive(store: Provider & RefStore & Pick<StagingIngester, 
       if (!isDigest(diffId)) throw new KilnError(`image config ${item.configDescriptor.digest} has an invalid diff_id ${JSON.stringify(diffId)}`);
       const dir = digestHex(diffId);
       layerPaths.push(`${dir}/layer.tar`);
-      if (layerFiles.has(dir)) continue;
-      // docker load wants the uncompressed tar; its size goes in the header, so unpack to a temp file first
+      if (layerMembers.has(dir)) continue;
+      // docker load wants the uncompressed tar, its size in the header: a layer stored plain
+      // (what builds make) is streamed from the store as it is; a compressed one is unpacked
+      // to a temp file first, checked against its diff id
+      const layer = item.manifest.layers[i];
+      if (compressionOfMediaType(layer.mediaType) === 'none') {
+        if (layer.digest !== diffId) throw inconsistent(layer.digest, layer.digest, diffId);
+        layerMembers.set(dir, { blob: layer });
+        continue;
+      }
       const tmp = store.tempPath('save');
       cleanups.push(tmp);
       const digester = new Digester();
       await pipeline(
-        decompress(store.openBlob(item.manifest.layers[i].digest)),
+        decompress(store.openBlob(layer.digest)),
         async function* (src: AsyncIterable<Buffer>) {
           for await (const chunk of src) {
             digester.update(chunk);
@@ -81,12 +90,8 @@ async function dockerArchive(store: Provider & RefStore & Pick<StagingIngester, 
         createWriteStream(tmp),
       );
       const actual = digester.digest();
-      if (actual !== diffId) {
-        throw new KilnError(`layer ${item.manifest.layers[i].digest} uncompresses to ${actual}, but the image config says ${diffId}`, {
-          hint: 'the image is inconsistent; rebuild it',
-        });
-      }
-      layerFiles.set(dir, { file: tmp, size: digester.size });
+      if (actual !== diffId) throw inconsistent(layer.digest, actual, diffId);
+      layerMembers.set(dir, { file: tmp, size: digester.size });
     }
     const configFile = `${digestHex(item.configDescriptor.digest)}.json`;
     configs.set(configFile, item.configDescriptor);
@@ -99,14 +104,19 @@ async function dockerArchive(store: Provider & RefStore & Pick<StagingIngester, 
     }
   }
   async function* gen(): AsyncGenerator<TarEntry> {
-    for (const [dir, { file, size }] of layerFiles) {
+    for (const [dir, member] of layerMembers) {
       yield dirEntry(dir);
       yield fileEntry(`${dir}/VERSION`, Buffer.from('1.0'));
-      yield { path: `${dir}/layer.tar`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size, sourcePath: file };
+      if ('blob' in member) yield blobEntry(store, member.blob, `${dir}/layer.tar`);
+      else yield { path: `${dir}/layer.tar`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: member.size, sourcePath: member.file };
     }
     for (const [file, d] of configs) yield blobEntry(store, d, file);
     yield fileEntry('manifest.json', Buffer.from(JSON.stringify(manifestJSON)));
     if (Object.keys(repositories).length > 0) yield fileEntry('repositories', Buffer.from(JSON.stringify(repositories)));
   }
   return { entries: gen(), names: [...items.values()].flatMap((i) => i.tags) };
+}
+
+function inconsistent(layer: string, actual: string, diffId: string): KilnError {
+  return new KilnError(`layer ${layer} uncompresses to ${actual}, but the image config says ${diffId}`, { hint: 'the image is inconsistent; rebuild it' });
 }

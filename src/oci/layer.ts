@@ -135,27 +135,6 @@ export async function layerDiffId(
   return { diffId: diff.digest(), size: diff.size, ...(kept ? { tar: Buffer.concat(kept, diff.size) } : {}) };
 }
 
-/**
- * Compresses a stored uncompressed layer blob into `file` with the same deterministic gzip as
- * writeLayer (fixed level, fixed member size): the same layer always gives the same bytes.
- */
-export async function gzipBlobToFile(store: Pick<Provider, 'openBlob'>, digest: string, file: string): Promise<{ digest: string; size: number }> {
-  const out = new Digester();
-  const fh = await fsp.open(file, 'wx', 0o644);
-  try {
-    const source = async function* (): AsyncGenerator<Buffer> {
-      for await (const chunk of store.openBlob(digest)) yield chunk as Buffer;
-    };
-    for await (const chunk of gzipBlocks(source())) {
-      out.update(chunk);
-      for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
-    }
-  } finally {
-    await fh.close();
-  }
-  return { digest: out.digest(), size: out.size };
-}
-
 /** Size of the independently compressed gzip members (fixed, so output is deterministic). */
 export const GZIP_BLOCK = 4 << 20;
 const GZIP_IN_FLIGHT = 4;

@@ -4,13 +4,10 @@
  * committer (layers, blobs, cache records) and the ops (exec, file, source) with their
  * executor — and keeps the interface the build uses.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { kilnPaths } from '../paths.js';
-import { isErrnoError } from '../errors.js';
 import { vertexInputs, type LocalVertex, type Vertex } from '../graph/types.js';
 import type { ContentStore, Lease } from '../oci/store.js';
 import type { CacheRecords } from '../cache/records.js';
+import { resetCacheMounts } from '../cache/gc.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { BuildContext } from './context.js';
 import { LayerCommitter } from './commit.js';
@@ -103,10 +100,8 @@ export class Solver {
   /**
    * Starts the cache mounts of the steps under `target` that run without the cache afresh,
    * as BuildKit prunes them before such a build: every step of the build that mounts the
-   * same id then sees the new, empty one. The old content is moved away and deleted. A mount
-   * that another running build holds (its lease names it) is left to that build: pulling its
-   * directory out from under it would fail its next step; this build then shares it, as
-   * sharing=shared does. Decided under the gc lock, where steps protect the mounts they use.
+   * same id then sees the new, empty one. A mount another running build holds is left to it
+   * (cache/gc.ts resetCacheMounts); this build then shares it, as sharing=shared does.
    */
   async resetCacheMounts(target: Vertex): Promise<void> {
     const names = new Set<string>();
@@ -119,25 +114,8 @@ export class Solver {
     };
     walk(target);
     if (names.size === 0) return;
-    const { store } = this.opts;
-    const trash: string[] = [];
-    await store.withLock('gc', async () => {
-      const inUse = (await store.leased()).mounts;
-      for (const name of names) {
-        if (inUse.has(name)) continue;
-        const to = store.tempPath('trash');
-        const moved = await fs.rename(path.join(kilnPaths(this.opts.root).cacheMounts, name), to).then(
-          () => true,
-          (e: unknown) => {
-            if (isErrnoError(e) && e.code === 'ENOENT') return false;
-            throw e;
-          },
-        );
-        if (moved) trash.push(to);
-      }
-    });
+    await resetCacheMounts(this.opts.store, names);
     await this.opts.lease?.protect({ mounts: [...names] });
-    for (const t of trash) await fs.rm(t, { recursive: true, force: true });
   }
 
   /** Waits until every started step has finished or released its mounts and containers. */
