@@ -44,8 +44,12 @@ export interface KilnPaths {
   runBundles: string;
   runRuntime: string;
   runRuntimeProbe: string;
-  /** The root's settings (cacheMaxSize, …). */
+  /** The root's settings (cacheMaxSize, insecureRegistries, …). */
   config: string;
+  /** What kiln knows of registries: where blobs came from (for cross-repository mounts), repo digests. */
+  registry: string;
+  registrySources: string;
+  registryRepoDigests: string;
 }
 
 /** The paths under the kiln root `root` (made absolute). Nothing is created. */
@@ -77,5 +81,8 @@ export function kilnPaths(root: string): KilnPaths {
     runRuntime: at('run', 'runtime'),
     runRuntimeProbe: at('run', 'runtime.json'),
     config: at('config.json'),
+    registry: at('registry'),
+    registrySources: at('registry', 'sources'),
+    registryRepoDigests: at('registry', 'repodigests'),
   };
 }

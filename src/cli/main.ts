@@ -9,6 +9,8 @@ import { VERSION } from '../version.js';
 /** Options every command sees: global flags resolved. */
 export interface GlobalOptions {
   root: string;
+  /** --insecure-registry HOST (repeatable): plain HTTP or unverified TLS allowed for these hosts. */
+  insecureRegistries: string[];
 }
 
 export type Registrar = (program: Command, globals: () => GlobalOptions) => void;
@@ -37,7 +39,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
 function commandWord(argv: string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--root') {
+    if (a === '--root' || a === '--insecure-registry') {
       i++;
       continue;
     }
@@ -84,11 +86,15 @@ export async function main(argv: string[]): Promise<number> {
     .name('kiln')
     .description('Build, run and ship OCI container images from Dockerfiles, without a daemon.')
     .option('--root <dir>', 'kiln root: image store and cache (env KILN_ROOT)')
+    .option('--insecure-registry <host>', 'allow plain HTTP (or unverified TLS) to this registry host[:port] (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .version(VERSION, '-V, --version', 'print the kiln version')
     .enablePositionalOptions()
     .showHelpAfterError()
     .exitOverride();
-  const globals = (): GlobalOptions => ({ root: resolveRoot(program.opts().root as string | undefined) });
+  const globals = (): GlobalOptions => ({
+    root: resolveRoot(program.opts().root as string | undefined),
+    insecureRegistries: (program.opts().insecureRegistry as string[] | undefined) ?? [],
+  });
   const word = commandWord(argv);
   // what killed kiln processes left on this root goes first (one readdir when nothing did)
   program.hook('preAction', () => {
