@@ -373,6 +373,9 @@ class Repository implements RemoteRepository {
         } else if (res.status === 416 && size !== undefined && offset === size) {
           res.discard();
           return;
+        } else if (res.status === 404) {
+          res.discard();
+          throw this.missing(digest);
         } else {
           return await this.fail(res, what);
         }
@@ -395,6 +398,7 @@ class Repository implements RemoteRepository {
         }
         return;
       } catch (e) {
+        if (signal?.aborted) throw cancelled();
         const err = networkError(e, this.host, this.opts.certsDir);
         if (!retryable(err) || ++failures >= attempts || signal?.aborted) throw err;
         await sleep(this.client.transport.backoff(failures), signal);
@@ -402,8 +406,12 @@ class Repository implements RemoteRepository {
     }
   }
 
+  private missing(digest: string): KilnError {
+    return new KilnError(`blob ${digest} is missing from ${this.where()}`, { code: 'not-found', hint: 'check the image reference; the registry may have removed the blob' });
+  }
+
   private mismatch(digest: string, actual: string, size?: number): KilnError {
-    return new KilnError(`blob ${digest} from ${this.where()} does not match its digest (got ${actual}${size !== undefined ? `, ${size} bytes` : ''})`, {
+    return new KilnError(`blob ${digest} from ${this.where()} is corrupt: the bytes served have digest ${actual}${size !== undefined ? ` (${size} bytes)` : ''}`, {
       code: 'invalid',
       hint: 'the registry or something between served wrong bytes; nothing was stored — try again, and check the registry if it persists',
     });
@@ -586,7 +594,6 @@ class Repository implements RemoteRepository {
   }
 
   provider(): Provider {
-    const missing = (digest: string) => new KilnError(`blob ${digest} not found in ${this.where()}`, { code: 'not-found' });
     const read = async (digest: string): Promise<Buffer> => {
       const chunks: Buffer[] = [];
       for await (const c of this.verified(digest, undefined) as AsyncIterable<Buffer>) chunks.push(c);
@@ -598,13 +605,7 @@ class Repository implements RemoteRepository {
         return size === undefined ? undefined : { digest, size, updatedAt: 0 };
       },
       hasBlob: async (digest) => (await this.statBlob(digest)) !== undefined,
-      readBlob: async (digest) => {
-        try {
-          return await read(digest);
-        } catch (e) {
-          throw isKilnError(e) && e.code === 'not-found' ? missing(digest) : e;
-        }
-      },
+      readBlob: read,
       openBlob: (digest) => this.verified(digest, undefined),
       readJSON: async <T>(digest: string): Promise<T> => {
         const bytes = await read(digest);

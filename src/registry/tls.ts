@@ -74,7 +74,7 @@ export function isCertificateError(e: unknown): boolean {
 export function isNotTls(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
   const code = String((e as NodeJS.ErrnoException).code);
-  return code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long|unknown protocol/i.test(e.message);
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long|unknown protocol|http request/i.test(e.message);
 }
 
 /** A certificate problem as a KilnError that says which host and what to do. */

@@ -95,7 +95,7 @@ test('missing things are not-found errors naming the reference', async (t) => {
   const { dir, cleanup } = await tempDir();
   t.after(cleanup);
   const store = await ContentStore.open(dir);
-  await assert.rejects(repo.fetchBlob({ digest: absent, size: 6 }, store), kiln('not-found', /not found/));
+  await assert.rejects(repo.fetchBlob({ digest: absent, size: 6 }, store), kiln('not-found', /is missing from/));
   assert.equal(await store.hasBlob(absent), false);
 });
 
@@ -185,7 +185,7 @@ test('the provider reads the repository blobs, verified', async (t) => {
   assert.ok((await drain(p.openBlob(digestOf(img.layers[0])))).equals(img.layers[0]));
   assert.equal(await p.hasBlob(digestOf('absent')), false);
   assert.equal(await p.info(digestOf('absent')), undefined);
-  await assert.rejects(p.readBlob(digestOf('absent')), kiln('not-found', /not found/));
+  await assert.rejects(p.readBlob(digestOf('absent')), kiln('not-found', /is missing from/));
 });
 
 /** A server that is not a well-behaved registry: it serves what `manifest` says for any manifest request. */
