@@ -391,14 +391,21 @@ export interface SeededImage {
   layers: Buffer[];
 }
 
+/** Pushes `b` as a blob of `repo` (through the client). */
+export function pushBuffer(repo: RemoteRepository, b: Buffer, options?: { chunkSize?: number; mountFrom?: string[] }): ReturnType<RemoteRepository['pushBlob']> {
+  return repo.pushBlob(
+    { digest: digestOf(b), size: b.length },
+    async function* () {
+      yield b;
+    },
+    options,
+  );
+}
+
 /** Pushes a small OCI image (a config and the given layer bytes) to `repo` under `tag`, through the client. */
 export async function seedImage(repo: RemoteRepository, tag: string, layers: Buffer[] = [Buffer.from(`layer of ${tag}`)]): Promise<SeededImage> {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => digestOf(l)) } }));
-  for (const b of [...layers, config]) {
-    await repo.pushBlob({ digest: digestOf(b), size: b.length }, async function* () {
-      yield b;
-    });
-  }
+  for (const b of [...layers, config]) await pushBuffer(repo, b);
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
