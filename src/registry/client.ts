@@ -215,11 +215,23 @@ class Repository implements RemoteRepository {
     throw err;
   }
 
+  /** A small 200 body (a manifest, a tag list), the request made again when the body is cut off. */
+  private async getBody(spec: CallSpec, limit: number, what: string): Promise<{ res: Response; bytes: Buffer }> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.client.call(this.host, spec);
+      if (res.status !== 200) return this.fail(res, what);
+      try {
+        return { res, bytes: await readBody(res, limit, () => what) };
+      } catch (e) {
+        if (!retryable(e) || attempt >= this.client.transport.attempts || this.opts.signal?.aborted) throw e;
+        await sleep(this.client.transport.backoff(attempt), this.opts.signal);
+      }
+    }
+  }
+
   async getManifest(reference: string): Promise<RemoteManifest> {
     const what = `manifest ${this.where(reference)}`;
-    const res = await this.client.call(this.host, { method: 'GET', path: `${this.name}/manifests/${reference}`, headers: { accept: ACCEPT }, scopes: this.pull });
-    if (res.status !== 200) return this.fail(res, what);
-    const bytes = await readBody(res, MAX_MANIFEST_BYTES, () => what);
+    const { res, bytes } = await this.getBody({ method: 'GET', path: `${this.name}/manifests/${reference}`, headers: { accept: ACCEPT }, scopes: this.pull }, MAX_MANIFEST_BYTES, what);
     const mediaType = manifestMediaType(bytes, mediaTypeOf(header(res, 'content-type')), what);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const expected = isDigest(reference) ? reference : header(res, 'docker-content-digest');
@@ -322,9 +334,9 @@ class Repository implements RemoteRepository {
     const tags: string[] = [];
     let path: string | URL = `${this.name}/tags/list`;
     for (let page = 0; page < 1000; page++) {
-      const res = await this.client.call(this.host, { method: 'GET', path, scopes: this.pull });
-      if (res.status !== 200) return this.fail(res, `repository ${this.where()}`);
-      const body = tryJson(await readBody(res, 16 << 20, () => `the tag list of ${this.where()}`)) as { tags?: string[] | null } | undefined;
+      const got = await this.getBody({ method: 'GET', path, scopes: this.pull }, 16 << 20, `repository ${this.where()}`);
+      const res = got.res;
+      const body = tryJson(got.bytes) as { tags?: string[] | null } | undefined;
       tags.push(...(body?.tags ?? []));
       const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '');
       if (!link) break;

@@ -104,6 +104,16 @@ test('a registry that ignores Range is read again from the start, and the bytes 
   assert.equal(last, s.layer.length);
 });
 
+test('a manifest or tag list cut off mid-body is fetched again', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  s.proxy.dropBlobAfter(50, 1, (m, p) => m === 'GET' && p.includes('/manifests/'));
+  assert.ok((await s.repo.getManifest('v1')).bytes.equals(s.img.manifest));
+  s.proxy.dropBlobAfter(5, 1, (m, p) => p.includes('/tags/list'));
+  assert.deepEqual(await s.repo.listTags(), ['v1']);
+  assert.equal(s.proxy.requests.filter((r) => r.path.includes('/manifests/')).length, 2);
+});
+
 test('500s for a while are retried; 500s for longer than the attempts are an unavailable error naming the host', async (t) => {
   const s = await setup(t, { attempts: 4 });
   if (!s) return;
