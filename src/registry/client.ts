@@ -531,80 +531,60 @@ class Repository implements RemoteRepository {
 
   private async upload(session: URL, descriptor: Pick<Descriptor, 'digest' | 'size'>, open: () => AsyncIterable<Buffer>, chunkSize: number, what: string, onProgress?: OnProgress): Promise<void> {
     const { digest, size } = descriptor;
-    let location = session;
-    let sent = 0;
-    const finish = (loc: URL) => {
+    const withDigest = (loc: URL) => {
       const u = new URL(loc);
       u.searchParams.set('digest', digest);
       return u;
     };
     const expectStatus = async (res: Response, ok: number[]) => {
-      if (ok.includes(res.status)) return;
+      if (ok.includes(res.status)) return res.discard();
       const body = await errorBody(res);
       if (body?.code === 'DIGEST_INVALID' || body?.code === 'SIZE_INVALID') {
         throw new KilnError(`${this.host} refused ${what}: the uploaded bytes do not match ${digest}`, { code: 'invalid', hint: 'the local blob is corrupt or changed while it was pushed' });
       }
-      throw statusError(res.status, this.host, body, what, undefined);
+      throw statusError(res.status, this.host, body, what);
     };
     if (size <= chunkSize) {
+      // one PUT with the whole blob (the POST made the session)
       const body = async function* (): AsyncGenerator<Buffer> {
-        sent = 0;
+        let sent = 0;
         for await (const c of open()) {
           sent += c.length;
           yield c;
           onProgress?.(sent);
         }
       };
-      const res = await this.client.call(this.host, {
-        method: 'PUT',
-        path: finish(location),
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-        body,
-        scopes: this.push,
-        retry: false,
-      });
-      await expectStatus(res, [201, 204]);
-      res.discard();
+      const headers = { 'content-type': 'application/octet-stream', 'content-length': String(size) };
+      await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(session), headers, body, scopes: this.push, retry: false }), [201, 204]);
       return;
     }
-    let buffered: Buffer[] = [];
-    let bufferedLen = 0;
-    const flush = async () => {
-      const chunk = Buffer.concat(buffered, bufferedLen);
-      buffered = [];
-      bufferedLen = 0;
-      const res = await this.client.call(this.host, {
-        method: 'PATCH',
-        path: location,
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${sent}-${sent + chunk.length - 1}` },
-        body: chunk,
-        scopes: this.push,
-        retry: false,
-      });
-      await expectStatus(res, [202, 204]);
-      res.discard();
-      const loc = header(res, 'location');
-      if (loc) location = new URL(loc, res.url);
-      sent += chunk.length;
-      onProgress?.(sent);
-    };
-    for await (const c of open()) {
-      let rest = c;
-      while (rest.length > 0) {
-        const take = Math.min(rest.length, chunkSize - bufferedLen);
-        buffered.push(rest.subarray(0, take));
-        bufferedLen += take;
-        rest = rest.subarray(take);
-        if (bufferedLen === chunkSize) await flush();
+    // PATCH chunks, each streaming the next chunkSize bytes of the source (none held in memory)
+    let location = session;
+    const source = new ByteReader(open()[Symbol.asyncIterator]());
+    try {
+      for (let sent = 0; sent < size; ) {
+        const n = Math.min(chunkSize, size - sent);
+        const start = sent;
+        let used = false;
+        const body = () => {
+          // a chunk's bytes come from the one source: it cannot be sent twice (the upload restarts)
+          if (used) throw new KilnError(`the upload of ${digest} to ${this.host} was interrupted`, { code: 'unavailable' });
+          used = true;
+          return source.take(n, (k) => onProgress?.(start + k));
+        };
+        const headers = { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + n - 1}`, 'content-length': String(n) };
+        const res = await this.client.call(this.host, { method: 'PATCH', path: location, headers, body, scopes: this.push, retry: false });
+        const loc = header(res, 'location');
+        await expectStatus(res, [202, 204]);
+        if (loc) location = new URL(loc, res.url);
+        sent += n;
       }
+      if (!(await source.atEnd())) throw new KilnError(`${what}: the local blob has more than the ${size} bytes its descriptor says`, { code: 'invalid' });
+    } finally {
+      await source.close();
     }
-    if (bufferedLen > 0) await flush();
-    if (sent !== size) throw new KilnError(`${what}: the local blob has ${sent} bytes, not the ${size} its descriptor says`, { code: 'invalid' });
-    const res = await this.client.call(this.host, { method: 'PUT', path: finish(location), scopes: this.push, retry: false });
-    await expectStatus(res, [201, 204]);
-    res.discard();
+    await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(location), scopes: this.push, retry: false }), [201, 204]);
   }
-
   provider(): Provider {
     const read = async (digest: string): Promise<Buffer> => {
       const chunks: Buffer[] = [];
@@ -628,6 +608,52 @@ class Repository implements RemoteRepository {
         }
       },
     };
+  }
+}
+
+/** Reads exact byte counts from a stream of chunks of any size. */
+class ByteReader {
+  private rest: Buffer | undefined;
+
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  /** The next `n` bytes as they come; a source that ends before is a KilnError. */
+  async *take(n: number, onProgress?: (taken: number) => void): AsyncGenerator<Buffer> {
+    let taken = 0;
+    while (taken < n) {
+      let c = this.rest;
+      this.rest = undefined;
+      if (!c) {
+        const r = await this.it.next();
+        if (r.done) throw new KilnError(`the blob ended after ${taken} of the ${n} bytes of an upload chunk: it is shorter than its descriptor says`, { code: 'invalid' });
+        c = r.value;
+      }
+      if (c.length > n - taken) {
+        this.rest = c.subarray(n - taken);
+        c = c.subarray(0, n - taken);
+      }
+      taken += c.length;
+      yield c;
+      onProgress?.(taken);
+    }
+  }
+
+  /** Stops reading the source (closes its file). */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+
+  /** Whether the source has nothing more. */
+  async atEnd(): Promise<boolean> {
+    if (this.rest?.length) return false;
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) return true;
+      if (r.value.length) {
+        this.rest = r.value;
+        return false;
+      }
+    }
   }
 }
 

@@ -197,6 +197,9 @@ test('uploads survive faults: a 500 on a chunk restarts the upload, a dropped ma
   }, { chunkSize: 50_000 }), 'uploaded');
   assert.ok((await drain(s.repo.openBlob({ digest: digestOf(big), size: big.length }))).equals(big));
   assert.ok(s.proxy.requests.filter((r) => r.method === 'POST').length >= 2);
+  // the last session sent the four 50 000-byte chunks in order
+  const patches = s.proxy.requests.filter((r) => r.method === 'PATCH' && r.status === 202).map((r) => r.contentRange);
+  assert.deepEqual(patches.slice(-4), ['0-49999', '50000-99999', '100000-149999', '150000-199999']);
 
   s.proxy.failNext(2, 502, {}, (m, p) => m === 'PUT' && p.includes('/manifests/'));
   await s.repo.putManifest('v2', { mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: s.img.manifest });

@@ -17,6 +17,7 @@ export interface ProxiedRequest {
   method: string;
   path: string;
   range?: string;
+  contentRange?: string;
   authorization: boolean;
   status?: number;
 }
@@ -60,7 +61,7 @@ export async function startProxy(target: string, opts: { listenHost?: string } =
   const server = http.createServer((req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
-    const rec: ProxiedRequest = { method, path, range: req.headers.range, authorization: !!req.headers.authorization };
+    const rec: ProxiedRequest = { method, path, range: req.headers.range, contentRange: req.headers['content-range'], authorization: !!req.headers.authorization };
     requests.push(rec);
     if (fail.times > 0 && (!fail.match || fail.match(method, path))) {
       fail.times--;
