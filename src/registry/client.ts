@@ -135,6 +135,8 @@ export class RegistryClient {
       const fresh = pickChallenge(parseChallenges(res.headers['www-authenticate']));
       if (round >= 1 || !fresh) {
         if (!authorization || !(await this.auth.credentialsFor(host))) throw loginRequired(host);
+        // logged in, but the token does not grant what was asked: the account may not do it
+        if (fresh?.params.error === 'insufficient_scope') throw insufficientScope(host, fresh.params.scope || spec.scopes.join(' '));
         throw credentialsRefused(host);
       }
       // the token expired or lacks a scope: ask again (the registry may name the scope it wants)
@@ -143,6 +145,12 @@ export class RegistryClient {
       ep.challenge = { scheme: fresh.scheme, params: { ...fresh.params, scope: '' } };
     }
   }
+}
+
+function insufficientScope(host: string, scope: string): KilnError {
+  const m = /^repository:(.+):([a-z,*]+)$/.exec(scope.split(' ').pop() ?? '');
+  const what = m ? `${m[2].split(',').includes('push') ? 'push to' : 'pull from'} ${host}/${m[1]}` : `access ${scope}`;
+  return new KilnError(`${host}: denied: the logged-in account may not ${what}`, { code: 'denied', hint: `check the repository name and that the account has access to it (kiln login ${host} to use another)` });
 }
 
 /** An error for a registry's non-success answer: what and where, and what to do. */
