@@ -59,6 +59,21 @@ test('TLS: an unknown CA is an error that says which host and where to put ca.cr
   assert.equal(new URL((await c.endpoint(reg.host)).base).protocol, 'https:');
 });
 
+test('TLS: a CA in the system bundle ($SSL_CERT_FILE here) is trusted without certs.d', async (t) => {
+  const reg = await registry(t, { tls: true });
+  if (!reg) return;
+  const saved = process.env.SSL_CERT_FILE;
+  process.env.SSL_CERT_FILE = reg.caFile;
+  t.after(() => {
+    if (saved === undefined) delete process.env.SSL_CERT_FILE;
+    else process.env.SSL_CERT_FILE = saved;
+  });
+  const c = client(t, { certsDir: await emptyCertsDir(t) });
+  const repo = c.repository(`${reg.host}/team/app`);
+  const img = await seedImage(repo, 'v1');
+  assert.ok((await repo.getManifest('v1')).bytes.equals(img.manifest));
+});
+
 test('TLS: --insecure-registry skips verification of that host only', async (t) => {
   const reg = await registry(t, { tls: true });
   if (!reg) return;
