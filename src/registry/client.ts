@@ -14,7 +14,7 @@ import { MediaType, type Descriptor } from '../oci/types.js';
 import { Authorizer, credentialsRefused, loginRequired, parseChallenges, pickChallenge, type Challenge } from './auth.js';
 import { referrersTag, withReferrer } from './referrers.js';
 import { isLoopback, isNotTls } from './tls.js';
-import { cancelled, networkError, readBody, sleep, Transport, writeWithBackpressure, type RequestBody, type Response } from './transport.js';
+import { cancelled, networkError, readBody, retryAfterMs, sleep, Transport, writeWithBackpressure, type RequestBody, type Response } from './transport.js';
 import type { ClientOptions, OnProgress, PushBlobResult, RemoteManifest, RemoteRepository } from './types.js';
 
 /** Manifests larger than this are refused (as containerd and distribution do). */
@@ -216,7 +216,7 @@ class Repository implements RemoteRepository {
 
   private async fail(res: Response, what: string): Promise<never> {
     const body = res.status === 401 ? undefined : await errorBody(res);
-    const err = statusError(res.status, this.host, body, what);
+    const err = statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     if (res.status === 404 || err.code === 'not-found') {
       throw new KilnError(`${what} not found on ${this.host}${body?.code === 'NAME_UNKNOWN' ? ' (no such repository)' : ''}`, { code: 'not-found', hint: err.hint });
     }
@@ -285,7 +285,7 @@ class Repository implements RemoteRepository {
       if (body?.code === 'MANIFEST_BLOB_UNKNOWN' || body?.code === 'BLOB_UNKNOWN') {
         throw new KilnError(`${this.host} refused ${what}: it names a blob the repository does not have`, { code: 'invalid', hint: 'push the blobs before the manifest' });
       }
-      throw statusError(res.status, this.host, body, what);
+      throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     }
     res.discard();
     const said = header(res, 'docker-content-digest');
@@ -550,7 +550,7 @@ class Repository implements RemoteRepository {
       if (body?.code === 'DIGEST_INVALID' || body?.code === 'SIZE_INVALID') {
         throw new KilnError(`${this.host} refused ${what}: the uploaded bytes do not match ${digest}`, { code: 'invalid', hint: 'the local blob is corrupt or changed while it was pushed' });
       }
-      throw statusError(res.status, this.host, body, what);
+      throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     };
     if (size <= chunkSize) {
       // one PUT with the whole blob (the POST made the session)

@@ -136,6 +136,15 @@ test('429 with Retry-After is waited out and retried', async (t) => {
   s.proxy.failNext(2, 429, { 'retry-after': '1' });
   assert.ok((await s.repo.getManifest('v1')).bytes.equals(s.img.manifest));
   assert.deepEqual(s.proxy.requests.slice(0, 3).map((r) => r.status), [429, 429, 200]);
+  // a rate limit that outlasts the attempts is resource-exhausted, saying when to come back
+  s.proxy.failNext(10, 429, { 'retry-after': '0' });
+  await assert.rejects(s.repo.getManifest('v1'), (e: unknown) => {
+    assert.ok(e instanceof KilnError);
+    assert.equal(e.code, 'resource-exhausted');
+    assert.equal(e.retryAfterMs, 0);
+    assert.match(e.message, /rate-limiting/);
+    return true;
+  });
 });
 
 test('a stalled transfer times out and is resumed; one that always stalls fails saying so', async (t) => {
