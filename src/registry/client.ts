@@ -128,7 +128,9 @@ export class RegistryClient {
     const url = spec.path instanceof URL ? spec.path : new URL(`/v2/${spec.path}`, ep.base);
     let challenge = ep.challenge;
     for (let round = 0; ; round++) {
-      const authorization = await this.auth.authorization(host, challenge, spec.scopes);
+      // an upload Location on another host gets no credentials, like a redirect
+      const sameHost = url.host === ep.base.host && url.protocol === ep.base.protocol;
+      const authorization = sameHost ? await this.auth.authorization(host, challenge, spec.scopes) : undefined;
       const res = await this.transport.request({ ...spec, url, authorization });
       if (res.status !== 401) return res;
       res.discard();
