@@ -136,7 +136,7 @@ export class RegistryClient {
       res.discard();
       const fresh = pickChallenge(parseChallenges(res.headers['www-authenticate']));
       if (round >= 1 || !fresh) {
-        if (!authorization || !(await this.auth.credentialsFor(host))) throw loginRequired(host);
+        if (!authorization || !(await this.auth.credentialsFor(host))) throw loginRequired(host, /^repository:(.+):[^:]+$/.exec(spec.scopes[0] ?? '')?.[1]);
         // logged in, but the token does not grant what was asked: the account may not do it
         if (fresh?.params.error === 'insufficient_scope') throw insufficientScope(host, fresh.params.scope || spec.scopes.join(' '));
         throw credentialsRefused(host);
