@@ -164,7 +164,7 @@ export function statusError(status: number, host: string, body: { code?: string;
     case status === 403:
       return new KilnError(`${host}: access to ${what} denied${said}`, { code: 'denied', hint: `check that your account may do this on ${host} (kiln login ${host})` });
     case status === 404 || body?.code === 'NAME_UNKNOWN' || body?.code === 'MANIFEST_UNKNOWN' || body?.code === 'BLOB_UNKNOWN':
-      return new KilnError(`${what} not found${body?.code === 'NAME_UNKNOWN' ? ' (no such repository)' : ''}`, { code: 'not-found', hint: 'check the name, tag and digest' });
+      return new KilnError(`${what} not found${body?.code === 'NAME_UNKNOWN' && !what.startsWith('repository') ? ' (no such repository)' : ''}`, { code: 'not-found', hint: 'check the name, tag and digest' });
     case status === 429:
       return new KilnError(`${host} is rate-limiting requests (429)${said}`, { code: 'resource-exhausted', retryAfterMs: retryAfter, hint: 'wait and try again, or log in for a higher limit' });
     case status >= 500:
@@ -218,11 +218,7 @@ class Repository implements RemoteRepository {
 
   private async fail(res: Response, what: string): Promise<never> {
     const body = res.status === 401 ? undefined : await errorBody(res);
-    const err = statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
-    if (res.status === 404 || err.code === 'not-found') {
-      throw new KilnError(`${what} not found on ${this.host}${body?.code === 'NAME_UNKNOWN' ? ' (no such repository)' : ''}`, { code: 'not-found', hint: err.hint });
-    }
-    throw err;
+    throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
   }
 
   /** A small 200 body (a manifest, a tag list), the request made again when the body is cut off. */
