@@ -213,7 +213,7 @@ async function oddRegistry(t: TestContext, serve: (req: http.IncomingMessage, re
   return `127.0.0.1:${(srv.address() as AddressInfo).port}`;
 }
 
-test('schema 1, unknown media types, oversized manifests and wrong digests are clear errors', async (t) => {
+test('schema 1, unknown media types, oversized manifests, 403 and wrong digests are clear errors', async (t) => {
   const schema1 = Buffer.from(JSON.stringify({ schemaVersion: 1, name: 'x', tag: 'old', fsLayers: [] }));
   const odd = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.example.thing+json' }));
   const good = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: {}, layers: [] }));
@@ -228,6 +228,9 @@ test('schema 1, unknown media types, oversized manifests and wrong digests are c
     } else if (tag === 'huge') {
       res.writeHead(200, { 'content-type': MediaType.ociManifest });
       res.end(Buffer.alloc(5 << 20, 32));
+    } else if (tag === 'forbidden') {
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }));
     } else if (tag === 'lying') {
       res.writeHead(200, { 'content-type': MediaType.ociManifest, 'docker-content-digest': digestOf('something else') });
       res.end(good);
@@ -241,6 +244,7 @@ test('schema 1, unknown media types, oversized manifests and wrong digests are c
   await assert.rejects(repo.getManifest('old'), kiln('unsupported', /schema 1/));
   await assert.rejects(repo.getManifest('odd'), kiln('unsupported', /application\/vnd\.example\.thing\+json/));
   await assert.rejects(repo.getManifest('huge'), kiln('invalid', /over the limit of 4194304/));
+  await assert.rejects(repo.getManifest('forbidden'), kiln('denied', new RegExp(`${host}: access to manifest ${host}/x:forbidden denied: requested access to the resource is denied`)));
   await assert.rejects(repo.getManifest('lying'), kiln('invalid', new RegExp(`does not match its digest ${digestOf('something else')}`)));
   const other = digestOf('other');
   await assert.rejects(repo.getManifest(other), kiln('invalid', new RegExp(`does not match its digest ${other}`)));
