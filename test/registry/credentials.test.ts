@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../../src/errors.js';
 import { DockerCredentials, configKey, dockerConfigDir, dockerCredentials, registryHostname } from '../../src/registry/credentials.js';
-import { runKiln, tempDir } from '../helpers.js';
+import { haveTool, runCommand, runKiln, tempDir } from '../helpers.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -373,4 +373,26 @@ test('kiln logout removes the credentials from $DOCKER_CONFIG/config.json, and s
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /error: registry "not a host" .* is not a host or host:port/);
   for (const r of [r1, r2, r3, r4, bad]) assert.ok(!(r.stdout + r.stderr).includes('logout-pw'));
+});
+
+test('docker reads what kiln writes: docker logout finds and erases kiln-stored credentials, in the file and through the helper', { skip: !haveTool('docker') && 'no docker CLI' }, async () => {
+  const dir = await configDir({ psFormat: 'kept' });
+  await new DockerCredentials(dir).store('localhost:5000', { username: 'alice', password: 'peer-pw' });
+  const r = await runCommand('docker', ['--config', dir, 'logout', 'localhost:5000']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Removing login credentials for localhost:5000/);
+  assert.deepEqual(await readConfig(dir), { auths: {}, psFormat: 'kept' });
+
+  const helper = await fakeHelper('peer');
+  const hdir = await configDir({ credsStore: 'peer' });
+  await new DockerCredentials(hdir).store('localhost:5000', { username: 'alice', password: 'peer-pw' });
+  assert.deepEqual(Object.keys(await helper.stored()), ['localhost:5000']);
+  const before = (await helper.calls()).length;
+  const h = await runCommand('docker', ['--config', hdir, 'logout', 'localhost:5000']);
+  assert.equal(h.code, 0, h.stderr);
+  assert.match(h.stdout, /Removing login credentials for localhost:5000/);
+  const erases = (await helper.calls()).slice(before).filter((c) => c.action === 'erase');
+  assert.ok(erases.some((c) => c.input.trim() === 'localhost:5000'), JSON.stringify(erases));
+  assert.deepEqual(await helper.stored(), {}, 'docker erased, through the helper, the entry kiln stored');
+  for (const out of [r, h]) assert.ok(!(out.stdout + out.stderr).includes('peer-pw'));
 });
