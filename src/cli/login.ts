@@ -44,7 +44,6 @@ function askLine(question: string): Promise<string> {
 /** A line typed at the terminal without echo (the terminal in raw mode; ^C cancels). */
 function askHidden(question: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let text = '';
     const finish = (err?: Error) => {
@@ -65,7 +64,9 @@ function askHidden(question: string): Promise<string> {
         else text += ch;
       }
     };
+    // no echo before the prompt shows: what is typed after it is never displayed
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.setEncoding('utf8');
     stdin.on('data', onData);
     stdin.resume();
