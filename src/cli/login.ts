@@ -80,7 +80,7 @@ async function verify(root: string, insecure: string[], host: string, credential
     await client.ping(host);
   } catch (err) {
     const code = errorCode(err);
-    if (code === 'unauthorized' || code === 'denied') {
+    if (code === 'unauthorized') {
       throw new KilnError(`unauthorized: incorrect username or password for ${host}`, {
         code: 'unauthorized',
         cause: err,
