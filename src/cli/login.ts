@@ -95,6 +95,8 @@ async function verify(root: string, insecure: string[], host: string, credential
       });
     }
     throw err;
+  } finally {
+    client.close();
   }
 }
 
@@ -158,6 +160,8 @@ async function logout(server: string | undefined): Promise<void> {
 }
 
 export const register: Registrar = (program: Command, globals) => {
+  // both words load this file: `kiln help` loads every command file, this one twice
+  if (program.commands.some((c) => c.name() === 'login')) return;
   program
     .command('login')
     .description("Log in to a registry: the credentials are checked, then kept where docker keeps them (config.json or its credential helper)")
