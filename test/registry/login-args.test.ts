@@ -65,3 +65,10 @@ test('no server is Docker Hub, as docker login', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--password-stdin docker\.io/);
 });
+
+test('kiln --help lists login and logout once each', async () => {
+  const r = await runKiln(['--help'], { root });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.match(/^ {2}login /gm)?.length, 1, r.stdout);
+  assert.equal(r.stdout.match(/^ {2}logout /gm)?.length, 1, r.stdout);
+});

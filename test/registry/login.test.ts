@@ -9,7 +9,9 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { haveTool, kilnBin, runCommand, runKiln, tempDir, type CliResult } from '../helpers.js';
-import { freePort, skipUnlessRegistry, startRegistry, type Registry } from './harness.js';
+import { KilnError } from '../../src/errors.js';
+import { registryClient } from '../../src/registry/settings.js';
+import { freePort, seedImage, skipUnlessRegistry, startRegistry, type Registry } from './harness.js';
 
 const USER = 'alice';
 const PASSWORD = 'Corr3ct-horse-battery';
@@ -226,4 +228,43 @@ test('against token auth: the password goes to the token realm; a wrong one is r
   assert.equal(good.stdout, 'Login Succeeded\n');
   assert.ok(reg.tokenIssuer!.requests.some((r) => r.user === USER), 'the token issuer saw the user');
   assert.deepEqual((await readConfig(dir)).auths, { [reg.host]: { auth: b64(`${USER}:${PASSWORD}`) } });
+});
+
+/** Runs `fn` with DOCKER_CONFIG (and PATH) set in this process, as a command would see them. */
+async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+test('what kiln login stored is what every command\'s client authenticates with; after logout it is anonymous again', async (t) => {
+  if (!(await htpasswdRegistry(t))) return;
+  const dir = await dockerDir();
+  const r = await kiln(['login', '-u', USER, '--password-stdin', registry.host], dir, PASSWORD);
+  assert.equal(r.code, 0, r.stderr);
+  await withEnv({ DOCKER_CONFIG: dir }, async () => {
+    const client = registryClient({ root });
+    t.after(() => client.close());
+    const repo = client.repository(`${registry.host}/login/e2e`);
+    await seedImage(repo, 'v1');
+    assert.deepEqual(await repo.listTags(), ['v1']);
+  });
+  const out = await kiln(['logout', registry.host], dir);
+  assert.equal(out.code, 0, out.stderr);
+  await withEnv({ DOCKER_CONFIG: dir }, async () => {
+    const client = registryClient({ root });
+    t.after(() => client.close());
+    await assert.rejects(client.repository(`${registry.host}/login/e2e`).listTags(), (e: KilnError) => {
+      assert.equal(e.code, 'unauthorized');
+      assert.match(e.hint ?? '', new RegExp(`kiln login ${registry.host.replace(/[.]/g, '\\.')}`));
+      return true;
+    });
+  });
 });
