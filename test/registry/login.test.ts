@@ -160,25 +160,28 @@ test('an unreachable registry is a clear error and nothing is stored', async () 
   assert.deepEqual(await fs.readdir(dir), []);
 });
 
-test('on a terminal, kiln login asks for the username and the password, and does not echo the password', { skip: !haveTool('script') && 'no script(1) for a pty' }, async (t) => {
-  if (!(await htpasswdRegistry(t))) return;
-  const dir = await dockerDir();
-  const out = await new Promise<{ code: number | null; text: string }>((resolve, reject) => {
+/**
+ * kiln login on a terminal (a pty made by script(1)): each answer is typed once its prompt has
+ * shown. Returns everything the terminal displayed.
+ */
+function onTerminal(dir: string, answers: [prompt: string, typed: string][]): Promise<{ code: number | null; text: string }> {
+  return new Promise((resolve, reject) => {
     const p = spawn('script', ['-qfec', `${process.execPath} ${kilnBin} --root ${root} login ${registry.host}`, '/dev/null'], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, DOCKER_CONFIG: dir },
     });
     let text = '';
+    let seen = 0;
     let step = 0;
     const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
     p.stdout.setEncoding('utf8').on('data', (c: string) => {
       text += c;
-      if (step === 0 && text.includes('Username: ')) {
-        step = 1;
-        p.stdin.write(`${USER}\r`);
-      } else if (step === 1 && text.includes('Password: ')) {
-        step = 2;
-        p.stdin.write(`${PASSWORD}\r`);
+      const next = answers[step];
+      const at = next ? text.indexOf(next[0], seen) : -1;
+      if (next && at >= 0) {
+        seen = at + next[0].length;
+        step++;
+        p.stdin.write(next[1]);
       }
     });
     p.on('error', reject);
@@ -187,10 +190,33 @@ test('on a terminal, kiln login asks for the username and the password, and does
       resolve({ code, text });
     });
   });
+}
+
+test('on a terminal, kiln login asks for the username and the password, and does not echo the password', { skip: !haveTool('script') && 'no script(1) for a pty' }, async (t) => {
+  if (!(await htpasswdRegistry(t))) return;
+  const dir = await dockerDir();
+  // a mistyped character erased with backspace is not part of the password
+  const out = await onTerminal(dir, [
+    ['Username: ', `${USER}\r`],
+    ['Password: ', `${PASSWORD}x\u007f\r`],
+  ]);
   assert.equal(out.code, 0, out.text);
   assert.match(out.text, /Login Succeeded/);
   assert.ok(out.text.includes(USER), 'the username is echoed');
   assert.ok(!out.text.includes(PASSWORD), 'the password is not echoed');
+  assert.deepEqual((await readConfig(dir)).auths, { [registry.host]: { auth: b64(`${USER}:${PASSWORD}`) } });
+});
+
+test('on a terminal, stored credentials that no longer work: the stored username is the default, the password is asked again', { skip: !haveTool('script') && 'no script(1) for a pty' }, async (t) => {
+  if (!(await htpasswdRegistry(t))) return;
+  const dir = await dockerDir({ auths: { [registry.host]: { auth: b64(`${USER}:stale-password`) } } });
+  const out = await onTerminal(dir, [
+    [`Username (${USER}): `, '\r'],
+    ['Password: ', `${PASSWORD}\r`],
+  ]);
+  assert.equal(out.code, 0, out.text);
+  assert.match(out.text, /Authenticating with existing credentials\.\.\.[\s\S]*Login did not succeed[\s\S]*Login Succeeded/);
+  assert.ok(!out.text.includes(PASSWORD) && !out.text.includes('stale-password'));
   assert.deepEqual((await readConfig(dir)).auths, { [registry.host]: { auth: b64(`${USER}:${PASSWORD}`) } });
 });
 
@@ -267,4 +293,27 @@ test('what kiln login stored is what every command\'s client authenticates with;
       return true;
     });
   });
+});
+
+test('stored credentials the registry refuses are not a login: kiln login says so and leaves them as they were', async (t) => {
+  if (!(await htpasswdRegistry(t))) return;
+  const stale = { auths: { [registry.host]: { auth: b64(`${USER}:an-old-password`) } } };
+  const dir = await dockerDir(stale);
+  const r = await kiln(['login', registry.host], dir);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Authenticating with existing credentials\.\.\.\n/);
+  assert.match(r.stderr, new RegExp(`Login did not succeed with the stored credentials for ${registry.host.replace(/[.]/g, '\\.')}\\n`));
+  assert.match(r.stderr, /error: cannot ask for a username and password: stdin is not a terminal/);
+  assert.ok(!r.stderr.includes('an-old-password'));
+  assert.deepEqual(await readConfig(dir), stale);
+});
+
+test('a credential helper that is missing: the credentials are checked, then a clear error names the helper and the host, and the file keeps no secret', async (t) => {
+  if (!(await htpasswdRegistry(t))) return;
+  const dir = await dockerDir({ credHelpers: { [registry.host]: 'absent' } });
+  const r = await kiln(['login', '-u', USER, '--password-stdin', registry.host], dir, PASSWORD);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, new RegExp(`error: credential helper docker-credential-absent \\(for ${registry.host.replace(/[.]/g, '\\.')}\\) is not installed`));
+  assert.match(r.stderr, /hint: install docker-credential-absent, or remove it from credsStore\/credHelpers/);
+  assert.deepEqual(await readConfig(dir), { credHelpers: { [registry.host]: 'absent' } });
 });
