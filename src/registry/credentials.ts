@@ -82,7 +82,7 @@ function keysFor(map: Record<string, unknown>, host: string): string[] {
   return Object.keys(map).filter((k) => registryHostname(k) === want);
 }
 
-/** How long a credential helper may take (it may ask a keychain that asks the user). */
+/** How long a credential helper may take by default (it may ask a keychain that asks the user). */
 const HELPER_TIMEOUT_MS = 120_000;
 
 interface HelperResult {
@@ -91,40 +91,61 @@ interface HelperResult {
   stderr: string;
 }
 
+interface HelperCall {
+  helper: string;
+  action: 'get' | 'store' | 'erase';
+  input: string;
+  /** The registry it is for, and the config file that names the helper: for messages. */
+  host: string;
+  file: string;
+  timeoutMs: number;
+}
+
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin. */
-function runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string, host: string, file: string): Promise<HelperResult> {
+function runHelper(call: HelperCall): Promise<HelperResult> {
+  const { helper, action, host, file, timeoutMs } = call;
   const program = `docker-credential-${helper}`;
   return new Promise((resolve, reject) => {
     const child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    let timedOut = false;
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    // a hung helper fails now, even if something it started still holds its output open
     const timer = setTimeout(() => {
-      timedOut = true;
       child.kill('SIGKILL');
-    }, HELPER_TIMEOUT_MS);
+      settle(() =>
+        reject(
+          new KilnError(`credential helper ${program} did not answer "${action}" for ${host} within ${timeoutMs / 1000} s`, {
+            code: 'unavailable',
+            hint: `check the helper (is its keychain locked?), or remove it from credsStore/credHelpers in ${file}`,
+          }),
+        ),
+      );
+    }, timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (err.code === 'ENOENT') {
-        reject(
-          new KilnError(`credential helper ${program} (for ${host}) is not installed: it is not on PATH`, {
-            code: 'not-found',
-            hint: `install ${program}, or remove it from credsStore/credHelpers in ${file}`,
-          }),
-        );
-      } else reject(new KilnError(`credential helper ${program} (for ${host}) could not be started: ${err.message}`, { code: 'failed', cause: err }));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) {
-        reject(new KilnError(`credential helper ${program} did not answer "${action}" for ${host} within ${HELPER_TIMEOUT_MS / 1000} s`, { code: 'unavailable', hint: 'check the helper (is its keychain locked?)' }));
-      } else resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
+    child.on('error', (err: NodeJS.ErrnoException) =>
+      settle(() => {
+        if (err.code === 'ENOENT') {
+          reject(
+            new KilnError(`credential helper ${program} (for ${host}) is not installed: it is not on PATH`, {
+              code: 'not-found',
+              hint: `install ${program}, or remove it from credsStore/credHelpers in ${file}`,
+            }),
+          );
+        } else reject(new KilnError(`credential helper ${program} (for ${host}) could not be started: ${err.message}`, { code: 'failed', cause: err }));
+      }),
+    );
+    child.on('close', (code, signal) => settle(() => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr })));
     // a helper that exits without reading its stdin must not crash kiln with EPIPE
     child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
+    child.stdin.end(call.input);
   });
 }
 
@@ -150,14 +171,29 @@ export interface CredentialLocation {
   file: string;
 }
 
+export interface DockerCredentialsOptions {
+  /** A credential helper that has not answered after this long is stopped (an error). Default 120 s. */
+  helperTimeoutMs?: number;
+}
+
 /** docker's config.json, its credsStore and credHelpers, as a CredentialStore. */
 export class DockerCredentials implements CredentialStore {
   readonly file: string;
   /** One lookup per host per command: a helper may be slow (a keychain), the client asks often. */
   private readonly cache = new Map<string, Promise<Credentials | undefined>>();
 
-  constructor(readonly dir = dockerConfigDir()) {
+  private readonly helperTimeoutMs: number;
+
+  constructor(
+    readonly dir = dockerConfigDir(),
+    options: DockerCredentialsOptions = {},
+  ) {
     this.file = path.join(dir, 'config.json');
+    this.helperTimeoutMs = options.helperTimeoutMs ?? HELPER_TIMEOUT_MS;
+  }
+
+  private helper(helper: string, action: HelperCall['action'], input: string, host: string): Promise<HelperResult> {
+    return runHelper({ helper, action, input, host, file: this.file, timeoutMs: this.helperTimeoutMs });
   }
 
   /** The config file as JSON, {} when there is none. */
@@ -235,7 +271,7 @@ export class DockerCredentials implements CredentialStore {
   }
 
   private async helperGet(helper: string, host: string): Promise<Credentials | undefined> {
-    const r = await runHelper(helper, 'get', configKey(host), host, this.file);
+    const r = await this.helper(helper, 'get', configKey(host), host);
     if (r.code !== 0) {
       if (notFound(r)) return undefined;
       throw helperFailure(helper, 'get', host, r, []);
@@ -266,7 +302,7 @@ export class DockerCredentials implements CredentialStore {
     const { username = '', password = '', identityToken } = credentials;
     if (helper) {
       const payload = identityToken ? { ServerURL: key, Username: '<token>', Secret: identityToken } : { ServerURL: key, Username: username, Secret: password };
-      const r = await runHelper(helper, 'store', JSON.stringify(payload), h, this.file);
+      const r = await this.helper(helper, 'store', JSON.stringify(payload), h);
       if (r.code !== 0) throw helperFailure(helper, 'store', h, r, [password, identityToken]);
       // as docker does: the file keeps an empty entry (and no longer any secret) for the host
       for (const k of keysFor(auths, h)) delete auths[k];
@@ -289,7 +325,7 @@ export class DockerCredentials implements CredentialStore {
     const helper = this.helperIn(raw as DockerConfigFile, h);
     let erased = false;
     if (helper) {
-      const r = await runHelper(helper, 'erase', configKey(h), h, this.file);
+      const r = await this.helper(helper, 'erase', configKey(h), h);
       if (r.code === 0) erased = true;
       else if (!notFound(r)) throw helperFailure(helper, 'erase', h, r, []);
     }
@@ -346,8 +382,8 @@ function authsOf(raw: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** docker's credentials ($DOCKER_CONFIG or ~/.docker). */
-export function dockerCredentials(dir = dockerConfigDir()): DockerCredentials {
-  return new DockerCredentials(dir);
+export function dockerCredentials(dir = dockerConfigDir(), options: DockerCredentialsOptions = {}): DockerCredentials {
+  return new DockerCredentials(dir, options);
 }
 
 /** A store that holds `credentials` for `host` only (kiln login tries them before storing them). */

@@ -396,3 +396,14 @@ test('docker reads what kiln writes: docker logout finds and erases kiln-stored 
   assert.deepEqual(await helper.stored(), {}, 'docker erased, through the helper, the entry kiln stored');
   for (const out of [r, h]) assert.ok(!(out.stdout + out.stderr).includes('peer-pw'));
 });
+
+test('a helper that does not answer is stopped: a clear error naming the helper and the host', async () => {
+  // exec: the process kiln kills is the one that hangs, nothing is left behind
+  await fs.writeFile(path.join(bin, 'docker-credential-hung'), '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+  const store = new DockerCredentials(await configDir({ credsStore: 'hung' }), { helperTimeoutMs: 300 });
+  await assert.rejects(store.get('localhost:5000'), (e: KilnError) => {
+    assert.equal(e.code, 'unavailable');
+    assert.match(e.message, /credential helper docker-credential-hung did not answer "get" for localhost:5000 within 0\.3 s/);
+    return true;
+  });
+});
