@@ -154,12 +154,12 @@ function notFound(r: HelperResult): boolean {
 }
 
 /** A helper's failure, its own words included with every secret blanked out. */
-function helperFailure(helper: string, action: string, host: string, r: HelperResult, secrets: (string | undefined)[]): KilnError {
+function helperFailure(helper: string, action: string, host: string, file: string, r: HelperResult, secrets: (string | undefined)[]): KilnError {
   let said = (r.stdout.trim() || r.stderr.trim()).slice(0, 500);
   for (const s of secrets) if (s) said = said.split(s).join('***');
   return new KilnError(`credential helper docker-credential-${helper} failed to ${action} credentials for ${host} (exit status ${r.code})${said ? `: ${said}` : ''}`, {
     code: 'failed',
-    hint: `run "echo ${configKey(host)} | docker-credential-${helper} get" to check the helper, or remove it from credsStore/credHelpers in config.json`,
+    hint: `run "echo ${configKey(host)} | docker-credential-${helper} get" to check the helper, or remove it from credsStore/credHelpers in ${file}`,
   });
 }
 
@@ -274,7 +274,7 @@ export class DockerCredentials implements CredentialStore {
     const r = await this.helper(helper, 'get', configKey(host), host);
     if (r.code !== 0) {
       if (notFound(r)) return undefined;
-      throw helperFailure(helper, 'get', host, r, []);
+      throw helperFailure(helper, 'get', host, this.file, r, []);
     }
     let reply: { Username?: unknown; Secret?: unknown };
     try {
@@ -303,7 +303,7 @@ export class DockerCredentials implements CredentialStore {
     if (helper) {
       const payload = identityToken ? { ServerURL: key, Username: '<token>', Secret: identityToken } : { ServerURL: key, Username: username, Secret: password };
       const r = await this.helper(helper, 'store', JSON.stringify(payload), h);
-      if (r.code !== 0) throw helperFailure(helper, 'store', h, r, [password, identityToken]);
+      if (r.code !== 0) throw helperFailure(helper, 'store', h, this.file, r, [password, identityToken]);
       // as docker does: the file keeps an empty entry (and no longer any secret) for the host
       for (const k of keysFor(auths, h)) delete auths[k];
       auths[key] = {};
@@ -327,7 +327,7 @@ export class DockerCredentials implements CredentialStore {
     if (helper) {
       const r = await this.helper(helper, 'erase', configKey(h), h);
       if (r.code === 0) erased = true;
-      else if (!notFound(r)) throw helperFailure(helper, 'erase', h, r, []);
+      else if (!notFound(r)) throw helperFailure(helper, 'erase', h, this.file, r, []);
     }
     const auths = authsOf(raw);
     const keys = keysFor(auths, h);
