@@ -109,3 +109,7 @@ export { cacheUsage, pruneCache, cacheLimit, type CacheItem, type CacheUsage, ty
 // running
 export { runImage, processArgs, type RunImageOptions } from './run.js';
 export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult } from './exec/index.js';
+
+// registries: settings and credentials (docker's config.json, credsStore, credHelpers)
+export { registryClient, clientOptions, insecureRegistries, checkRegistryHost, isRegistryHost, type RegistrySettingsInput } from './registry/settings.js';
+export { dockerCredentials, fixedCredentials, DockerCredentials, dockerConfigDir, registryHostname, configKey, type CredentialLocation } from './registry/credentials.js';

@@ -33,6 +33,8 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   save: () => import('./save.js'),
   inspect: () => import('./inspect.js'),
   du: () => import('./du.js'),
+  login: () => import('./login.js'),
+  logout: () => import('./login.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
