@@ -6,12 +6,16 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { kilnPaths } from './paths.js';
 import { createHash } from 'node:crypto';
-import { KilnError } from './errors.js';
+import { errorCode, KilnError } from './errors.js';
 import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
-import { executionProblem, hostPlatform } from './oci/platform.js';
+import { executionProblem, formatPlatform, hostPlatform } from './oci/platform.js';
 import { ContentStore, type Lease } from './oci/store.js';
-import { loadImage, prepareImage } from './oci/image.js';
+import { loadImage, prepareImage, type LoadedImage } from './oci/image.js';
+import { isDigest } from './oci/digest.js';
+import { pullImage } from './registry/pull.js';
+import { registryClient } from './registry/settings.js';
+import type { RegistryClient } from './registry/client.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
 import { CacheRecords } from './cache/records.js';
 import { enforceCacheLimit } from './cache/gc.js';
@@ -28,7 +32,7 @@ import { finalizeConfig, type SolvedStep } from './export/config.js';
 import { imageStoreExporter } from './export/image-store.js';
 import { sharedFilesystem } from './export/filesystem.js';
 import type { Exporter, ExportImage, ExportResult, ExportSource } from './export/types.js';
-import { normalizeTagName } from './oci/reference.js';
+import { canonicalName, displayName, normalizeTagName, tryParseCanonicalReference } from './oci/reference.js';
 
 export { readDockerfile } from './frontend/source.js';
 
@@ -54,6 +58,14 @@ export interface BuildOptions {
   warn?: (message: string) => void;
   /** Compare with the previous build of the same Dockerfile and target, per executed step. */
   explain?: boolean;
+  /**
+   * Re-resolve every base image's tag against its registry and pull what changed (buildx
+   * --pull). Without it a base image in the store is used as it is, and only one that is
+   * missing is pulled.
+   */
+  pull?: boolean;
+  /** Registry hosts spoken to over plain HTTP or unverified TLS (--insecure-registry). */
+  insecureRegistries?: string[];
   /**
    * Sinks the image goes to besides the store (named by `tags` there), in order: an OCI or
    * docker archive, a local directory, a tar of the filesystem.
@@ -102,8 +114,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const store = await ContentStore.open(opts.root);
   const buildPlatform = hostPlatform();
 
+  const pulls = basePuller(opts, store);
   const resolveImage = async (ref: string, platform: Platform): Promise<ResolvedImage> => {
-    const img = await loadImage(store, ref, platform);
+    const img = await pulls.resolve(ref, platform);
     return { ref: img.name, manifestDigest: img.manifestDescriptor.digest, config: img.config, layers: img.manifest.layers };
   };
   const plan = await planBuild(df, {
@@ -141,7 +154,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       sourceDateEpoch: epoch,
       signal: opts.signal,
       secrets: opts.secrets,
-      progress: opts.progress,
+      // the solver numbers its steps from 1: after the pulls' progress ids
+      progress: opts.progress && pulls.count() > 0 ? (ev) => opts.progress?.({ ...ev, id: ev.id + pulls.count() }) : opts.progress,
       lease,
     });
     const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
@@ -267,4 +281,88 @@ async function readSteps(file: string): Promise<StepRecord[] | undefined> {
 
 function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
   return writeFileAtomic(file, JSON.stringify(steps));
+}
+
+/**
+ * The build's base images: from the store, and pulled from their registry when missing (with
+ * `pull`, every tag is re-resolved against its registry and what changed is pulled; a
+ * reference by digest present in the store is used as it is). One resolution per reference
+ * and platform per build; each pull is a progress step of its own, numbered before the
+ * solver's steps.
+ */
+function basePuller(opts: BuildOptions, store: ContentStore): { resolve: (ref: string, platform: Platform) => Promise<LoadedImage>; count: () => number } {
+  const resolved = new Map<string, Promise<LoadedImage>>();
+  let client: RegistryClient | undefined;
+  let pulls = 0;
+  const pull = async (ref: string, platform: Platform): Promise<LoadedImage> => {
+    client ??= registryClient({ root: opts.root, insecureRegistries: opts.insecureRegistries, signal: opts.signal });
+    const id = ++pulls;
+    const name = `[internal] pull ${canonicalName(ref)}`;
+    const started = Date.now();
+    const log = (line: string): void => opts.progress?.({ type: 'log', id, stream: 'stderr', data: Buffer.from(`${line}\n`) });
+    opts.progress?.({ type: 'start', id, name, time: started });
+    try {
+      const pulled = await pullImage({
+        root: opts.root,
+        store,
+        client,
+        ref,
+        platform,
+        signal: opts.signal,
+        progress: (ev) => {
+          if (ev.type === 'transfer-done') log(`${ev.id}: ${ev.how === 'exists' ? 'already in the store' : 'downloaded'}`);
+        },
+      });
+      log(`${pulled.name}: ${pulled.digest}${pulled.indexDigest ? ` (${formatPlatform(platform)}: ${pulled.manifestDescriptor.digest})` : ''}`);
+      opts.progress?.({ type: 'done', id, name, ms: Date.now() - started });
+      return { ...(await loadImage(store, pulled.manifestDescriptor.digest, platform)), name: pulled.name };
+    } catch (e) {
+      opts.progress?.({ type: 'error', id, name, message: (e as Error).message });
+      throw e;
+    }
+  };
+  const resolveOne = async (ref: string, platform: Platform): Promise<LoadedImage> => {
+    const canonical = tryParseCanonicalReference(ref);
+    // an image ID or a bare digest names nothing a registry serves: the store's answer stands
+    const remote = 'reference' in canonical && !isDigest(ref);
+    let local: unknown;
+    if (!opts.pull || !remote || canonical.reference.digest !== undefined) {
+      try {
+        return await loadImage(store, ref, platform);
+      } catch (e) {
+        if (!remote || errorCode(e) !== 'not-found') throw e;
+        local = e;
+      }
+    }
+    try {
+      return await pull(ref, platform);
+    } catch (e) {
+      throw local === undefined ? e : missingBaseImage(ref, canonical.reference.domain, e);
+    }
+  };
+  return {
+    resolve: (ref, platform) => {
+      const key = `${ref}\0${formatPlatform(platform)}`;
+      let p = resolved.get(key);
+      if (!p) {
+        p = resolveOne(ref, platform);
+        resolved.set(key, p);
+      }
+      return p;
+    },
+    count: () => pulls,
+  };
+}
+
+/** A base image neither in the store nor pullable: both said, with what the registry answered. */
+function missingBaseImage(ref: string, host: string, e: unknown): unknown {
+  if (!(e instanceof Error) || errorCode(e) === 'cancelled') return e;
+  const code = errorCode(e);
+  const why =
+    code === 'not-found' ? `and ${host} does not have it` : code === 'unauthorized' || code === 'denied' ? `and ${host} refused it` : `and the registry ${host} could not be reached`;
+  return new KilnError(`image ${displayName(ref)} not found in the store, ${why}: ${e.message}`, {
+    code: code === 'not-found' || code === 'unauthorized' || code === 'denied' ? code : 'unavailable',
+    hint: `kiln pull ${ref} once ${host} answers${code === 'unauthorized' ? ` (kiln login ${host})` : ''}, or kiln load / kiln import the image`,
+    cause: e,
+  });
 }

@@ -109,3 +109,8 @@ export { cacheUsage, pruneCache, cacheLimit, type CacheItem, type CacheUsage, ty
 // running
 export { runImage, processArgs, type RunImageOptions } from './run.js';
 export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult } from './exec/index.js';
+
+// registries
+export { registryClient } from './registry/settings.js';
+export { pullImage, resolveRemoteImage, remoteConfig, type PullOptions, type PullResult, type RemoteImage } from './registry/pull.js';
+export type { TransferEvent } from './registry/types.js';
