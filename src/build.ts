@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { kilnPaths } from './paths.js';
 import { createHash } from 'node:crypto';
-import { errorCode, KilnError } from './errors.js';
+import { errorCode, isKilnError, KilnError } from './errors.js';
 import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
 import { executionProblem, formatPlatform, hostPlatform } from './oci/platform.js';
@@ -358,11 +358,28 @@ function basePuller(opts: BuildOptions, store: ContentStore): { resolve: (ref: s
 function missingBaseImage(ref: string, host: string, e: unknown): unknown {
   if (!(e instanceof Error) || errorCode(e) === 'cancelled') return e;
   const code = errorCode(e);
-  const why =
-    code === 'not-found' ? `and ${host} does not have it` : code === 'unauthorized' || code === 'denied' ? `and ${host} refused it` : `and the registry ${host} could not be reached`;
-  return new KilnError(`image ${displayName(ref)} not found in the store, ${why}: ${e.message}`, {
-    code: code === 'not-found' || code === 'unauthorized' || code === 'denied' ? code : 'unavailable',
-    hint: `kiln pull ${ref} once ${host} answers${code === 'unauthorized' ? ` (kiln login ${host})` : ''}, or kiln load / kiln import the image`,
+  const shown = displayName(ref);
+  const elsewhere = 'or kiln load / kiln import the image';
+  if (code === 'not-found') {
+    return new KilnError(`image ${shown} not found in the store, nor in the registry: ${e.message}`, {
+      code,
+      hint: `check the name and tag (kiln inspect docker://${ref} shows what ${host} has), ${elsewhere}`,
+      cause: e,
+    });
+  }
+  if (code === 'unauthorized' || code === 'denied') {
+    return new KilnError(`image ${shown} not found in the store, and the registry ${host} refused it: ${e.message}`, {
+      code,
+      hint: `kiln login ${host} with an account that may read it, ${elsewhere}`,
+      cause: e,
+    });
+  }
+  if (code === 'invalid' || code === 'unsupported') {
+    return new KilnError(`image ${shown} not found in the store, and pulling it from ${host} failed: ${e.message}`, { code, hint: isKilnError(e) ? e.hint : undefined, cause: e });
+  }
+  return new KilnError(`image ${shown} not found in the store, and the registry ${host} could not be reached: ${e.message}`, {
+    code: 'unavailable',
+    hint: `kiln pull ${ref} once ${host} answers (--insecure-registry ${host} if it speaks plain HTTP), ${elsewhere}`,
     cause: e,
   });
 }

@@ -36,7 +36,6 @@ async function inspectRemote(ref: string, o: { raw?: boolean; platform?: Platfor
     ...(config.variant ? { Variant: config.variant } : {}),
     Os: config.os,
     Layers: image.parsed.layers.map((l) => l.digest),
-    LayersData: image.parsed.layers.map((l) => ({ MIMEType: l.mediaType, Digest: l.digest, Size: l.size, Annotations: l.annotations ?? null })),
     Env: cc.Env ?? null,
   };
   process.stdout.write(`${JSON.stringify(out, null, 4)}\n`);

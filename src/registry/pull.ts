@@ -8,7 +8,7 @@
  */
 import { errorCode, KilnError } from '../errors.js';
 import { chooseManifest } from '../oci/image.js';
-import { formatPlatform, hostPlatform } from '../oci/platform.js';
+import { hostPlatform } from '../oci/platform.js';
 import { normalizeName, parseCanonicalReference, parseReference, type CanonicalReference } from '../oci/reference.js';
 import { isIndexType, isManifestType } from '../oci/walk.js';
 import type { LeaseManager, Provider, RefStore, StagingIngester } from '../oci/content.js';
@@ -83,18 +83,15 @@ function parseJSON<T>(bytes: Buffer, what: string): T {
   }
 }
 
-/** Adds the reference (and what to do) to a registry error, keeping its code. */
-function remoteError(e: unknown, ref: string, where: string): unknown {
-  if (!(e instanceof KilnError)) return e;
-  const code = errorCode(e);
-  if (code === 'not-found') {
-    return new KilnError(`${ref}: ${where} has no such manifest (${e.message})`, {
-      code: 'not-found',
-      hint: e.hint ?? 'check the name, tag and digest; kiln inspect docker://REF reads what a registry has',
-      cause: e,
-    });
-  }
-  return e;
+/** A registry's "manifest unknown" said in the reference's terms (what the registry lacks), its code kept. */
+function remoteError(e: unknown, where: string, reference: string): unknown {
+  if (!(e instanceof KilnError) || errorCode(e) !== 'not-found') return e;
+  const what = reference.includes(':') ? `no manifest ${reference}` : `no tag ${JSON.stringify(reference)}`;
+  return new KilnError(`${where} has ${what} (${e.message})`, {
+    code: 'not-found',
+    hint: 'check the name, tag and digest: kiln inspect docker://REF reads what a registry has',
+    cause: e,
+  });
 }
 
 /**
@@ -107,7 +104,7 @@ export async function resolveRemoteImage(client: RepositoryOpener, ref: string, 
   const where = `${repository.host}/${repository.name}`;
   const wanted = reference.digest ?? reference.tag ?? 'latest';
   const top = await repository.getManifest(wanted).catch((e: unknown) => {
-    throw remoteError(e, ref, where);
+    throw remoteError(e, where, wanted);
   });
   if (reference.digest !== undefined && top.descriptor.digest !== reference.digest) {
     throw new KilnError(`${ref}: ${where} served a manifest with digest ${top.descriptor.digest} for ${reference.digest}`, {
@@ -121,7 +118,7 @@ export async function resolveRemoteImage(client: RepositoryOpener, ref: string, 
     index = parseJSON<ImageIndex>(top.bytes, `the index of ${ref}`);
     const pick = chooseManifest(index, platform, `${ref} (${where}@${top.descriptor.digest})`);
     manifest = await repository.getManifest(pick.digest).catch((e: unknown) => {
-      throw remoteError(e, `${ref} (${formatPlatform(platform)})`, where);
+      throw remoteError(e, where, pick.digest);
     });
     if (manifest.descriptor.digest !== pick.digest) {
       throw new KilnError(`${ref}: ${where} served ${manifest.descriptor.digest} for the manifest ${pick.digest} its index lists`, { code: 'invalid' });
