@@ -13,7 +13,7 @@ import { executionProblem, formatPlatform, hostPlatform } from './oci/platform.j
 import { ContentStore, type Lease } from './oci/store.js';
 import { loadImage, prepareImage, type LoadedImage } from './oci/image.js';
 import { isDigest } from './oci/digest.js';
-import { pullImage } from './registry/pull.js';
+import { networkFailure, pullImage } from './registry/pull.js';
 import { registryClient } from './registry/settings.js';
 import type { RegistryClient } from './registry/client.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
@@ -129,7 +129,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     noCacheFilter: opts.noCacheFilter,
     created,
     executionProblem: (p) => executionProblem(p, buildPlatform),
-  });
+  }).finally(() => pulls.close());
   trace('build: planned');
   const epoch = plan.sourceDateEpoch;
   if (epoch !== undefined) created = new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -290,7 +290,10 @@ function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
  * and platform per build; each pull is a progress step of its own, numbered before the
  * solver's steps.
  */
-function basePuller(opts: BuildOptions, store: ContentStore): { resolve: (ref: string, platform: Platform) => Promise<LoadedImage>; count: () => number } {
+function basePuller(
+  opts: BuildOptions,
+  store: ContentStore,
+): { resolve: (ref: string, platform: Platform) => Promise<LoadedImage>; count: () => number; close: () => void } {
   const resolved = new Map<string, Promise<LoadedImage>>();
   let client: RegistryClient | undefined;
   let pulls = 0;
@@ -337,7 +340,13 @@ function basePuller(opts: BuildOptions, store: ContentStore): { resolve: (ref: s
     try {
       return await pull(ref, platform);
     } catch (e) {
-      throw local === undefined ? e : missingBaseImage(ref, canonical.reference.domain, e);
+      if (local !== undefined) throw missingBaseImage(ref, canonical.reference.domain, e);
+      if (!(e instanceof KilnError)) throw e;
+      throw new KilnError(`cannot pull ${displayName(ref)} (--pull): ${e.message}`, {
+        code: networkFailure(e) ? 'unavailable' : e.code,
+        hint: `${e.hint ? `${e.hint}; or ` : ''}build without --pull to use the copy in the store`,
+        cause: e,
+      });
     }
   };
   return {
@@ -351,13 +360,15 @@ function basePuller(opts: BuildOptions, store: ContentStore): { resolve: (ref: s
       return p;
     },
     count: () => pulls,
+    // the registry's keep-alive connections: base images are all resolved while planning
+    close: () => client?.close(),
   };
 }
 
 /** A base image neither in the store nor pullable: both said, with what the registry answered. */
 function missingBaseImage(ref: string, host: string, e: unknown): unknown {
   if (!(e instanceof Error) || errorCode(e) === 'cancelled') return e;
-  const code = errorCode(e);
+  const code = networkFailure(e) ? 'unavailable' : errorCode(e);
   const shown = displayName(ref);
   const elsewhere = 'or kiln load / kiln import the image';
   if (code === 'not-found') {

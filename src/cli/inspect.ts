@@ -6,6 +6,7 @@ import { loadImage } from '../oci/image.js';
 import { parsePlatform } from '../oci/platform.js';
 import type { ImageIndex, Platform } from '../oci/types.js';
 import { registryClient } from '../registry/settings.js';
+import type { RegistryClient } from '../registry/client.js';
 import { remoteConfig, resolveRemoteImage } from '../registry/pull.js';
 
 const REMOTE = 'docker://';
@@ -18,6 +19,14 @@ const REMOTE = 'docker://';
 async function inspectRemote(ref: string, o: { raw?: boolean; platform?: Platform }, settings: { root: string; insecureRegistries: string[] }): Promise<void> {
   if (ref === '') throw new KilnError('docker:// needs an image reference after it', { code: 'invalid', hint: 'write kiln inspect docker://HOST/REPO:TAG' });
   const client = registryClient(settings);
+  try {
+    await printRemote(client, ref, o);
+  } finally {
+    client.close();
+  }
+}
+
+async function printRemote(client: RegistryClient, ref: string, o: { raw?: boolean; platform?: Platform }): Promise<void> {
   const image = await resolveRemoteImage(client, ref, o.platform);
   if (o.raw) {
     process.stdout.write(image.top.bytes);

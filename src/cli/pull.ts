@@ -30,6 +30,7 @@ export const register: Registrar = (program: Command, globals) => {
         pulled = await pullImage({ root, store, client, ref, platform, progress: (ev) => renderer.onEvent(ev) });
       } finally {
         renderer.finish();
+        client.close();
       }
       say(`Digest: ${pulled.digest}`);
       say(pulled.upToDate ? `Status: Image is up to date for ${pulled.name}` : `Status: Downloaded newer image for ${pulled.name}`);

@@ -6,7 +6,7 @@
  * exactly as it reads an imported one. Also what `kiln inspect docker://` reads: a remote
  * image's manifest and config, no layers.
  */
-import { errorCode, KilnError } from '../errors.js';
+import { errorCode, isErrnoError, KilnError } from '../errors.js';
 import { chooseManifest } from '../oci/image.js';
 import { hostPlatform } from '../oci/platform.js';
 import { normalizeName, parseCanonicalReference, parseReference, type CanonicalReference } from '../oci/reference.js';
@@ -83,9 +83,18 @@ function parseJSON<T>(bytes: Buffer, what: string): T {
   }
 }
 
+/**
+ * Whether a registry error is the network's (the host does not resolve, refuses, times out),
+ * not an answer of the registry: a system error is somewhere in its cause chain.
+ */
+export function networkFailure(e: unknown): boolean {
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 8; c = c.cause, depth++) if (isErrnoError(c)) return true;
+  return errorCode(e) === 'unavailable';
+}
+
 /** A registry's "manifest unknown" said in the reference's terms (what the registry lacks), its code kept. */
 function remoteError(e: unknown, where: string, reference: string): unknown {
-  if (!(e instanceof KilnError) || errorCode(e) !== 'not-found') return e;
+  if (!(e instanceof KilnError) || errorCode(e) !== 'not-found' || networkFailure(e)) return e;
   const what = reference.includes(':') ? `no manifest ${reference}` : `no tag ${JSON.stringify(reference)}`;
   return new KilnError(`${where} has ${what} (${e.message})`, {
     code: 'not-found',
