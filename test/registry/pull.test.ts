@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { haveTool, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { startRegistry, type Registry } from './harness.js';
+import { blobSources, repoDigests } from '../../src/registry/sources.js';
 import { countingProxy, mustKiln, pushTwoPlatforms, pushWithSkopeo, remoteDigest, type CountingProxy } from './pull-images.js';
 
 const missing = ['docker-registry', 'skopeo'].filter((t) => !haveTool(t));
@@ -56,6 +57,11 @@ before(async () => {
   await pushWithSkopeo(ws.root, 'busybox:latest', `${direct}/bb:docker`, 'docker');
   const v2 = await ws.context({ Dockerfile: 'FROM busybox\nLABEL version=2\n' });
   await mustKiln(ws.root, ['build', '-q', '-t', 'bb:v2', v2]);
+  if (isRoot()) {
+    const layered = await ws.context({ Dockerfile: 'FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nRUN echo three > /three\n' });
+    await mustKiln(ws.root, ['build', '-q', '-t', 'layers:1', layered]);
+    await pushWithSkopeo(ws.root, 'layers:1', `${direct}/layers:1`);
+  }
 });
 
 after(async () => {
@@ -79,11 +85,28 @@ test('kiln pull stores the image as written, by the digest the registry serves; 
   const inspected = JSON.parse(await mustKiln(root, ['inspect', `${host}/bb:1`])) as { digest: string };
   assert.equal(inspected.digest, digest);
 
+  // remembered for kiln images --digests and for cross-repository mounts on push
+  assert.deepEqual(await repoDigests(root, digest), [`${host}/bb@${digest}`]);
+  const layer = (JSON.parse(await mustKiln(root, ['inspect', `${host}/bb:1`])) as { manifest: { layers: Array<{ digest: string }> } }).manifest.layers[0].digest;
+  assert.deepEqual(await blobSources(root, host, layer), ['bb']);
+
   const gets = blobGets('bb').length;
   const again = await mustKiln(root, ['pull', `${host}/bb:1`]);
   assert.match(again, /^[a-f0-9]{12}: Already exists$/m);
   assert.match(again, new RegExp(`^Status: Image is up to date for ${esc(host)}/bb:1$`, 'm'));
   assert.equal(blobGets('bb').length, gets, 'a second pull fetched blobs');
+});
+
+test('an image of several layers downloads each once, a few at a time, and runs with all of them', { skip: skip || (!isRoot() && 'needs root for runc') }, async () => {
+  const root = await freshRoot();
+  const manifest = JSON.parse((await runCommand('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${direct}/layers:1`])).stdout) as { config: { digest: string }; layers: Array<{ digest: string }> };
+  assert.equal(manifest.layers.length, 4);
+  const gets = blobGets('layers').length;
+  const out = await mustKiln(root, ['pull', `${host}/layers:1`]);
+  assert.equal(out.match(/^[a-f0-9]{12}: Pull complete /gm)?.length, 4, out);
+  assert.deepEqual(blobGets('layers').slice(gets).sort(), [manifest.config.digest, ...manifest.layers.map((l) => l.digest)].sort());
+  const r = await runKiln(['run', `${host}/layers:1`, 'cat', '/one', '/two', '/three'], { root });
+  assert.equal(r.stdout, 'one\ntwo\nthree\n', r.stderr);
 });
 
 test('an image skopeo pushed from a docker archive pulls and runs', { skip: skip || (!isRoot() && 'needs root for runc') }, async () => {
