@@ -111,7 +111,7 @@ test('an image of several layers downloads each once, a few at a time, and runs 
 
 test('an image skopeo pushed from a docker archive pulls and runs', { skip: skip || (!isRoot() && 'needs root for runc') }, async () => {
   const root = await freshRoot();
-  await mustKiln(root, ['pull', '-q', `${host}/bb:docker`]);
+  assert.equal(await mustKiln(root, ['pull', '-q', `${host}/bb:docker`]), `${host}/bb:docker\n`);
   const r = await runKiln(['run', `${host}/bb:docker`, 'echo', 'hello from a pulled image'], { root });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'hello from a pulled image\n');
@@ -149,6 +149,22 @@ test('FROM a registry image pulls it on first use; a second build touches no net
   assert.equal(pulled.code, 1);
   assert.match(pulled.stderr, /^error: .*Dockerfile:1:6: cannot pull registry\.invalid:5000\/bb:1 \(--pull\): cannot resolve the registry host registry\.invalid:5000/m);
   assert.match(pulled.stderr, /^hint: .*build without --pull to use the copy in the store$/m);
+});
+
+test('COPY --from a registry image pulls it too', { skip }, async () => {
+  const root = await freshRoot();
+  const ctx = await ws.context({ Dockerfile: `FROM scratch\nCOPY --from=${host}/bb:1 /bin/busybox /busybox\n` });
+  const r = await runKiln(['build', '--progress', 'plain', '-t', 'copied:1', ctx], { root });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`\\[internal\\] pull ${esc(host)}/bb:1`));
+  const img = JSON.parse(await mustKiln(root, ['inspect', 'copied:1'])) as { manifest: { layers: unknown[] } };
+  assert.equal(img.manifest.layers.length, 1);
+  // a misspelt stage name is still said to be neither a stage nor an image
+  const typo = await ws.context({ Dockerfile: 'FROM scratch AS build\nFROM scratch\nCOPY --from=biuld /a /a\n' });
+  const t = await runKiln(['build', typo], { root });
+  assert.equal(t.code, 1);
+  assert.match(t.stderr, /"biuld" is neither an earlier build stage nor an image in the store/);
+  assert.match(t.stderr, /did you mean the stage "build"\?/);
 });
 
 test('a FROM neither in the store nor reachable says both, which host and why, and what to do', { skip }, async () => {
