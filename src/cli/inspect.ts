@@ -11,6 +11,14 @@ import { remoteConfig, resolveRemoteImage } from '../registry/pull.js';
 
 const REMOTE = 'docker://';
 
+/** A time as Go's encoding/json writes it (RFC 3339, no trailing zeros in the fraction), as skopeo shows it. */
+export function goTime(created: string | undefined): string | undefined {
+  const m = created === undefined ? null : /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(created);
+  if (!m) return created;
+  const fraction = (m[2] ?? '').replace(/0+$/, '');
+  return `${m[1]}${fraction ? `.${fraction}` : ''}${m[3]}`;
+}
+
 /**
  * `kiln inspect docker://REF`: the remote image as `skopeo inspect` shows it, read from the
  * registry (manifest, index, config; never a layer). `raw`: the bytes of what the reference
@@ -38,7 +46,7 @@ async function printRemote(client: RegistryClient, ref: string, o: { raw?: boole
     Name: image.reference.repository,
     Digest: image.top.descriptor.digest,
     RepoTags: tags,
-    Created: config.created,
+    Created: goTime(config.created),
     DockerVersion: (config as { docker_version?: string }).docker_version ?? '',
     Labels: cc.Labels ?? null,
     Architecture: config.architecture,

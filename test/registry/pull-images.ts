@@ -106,8 +106,11 @@ export interface CountingProxy {
   stop(): Promise<void>;
 }
 
-/** An HTTP proxy in front of a plain-HTTP registry that records each request it passes on. */
-export async function countingProxy(target: string): Promise<CountingProxy> {
+/**
+ * An HTTP proxy in front of a plain-HTTP registry that records each request it passes on;
+ * a response to a GET whose path `corrupt` accepts has its first byte flipped (same length).
+ */
+export async function countingProxy(target: string, corrupt: (path: string) => boolean = () => false): Promise<CountingProxy> {
   const [targetHost, targetPort] = target.split(':');
   const requests: CountingProxy['requests'] = [];
   const agent = new http.Agent({ keepAlive: true });
@@ -115,7 +118,16 @@ export async function countingProxy(target: string): Promise<CountingProxy> {
     requests.push({ method: req.method ?? '', path: req.url ?? '' });
     const up = http.request({ host: targetHost, port: Number(targetPort), method: req.method, path: req.url, headers: { ...req.headers, host: target }, agent }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
+      let first = req.method === 'GET' && r.statusCode === 200 && corrupt(req.url ?? '');
+      r.on('data', (chunk: Buffer) => {
+        if (first && chunk.length > 0) {
+          chunk = Buffer.from(chunk);
+          chunk[0] ^= 0xff;
+          first = false;
+        }
+        res.write(chunk);
+      });
+      r.on('end', () => res.end());
     });
     up.on('error', () => res.destroy());
     req.pipe(up);

@@ -4,9 +4,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { haveTool, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { startRegistry, type Registry } from './harness.js';
+import { kilnPaths } from '../../src/paths.js';
 import { blobSources, repoDigests } from '../../src/registry/sources.js';
 import { countingProxy, mustKiln, pushTwoPlatforms, pushWithSkopeo, remoteDigest, type CountingProxy } from './pull-images.js';
 
@@ -293,4 +295,24 @@ test('the layers of an image pushed in docker formats are unpacked and used by R
   const r = await runKiln(['run', 'listing:1'], { root });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, '/bin/busybox\n/bin/sh\n');
+});
+
+test('a registry that serves wrong bytes for a layer: the pull fails naming the digest, and nothing is named or stored', { skip }, async () => {
+  const root = await freshRoot();
+  const manifest = JSON.parse((await runCommand('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${direct}/bb:1`])).stdout) as { layers: Array<{ digest: string }> };
+  const layer = manifest.layers[0].digest;
+  const flipping = await countingProxy(direct, (p) => p.endsWith(`/blobs/${layer}`));
+  try {
+    const r = await runKiln(['pull', `${flipping.host}/bb:1`], { root });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, new RegExp(`^error: .*${layer}`, 'm'));
+    assert.doesNotMatch(r.stderr, /internal error|at .*\.js:\d+/);
+    assert.ok(flipping.requests.some((q) => q.path.endsWith(`/blobs/${layer}`)));
+  } finally {
+    await flipping.stop();
+  }
+  assert.doesNotMatch(await mustKiln(root, ['images']), /bb/);
+  const blobs = await fs.readdir(kilnPaths(root).blobs).catch(() => [] as string[]);
+  assert.ok(!blobs.includes(layer.slice(7)), 'the corrupt layer was stored');
+  assert.deepEqual(await fs.readdir(kilnPaths(root).tmp).catch(() => [] as string[]), []);
 });
