@@ -238,6 +238,13 @@ test('an index: the host platform by default, --platform another, a clear error 
   assert.match(r.stderr, /^error: .*multi:1.* has no manifest for linux\/s390x \(it has: linux\/amd64, linux\/arm64\)$/m);
   assert.match(r.stderr, /^hint: .*--platform/m);
 
+  // by the index's digest: the name is the index's (its other platforms are not in the store)
+  const byIndex = `${host}/multi@${pushed.index}`;
+  assert.equal((await mustKiln(root, ['pull', '-q', byIndex])).trim(), byIndex);
+  const viaIndex = JSON.parse(await mustKiln(root, ['inspect', byIndex])) as { digest: string; index: { digest: string } };
+  assert.deepEqual([viaIndex.index.digest, viaIndex.digest], [pushed.index, pushed.amd64]);
+  assert.match(await mustKiln(root, ['images']), new RegExp(`^${esc(host)}/multi +<none> `, 'm'));
+
   // remote inspect chooses the same way, and reads no layer
   const gets = blobGets('multi').length;
   const remote = JSON.parse(await mustKiln(root, ['inspect', '--platform', 'linux/arm64', `docker://${host}/multi:1`])) as { Digest: string; Architecture: string };
