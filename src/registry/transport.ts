@@ -123,7 +123,7 @@ export function networkError(e: unknown, host: string, certsDir?: string): KilnE
 }
 
 function stalled(host: string, ms: number): KilnError {
-  return new KilnError(`${host} sent nothing for ${Math.round(ms / 1000)} s`, { code: 'unavailable', hint: 'the registry or the network stalled; try again' });
+  return new KilnError(`${host} sent nothing for ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`}`, { code: 'unavailable', hint: 'the registry or the network stalled; try again' });
 }
 
 /** Reads a whole body, failing with a KilnError past `limit` bytes. */
@@ -200,6 +200,7 @@ export class Transport {
       try {
         res = await this.send(spec);
       } catch (e) {
+        if (this.signal?.aborted) throw cancelled();
         const err = networkError(e, spec.url.host, this.options.certsDir);
         if (!retry || attempt >= this.attempts || !retryable(err) || this.signal?.aborted) throw err;
         await sleep(this.backoff(attempt), this.signal);
@@ -283,12 +284,12 @@ export class Transport {
         res.on('end', () => (ended = true));
         res.on('error', (e) => {
           clearTimeout(timer);
-          body.destroy(networkError(e, url.host, this.options.certsDir));
+          body.destroy(this.signal?.aborted ? cancelled() : networkError(e, url.host, this.options.certsDir));
         });
         res.on('close', () => {
           if (!ended && !body.destroyed) {
             clearTimeout(timer);
-            body.destroy(networkError(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }), url.host));
+            body.destroy(this.signal?.aborted ? cancelled() : networkError(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }), url.host));
           }
         });
         body.on('close', () => {

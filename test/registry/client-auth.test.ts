@@ -144,3 +144,20 @@ test('token auth: an identity token is exchanged at the realm with a POST (refre
   const bad = client(t, { [reg.host]: { identityToken: 'revoked' } });
   await assert.rejects(bad.repository(`${reg.host}/team/app`).getManifest('v1'), unauthorized(reg.host, /refused/));
 });
+
+test('token auth: an account without push rights is denied (insufficient_scope), not "unauthorized"', async (t) => {
+  const reg = await registry(t, { auth: 'token', users: { alice: PASSWORD, bob: PASSWORD }, pullOnly: ['bob'] });
+  if (!reg) return;
+  const alice = client(t, { [reg.host]: { username: 'alice', password: PASSWORD } });
+  const img = await seedImage(alice.repository(`${reg.host}/team/app`), 'v1');
+  const bob = client(t, { [reg.host]: { username: 'bob', password: PASSWORD } });
+  const repo = bob.repository(`${reg.host}/team/app`);
+  assert.ok((await repo.getManifest('v1')).bytes.equals(img.manifest));
+  await assert.rejects(seedImage(repo, 'v2', [Buffer.from('bob was here')]), (e: unknown) => {
+    assert.ok(e instanceof KilnError, String(e));
+    assert.equal(e.code, 'denied');
+    assert.match(e.message, new RegExp(`may not push to ${reg.host.replace(/\./g, '\\.')}/team/app`));
+    assert.ok(!e.format().includes(PASSWORD));
+    return true;
+  });
+});
