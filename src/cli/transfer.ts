@@ -81,7 +81,8 @@ function barLine(b: Blob, now: number, width: number): string {
 function plainFinished(b: Blob, now: number): string {
   const head = `${shortDigest(b.id)}: ${finishedWord(b)}`;
   if (b.state !== 'done') return head;
-  return `${head} ${humanBytes(b.total)} in ${(((b.end ?? now) - b.start) / 1000).toFixed(1)}s (${rate(b, now)})`;
+  const r = rate(b, now);
+  return `${head} ${humanBytes(b.total)} in ${(((b.end ?? now) - b.start) / 1000).toFixed(1)}s${r ? ` (${r})` : ''}`;
 }
 
 /** A renderer writing to `out` (a terminal gets bars unless mode is plain). */
