@@ -6,8 +6,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { runCommand, runKiln, tempDir } from '../helpers.js';
 
@@ -98,49 +96,3 @@ export async function pushTwoPlatforms(root: string, name: string, dest: string)
   }
 }
 
-export interface CountingProxy {
-  /** "127.0.0.1:PORT": references through it name this host. */
-  host: string;
-  /** Every request passed on, in order. */
-  requests: Array<{ method: string; path: string }>;
-  stop(): Promise<void>;
-}
-
-/**
- * An HTTP proxy in front of a plain-HTTP registry that records each request it passes on;
- * a response to a GET whose path `corrupt` accepts has its first byte flipped (same length).
- */
-export async function countingProxy(target: string, corrupt: (path: string) => boolean = () => false): Promise<CountingProxy> {
-  const [targetHost, targetPort] = target.split(':');
-  const requests: CountingProxy['requests'] = [];
-  const agent = new http.Agent({ keepAlive: true });
-  const server = http.createServer((req, res) => {
-    requests.push({ method: req.method ?? '', path: req.url ?? '' });
-    const up = http.request({ host: targetHost, port: Number(targetPort), method: req.method, path: req.url, headers: { ...req.headers, host: target }, agent }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      let first = req.method === 'GET' && r.statusCode === 200 && corrupt(req.url ?? '');
-      r.on('data', (chunk: Buffer) => {
-        if (first && chunk.length > 0) {
-          chunk = Buffer.from(chunk);
-          chunk[0] ^= 0xff;
-          first = false;
-        }
-        res.write(chunk);
-      });
-      r.on('end', () => res.end());
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    host: `127.0.0.1:${port}`,
-    requests,
-    stop: async () => {
-      server.closeAllConnections();
-      agent.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
