@@ -219,6 +219,13 @@ test('build --pull re-resolves a moved tag and --explain names the new digest; w
   const gets = blobGets('moving').length;
   await build('--pull');
   assert.equal(blobGets('moving').length, gets);
+  // --pull with a base named by a digest the store has: nothing to re-resolve, no request
+  const pinned = await ws.context({ Dockerfile: `FROM ${host}/moving:stable@${v1}\nRUN echo pinned\n` });
+  const requests = requestCount();
+  const r = await runKiln(['build', '--pull', '--progress', 'plain', pinned], { root });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /\[internal\] pull/);
+  assert.equal(requestCount(), requests, 'a build --pull of a base by digest asked the registry');
 });
 
 test('an index: the host platform by default, --platform another, a clear error for one it lacks', { skip }, async () => {
