@@ -21,13 +21,16 @@ async function skopeo(args: string[]): Promise<string> {
   return r.stdout;
 }
 
-/** Pushes `name` from the kiln root to `dest` (host/repo:tag) with skopeo, from a kiln save archive (oci or docker). */
-export async function pushWithSkopeo(root: string, name: string, dest: string, format: 'oci' | 'docker' = 'oci'): Promise<void> {
+/**
+ * Pushes `name` from the kiln root to `dest` (host/repo:tag) with skopeo, from a kiln save
+ * archive (oci or docker); `authfile`: a docker config.json with the registry's credentials.
+ */
+export async function pushWithSkopeo(root: string, name: string, dest: string, format: 'oci' | 'docker' = 'oci', authfile?: string): Promise<void> {
   const t = await tempDir('kiln-pull-push-');
   try {
     const archive = path.join(t.dir, 'image.tar');
     await mustKiln(root, ['save', '--format', format, '-o', archive, name]);
-    await skopeo(['copy', '--quiet', '--dest-tls-verify=false', `${format === 'oci' ? 'oci-archive' : 'docker-archive'}:${archive}`, `docker://${dest}`]);
+    await skopeo(['copy', '--quiet', '--dest-tls-verify=false', ...(authfile ? ['--dest-authfile', authfile] : []), `${format === 'oci' ? 'oci-archive' : 'docker-archive'}:${archive}`, `docker://${dest}`]);
   } finally {
     await t.cleanup();
   }
