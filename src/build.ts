@@ -9,11 +9,12 @@ import { createHash } from 'node:crypto';
 import { errorCode, isKilnError, KilnError } from './errors.js';
 import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
-import { executionProblem, formatPlatform, hostPlatform } from './oci/platform.js';
+import { executionProblem, formatPlatform, hostPlatform, platformMatches } from './oci/platform.js';
 import { ContentStore, type Lease } from './oci/store.js';
 import { loadImage, prepareImage, type LoadedImage } from './oci/image.js';
 import { isDigest } from './oci/digest.js';
 import { networkFailure, pullImage } from './registry/pull.js';
+import { repoDigests } from './registry/sources.js';
 import { registryClient } from './registry/settings.js';
 import type { RegistryClient } from './registry/client.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
@@ -327,20 +328,27 @@ function basePuller(
   const resolveOne = async (ref: string, platform: Platform): Promise<LoadedImage> => {
     const canonical = tryParseCanonicalReference(ref);
     // an image ID or a bare digest names nothing a registry serves: the store's answer stands
-    const remote = 'reference' in canonical && !isDigest(ref);
-    let local: unknown;
-    if (!opts.pull || !remote || canonical.reference.digest !== undefined) {
-      try {
-        return await loadImage(store, ref, platform);
-      } catch (e) {
-        if (!remote || errorCode(e) !== 'not-found') throw e;
-        local = e;
-      }
+    const remote = 'reference' in canonical && !isDigest(ref) ? canonical.reference : undefined;
+    if (!remote) return loadImage(store, ref, platform);
+    let local: LoadedImage | { missing: unknown } | undefined;
+    // with --pull a tag is asked of the registry; a digest never needs to be
+    if (!opts.pull || remote.digest !== undefined) local = await loadImage(store, ref, platform).catch((e: unknown) => {
+      if (errorCode(e) !== 'not-found') throw e;
+      return { missing: e };
+    });
+    if (local && !('missing' in local)) {
+      if (remote.digest !== undefined || !(await pulledForAnotherPlatform(opts.root, local, platform))) return local;
+      // a tag pulled for another platform (kiln pull --platform): this platform's manifest is pulled
+      const stored = local;
+      return pull(ref, platform).catch((e: unknown) => {
+        opts.warn?.(`base image ${stored.name} in the store is for ${platformOf(stored.config)}, not ${formatPlatform(platform)}, and pulling that failed: ${(e as Error).message}`);
+        return stored;
+      });
     }
     try {
       return await pull(ref, platform);
     } catch (e) {
-      if (local !== undefined) throw missingBaseImage(ref, canonical.reference.domain, e);
+      if (local) throw missingBaseImage(ref, remote.domain, e);
       if (!(e instanceof KilnError)) throw e;
       throw new KilnError(`cannot pull ${displayName(ref)} (--pull): ${e.message}`, {
         code: networkFailure(e) ? 'unavailable' : e.code,
@@ -363,6 +371,18 @@ function basePuller(
     // the registry's keep-alive connections: base images are all resolved while planning
     close: () => client?.close(),
   };
+}
+
+function platformOf(config: ImageConfig): string {
+  return formatPlatform({ os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) });
+}
+
+/** Whether a stored image is a registry's manifest for another platform than `platform` (a name by tag points at one manifest). */
+async function pulledForAnotherPlatform(root: string, img: LoadedImage, platform: Platform): Promise<boolean> {
+  if (img.indexDescriptor) return false;
+  const have = { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) };
+  if (platformMatches(platform, have)) return false;
+  return (await repoDigests(root, img.manifestDescriptor.digest)).length > 0;
 }
 
 /** A base image neither in the store nor pullable: both said, with what the registry answered. */

@@ -241,6 +241,17 @@ test('an index: the host platform by default, --platform another, a clear error 
   assert.equal(arm.digest, pushed.arm64);
   assert.equal(arm.config.architecture, 'arm64');
 
+  // the tag names the arm64 manifest now: a build for this machine pulls its own platform's
+  const ctx = await ws.context({ Dockerfile: `FROM ${host}/multi:1\nLABEL built=yes\n` });
+  const built = await runKiln(['build', '--progress', 'plain', ctx], { root });
+  assert.equal(built.code, 0, built.stderr);
+  assert.match(built.stderr, /\[internal\] pull /);
+  assert.equal((JSON.parse(await mustKiln(root, ['inspect', `${host}/multi:1`])) as { digest: string }).digest, pushed.amd64);
+  const requests = requestCount();
+  const again = await runKiln(['build', '--progress', 'plain', ctx], { root });
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(requestCount(), requests);
+
   const r = await runKiln(['pull', '--platform', 'linux/s390x', `${host}/multi:1`], { root });
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^error: .*multi:1.* has no manifest for linux\/s390x \(it has: linux\/amd64, linux\/arm64\)$/m);
