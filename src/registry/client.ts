@@ -14,7 +14,7 @@ import { MediaType, type Descriptor } from '../oci/types.js';
 import { Authorizer, credentialsRefused, loginRequired, parseChallenges, pickChallenge, type Challenge } from './auth.js';
 import { referrersTag, withReferrer } from './referrers.js';
 import { isLoopback, isNotTls } from './tls.js';
-import { cancelled, networkError, readBody, sleep, Transport, writeWithBackpressure, type RequestBody, type Response } from './transport.js';
+import { cancelled, networkError, readBody, retryAfterMs, sleep, Transport, writeWithBackpressure, type RequestBody, type Response } from './transport.js';
 import type { ClientOptions, OnProgress, PushBlobResult, RemoteManifest, RemoteRepository } from './types.js';
 
 /** Manifests larger than this are refused (as containerd and distribution do). */
@@ -128,13 +128,15 @@ export class RegistryClient {
     const url = spec.path instanceof URL ? spec.path : new URL(`/v2/${spec.path}`, ep.base);
     let challenge = ep.challenge;
     for (let round = 0; ; round++) {
-      const authorization = await this.auth.authorization(host, challenge, spec.scopes);
+      // an upload Location on another host gets no credentials, like a redirect
+      const sameHost = url.host === ep.base.host && url.protocol === ep.base.protocol;
+      const authorization = sameHost ? await this.auth.authorization(host, challenge, spec.scopes) : undefined;
       const res = await this.transport.request({ ...spec, url, authorization });
       if (res.status !== 401) return res;
       res.discard();
       const fresh = pickChallenge(parseChallenges(res.headers['www-authenticate']));
       if (round >= 1 || !fresh) {
-        if (!authorization || !(await this.auth.credentialsFor(host))) throw loginRequired(host);
+        if (!authorization || !(await this.auth.credentialsFor(host))) throw loginRequired(host, /^repository:(.+):[^:]+$/.exec(spec.scopes[0] ?? '')?.[1]);
         // logged in, but the token does not grant what was asked: the account may not do it
         if (fresh?.params.error === 'insufficient_scope') throw insufficientScope(host, fresh.params.scope || spec.scopes.join(' '));
         throw credentialsRefused(host);
@@ -216,7 +218,7 @@ class Repository implements RemoteRepository {
 
   private async fail(res: Response, what: string): Promise<never> {
     const body = res.status === 401 ? undefined : await errorBody(res);
-    const err = statusError(res.status, this.host, body, what);
+    const err = statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     if (res.status === 404 || err.code === 'not-found') {
       throw new KilnError(`${what} not found on ${this.host}${body?.code === 'NAME_UNKNOWN' ? ' (no such repository)' : ''}`, { code: 'not-found', hint: err.hint });
     }
@@ -285,7 +287,7 @@ class Repository implements RemoteRepository {
       if (body?.code === 'MANIFEST_BLOB_UNKNOWN' || body?.code === 'BLOB_UNKNOWN') {
         throw new KilnError(`${this.host} refused ${what}: it names a blob the repository does not have`, { code: 'invalid', hint: 'push the blobs before the manifest' });
       }
-      throw statusError(res.status, this.host, body, what);
+      throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     }
     res.discard();
     const said = header(res, 'docker-content-digest');
@@ -489,17 +491,35 @@ class Repository implements RemoteRepository {
     // the push scope from the start: one token for the whole push
     if ((await this.stat(digest, this.push)) !== undefined) return 'exists';
     const attempts = this.client.transport.attempts;
+    const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    // a chunked upload that broke goes on from what the registry has (GET on the session)
+    let state: UploadState | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        const session = await this.startUpload(digest, options.mountFrom ?? [], what);
-        if (session === 'mounted') return 'mounted';
-        await this.upload(session, descriptor, open, options.chunkSize ?? DEFAULT_CHUNK_SIZE, what, options.onProgress);
+        state = state && (await this.uploadStatus(state.location));
+        if (!state) {
+          const session = await this.startUpload(digest, options.mountFrom ?? [], what);
+          if (session === 'mounted') return 'mounted';
+          state = { location: session, offset: 0 };
+        }
+        await this.upload(state, descriptor, open, chunkSize, what, options.onProgress);
         return 'uploaded';
       } catch (e) {
         if (!retryable(e) || attempt >= attempts || this.opts.signal?.aborted) throw e;
+        if (descriptor.size <= chunkSize) state = undefined;
         await sleep(this.client.transport.backoff(attempt, isKilnError(e) ? e.retryAfterMs : undefined), this.opts.signal);
       }
     }
+  }
+
+  /** Where an upload session stands (GET on it: 204 with Range 0-LAST), undefined when the registry forgot it. */
+  private async uploadStatus(location: URL): Promise<UploadState | undefined> {
+    const res = await this.client.call(this.host, { method: 'GET', path: location, scopes: this.push });
+    res.discard();
+    const range = /^(?:bytes=)?0-(-?\d+)$/.exec(header(res, 'range') ?? '');
+    if (res.status !== 204 || !range) return undefined;
+    const loc = header(res, 'location');
+    return { location: loc ? new URL(loc, res.url) : location, offset: Number(range[1]) + 1 };
   }
 
   /** POST an upload (mounting from `mountFrom` first): 'mounted', or the upload URL. */
@@ -537,7 +557,7 @@ class Repository implements RemoteRepository {
     }
   }
 
-  private async upload(session: URL, descriptor: Pick<Descriptor, 'digest' | 'size'>, open: () => AsyncIterable<Buffer>, chunkSize: number, what: string, onProgress?: OnProgress): Promise<void> {
+  private async upload(state: UploadState, descriptor: Pick<Descriptor, 'digest' | 'size'>, open: () => AsyncIterable<Buffer>, chunkSize: number, what: string, onProgress?: OnProgress): Promise<void> {
     const { digest, size } = descriptor;
     const withDigest = (loc: URL) => {
       const u = new URL(loc);
@@ -550,7 +570,7 @@ class Repository implements RemoteRepository {
       if (body?.code === 'DIGEST_INVALID' || body?.code === 'SIZE_INVALID') {
         throw new KilnError(`${this.host} refused ${what}: the uploaded bytes do not match ${digest}`, { code: 'invalid', hint: 'the local blob is corrupt or changed while it was pushed' });
       }
-      throw statusError(res.status, this.host, body, what);
+      throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     };
     if (size <= chunkSize) {
       // one PUT with the whole blob (the POST made the session)
@@ -563,36 +583,38 @@ class Repository implements RemoteRepository {
         }
       };
       const headers = { 'content-type': 'application/octet-stream', 'content-length': String(size) };
-      await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(session), headers, body, scopes: this.push, retry: false }), [201, 204]);
+      await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(state.location), headers, body, scopes: this.push, retry: false }), [201, 204]);
       return;
     }
-    // PATCH chunks, each streaming the next chunkSize bytes of the source (none held in memory)
-    let location = session;
+    // PATCH chunks, each streaming the next chunkSize bytes of the source (none held in memory),
+    // from the offset the registry has (0, or where a broken upload stopped)
     const source = new ByteReader(open()[Symbol.asyncIterator]());
     try {
-      for (let sent = 0; sent < size; ) {
-        const n = Math.min(chunkSize, size - sent);
-        const start = sent;
+      await source.skip(state.offset);
+      while (state.offset < size) {
+        const start = state.offset;
+        const n = Math.min(chunkSize, size - start);
         let used = false;
         const body = () => {
-          // a chunk's bytes come from the one source: it cannot be sent twice (the upload restarts)
+          // a chunk's bytes come from the one source: it cannot be sent twice (the upload resumes)
           if (used) throw new KilnError(`the upload of ${digest} to ${this.host} was interrupted`, { code: 'unavailable' });
           used = true;
           return source.take(n, (k) => onProgress?.(start + k));
         };
         const headers = { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + n - 1}`, 'content-length': String(n) };
-        const res = await this.client.call(this.host, { method: 'PATCH', path: location, headers, body, scopes: this.push, retry: false });
+        const res = await this.client.call(this.host, { method: 'PATCH', path: state.location, headers, body, scopes: this.push, retry: false });
         const loc = header(res, 'location');
         await expectStatus(res, [202, 204]);
-        if (loc) location = new URL(loc, res.url);
-        sent += n;
+        if (loc) state.location = new URL(loc, res.url);
+        state.offset = start + n;
       }
       if (!(await source.atEnd())) throw new KilnError(`${what}: the local blob has more than the ${size} bytes its descriptor says`, { code: 'invalid' });
     } finally {
       await source.close();
     }
-    await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(location), scopes: this.push, retry: false }), [201, 204]);
+    await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(state.location), scopes: this.push, retry: false }), [201, 204]);
   }
+
   provider(): Provider {
     const read = async (digest: string): Promise<Buffer> => {
       const chunks: Buffer[] = [];
@@ -617,6 +639,12 @@ class Repository implements RemoteRepository {
       },
     };
   }
+}
+
+/** An upload session: its current URL and how many bytes the registry has. */
+interface UploadState {
+  location: URL;
+  offset: number;
 }
 
 /** Reads exact byte counts from a stream of chunks of any size. */
@@ -649,6 +677,13 @@ class ByteReader {
   /** Stops reading the source (closes its file). */
   async close(): Promise<void> {
     await this.it.return?.();
+  }
+
+  /** Drops the next `n` bytes (an upload resumed past them). */
+  async skip(n: number): Promise<void> {
+    for await (const _ of this.take(n)) {
+      // discarded
+    }
   }
 
   /** Whether the source has nothing more. */

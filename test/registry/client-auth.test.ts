@@ -104,7 +104,7 @@ test('token auth: anonymous pulls, pushes need a login, tokens are cached per sc
   assert.ok((await anonRepo.getManifest('v1')).bytes.equals(img.manifest));
   assert.equal(issuer.requests.at(-1)?.user, undefined);
   assert.equal(issuer.requests.at(-1)?.authorization, false);
-  await assert.rejects(seedImage(anonRepo, 'v2'), unauthorized(reg.host, /authentication required/));
+  await assert.rejects(seedImage(anonRepo, 'v2'), unauthorized(reg.host, /authentication required to access .*\/team\/app \(or it does not exist\)/));
   assert.equal(await anonRepo.headManifest('v2'), undefined);
 
   const wrong = client(t, { [reg.host]: { username: 'alice', password: 'wrong' } });

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { digestOf } from '../../src/oci/digest.js';
 import { RegistryClient } from '../../src/registry/client.js';
-import { seedImage, skipUnlessRegistry, startRegistry } from './harness.js';
+import { pushBuffer, seedImage, skipUnlessRegistry, startRegistry } from './harness.js';
 import { startProxy } from './proxy.js';
 
 test('a blob GET redirected to another host is followed without the Authorization header', async (t) => {
@@ -54,4 +54,28 @@ test('a blob GET redirected to another host is followed without the Authorizatio
   assert.equal(seen.length, 1);
   assert.equal(seen[0].authorization, undefined);
   assert.ok(!JSON.stringify(seen).includes(Buffer.from('alice:redirect-secret').toString('base64')));
+});
+
+test('an upload whose Location is on another host gets no Authorization there', async (t) => {
+  if (skipUnlessRegistry(t, { auth: 'htpasswd' })) return;
+  const reg = await startRegistry({ auth: 'htpasswd', users: { alice: 'upload-secret' } });
+  t.after(() => reg.stop());
+  const basic = `Basic ${Buffer.from('alice:upload-secret').toString('base64')}`;
+  // "another host" that authorizes the upload URLs itself (as pre-signed storage URLs are)
+  const other = await startProxy(reg.host, { authorization: basic });
+  t.after(() => other.stop());
+  const front = await startProxy(reg.host, { locationHost: other.host });
+  t.after(() => front.stop());
+  const c = new RegistryClient({ backoffMs: 10, credentials: { get: async () => ({ username: 'alice', password: 'upload-secret' }), store: async () => undefined, erase: async () => false } });
+  t.after(() => c.close());
+  const repo = c.repository(`${front.host}/team/app`);
+  const small = randomBytes(10_000);
+  const big = randomBytes(100_000);
+  assert.equal(await pushBuffer(repo, small), 'uploaded');
+  assert.equal(await pushBuffer(repo, big, { chunkSize: 40_000 }), 'uploaded');
+  assert.equal(await repo.statBlob(digestOf(big)), big.length);
+  assert.ok(front.requests.filter((r) => r.method === 'POST').every((r) => r.authorization));
+  const elsewhere = other.requests.filter((r) => r.method === 'PUT' || r.method === 'PATCH');
+  assert.equal(elsewhere.length, 5);
+  assert.ok(elsewhere.every((r) => !r.authorization));
 });

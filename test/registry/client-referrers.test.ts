@@ -1,6 +1,8 @@
 /** OCI 1.1 referrers against distribution 2.8, which has no referrers API: the sha256-<hex> tag index fallback. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { digestOf } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/types.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -68,4 +70,52 @@ test('manifests with a subject are listed as referrers through the tag fallback,
   const index = await repo.getManifest(referrersTag(img.digest));
   assert.equal(index.descriptor.mediaType, MediaType.ociIndex);
   assert.deepEqual(await repo.referrers(digestOf('nothing points here')), []);
+});
+
+test('a registry with the referrers API is asked directly, and a manifest it takes with OCI-Subject needs no fallback tag', async (t) => {
+  const subject = digestOf('the subject manifest');
+  const listed = [
+    { mediaType: MediaType.ociManifest, digest: digestOf('sbom'), size: 10, artifactType: 'application/vnd.example.sbom' },
+    { mediaType: MediaType.ociManifest, digest: digestOf('sig'), size: 11, artifactType: 'application/vnd.example.signature' },
+  ];
+  const seen: string[] = [];
+  // a registry that speaks OCI 1.1 (distribution 2.8 does not): referrers API and OCI-Subject
+  const srv = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url === '/v2/') {
+        res.writeHead(200);
+        res.end();
+      } else if (req.method === 'GET' && req.url?.split('?')[0] === `/v2/x/referrers/${subject}`) {
+        // it does not apply the artifactType filter (no OCI-Filters-Applied): the client does
+        res.writeHead(200, { 'content-type': MediaType.ociIndex });
+        res.end(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: listed }));
+      } else if (req.method === 'PUT') {
+        const body = Buffer.concat(chunks);
+        res.writeHead(201, { 'docker-content-digest': digestOf(body), 'oci-subject': subject });
+        res.end();
+      } else {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"MANIFEST_UNKNOWN"}]}');
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    srv.closeAllConnections();
+    srv.close();
+  });
+  const c = new RegistryClient({ backoffMs: 10 });
+  t.after(() => c.close());
+  const repo = c.repository(`127.0.0.1:${(srv.address() as AddressInfo).port}/x`);
+  assert.deepEqual(await repo.referrers(subject), listed);
+  assert.deepEqual(await repo.referrers(subject, 'application/vnd.example.signature'), [listed[1]]);
+  const artifact = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf(EMPTY), size: 2 }, layers: [], subject: { mediaType: MediaType.ociManifest, digest: subject, size: 20 } }),
+  );
+  await repo.putManifest(digestOf(artifact), { mediaType: MediaType.ociManifest, bytes: artifact });
+  assert.deepEqual(seen.filter((s) => s.startsWith('PUT')), [`PUT /v2/x/manifests/${digestOf(artifact)}`]);
+  assert.ok(!seen.some((s) => s.includes(referrersTag(subject))));
 });

@@ -263,6 +263,29 @@ function configYaml(o: { port: number; dataDir: string; htpasswd?: string; token
   return `${lines.join('\n')}\n`;
 }
 
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/**
+ * A registry outlives no test run: under scripts/run-tests.mjs it is recorded for the runner to
+ * stop; otherwise one exit hook kills whatever is still running when this process ends.
+ */
+function guard(proc: ChildProcess, name: string): void {
+  if (proc.pid === undefined) return;
+  if (process.env.KILN_TEST_DAEMONS) {
+    keepDaemonForSuite(proc.pid, name);
+    return;
+  }
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const p of live) p.kill('SIGKILL');
+    });
+  }
+}
+
 /** Whether the registry answers /v2/ (any HTTP status: 200 or an auth challenge). */
 function answers(url: string, ca?: Buffer, clientCert?: { cert: Buffer; key: Buffer }): Promise<boolean> {
   return new Promise((resolve) => {
@@ -336,7 +359,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       proc.stderr!.on('data', (c) => {
         if (stderr.length < 20_000) stderr += String(c);
       });
-      if (proc.pid !== undefined) keepDaemonForSuite(proc.pid, `docker-registry :${port}`);
+      guard(proc, `docker-registry :${port}`);
       const url = `${certs ? 'https' : 'http'}://127.0.0.1:${port}`;
       let up = false;
       for (let i = 0; i < 100 && proc.exitCode === null && proc.signalCode === null; i++) {

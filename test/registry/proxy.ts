@@ -47,7 +47,15 @@ type Match = (method: string, path: string) => boolean;
 
 const isBlobGet = (method: string, path: string) => method === 'GET' && /\/blobs\/sha256:[a-f0-9]{64}$/.test(path.split('?')[0]);
 
-export async function startProxy(target: string, opts: { listenHost?: string } = {}): Promise<FaultProxy> {
+export interface ProxyOptions {
+  listenHost?: string;
+  /** Location headers of responses point at this host instead (uploads continuing elsewhere). */
+  locationHost?: string;
+  /** Forwarded requests carry this Authorization (a backend that authorizes its own URLs). */
+  authorization?: string;
+}
+
+export async function startProxy(target: string, opts: ProxyOptions = {}): Promise<FaultProxy> {
   const [targetHost, targetPort] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const requests: ProxiedRequest[] = [];
   let drop: { bytes: number; times: number; match?: Match } = { bytes: 0, times: 0 };
@@ -81,8 +89,14 @@ export async function startProxy(target: string, opts: { listenHost?: string } =
     }
     const headers = { ...req.headers };
     if (stripRange) delete headers.range;
+    if (opts.authorization) headers.authorization = opts.authorization;
     const up = http.request({ host: targetHost, port: targetPort, method, path, headers, agent: false }, (ur) => {
       rec.status = ur.statusCode;
+      const loc = ur.headers.location;
+      if (opts.locationHost && loc) {
+        const u = new URL(loc, 'http://x');
+        ur.headers.location = `http://${opts.locationHost}${u.pathname}${u.search}`;
+      }
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       const dropNow = (drop.match ? drop.match(method, path) : blob) && drop.times > 0 ? (drop.times--, drop.bytes) : undefined;
       const stallNow = blob && stall.times > 0 ? (stall.times--, stall.bytes) : undefined;
