@@ -71,11 +71,14 @@ function barLine(b: Blob, now: number, width: number): string {
   if (b.state !== 'moving' && b.state !== 'waiting') return `${head}${finishedWord(b)}`;
   const verb = b.action === 'pull' ? 'Downloading' : 'Pushing';
   if (b.state === 'waiting') return `${head}Waiting`;
-  const cells = Math.max(10, Math.min(50, width - 60));
+  const lead = `${head}${verb} `;
+  const tail = `${humanBytes(b.current)}/${humanBytes(b.total)} ${rate(b, now)}`.trimEnd();
+  // the bar takes what the bytes and the rate leave of the line (none in a narrow terminal)
+  const cells = Math.min(50, width - 1 - lead.length - tail.length - 3);
+  if (cells < 10) return `${lead}${tail}`;
   const frac = b.total > 0 ? Math.min(1, b.current / b.total) : 0;
   const filled = Math.floor(frac * cells);
-  const bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(cells - filled)}]`;
-  return `${head}${verb} ${bar} ${humanBytes(b.current)}/${humanBytes(b.total)} ${rate(b, now)}`.trimEnd();
+  return `${lead}[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(cells - filled)}] ${tail}`;
 }
 
 function plainFinished(b: Blob, now: number): string {
