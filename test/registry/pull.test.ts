@@ -6,7 +6,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { haveTool, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { spawn } from 'node:child_process';
+import { haveTool, isRoot, kilnBin, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { startRegistry, type Registry } from './harness.js';
 import { kilnPaths } from '../../src/paths.js';
 import { blobSources, repoDigests } from '../../src/registry/sources.js';
@@ -343,4 +344,28 @@ test('a registry that serves wrong bytes for a blob: the pull fails naming the d
   const stored = await fs.readdir(kilnPaths(root).blobs).catch(() => [] as string[]);
   assert.deepEqual(blobs.filter((d) => stored.includes(d.slice(7))), [], 'a corrupt blob was stored');
   assert.deepEqual(await fs.readdir(kilnPaths(root).tmp).catch(() => [] as string[]), []);
+});
+
+test('a pull interrupted mid-blob (SIGINT) stops, names nothing and leaves no temp file', { skip }, async () => {
+  const root = await freshRoot();
+  const stalling = await startProxy(direct);
+  // every blob sends 1000 bytes, then nothing: the pull is mid-download when it is interrupted
+  stalling.stallBlobAfter(1000, 1000);
+  try {
+    const child = spawn(process.execPath, [kilnBin, '--root', root, 'pull', `${stalling.host}/bb:1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c) => (stderr += String(c)));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    while (!stalling.requests.some((q) => q.method === 'GET' && q.path.includes('/blobs/'))) await new Promise((r) => setTimeout(r, 50));
+    // the blob's bytes are being written to the store's temp file now
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /interrupted \(SIGINT\)/);
+  } finally {
+    await stalling.stop();
+  }
+  assert.doesNotMatch(await mustKiln(root, ['images']), /bb/);
+  assert.deepEqual(await fs.readdir(kilnPaths(root).tmp).catch(() => [] as string[]), []);
+  assert.deepEqual(await fs.readdir(kilnPaths(root).leases).catch(() => [] as string[]), []);
 });
