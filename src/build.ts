@@ -11,7 +11,8 @@ import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
 import { executionProblem, hostPlatform } from './oci/platform.js';
 import { ContentStore, type Lease } from './oci/store.js';
-import { loadImage, prepareImage } from './oci/image.js';
+import { prepareImage } from './oci/image.js';
+import { basePuller } from './base-images.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
 import { CacheRecords } from './cache/records.js';
 import { enforceCacheLimit } from './cache/gc.js';
@@ -54,6 +55,14 @@ export interface BuildOptions {
   warn?: (message: string) => void;
   /** Compare with the previous build of the same Dockerfile and target, per executed step. */
   explain?: boolean;
+  /**
+   * Re-resolve every base image's tag against its registry and pull what changed (buildx
+   * --pull). Without it a base image in the store is used as it is, and only one that is
+   * missing is pulled.
+   */
+  pull?: boolean;
+  /** Registry hosts spoken to over plain HTTP or unverified TLS (--insecure-registry). */
+  insecureRegistries?: string[];
   /**
    * Sinks the image goes to besides the store (named by `tags` there), in order: an OCI or
    * docker archive, a local directory, a tar of the filesystem.
@@ -102,8 +111,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const store = await ContentStore.open(opts.root);
   const buildPlatform = hostPlatform();
 
+  const pulls = basePuller(opts, store);
   const resolveImage = async (ref: string, platform: Platform): Promise<ResolvedImage> => {
-    const img = await loadImage(store, ref, platform);
+    const img = await pulls.resolve(ref, platform);
     return { ref: img.name, manifestDigest: img.manifestDescriptor.digest, config: img.config, layers: img.manifest.layers };
   };
   const plan = await planBuild(df, {
@@ -116,7 +126,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     noCacheFilter: opts.noCacheFilter,
     created,
     executionProblem: (p) => executionProblem(p, buildPlatform),
-  });
+  }).finally(() => pulls.close());
   trace('build: planned');
   const epoch = plan.sourceDateEpoch;
   if (epoch !== undefined) created = new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -141,7 +151,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       sourceDateEpoch: epoch,
       signal: opts.signal,
       secrets: opts.secrets,
-      progress: opts.progress,
+      // the solver numbers its steps from 1: after the pulls' progress ids
+      progress: opts.progress && pulls.count() > 0 ? (ev) => opts.progress?.({ ...ev, id: ev.id + pulls.count() }) : opts.progress,
       lease,
     });
     const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
@@ -268,3 +279,4 @@ async function readSteps(file: string): Promise<StepRecord[] | undefined> {
 function writeSteps(file: string, steps: StepRecord[]): Promise<void> {
   return writeFileAtomic(file, JSON.stringify(steps));
 }
+

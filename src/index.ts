@@ -113,3 +113,5 @@ export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult 
 // registries: settings and credentials (docker's config.json, credsStore, credHelpers)
 export { registryClient, clientOptions, insecureRegistries, checkRegistryHost, isRegistryHost, type RegistrySettingsInput } from './registry/settings.js';
 export { dockerCredentials, fixedCredentials, DockerCredentials, dockerConfigDir, registryHostname, configKey, type CredentialLocation } from './registry/credentials.js';
+export { pullImage, resolveRemoteImage, remoteConfig, type PullOptions, type PullResult, type RemoteImage } from './registry/pull.js';
+export type { TransferEvent } from './registry/types.js';

@@ -28,9 +28,10 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--iidfile <file>', 'write the image id to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
     .option('--check', 'run the build checks (kiln check) and stop before building')
+    .option('--pull', 'always re-resolve base image tags against their registry and pull what changed')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
-      const { root } = globals();
+      const { root, insecureRegistries } = globals();
       if (o.check) {
         const { output, failed } = await checkCommand(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: o.platform, skip: [] }, root);
         process.stdout.write(output);
@@ -74,6 +75,8 @@ export const register: Registrar = (program: Command, globals) => {
           progress: renderer.onEvent,
           warn: (m) => process.stderr.write(m.startsWith('[Warning]') ? `${m}\n` : `WARNING: ${m}\n`),
           explain: o.explain === true,
+          pull: o.pull === true,
+          insecureRegistries,
         });
         renderer.finish();
         finished = true;

@@ -32,6 +32,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   load: () => import('./load.js'),
   save: () => import('./save.js'),
   inspect: () => import('./inspect.js'),
+  pull: () => import('./pull.js'),
   du: () => import('./du.js'),
   login: () => import('./login.js'),
   logout: () => import('./login.js'),

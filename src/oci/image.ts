@@ -37,19 +37,7 @@ export async function loadImage(store: Provider & RefStore, name: string, platfo
   let indexDescriptor: Descriptor | undefined;
   if (isIndexType(desc.mediaType)) {
     indexDescriptor = desc;
-    const index = await store.readJSON<ImageIndex>(desc.digest);
-    const candidates = index.manifests.filter(
-      (m) => isManifestType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
-    );
-    const pick = candidates.find((m) => platformMatches(platform, m.platform)) ?? (candidates.length === 1 && !candidates[0].platform ? candidates[0] : undefined);
-    if (!pick) {
-      const have = candidates.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
-      throw new KilnError(`image ${shown} has no manifest for ${formatPlatform(platform)} (it has: ${have || 'none'})`, {
-        code: 'not-found',
-        hint: 'build or pull it for this platform, or choose another platform',
-      });
-    }
-    manifestDescriptor = pick;
+    manifestDescriptor = chooseManifest(await store.readJSON<ImageIndex>(desc.digest), platform, `image ${shown}`);
   } else if (!isManifestType(desc.mediaType)) {
     throw new KilnError(`${shown} refers to ${desc.mediaType}, which is not an image manifest or index`, { code: 'unsupported' });
   }
@@ -60,6 +48,26 @@ export async function loadImage(store: Provider & RefStore, name: string, platfo
   const configDescriptor = manifest.config;
   const config = await store.readJSON<ImageConfig>(configDescriptor.digest);
   return { name: shown, manifestDescriptor, manifest, config, configDescriptor, indexDescriptor };
+}
+
+/**
+ * The manifest of an index for `platform` (attestation manifests are never picked; a lone
+ * manifest without a platform is taken). A KilnError naming `what` and the platforms the
+ * index has when none matches.
+ */
+export function chooseManifest(index: ImageIndex, platform: Platform, what: string): Descriptor {
+  const candidates = (Array.isArray(index.manifests) ? index.manifests : []).filter(
+    (m) => isManifestType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
+  );
+  const pick = candidates.find((m) => platformMatches(platform, m.platform)) ?? (candidates.length === 1 && !candidates[0].platform ? candidates[0] : undefined);
+  if (!pick) {
+    const have = candidates.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
+    throw new KilnError(`${what} has no manifest for ${formatPlatform(platform)} (it has: ${have || 'none'})`, {
+      code: 'not-found',
+      hint: 'build or pull it for this platform, or choose another platform (--platform)',
+    });
+  }
+  return pick;
 }
 
 /**

@@ -509,8 +509,13 @@ export class ContentStore implements ContentStoreRoles {
     return undefined;
   }
 
+  /**
+   * Points a name at `desc`: "repository:tag", or "repository@digest" for an image pulled by
+   * digest (then the digest must be desc's: a name by digest cannot move).
+   */
   async setRef(name: string, desc: Descriptor): Promise<void> {
-    const refName = normalizeTagName(name);
+    const byDigest = parseReference(name);
+    const refName = byDigest.digest !== undefined && byDigest.tag === undefined && byDigest.digest === desc.digest ? normalizeName(name) : normalizeTagName(name);
     const entry: Descriptor = {
       mediaType: desc.mediaType,
       digest: desc.digest,

@@ -125,7 +125,13 @@ test('refs: set, resolve by name, digest, name@digest and ID prefix; list; delet
   assert.equal(await store.deleteRef('app'), false);
   assert.equal(await store.resolve('app'), undefined);
   await assert.rejects(store.setRef('Bad', a.manifest), KilnError);
-  await assert.rejects(store.setRef(`app@${a.manifest.digest}`, a.manifest), /digest/);
+  // a name by digest (an image pulled by digest) names that digest and nothing else
+  await assert.rejects(store.setRef(`app@${b.manifest.digest}`, a.manifest), /digest/);
+  await assert.rejects(store.setRef(`app:1@${a.manifest.digest}`, a.manifest), /digest/);
+  await store.setRef(`app@${a.manifest.digest}`, a.manifest);
+  assert.ok((await store.listRefs()).some((r) => r.name === `app@${a.manifest.digest}` && r.descriptor.digest === a.manifest.digest));
+  assert.deepEqual(await store.resolve(`app@${a.manifest.digest}`), a.manifest);
+  assert.equal(await store.deleteRef(`app@${a.manifest.digest}`), true);
   assert.deepEqual(readdirSync(store.tmpDir()), []);
 });
 
