@@ -57,6 +57,7 @@ export {
   familiarRepository,
   normalizeName,
   normalizeTagName,
+  splitRepoTag,
   type ImageReference,
   type CanonicalReference,
 } from './oci/reference.js';
@@ -92,6 +93,8 @@ export {
   dockerArchiveExporter,
   localExporter,
   tarExporter,
+  registryExporter,
+  type RegistryExportOptions,
   type Exporter,
   type ExportContext,
   type ExportDestination,
@@ -102,6 +105,12 @@ export {
 } from './export/index.js';
 export { importRootfs } from './oci/import.js';
 export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';
+
+// registries: push
+export { pushImage, transferId, type PushOptions, type PushResult, type PushedBlob } from './registry/push.js';
+export { registryClient } from './registry/settings.js';
+export { repoDigests } from './registry/sources.js';
+export type { TransferEvent, RemoteRepository, PushBlobResult } from './registry/types.js';
 
 // cache
 export { cacheUsage, pruneCache, cacheLimit, type CacheItem, type CacheUsage, type PruneCacheOptions } from './cache/gc.js';

@@ -7,6 +7,8 @@ import { parsePlatform } from '../oci/platform.js';
 import { checkCommand } from './check.js';
 import { loadSecrets } from './secrets.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
+import { registryExporter } from '../export/index.js';
+import { registryClient } from '../registry/settings.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -28,9 +30,10 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--iidfile <file>', 'write the image id to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
     .option('--check', 'run the build checks (kiln check) and stop before building')
+    .option('--push', 'push the image to the registry each -t names')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
-      const { root } = globals();
+      const { root, insecureRegistries } = globals();
       if (o.check) {
         const { output, failed } = await checkCommand(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: o.platform, skip: [] }, root);
         process.stdout.write(output);
@@ -43,6 +46,8 @@ export const register: Registrar = (program: Command, globals) => {
       }
       if (o.iidfile !== undefined) await checkOutputFile(o.iidfile as string, '--iidfile');
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
+      if (o.push && (o.tag as string[]).length === 0) throw new KilnError('--push needs a name to push to', { code: 'invalid', hint: 'add -t REGISTRY/REPOSITORY:TAG' });
+      const exporters = o.push ? [registryExporter({ client: registryClient({ root, insecureRegistries }), warn: (m) => process.stderr.write(`WARNING: ${m}\n`) })] : [];
       const renderer = progressRenderer(mode);
       const secrets = await loadSecrets(o.secret as string[]);
       let dockerfileText: string | undefined;
@@ -74,15 +79,17 @@ export const register: Registrar = (program: Command, globals) => {
           progress: renderer.onEvent,
           warn: (m) => process.stderr.write(m.startsWith('[Warning]') ? `${m}\n` : `WARNING: ${m}\n`),
           explain: o.explain === true,
+          exporters,
         });
         renderer.finish();
         finished = true;
         if (o.iidfile !== undefined) await writeOutputFile(o.iidfile as string, result.imageId, '--iidfile');
+        const pushed = result.exports.find((e) => e.type === 'registry');
         if (o.metadataFile !== undefined) {
           const meta = {
             'containerimage.config.digest': result.configDescriptor.digest,
-            'containerimage.digest': result.manifestDescriptor.digest,
-            'containerimage.descriptor': result.manifestDescriptor,
+            'containerimage.digest': (pushed?.descriptor ?? result.manifestDescriptor).digest,
+            'containerimage.descriptor': pushed?.descriptor ?? result.manifestDescriptor,
             'image.name': result.names.join(','),
           };
           await writeOutputFile(o.metadataFile as string, `${JSON.stringify(meta, null, 2)}\n`, '--metadata-file');
@@ -98,6 +105,7 @@ export const register: Registrar = (program: Command, globals) => {
           const secs = ((Date.now() - started) / 1000).toFixed(1);
           process.stderr.write(`writing image ${result.imageId} done (${secs}s)\n`);
           for (const n of result.names) process.stderr.write(`naming to ${n} done\n`);
+          for (const r of pushed?.names ?? []) process.stderr.write(`pushed ${r}\n`);
         }
       } finally {
         if (!finished) renderer.finish();

@@ -33,6 +33,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   save: () => import('./save.js'),
   inspect: () => import('./inspect.js'),
   du: () => import('./du.js'),
+  push: () => import('./push.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
