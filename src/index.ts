@@ -107,7 +107,7 @@ export { importRootfs } from './oci/import.js';
 export { MediaType, RefNameAnnotation, type Descriptor, type ImageConfig, type ImageManifest, type ImageIndex, type Platform } from './oci/types.js';
 
 // registries: push
-export { pushImage, transferId, type PushOptions, type PushResult, type PushedBlob } from './registry/push.js';
+export { pushImage, type PushOptions, type PushResult, type PushedBlob } from './registry/push.js';
 export { registryClient } from './registry/settings.js';
 export { repoDigests } from './registry/sources.js';
 export type { TransferEvent, RemoteRepository, PushBlobResult } from './registry/types.js';

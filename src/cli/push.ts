@@ -8,23 +8,23 @@ import { registryClient } from '../registry/settings.js';
 import type { TransferEvent } from '../registry/types.js';
 
 /**
- * Byte progress while blobs upload. Until the shared renderer (cli/transfer.ts, bars in a tty,
- * lines in plain) is merged, only failures are shown live; the per-layer outcome follows the push.
+ * Byte progress while blobs upload. Until the shared renderer (cli/transfer.ts: bars in a tty,
+ * lines in plain) is merged here, nothing is shown live (a failure is the command's error),
+ * and the per-layer outcome lines follow the push (`layerLines`); with the renderer, those
+ * come from it.
  */
-function transferProgress(quiet: boolean): { onEvent(event: TransferEvent): void; finish(): void } {
-  return {
-    onEvent(event) {
-      if (!quiet && event.type === 'transfer-error') process.stderr.write(`${event.id}: ${event.message}\n`);
-    },
-    finish() {},
-  };
+function transferProgress(_quiet: boolean): { onEvent(event: TransferEvent): void; finish(): void; layerLines: boolean } {
+  return { onEvent() {}, finish() {}, layerLines: true };
 }
 
-/** docker push's lines: each layer's outcome (top layer first), then the digest of what the tag names. */
-export function pushSummary(result: PushResult, shownTag: string): string {
+/**
+ * docker push's lines: each layer's outcome (top layer first; a mount names the repository it
+ * came from), then the digest of what the tag names.
+ */
+export function pushSummary(result: PushResult, shownTag: string, layerLines = true): string {
   const lines: string[] = [];
   for (const b of [...result.blobs].reverse()) {
-    if (b.kind !== 'layer') continue;
+    if (b.kind !== 'layer' || !layerLines) continue;
     const id = b.digest.slice('sha256:'.length, 'sha256:'.length + 12);
     const how = b.result === 'exists' ? 'Layer already exists' : b.result === 'mounted' ? `Mounted from ${(b.mountFrom ?? []).join(' or ')}` : 'Pushed';
     lines.push(`${id}: ${how}\n`);
@@ -70,7 +70,7 @@ export const register: Registrar = (program: Command, globals) => {
         } finally {
           progress.finish();
         }
-        if (!o.quiet) process.stderr.write(pushSummary(result, result.tag ?? result.digest));
+        if (!o.quiet) process.stderr.write(pushSummary(result, result.tag ?? result.digest, progress.layerLines));
         process.stdout.write(`${result.reference}\n`);
       }
     });

@@ -18,7 +18,6 @@
  */
 import { KilnError, errorCode } from '../errors.js';
 import { canonicalJSON } from '../oci/canonical.js';
-import { digestHex, isDigest } from '../oci/digest.js';
 import { loadImage, resolveByImageId } from '../oci/image.js';
 import { layerVariant } from '../oci/layer.js';
 import { parseCanonicalReference, parseReference, familiarRepository } from '../oci/reference.js';
@@ -82,11 +81,6 @@ export interface PushResult {
 const DEFAULT_CONCURRENCY = 4;
 /** Repositories offered for a cross-repository mount. */
 const MOUNT_CANDIDATES = 3;
-
-/** The short id progress lines name a blob by (docker's 12 hex digits). */
-export function transferId(digest: string): string {
-  return isDigest(digest) ? digestHex(digest).slice(0, 12) : digest;
-}
 
 function interrupted(where: string): KilnError {
   return new KilnError(`push to ${where} interrupted: no manifest was put, so no tag points at it`, {
@@ -196,7 +190,8 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
         }
         job.pushed = pushed;
         if (stop.signal.aborted) throw interrupted(where);
-        const id = transferId(pushed.digest);
+        // progress names a blob by its digest (renderers show docker's 12 hex digits)
+        const id = pushed.digest;
         const mountFrom = (await blobSources(root, repo.host, pushed.digest)).filter((r) => r !== repo.name).slice(0, MOUNT_CANDIDATES);
         emit({ type: 'transfer-start', id, action: 'push', total: pushed.size });
         let result: PushBlobResult;
