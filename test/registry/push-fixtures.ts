@@ -19,7 +19,7 @@ export function randomData(bytes: number): Buffer {
  * Stores an image whose layers are plain tars (as builds make them), one file per layer, with
  * fixed mtimes: the same contents give the same image in any root.
  */
-export async function makeImage(root: string, name: string, files: Buffer[]): Promise<{ manifest: Descriptor; layers: Descriptor[] }> {
+export async function makeImage(root: string, name: string | undefined, files: Buffer[], architecture = 'amd64'): Promise<{ manifest: Descriptor; layers: Descriptor[] }> {
   const store = await ContentStore.open(root);
   const layers: Descriptor[] = [];
   const diffIds: string[] = [];
@@ -32,8 +32,8 @@ export async function makeImage(root: string, name: string, files: Buffer[]): Pr
   }
   const { manifestDescriptor } = await writeImage(
     store,
-    { config: { architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: diffIds } }, layers },
-    [name],
+    { config: { architecture, os: 'linux', config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: diffIds } }, layers },
+    name === undefined ? [] : [name],
   );
   return { manifest: manifestDescriptor, layers };
 }

@@ -9,7 +9,9 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { KilnError } from '../../src/errors.js';
 import { ContentStore } from '../../src/oci/store.js';
-import { MediaType, type ImageManifest } from '../../src/oci/types.js';
+import { MediaType, type ImageIndex, type ImageManifest } from '../../src/oci/types.js';
+import { writeIndex } from '../../src/oci/walk.js';
+import { hostPlatform } from '../../src/oci/platform.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushImage } from '../../src/registry/push.js';
 import { repoDigests } from '../../src/registry/sources.js';
@@ -286,4 +288,49 @@ test('kiln push --all-tags pushes every stored tag of the repository', async (t)
   assert.equal(push.code, 0, push.stderr);
   assert.equal(push.stdout.trim().split('\n').length, 2);
   assert.deepEqual((await registryTags(r.url, 'many')).sort(), ['a', 'b']);
+});
+
+test('an index is pushed with its manifests first (each rewritten to gzip layers), the index under the tag; one missing a platform pushes this machine\'s', async (t) => {
+  if (skipUnlessRegistry(t)) return;
+  const r = await registry();
+  const root = await freshRoot();
+  const amd = await makeImage(root, undefined, [textData(200 << 10, 'amd64')], 'amd64');
+  const arm = await makeImage(root, undefined, [textData(200 << 10, 'arm64')], 'arm64');
+  const store = await ContentStore.open(root);
+  const index = await writeIndex(store, [
+    { ...amd.manifest, platform: { os: 'linux', architecture: 'amd64' } },
+    { ...arm.manifest, platform: { os: 'linux', architecture: 'arm64' } },
+  ]);
+  await store.setRef('multi:1', index);
+  const proxy = await startProxy(r.host);
+  cleanups.push(() => proxy.stop());
+  const c = client();
+  const result = await pushImage({ root, store, client: c, source: 'multi:1', ref: `${proxy.host}/multi:1` });
+  assert.equal(result.descriptor.mediaType, MediaType.ociIndex);
+  assert.equal(result.manifests.length, 3);
+  const puts = proxy.requests.filter((q) => q.method === 'PUT' && q.path.includes('/manifests/')).map((q) => q.path.split('/manifests/')[1]);
+  assert.deepEqual(puts, [result.manifests[0].digest, result.manifests[1].digest, '1'], 'manifests by digest, then the index by tag');
+  const remote = c.repository(`${r.host}/multi`);
+  const pushed = JSON.parse((await remote.getManifest('1')).bytes.toString('utf8')) as ImageIndex;
+  assert.deepEqual(pushed.manifests.map((m) => m.platform?.architecture), ['amd64', 'arm64']);
+  for (const m of pushed.manifests) {
+    const doc = JSON.parse((await remote.getManifest(m.digest)).bytes.toString('utf8')) as ImageManifest;
+    assert.ok(doc.layers.every((l) => l.mediaType === MediaType.ociLayerGzip));
+  }
+  assert.deepEqual(await repoDigests(root, index.digest), [`${proxy.host}/multi@${result.digest}`]);
+
+  // an index whose arm64 manifest is not in the store: this machine's platform goes alone
+  const partialRoot = await freshRoot();
+  const only = await makeImage(partialRoot, undefined, [textData(100 << 10, 'partial')], hostPlatform().architecture);
+  const partialStore = await ContentStore.open(partialRoot);
+  const partial = await writeIndex(partialStore, [
+    { ...only.manifest, platform: hostPlatform() },
+    { ...arm.manifest, platform: { os: 'linux', architecture: 'other' } },
+  ]);
+  await partialStore.setRef('partial:1', partial);
+  const warnings: string[] = [];
+  const one = await pushImage({ root: partialRoot, store: partialStore, client: c, source: 'partial:1', ref: `${r.host}/partial:1`, warn: (m) => warnings.push(m) });
+  assert.equal(one.descriptor.mediaType, MediaType.ociManifest);
+  assert.match(warnings.join('\n'), /1 platform\(s\) not in the store: pushing only its linux\//);
+  assert.deepEqual(await registryTags(r.url, 'partial'), ['1']);
 });
