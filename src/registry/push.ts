@@ -16,6 +16,7 @@
  *   the pushed one), as docker records RepoDigests: `kiln images --digests` shows it.
  * Images with docker media types, or layers already compressed, are pushed byte for byte.
  */
+import { createReadStream } from 'node:fs';
 import { KilnError, errorCode } from '../errors.js';
 import { canonicalJSON } from '../oci/canonical.js';
 import { loadImage, resolveByImageId } from '../oci/image.js';
@@ -196,7 +197,7 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
         emit({ type: 'transfer-start', id, action: 'push', total: pushed.size });
         let result: PushBlobResult;
         try {
-          result = await repo.pushBlob(pushed, () => guarded(store.openBlob(pushed.digest), stop.signal, () => interrupted(where)), {
+          result = await repo.pushBlob(pushed, () => guarded(blobBytes(store, pushed.digest), stop.signal, () => interrupted(where)), {
             ...(mountFrom.length > 0 ? { mountFrom } : {}),
             ...(options.chunkSize ? { chunkSize: options.chunkSize } : {}),
             onProgress: (bytes) => emit({ type: 'transfer-progress', id, current: bytes, total: pushed.size }),
@@ -290,6 +291,23 @@ export async function pushImage(options: PushOptions): Promise<PushResult> {
     };
   } finally {
     await lease.release();
+  }
+}
+
+/**
+ * A stored blob's bytes for an upload, read in large pieces and not hashed here: the registry
+ * checks the digest of what it receives (distribution refuses a PUT whose bytes do not match,
+ * and the client says the local blob is corrupt), so hashing on both sides would only spend a
+ * core on a second sha256 of every byte.
+ */
+async function* blobBytes(store: ContentStore, digest: string): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of createReadStream(store.blobPath(digest), { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new KilnError(`blob ${digest} is missing from the store ${store.root}`, { code: 'not-found', hint: 'the image is incomplete: rebuild, or pull/load it again' });
+    }
+    throw e;
   }
 }
 

@@ -334,3 +334,28 @@ test('an index is pushed with its manifests first (each rewritten to gzip layers
   assert.match(warnings.join('\n'), /1 platform\(s\) not in the store: pushing only its linux\//);
   assert.deepEqual(await registryTags(r.url, 'partial'), ['1']);
 });
+
+test('a corrupt blob in the store is refused by the registry: a clear error naming it, and no tag', async (t) => {
+  if (skipUnlessRegistry(t)) return;
+  const r = await registry();
+  const root = await freshRoot();
+  await makeImage(root, 'bad:1', [randomData(300 << 10)]);
+  const store = await ContentStore.open(root);
+  const c = client({ attempts: 1 });
+  const good = await pushImage({ root, store, client: c, source: 'bad:1', ref: `${r.host}/bad-ok:1` });
+  const layer = good.blobs.find((b) => b.kind === 'layer')!;
+  // flip one byte of the stored gzip variant (the blob the push sends)
+  const file = store.blobPath(layer.digest);
+  const bytes = await fs.readFile(file);
+  bytes[bytes.length >> 1] ^= 0xff;
+  await fs.chmod(file, 0o644);
+  await fs.writeFile(file, bytes);
+  // through another host name, so that no mount from bad-ok is tried
+  const proxy = await startProxy(r.host);
+  cleanups.push(() => proxy.stop());
+  await assert.rejects(
+    pushImage({ root, store, client: c, source: 'bad:1', ref: `${proxy.host}/bad:1` }),
+    (e: unknown) => e instanceof KilnError && e.code === 'invalid' && e.message.includes(layer.digest) && /do not match/.test(e.message),
+  );
+  assert.deepEqual(await registryTags(r.url, 'bad'), []);
+});
