@@ -104,6 +104,16 @@ test('a registry that ignores Range is read again from the start, and the bytes 
   assert.equal(last, s.layer.length);
 });
 
+test('a manifest or tag list cut off mid-body is fetched again', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  s.proxy.dropBlobAfter(50, 1, (m, p) => m === 'GET' && p.includes('/manifests/'));
+  assert.ok((await s.repo.getManifest('v1')).bytes.equals(s.img.manifest));
+  s.proxy.dropBlobAfter(5, 1, (m, p) => p.includes('/tags/list'));
+  assert.deepEqual(await s.repo.listTags(), ['v1']);
+  assert.equal(s.proxy.requests.filter((r) => r.path.includes('/manifests/')).length, 2);
+});
+
 test('500s for a while are retried; 500s for longer than the attempts are an unavailable error naming the host', async (t) => {
   const s = await setup(t, { attempts: 4 });
   if (!s) return;
@@ -126,6 +136,15 @@ test('429 with Retry-After is waited out and retried', async (t) => {
   s.proxy.failNext(2, 429, { 'retry-after': '1' });
   assert.ok((await s.repo.getManifest('v1')).bytes.equals(s.img.manifest));
   assert.deepEqual(s.proxy.requests.slice(0, 3).map((r) => r.status), [429, 429, 200]);
+  // a rate limit that outlasts the attempts is resource-exhausted, saying when to come back
+  s.proxy.failNext(10, 429, { 'retry-after': '0' });
+  await assert.rejects(s.repo.getManifest('v1'), (e: unknown) => {
+    assert.ok(e instanceof KilnError);
+    assert.equal(e.code, 'resource-exhausted');
+    assert.equal(e.retryAfterMs, 0);
+    assert.match(e.message, /rate-limiting/);
+    return true;
+  });
 });
 
 test('a stalled transfer times out and is resumed; one that always stalls fails saying so', async (t) => {
@@ -187,6 +206,9 @@ test('uploads survive faults: a 500 on a chunk restarts the upload, a dropped ma
   }, { chunkSize: 50_000 }), 'uploaded');
   assert.ok((await drain(s.repo.openBlob({ digest: digestOf(big), size: big.length }))).equals(big));
   assert.ok(s.proxy.requests.filter((r) => r.method === 'POST').length >= 2);
+  // the last session sent the four 50 000-byte chunks in order
+  const patches = s.proxy.requests.filter((r) => r.method === 'PATCH' && r.status === 202).map((r) => r.contentRange);
+  assert.deepEqual(patches.slice(-4), ['0-49999', '50000-99999', '100000-149999', '150000-199999']);
 
   s.proxy.failNext(2, 502, {}, (m, p) => m === 'PUT' && p.includes('/manifests/'));
   await s.repo.putManifest('v2', { mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: s.img.manifest });
