@@ -133,8 +133,6 @@ const REPO = 'bench/app';
 export async function registryBench(o: RegistryBenchOptions): Promise<{ results: RegistryFigure[]; table: string; failures: string[]; skipped: string[] }> {
   const skipped: string[] = [];
   const failures: string[] = [];
-  // each registry the harness starts adds an exit listener (to stop it if the bench dies)
-  process.setMaxListeners(Math.max(process.getMaxListeners(), 64));
   const figures: RegistryFigure[] = [
     { figure: 'push', title: 'push (gzip layers known)', samples: {}, median: {}, errors: {} },
     { figure: 'push-cold', title: 'push, first time (kiln gzips)', samples: {}, median: {}, errors: {} },
