@@ -53,7 +53,12 @@ export const register: Registrar = (program: Command, globals) => {
       const client = registryClient({ root, insecureRegistries });
       for (const { from, to } of pairs) {
         const dest = parseReference(to);
-        if (!o.quiet) process.stderr.write(`The push refers to repository [${dest.repository}]\n`);
+        // said once the push starts moving blobs (a missing source is an error alone)
+        let announced = false;
+        const announce = (): void => {
+          if (!announced && !o.quiet) process.stderr.write(`The push refers to repository [${dest.repository}]\n`);
+          announced = true;
+        };
         const progress = transferProgress(o.quiet === true);
         let result: PushResult;
         try {
@@ -63,13 +68,17 @@ export const register: Registrar = (program: Command, globals) => {
             client,
             source: from,
             ref: to,
-            progress: progress.onEvent,
+            progress: (event) => {
+              announce();
+              progress.onEvent(event);
+            },
             warn: (m) => process.stderr.write(`WARNING: ${m}\n`),
             ...(chunkSize ? { chunkSize } : {}),
           });
         } finally {
           progress.finish();
         }
+        announce();
         if (!o.quiet) process.stderr.write(pushSummary(result, result.tag ?? result.digest, progress.layerLines));
         process.stdout.write(`${result.reference}\n`);
       }

@@ -272,7 +272,10 @@ test('kiln push: a missing image, and --all-tags with a tag, are clear errors', 
   const r = await registry();
   const missing = await runKiln(['push', 'nosuch:1', `${r.host}/nosuch:1`], { root: ws!.root });
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /^error: image nosuch:1 not found in the store/m);
+  assert.match(missing.stderr, /^error: image nosuch:1 not found in the store/);
+  const chunk = await runKiln(['push', '--chunk-size', '0', 'busybox:latest', `${r.host}/bb:1`], { root: ws!.root });
+  assert.equal(chunk.code, 1);
+  assert.match(chunk.stderr, /--chunk-size must be a positive number of bytes, got "0"/);
   const tagged = await runKiln(['push', '--all-tags', 'busybox:latest'], { root: ws!.root });
   assert.equal(tagged.code, 1);
   assert.match(tagged.stderr, /--all-tags pushes a repository/);
