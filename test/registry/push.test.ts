@@ -15,9 +15,10 @@ import { hostPlatform } from '../../src/oci/platform.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushImage } from '../../src/registry/push.js';
 import { repoDigests } from '../../src/registry/sources.js';
-import { haveTool, rootWithBusybox, runCommand, runKiln, tempDir } from '../helpers.js';
+import { haveTool, kilnBin, rootWithBusybox, runCommand, runKiln, tempDir } from '../helpers.js';
+import { spawn } from 'node:child_process';
 import { skipUnlessRegistry, startRegistry, type Registry } from './harness.js';
-import { startProxy } from './proxy.js';
+import { startProxy, type FaultProxy } from './proxy.js';
 import { makeImage, randomData, registryTags, textData } from './push-fixtures.js';
 
 let reg: Registry | undefined;
@@ -44,6 +45,14 @@ function client(options: ConstructorParameters<typeof RegistryClient>[0] = {}): 
   const c = new RegistryClient(options);
   cleanups.push(async () => c.close());
   return c;
+}
+
+/** The suite's registry behind a fault proxy of its own (a host name no blob is recorded for). */
+async function proxied(): Promise<{ r: Registry; proxy: FaultProxy }> {
+  const r = await registry();
+  const proxy = await startProxy(r.host);
+  cleanups.push(() => proxy.stop());
+  return { r, proxy };
 }
 
 async function freshRoot(): Promise<string> {
@@ -161,9 +170,7 @@ test('a push to another repository on the same host mounts the blobs; the CLI sa
 
 test('a layer larger than the chunk size is uploaded in chunks (PATCH), and reads back whole', async (t) => {
   if (skipUnlessRegistry(t)) return;
-  const r = await registry();
-  const proxy = await startProxy(r.host);
-  cleanups.push(() => proxy.stop());
+  const { r, proxy } = await proxied();
   const root = await freshRoot();
   await makeImage(root, 'chunk:1', [randomData(1 << 20)]);
   const store = await ContentStore.open(root);
@@ -211,9 +218,7 @@ test('an interrupted push stops its uploads and puts no manifest: the registry h
 
 test('a registry that stops answering mid-push fails it with no tag left', async (t) => {
   if (skipUnlessRegistry(t)) return;
-  const r = await registry();
-  const proxy = await startProxy(r.host);
-  cleanups.push(() => proxy.stop());
+  const { r, proxy } = await proxied();
   const root = await freshRoot();
   await makeImage(root, 'gone:1', [randomData(4 << 20), randomData(4 << 20)]);
   const store = await ContentStore.open(root);
@@ -305,8 +310,7 @@ test('an index is pushed with its manifests first (each rewritten to gzip layers
     { ...arm.manifest, platform: { os: 'linux', architecture: 'arm64' } },
   ]);
   await store.setRef('multi:1', index);
-  const proxy = await startProxy(r.host);
-  cleanups.push(() => proxy.stop());
+  const { proxy } = await proxied();
   const c = client();
   const result = await pushImage({ root, store, client: c, source: 'multi:1', ref: `${proxy.host}/multi:1` });
   assert.equal(result.descriptor.mediaType, MediaType.ociIndex);
@@ -354,11 +358,31 @@ test('a corrupt blob in the store is refused by the registry: a clear error nami
   await fs.chmod(file, 0o644);
   await fs.writeFile(file, bytes);
   // through another host name, so that no mount from bad-ok is tried
-  const proxy = await startProxy(r.host);
-  cleanups.push(() => proxy.stop());
+  const { proxy } = await proxied();
   await assert.rejects(
     pushImage({ root, store, client: c, source: 'bad:1', ref: `${proxy.host}/bad:1` }),
     (e: unknown) => e instanceof KilnError && e.code === 'invalid' && e.message.includes(layer.digest) && /do not match/.test(e.message),
   );
   assert.deepEqual(await registryTags(r.url, 'bad'), []);
+});
+
+test('kiln push interrupted by SIGINT exits 130, puts no manifest and leaves no temp files', async (t) => {
+  if (skipUnlessRegistry(t)) return;
+  const { r, proxy } = await proxied();
+  const root = await freshRoot();
+  await makeImage(root, 'sig:1', [randomData(12 << 20), randomData(12 << 20)]);
+  // tiny chunks: thousands of requests, so the signal lands while blobs are moving
+  const child = spawn(process.execPath, [kilnBin, '--root', root, 'push', '--chunk-size', '16384', 'sig:1', `${proxy.host}/sig:1`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c) => (stderr += String(c)));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  for (let i = 0; i < 600 && !proxy.requests.some((q) => q.method === 'PATCH'); i++) await new Promise((res) => setTimeout(res, 50));
+  assert.ok(proxy.requests.some((q) => q.method === 'PATCH'), 'the upload started');
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  assert.match(stderr, /interrupted \(SIGINT\)/);
+  assert.ok(!proxy.requests.some((q) => q.method === 'PUT' && q.path.includes('/manifests/')), 'no manifest put');
+  assert.deepEqual(await registryTags(r.url, 'sig'), []);
+  const left = await fs.readdir(path.join(root, 'tmp')).catch(() => []);
+  assert.deepEqual(left, [], 'no temp files left');
 });
