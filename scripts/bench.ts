@@ -18,6 +18,7 @@ import { existsSync, mkdtempSync, promises as fs, writeFileSync, mkdirSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { registryBench } from './bench-registry.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
@@ -81,7 +82,7 @@ async function writeFile(p: string, data: string | Buffer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps';
+export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry';
 
 /** Compared with a figure's kiln median. */
 export type Target =
@@ -623,7 +624,7 @@ export interface BenchOptions {
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = { runs: 3, quick: false, peers: ['kiln', 'buildkit', 'buildah'], keep: false, budgetS: 90 };
-  const names = scenarios.map((s) => s.name);
+  const names = [...scenarios.map((s) => s.name), 'registry'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -657,7 +658,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${scenarios.map((s) => s.name).join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -795,6 +796,8 @@ async function main(argv: string[]): Promise<number> {
     for (const p of active) await p.endScenario(opts.keep);
     if (!opts.keep) await fs.rm(ctx, { recursive: true, force: true });
   }
+  // the registry scenario (scripts/bench-registry.ts): kiln against skopeo and docker push
+  const registry = !opts.only || opts.only.includes('registry') ? await registryBench({ work, kilnBin, baseTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, log }) : undefined;
   for (const p of active) await p.close(opts.keep);
   if (!opts.keep) await fs.rm(work, { recursive: true, force: true });
   else log(`bench: kept ${work}`);
@@ -805,10 +808,10 @@ async function main(argv: string[]): Promise<number> {
     `kiln bench — ${opts.quick ? 'quick sizes' : 'full sizes'}, median of ${opts.runs} run(s), ${os.availableParallelism()} CPUs, ${totalS} s total`,
     ...peers.filter((p) => p.skip).map((p) => `(${p.id} skipped: ${p.skip})`),
     '',
-    table(results, opts.runs),
-    '',
+    ...(results.length > 0 ? [table(results, opts.runs), ''] : []),
+    ...(registry ? [...registry.skipped.map((x) => `(registry: ${x})`), registry.table, ''] : []),
   ];
-  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`))];
+  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? [])];
   if (failures.length) out.push('failures:', ...failures.map((f) => `  ${f}`), '');
   process.stdout.write(out.join('\n'));
   if (opts.json) {
@@ -819,6 +822,7 @@ async function main(argv: string[]): Promise<number> {
       cpus: os.availableParallelism(),
       skipped: Object.fromEntries(peers.filter((p) => p.skip).map((p) => [p.id, p.skip])),
       results,
+      ...(registry ? { registry: registry.results } : {}),
       failures,
     };
     await fs.writeFile(opts.json, `${JSON.stringify(doc, null, 2)}\n`);

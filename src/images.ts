@@ -6,6 +6,7 @@ import { ContentStore } from './oci/store.js';
 import { imageSize, loadImage, resolveByImageId } from './oci/image.js';
 import { isDigest } from './oci/digest.js';
 import { normalizeName, parseReference, splitRepoTag } from './oci/reference.js';
+import { repoDigests } from './registry/sources.js';
 
 export interface ImageSummary {
   /** The name as stored ("app:1", "localhost:5000/team/app:2"). */
@@ -21,6 +22,12 @@ export interface ImageSummary {
   created?: string;
   /** Bytes of the manifest, config and layers (all platforms of an index); undefined when incomplete. */
   size?: number;
+  /**
+   * The `repository@sha256:…` names the image was pushed as or pulled by (most recent first),
+   * as docker's RepoDigests: the digest of the manifest in that registry, which differs from
+   * `digest` when the push gzipped the layers the store keeps uncompressed.
+   */
+  repoDigests: string[];
 }
 
 /**
@@ -59,6 +66,7 @@ export async function listImages(root: string, filter?: string): Promise<ImageSu
       tag,
       id,
       digest: descriptor.digest,
+      repoDigests: await repoDigests(root, descriptor.digest),
       ...(Number.isNaN(created) ? {} : { created: new Date(created).toISOString() }),
       ...(size === undefined || Number.isNaN(size) ? {} : { size }),
       at: Number.isNaN(created) ? -Infinity : created,

@@ -57,6 +57,7 @@ export {
   familiarRepository,
   normalizeName,
   normalizeTagName,
+  splitRepoTag,
   type ImageReference,
   type CanonicalReference,
 } from './oci/reference.js';
@@ -92,6 +93,8 @@ export {
   dockerArchiveExporter,
   localExporter,
   tarExporter,
+  registryExporter,
+  type RegistryExportOptions,
   type Exporter,
   type ExportContext,
   type ExportDestination,
@@ -114,4 +117,6 @@ export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult 
 export { registryClient, clientOptions, insecureRegistries, checkRegistryHost, isRegistryHost, type RegistrySettingsInput } from './registry/settings.js';
 export { dockerCredentials, fixedCredentials, DockerCredentials, dockerConfigDir, registryHostname, configKey, type CredentialLocation } from './registry/credentials.js';
 export { pullImage, resolveRemoteImage, remoteConfig, type PullOptions, type PullResult, type RemoteImage } from './registry/pull.js';
-export type { TransferEvent } from './registry/types.js';
+export { pushImage, type PushOptions, type PushResult, type PushedBlob } from './registry/push.js';
+export { repoDigests } from './registry/sources.js';
+export type { TransferEvent, RemoteRepository, PushBlobResult } from './registry/types.js';

@@ -7,6 +7,8 @@ import { parsePlatform } from '../oci/platform.js';
 import { checkCommand } from './check.js';
 import { loadSecrets } from './secrets.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
+import { registryExporter } from '../export/index.js';
+import { registryClient } from '../registry/settings.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -29,6 +31,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
     .option('--check', 'run the build checks (kiln check) and stop before building')
     .option('--pull', 'always re-resolve base image tags against their registry and pull what changed')
+    .option('--push', 'push the image to the registry each -t names')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
@@ -44,6 +47,8 @@ export const register: Registrar = (program: Command, globals) => {
       }
       if (o.iidfile !== undefined) await checkOutputFile(o.iidfile as string, '--iidfile');
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
+      if (o.push && (o.tag as string[]).length === 0) throw new KilnError('--push needs a name to push to', { code: 'invalid', hint: 'add -t REGISTRY/REPOSITORY:TAG' });
+      const exporters = o.push ? [registryExporter({ client: registryClient({ root, insecureRegistries }), warn: (m) => process.stderr.write(`WARNING: ${m}\n`) })] : [];
       const renderer = progressRenderer(mode);
       const secrets = await loadSecrets(o.secret as string[]);
       let dockerfileText: string | undefined;
@@ -77,15 +82,17 @@ export const register: Registrar = (program: Command, globals) => {
           explain: o.explain === true,
           pull: o.pull === true,
           insecureRegistries,
+          exporters,
         });
         renderer.finish();
         finished = true;
         if (o.iidfile !== undefined) await writeOutputFile(o.iidfile as string, result.imageId, '--iidfile');
+        const pushed = result.exports.find((e) => e.type === 'registry');
         if (o.metadataFile !== undefined) {
           const meta = {
             'containerimage.config.digest': result.configDescriptor.digest,
-            'containerimage.digest': result.manifestDescriptor.digest,
-            'containerimage.descriptor': result.manifestDescriptor,
+            'containerimage.digest': (pushed?.descriptor ?? result.manifestDescriptor).digest,
+            'containerimage.descriptor': pushed?.descriptor ?? result.manifestDescriptor,
             'image.name': result.names.join(','),
           };
           await writeOutputFile(o.metadataFile as string, `${JSON.stringify(meta, null, 2)}\n`, '--metadata-file');
@@ -101,6 +108,7 @@ export const register: Registrar = (program: Command, globals) => {
           const secs = ((Date.now() - started) / 1000).toFixed(1);
           process.stderr.write(`writing image ${result.imageId} done (${secs}s)\n`);
           for (const n of result.names) process.stderr.write(`naming to ${n} done\n`);
+          for (const r of pushed?.names ?? []) process.stderr.write(`pushed ${r}\n`);
         }
       } finally {
         if (!finished) renderer.finish();

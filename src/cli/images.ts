@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { KilnError } from '../errors.js';
 import { listImages, type ImageSummary } from '../images.js';
+import { familiarRepository } from '../oci/reference.js';
 import { formatTable, humanDuration, humanSize } from './format.js';
 
 /** A line of `kiln images` (--format json prints these objects). */
@@ -16,6 +17,39 @@ export interface ImageRow {
   CreatedSince: string;
   Size: string;
   SizeBytes: number;
+  /** repository@sha256:… the image was pushed as or pulled by. */
+  RepoDigests: string[];
+  /** With --digests: the repo digest of this row's repository ("sha256:…"), or "<none>". */
+  RepoDigest?: string;
+}
+
+/** The digest part of the first repo digest in `repository`, or "<none>" (docker images --digests). */
+function digestIn(repository: string, repoDigests: string[]): string {
+  const own = familiarRepository(repository);
+  const hit = repoDigests.find((r) => familiarRepository(r.slice(0, r.lastIndexOf('@'))) === own);
+  return hit ? hit.slice(hit.lastIndexOf('@') + 1) : '<none>';
+}
+
+/**
+ * The rows `kiln images --digests` shows: each name with the digest its repository has, and
+ * one more row (tag <none>) for each repository an image was pushed to or pulled from under
+ * no name of the store, as docker lists an image pulled by digest.
+ */
+export function withRepoDigests(rows: ImageRow[]): ImageRow[] {
+  const out: ImageRow[] = [];
+  const named = new Set(rows.map((r) => `${r.Digest} ${familiarRepository(r.Repository)}`));
+  const added = new Set<string>();
+  for (const r of rows) {
+    out.push({ ...r, RepoDigest: digestIn(r.Repository, r.RepoDigests) });
+    for (const rd of r.RepoDigests) {
+      const repository = rd.slice(0, rd.lastIndexOf('@'));
+      const key = `${r.Digest} ${familiarRepository(repository)}`;
+      if (named.has(key) || added.has(key)) continue;
+      added.add(key);
+      out.push({ ...r, Repository: repository, Tag: '<none>', RepoDigest: rd.slice(rd.lastIndexOf('@') + 1) });
+    }
+  }
+  return out;
 }
 
 function imageRow(image: ImageSummary, now: number): ImageRow {
@@ -29,6 +63,7 @@ function imageRow(image: ImageSummary, now: number): ImageRow {
     CreatedSince: image.created === undefined ? 'N/A' : `${humanDuration(now - Date.parse(image.created))} ago`,
     Size: image.size === undefined ? 'N/A' : humanSize(image.size),
     SizeBytes: image.size ?? 0,
+    RepoDigests: image.repoDigests,
   };
 }
 
@@ -39,11 +74,13 @@ export const register: Registrar = (program: Command, globals) => {
     .argument('[repository[:tag]]', 'only images of this repository (and tag)')
     .option('-q, --quiet', 'only image IDs')
     .option('--no-trunc', 'full image IDs')
+    .option('--digests', 'show the digests the images were pushed as or pulled by')
     .option('--format <format>', 'table (default) or json (one object per line)', 'table')
-    .action(async (filter: string | undefined, o: { quiet?: boolean; trunc: boolean; format: string }) => {
+    .action(async (filter: string | undefined, o: { quiet?: boolean; trunc: boolean; digests?: boolean; format: string }) => {
       if (o.format !== 'table' && o.format !== 'json') throw new KilnError(`unknown --format ${JSON.stringify(o.format)}: use table or json`);
       const now = Date.now();
-      const rows = (await listImages(globals().root, filter)).map((image) => imageRow(image, now));
+      const listed = (await listImages(globals().root, filter)).map((image) => imageRow(image, now));
+      const rows = o.digests ? withRepoDigests(listed) : listed;
       const id = (r: ImageRow) => (o.trunc ? r.ID : r.FullID);
       if (o.quiet) {
         const seen = new Set<string>();
@@ -58,7 +95,9 @@ export const register: Registrar = (program: Command, globals) => {
         for (const r of rows) process.stdout.write(`${JSON.stringify({ ...r, ID: id(r) })}\n`);
         return;
       }
-      const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.Repository, r.Tag, id(r), r.CreatedSince, r.Size])];
+      const table = o.digests
+        ? [['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.Repository, r.Tag, r.RepoDigest ?? '<none>', id(r), r.CreatedSince, r.Size])]
+        : [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.Repository, r.Tag, id(r), r.CreatedSince, r.Size])];
       process.stdout.write(formatTable(table));
     });
 };

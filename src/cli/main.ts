@@ -36,6 +36,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   du: () => import('./du.js'),
   login: () => import('./login.js'),
   logout: () => import('./login.js'),
+  push: () => import('./push.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */

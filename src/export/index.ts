@@ -12,3 +12,4 @@ export { mountImageFilesystem, sharedFilesystem, filesystemEntries } from './fil
 export { finalizeConfig, type FinalizeOptions, type SolvedStep } from './config.js';
 export { saveImages, exportStoredImage, type ArchiveFormat } from './save.js';
 export { ContainerdImageNameAnnotation } from '../oci/archive.js';
+export { registryExporter, type RegistryExportOptions } from './registry.js';
