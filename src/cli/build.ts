@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { checkOutputFile, collect, parseKeyValues, readStdin, writeOutputFile } from './options.js';
-import { build } from '../build.js';
+import { build, parseCacheFrom, parseCacheTo } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { checkCommand } from './check.js';
@@ -27,10 +27,12 @@ export const register: Registrar = (program: Command, globals) => {
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
+    .option('--cache-to <spec>', 'export the build cache: type=local,dest=DIR | type=registry,ref=REF | type=inline, [mode=min|max] [compression=gzip|uncompressed] [ignore-error=true|false] [cache-mounts=ID,…|all] (repeatable)', collect, [])
+    .option('--cache-from <spec>', 'use a cache: type=local,src=DIR | type=registry,ref=REF | REF (repeatable)', collect, [])
     .option('--check', 'run the build checks (kiln check) and stop before building')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
-      const { root } = globals();
+      const { root, insecureRegistries } = globals();
       if (o.check) {
         const { output, failed } = await checkCommand(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: o.platform, skip: [] }, root);
         process.stdout.write(output);
@@ -43,6 +45,8 @@ export const register: Registrar = (program: Command, globals) => {
       }
       if (o.iidfile !== undefined) await checkOutputFile(o.iidfile as string, '--iidfile');
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
+      const cacheTo = (o.cacheTo as string[]).map(parseCacheTo);
+      const cacheFrom = (o.cacheFrom as string[]).map(parseCacheFrom);
       const renderer = progressRenderer(mode);
       const secrets = await loadSecrets(o.secret as string[]);
       let dockerfileText: string | undefined;
@@ -74,6 +78,9 @@ export const register: Registrar = (program: Command, globals) => {
           progress: renderer.onEvent,
           warn: (m) => process.stderr.write(m.startsWith('[Warning]') ? `${m}\n` : `WARNING: ${m}\n`),
           explain: o.explain === true,
+          cacheTo,
+          cacheFrom,
+          insecureRegistries,
         });
         renderer.finish();
         finished = true;

@@ -16,6 +16,7 @@ import { trace, tracing } from '../trace.js';
 import type { StepCache } from './scheduler.js';
 import { solvedLayer, type LayerRef, type SolvedLayer } from './types.js';
 import type { StagingIngester } from '../oci/content.js';
+import type { ImportedCache } from '../cache/imported.js';
 
 /**
  * Layers up to this many bytes of file content are named by a digest-only pass and stored
@@ -35,6 +36,8 @@ export interface CommitterOptions {
   records: CacheRecords;
   lease?: Lease;
   sourceDateEpoch?: number;
+  /** Records of imported caches (--cache-from), consulted after the local ones. */
+  imported?: Pick<ImportedCache, 'step'>;
 }
 
 export class LayerCommitter implements StepCache {
@@ -49,12 +52,20 @@ export class LayerCommitter implements StepCache {
 
   async lookup(key: string): Promise<{ layer: SolvedLayer; createdAt: string } | undefined> {
     const rec = await this.opts.records.get(key);
-    if (!rec?.layer) return undefined;
-    await this.opts.lease?.add(rec.layer.descriptor.digest);
-    // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss, and
-    // so is a record without a layer (kiln once made none for a step that changed nothing)
-    if (!(await this.opts.store.touchBlob(rec.layer.descriptor.digest))) return undefined;
-    return { layer: solvedLayer(rec.layer), createdAt: rec.createdAt };
+    if (rec?.layer) {
+      await this.opts.lease?.add(rec.layer.descriptor.digest);
+      // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss, and
+      // so is a record without a layer (kiln once made none for a step that changed nothing)
+      if (await this.opts.store.touchBlob(rec.layer.descriptor.digest)) return { layer: solvedLayer(rec.layer), createdAt: rec.createdAt };
+    }
+    // an imported record is a hit though its blob is elsewhere: it is fetched only when
+    // something reads it (a step on top of it, a checksum, the final image)
+    const imported = this.opts.imported?.step(key);
+    const layer = imported?.layer;
+    if (!layer) return undefined;
+    const ref = { descriptor: layer.descriptor, diffId: layer.diffId };
+    await this.opts.lease?.add(ref.descriptor.digest);
+    return { layer: { diffId: ref.diffId, ready: Promise.resolve(ref), fetch: () => layer.fetch() }, createdAt: imported.createdAt };
   }
 
   record(r: { key: string; description: string; createdAt: string; ready?: Promise<LayerRef> }): void {
