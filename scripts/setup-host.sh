@@ -17,6 +17,7 @@ want docker-registry docker-registry
 want dockerd docker.io
 want buildah buildah
 want openssl openssl
+want htpasswd apache2-utils
 # ADD reads bzip2, xz and zstd archives through these decompressors
 want bzip2 bzip2
 want xz xz-utils
