@@ -8,81 +8,27 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { build, type BuildOptions, type BuildResult } from '../../src/build.js';
+import type { BuildOptions } from '../../src/build.js';
 import { parseCacheFrom, parseCacheTo } from '../../src/cache/spec.js';
 import { CACHE_CONFIG_KEY } from '../../src/cache/format.js';
-import { isRoot, rootWithBusybox, runKiln, tempDir, writeTree } from '../helpers.js';
+import { isRoot, runKiln, writeTree } from '../helpers.js';
+import { blobsOf, cacheFixture, readLayout, type CacheFixture } from './remote-fixtures.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
 
-interface Layout {
-  manifest: { config: { digest: string }; layers: Array<{ digest: string; mediaType: string }> };
-  config: { architecture: string; os: string; rootfs: { diff_ids: string[] }; [CACHE_CONFIG_KEY]: { steps: Array<{ key: string; layer?: number }>; mounts?: Array<{ id: string; layer: number }> } };
-}
-
-async function readLayout(dir: string): Promise<Layout> {
-  const blob = async (d: string) => JSON.parse(await fs.readFile(path.join(dir, 'blobs', 'sha256', d.slice(7)), 'utf8')) as unknown;
-  const index = JSON.parse(await fs.readFile(path.join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> };
-  const manifest = (await blob(index.manifests[0].digest)) as Layout['manifest'];
-  return { manifest, config: (await blob(manifest.config.digest)) as Layout['config'] };
-}
-
-async function blobsOf(root: string): Promise<Set<string>> {
-  return new Set((await fs.readdir(path.join(root, 'blobs', 'sha256'))).map((h) => `sha256:${h}`));
-}
-
 describe('shared cache: type=local', { skip }, () => {
-  const cleanups: Array<() => Promise<void>> = [];
+  let fx: CacheFixture;
   let rootA: string;
-  let baseTar: string;
   let work: string;
-  const savedEpoch = process.env.SOURCE_DATE_EPOCH;
-
   before(async () => {
-    process.env.SOURCE_DATE_EPOCH = '1700000000';
-    const a = await rootWithBusybox();
-    cleanups.push(a.cleanup);
-    rootA = a.root;
-    const t = await tempDir('kiln-cache-work-');
-    cleanups.push(t.cleanup);
-    work = t.dir;
-    // root B gets A's very base image (an import of the same tar is another image: its time differs)
-    baseTar = path.join(work, 'busybox.tar');
-    const r = await runKiln(['save', 'busybox:latest', '-o', baseTar], { root: rootA });
-    assert.equal(r.code, 0, r.stderr);
+    fx = await cacheFixture();
+    rootA = fx.rootA;
+    work = fx.work;
   });
-  after(async () => {
-    if (savedEpoch === undefined) delete process.env.SOURCE_DATE_EPOCH;
-    else process.env.SOURCE_DATE_EPOCH = savedEpoch;
-    for (const c of cleanups.reverse()) await c();
-  });
-
-  /** A fresh kiln root holding only A's busybox:latest: a new CI runner. */
-  async function freshRoot(): Promise<string> {
-    const t = await tempDir('kiln-root-b-');
-    const { mountsUnder } = await import('../../src/lifecycle.js');
-    const { spawnSync } = await import('node:child_process');
-    cleanups.push(async () => {
-      for (const mp of mountsUnder(t.dir).sort((x, y) => y.length - x.length)) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
-      await t.cleanup();
-    });
-    const r = await runKiln(['load', '-i', baseTar], { root: t.dir });
-    assert.equal(r.code, 0, r.stderr);
-    return t.dir;
-  }
-
-  let n = 0;
-  async function context(files: Record<string, string>): Promise<string> {
-    const dir = path.join(work, `ctx-${n++}`);
-    await writeTree(dir, files);
-    return dir;
-  }
-
-  async function run(root: string, contextDir: string, extra: Partial<BuildOptions> = {}): Promise<BuildResult & { warnings: string[] }> {
-    const warnings: string[] = [];
-    const r = await build({ root, contextDir, parallelism: 2, tags: ['cache-test:latest'], warn: (m) => warnings.push(m), ...extra });
-    return { ...r, warnings };
-  }
+  after(() => fx.cleanup());
+  const freshRoot = () => fx.freshRoot();
+  const context = (files: Record<string, string>) => fx.context(files);
+  const run = (root: string, contextDir: string, extra: Partial<BuildOptions> = {}) => fx.run(root, contextDir, extra);
 
   const multiStage = {
     Dockerfile: [
