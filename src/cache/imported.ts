@@ -46,10 +46,10 @@ export class ImportedCache {
   }
 
   /** The record of a step in the first cache that has one, its layer fetchable. */
-  step(key: string): { createdAt: string; layer?: ImportedLayer } | undefined {
+  step(key: string): { createdAt: string; description: string; layer?: ImportedLayer } | undefined {
     for (const s of this.sources) {
       const r = s.records.steps.get(key);
-      if (r) return { createdAt: r.createdAt, layer: r.layer && this.fetchable(r.layer, s) };
+      if (r) return { createdAt: r.createdAt, description: r.description, layer: r.layer && this.fetchable(r.layer, s) };
     }
     return undefined;
   }

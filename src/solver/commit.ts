@@ -47,6 +47,8 @@ export class LayerCommitter implements StepCache {
   private readonly uncommitted: Array<{ tmp: string; digest: string }> = [];
   /** Cache records of executed steps, written once their layers are committed. */
   private readonly pendingRecords: Array<{ key: string; description: string; createdAt: string; ready?: Promise<LayerRef> }> = [];
+  /** Steps found in an imported cache: recorded locally when settling if their blob was fetched. */
+  private readonly importedHits: Array<{ key: string; description: string; createdAt: string; layer: LayerRef }> = [];
 
   constructor(private readonly opts: CommitterOptions) {}
 
@@ -65,6 +67,8 @@ export class LayerCommitter implements StepCache {
     if (!layer) return undefined;
     const ref = { descriptor: layer.descriptor, diffId: layer.diffId };
     await this.opts.lease?.add(ref.descriptor.digest);
+    // kept as a local record too if this build fetches the blob: the next build needs no import
+    this.importedHits.push({ key, description: imported.description, createdAt: imported.createdAt, layer: ref });
     return { layer: { diffId: ref.diffId, ready: Promise.resolve(ref), fetch: () => layer.fetch() }, createdAt: imported.createdAt };
   }
 
@@ -137,6 +141,7 @@ export class LayerCommitter implements StepCache {
   async settle(keep: boolean, extra: Array<{ tmp: string; digest: string }> = []): Promise<void> {
     const commits = [...this.uncommitted.splice(0), ...extra];
     const records = this.pendingRecords.splice(0);
+    const imported = this.importedHits.splice(0);
     if (!keep) {
       await Promise.all(commits.map((c) => fs.rm(c.tmp, { force: true })));
       return;
@@ -149,6 +154,11 @@ export class LayerCommitter implements StepCache {
         const layer = r.ready ? await r.ready.catch(() => failed) : undefined;
         if (layer === failed) return;
         await this.opts.records.put({ key: r.key, description: r.description, layer: layer as LayerRef | undefined, createdAt: r.createdAt });
+      }),
+    );
+    await Promise.all(
+      imported.map(async (r) => {
+        if (await this.opts.store.touchBlob(r.layer.descriptor.digest)) await this.opts.records.put(r);
       }),
     );
     if (tracing) trace('solver: committed');

@@ -97,6 +97,35 @@ describe('shared cache: type=local', { skip }, () => {
     const out = await runKiln(['run', '--rm', 'cache-test:latest', 'cat', '/c.txt', '/tool', '/two'], { root: rootB });
     assert.equal(out.code, 0, out.stderr);
     assert.equal(out.stdout, 'first\ntool\ntwo\n');
+
+    // the steps whose layers B fetched are now in B's own cache; the one it never fetched is not
+    const again = await run(rootB, ctxB);
+    assert.deepEqual(
+      again.steps.filter((s) => !s.cached).map((s) => s.name),
+      ['[tools 2/2] RUN echo tool > /tool && echo scratch > /tools-only'],
+    );
+  });
+
+  it("a bind mount of a cached stage is keyed on its files: a fresh root fetches that stage's layer to sum them", async () => {
+    const files = {
+      Dockerfile: [
+        'FROM busybox:latest AS gen',
+        'RUN mkdir /out && echo generated > /out/file && echo unrelated > /elsewhere',
+        'FROM busybox:latest',
+        'RUN --mount=type=bind,from=gen,source=/out,target=/in cat /in/file > /copied',
+        '',
+      ].join('\n'),
+    };
+    const dest = path.join(work, 'cache-bind');
+    const a = await run(rootA, await context(files), { cacheTo: [parseCacheTo(`type=local,dest=${dest},mode=max`)] });
+    const layout = await readLayout(dest);
+    const genKey = a.steps.find((s) => s.stage === 'gen')!.key;
+    const genLayer = layout.manifest.layers[layout.config[CACHE_CONFIG_KEY].steps.find((s) => s.key === genKey)!.layer!].digest;
+    const rootB = await freshRoot();
+    const b = await run(rootB, await context(files), { cacheFrom: [parseCacheFrom(`type=local,src=${dest}`)] });
+    assert.ok(b.steps.every((s) => s.cached));
+    assert.ok(b.cacheFetched?.includes(genLayer), "the mounted stage's layer was fetched for its checksum");
+    assert.equal(b.imageId, a.imageId);
   });
 
   it('a changed late step runs on the cached ones: only the layers under it are fetched', async () => {
@@ -157,6 +186,18 @@ describe('shared cache: type=local', { skip }, () => {
     assert.equal(b.steps.filter((s) => !s.cached).length, 1);
     const out = await runKiln(['run', '--rm', 'cache-test:latest', 'cat', '/got'], { root: rootB });
     assert.equal(out.stdout, 'downloaded\n', out.stderr);
+
+    // a runner that ran no step with the mount re-exports what it imported
+    const rootC = await freshRoot();
+    const dest3 = path.join(work, 'cache-mounts-again');
+    const c = await run(rootC, await context({ Dockerfile: 'FROM busybox:latest\nRUN --mount=type=cache,id=deps,target=/root/.deps echo downloaded > /root/.deps/pkg && echo a > /a\n' }), {
+      cacheFrom: [parseCacheFrom(`type=local,src=${dest}`)],
+      cacheTo: [parseCacheTo(`type=local,dest=${dest3},mode=max,cache-mounts=all`)],
+    });
+    assert.ok(c.steps.every((s) => s.cached));
+    const again = await readLayout(dest3);
+    const mountLayer = (l: typeof layout) => l.config.rootfs.diff_ids[l.config[CACHE_CONFIG_KEY].mounts![0].layer];
+    assert.equal(mountLayer(again), mountLayer(layout));
 
     // a mount not named in cache-mounts= stays out of the cache
     const dest2 = path.join(work, 'cache-no-mounts');

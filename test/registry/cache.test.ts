@@ -14,7 +14,7 @@ import { CACHE_CONFIG_KEY } from '../../src/cache/format.js';
 import { ociArchiveExporter } from '../../src/export/oci-archive.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { isRoot, runCommand, runKiln } from '../helpers.js';
-import { cacheFixture, type CacheConfig, type CacheFixture, type CacheManifest } from '../cache/remote-fixtures.js';
+import { blobsOf, cacheFixture, type CacheConfig, type CacheFixture, type CacheManifest } from '../cache/remote-fixtures.js';
 import { freePort, haveRegistry, startRegistry, type Registry } from './harness.js';
 
 const skip = !isRoot() ? 'RUN and overlayfs need root' : !haveRegistry() ? 'needs /usr/bin/docker-registry' : false;
@@ -82,13 +82,21 @@ describe('shared cache: type=registry', { skip }, () => {
     // runner B: a fresh root, the context elsewhere, the CLI as CI runs it
     const rootB = await fx.freshRoot();
     const ctxB = await fx.context(dockerfile);
-    const b = await runKiln(['build', '--progress', 'plain', '--cache-from', ref, '-t', 'app:b', ctxB], { root: rootB, env: { SOURCE_DATE_EPOCH: '1700000000' } });
+    const b = await runKiln(['build', '--progress', 'plain', '--cache-from', ref, '--cache-to', `type=registry,ref=${ref},mode=max,ignore-error=false`, '-t', 'app:b', ctxB], { root: rootB, env: { SOURCE_DATE_EPOCH: '1700000000' } });
     assert.equal(b.code, 0, b.stderr);
     assert.equal((b.stderr.match(/#\d+ CACHED/g) ?? []).length, a.steps.length, b.stderr);
     assert.doesNotMatch(b.stderr, /#\d+ DONE/);
     const inspect = await runKiln(['inspect', 'app:b'], { root: rootB });
     const bConfig = (JSON.parse(inspect.stdout) as { manifest: { config: { digest: string } } }).manifest.config.digest;
     assert.equal(bConfig, a.configDescriptor.digest, 'same image config (and id)');
+    // B exported the cache again: the same records, every blob still there (the build stage's
+    // layer, which B never fetched, was found in the registry and not uploaded)
+    const again = await remoteCache(ref);
+    assert.deepEqual(new Set(again.config[CACHE_CONFIG_KEY].steps.map((s) => s.key)), new Set(config[CACHE_CONFIG_KEY].steps.map((s) => s.key)));
+    for (const l of [...again.manifest.layers, again.manifest.config]) assert.ok((await repo.statBlob(l.digest)) !== undefined, `${l.digest} is in the registry`);
+    const buildKey = a.steps.find((s) => s.stage === 'build')!.key;
+    const buildLayer = manifest.layers[config[CACHE_CONFIG_KEY].steps.find((s) => s.key === buildKey)!.layer!].digest;
+    assert.ok(!(await blobsOf(rootB)).has(buildLayer), 'B never fetched the build stage layer');
 
     // the image as it is pushed (gzip layers) has the same manifest digest on both runners
     const rootC = await fx.freshRoot();
@@ -97,8 +105,6 @@ describe('shared cache: type=registry', { skip }, () => {
     assert.ok(c.steps.every((s) => s.cached));
     assert.equal(archivedManifest(archiveC), archivedManifest(archiveA));
     // and C downloaded only the final image's layers, not the build stage's
-    const buildKey = a.steps.find((s) => s.stage === 'build')!.key;
-    const buildLayer = manifest.layers[config[CACHE_CONFIG_KEY].steps.find((s) => s.key === buildKey)!.layer!].digest;
     assert.ok(!c.cacheFetched?.includes(buildLayer));
     assert.equal(c.cacheFetched?.length, a.config.rootfs.diff_ids.length - 1);
   });
