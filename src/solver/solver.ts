@@ -9,7 +9,6 @@ import path from 'node:path';
 import { isErrnoError } from '../errors.js';
 import { vertexInputs, type LocalVertex, type MountSpec, type Vertex } from '../graph/types.js';
 import type { ImportedCache, ImportedLayer } from '../cache/imported.js';
-import { ownedName } from '../lifecycle.js';
 import { kilnPaths } from '../paths.js';
 import { extractLayer } from '../snapshot/unpack.js';
 import type { ContentStore, Lease } from '../oci/store.js';
@@ -237,7 +236,7 @@ class MountSeeder {
 
   constructor(
     private readonly root: string,
-    private readonly store: Pick<ContentStore, 'openBlob'>,
+    private readonly store: Pick<ContentStore, 'openBlob' | 'tempPath'>,
     private readonly imported: ImportedCache,
     private readonly lease?: Lease,
   ) {}
@@ -261,12 +260,14 @@ class MountSeeder {
     const entries = await fs.readdir(dir).catch(() => undefined);
     if (entries && entries.length > 0) return;
     await layer.fetch();
-    const tmp = path.join(kilnPaths(this.root).cacheMounts, ownedName(`seed-${name}`));
+    // unpacked in the store's temp dir (the reaper's, should this process die), then renamed in
+    const tmp = this.store.tempPath('seed-mount');
     await fs.mkdir(tmp, { recursive: true, mode: m.mode ?? 0o755 });
     try {
       await fs.chown(tmp, m.uid ?? 0, m.gid ?? 0);
       await extractLayer(this.store.openBlob(layer.descriptor.digest), tmp, `cache mount ${m.id ?? m.target}`, layer.diffId);
       // an empty directory made meanwhile is replaced; one a step has filled is kept
+      await fs.mkdir(path.dirname(dir), { recursive: true });
       await fs.rmdir(dir).catch(() => undefined);
       await fs.rename(tmp, dir).catch((e: unknown) => {
         if (!isErrnoError(e) || (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST')) throw e;

@@ -217,6 +217,23 @@ describe('shared cache: type=local', { skip }, () => {
     assert.equal(out.stdout, 'mine\n', out.stderr);
   });
 
+  it('rewriting a cache directory: concurrent exports leave a whole cache, and the manifest it replaced keeps its blobs', async () => {
+    const dest = path.join(work, 'cache-shared-dir');
+    const files = (v: string) => ({ Dockerfile: `FROM busybox:latest\nRUN echo ${v} > /v && head -c 200000 /dev/urandom > /noise\n` });
+    await run(rootA, await context(files('zero')), { cacheTo: [parseCacheTo(`type=local,dest=${dest},mode=max,ignore-error=false`)] });
+    const first = await readLayout(dest);
+    const other = await freshRoot();
+    const [x, y] = await Promise.all([
+      run(rootA, await context(files('one')), { cacheTo: [parseCacheTo(`type=local,dest=${dest},mode=max,ignore-error=false`)] }),
+      run(other, await context(files('two')), { cacheTo: [parseCacheTo(`type=local,dest=${dest},mode=max,ignore-error=false`)] }),
+    ]);
+    const now = await readLayout(dest);
+    for (const l of [...now.manifest.layers, now.manifest.config, ...first.manifest.layers, first.manifest.config]) await fs.access(path.join(dest, 'blobs', 'sha256', l.digest.slice(7)));
+    const keys = new Set(now.config[CACHE_CONFIG_KEY].steps.map((s) => s.key));
+    assert.ok([x, y].some((r) => r.steps.every((s) => keys.has(s.key))), "the cache is one build's, whole");
+    assert.deepEqual((await fs.readdir(dest)).filter((n) => n.endsWith('.tmp')), [], 'no temp file left');
+  });
+
   it('a missing or malformed cache is a warning and the build runs uncached', async () => {
     const rootB = await freshRoot();
     const ctx = await context({ Dockerfile: 'FROM busybox:latest\nRUN echo x > /x\n' });
