@@ -31,7 +31,8 @@ import type { Exporter, ExportImage, ExportResult, ExportSource } from './export
 import { normalizeTagName } from './oci/reference.js';
 import { CACHE_CONFIG_KEY } from './cache/format.js';
 import type { CacheRegistry } from './cache/remote.js';
-import { exportCaches, importCaches, inlineCacheRecords, type CacheSessionDeps } from './cache/session.js';
+import { exportCaches, importCaches, inlineCacheRecords, type CacheExportOutcome, type CacheSessionDeps } from './cache/session.js';
+import { blobSources, recordBlobSources } from './registry/sources.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache/spec.js';
 import { registryClient } from './registry/settings.js';
 
@@ -91,7 +92,7 @@ export interface BuildResult {
   /** With `cacheFrom`: the blobs fetched from the imported caches. */
   cacheFetched?: string[];
   /** With `cacheTo`: each export's cache manifest digest, or why it failed (a warning). */
-  cacheExports?: Array<{ spec: CacheExportSpec; manifest?: string; error?: string }>;
+  cacheExports?: CacheExportOutcome[];
 }
 
 export function sourceDateEpoch(): number | undefined {
@@ -154,6 +155,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     lease,
     platform: opts.platform ?? buildPlatform,
     registry: () => (client ??= opts.registry ?? registryClient({ root: opts.root, insecureRegistries: opts.insecureRegistries, signal: opts.signal })),
+    sources: { known: (host, digest) => blobSources(opts.root, host, digest), record: (host, repo, digests) => recordBlobSources(opts.root, host, repo, digests) },
     warn: opts.warn,
   };
   try {

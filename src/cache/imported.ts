@@ -18,6 +18,8 @@ export interface CacheSource {
   where: string;
   records: ImportedCacheRecords;
   provider: Pick<Provider, 'openBlob'>;
+  /** Called with each blob fetched from it. */
+  fetched?: (digest: string) => Promise<void>;
 }
 
 /** A layer an imported record names, with the way to bring its blob into the local store. */
@@ -112,6 +114,7 @@ export class ImportedCache {
         throw fail(e);
       }
       this.fetched.push(digest);
+      await source.fetched?.(digest);
     } finally {
       await w.abort();
     }

@@ -11,7 +11,7 @@ import { parseCanonicalReference } from '../oci/reference.js';
 import { compressionOfMediaType } from '../oci/variants.js';
 import { MediaType, type Descriptor, type ImageIndex, type ImageManifest, type Platform } from '../oci/types.js';
 import { isIndexType } from '../oci/walk.js';
-import type { RemoteRepository } from '../registry/types.js';
+import type { PushBlobResult, RemoteRepository } from '../registry/types.js';
 import { decodeCache, encodeCache, type CacheContent, type CacheLayer, type ImportedCacheRecords } from './format.js';
 import type { CacheSource } from './imported.js';
 import { LayoutDir, parseJSON } from './layout.js';
@@ -35,10 +35,24 @@ export interface CacheExportInput {
   mounts: Array<{ id: string; layer: ExportLayer }>;
 }
 
+/** Where blobs are known to be on registries (registry/sources.ts): for cross-repository mounts. */
+export interface BlobSources {
+  /** Repositories on `host` known to have `digest`. */
+  known(host: string, digest: string): Promise<string[]>;
+  record(host: string, repository: string, digests: string[]): Promise<void>;
+}
+
 export interface CacheExportDeps {
   store: VariantStore;
   registry: () => CacheRegistry;
   platform: Platform;
+  sources?: BlobSources;
+}
+
+/** What an export wrote: the cache manifest, and for a registry how each blob got there. */
+export interface CacheExportResult {
+  manifest: Descriptor;
+  blobs?: Record<PushBlobResult, number>;
 }
 
 /** How many blobs an export moves at once. */
@@ -73,7 +87,7 @@ async function inCompression(store: VariantStore, l: ExportLayer, compression: '
  * Writes the cache: every layer in the spec's compression, then the config, then the
  * manifest (last: what names the cache never names a missing blob). Returns the manifest.
  */
-export async function exportCache(spec: CacheExportSpec, input: CacheExportInput, deps: CacheExportDeps): Promise<Descriptor> {
+export async function exportCache(spec: CacheExportSpec, input: CacheExportInput, deps: CacheExportDeps): Promise<CacheExportResult> {
   const compression = spec.compression === 'uncompressed' ? 'none' : 'gzip';
   const opened = new Map<string, () => AsyncIterable<Buffer>>();
   const convert = async (l: ExportLayer): Promise<CacheLayer> => {
@@ -96,18 +110,24 @@ export async function exportCache(spec: CacheExportSpec, input: CacheExportInput
     const ref = parseCanonicalReference(spec.ref!);
     if (ref.digest !== undefined && ref.tag === undefined) throw new KilnError(`cannot export a cache to ${spec.ref}: a digest names content, not a place to write`, { code: 'invalid', hint: 'give a tag: type=registry,ref=HOST/REPO:buildcache' });
     const repo = deps.registry().repository(spec.ref!);
+    const blobs: Record<PushBlobResult, number> = { exists: 0, mounted: 0, uploaded: 0 };
+    // a blob pushed with an image (or another cache) on this registry is mounted, not uploaded
+    const mountFrom = async (digest: string) => ((await deps.sources?.known(repo.host, digest)) ?? []).filter((r) => r !== repo.name);
     await eachLimited(encoded.layers, async (d) => {
-      await repo.pushBlob(d, open(d));
+      blobs[await repo.pushBlob(d, open(d), { mountFrom: await mountFrom(d.digest) })]++;
     });
     const bytes = encoded.config.bytes;
-    await repo.pushBlob(encoded.config.descriptor, async function* () {
+    const config = async function* () {
       yield bytes;
-    });
+    };
+    blobs[await repo.pushBlob(encoded.config.descriptor, config, { mountFrom: await mountFrom(encoded.config.descriptor.digest) })]++;
     await repo.putManifest(ref.tag ?? 'latest', { mediaType: MediaType.ociManifest, bytes: encoded.manifest.bytes });
+    await deps.sources?.record(repo.host, repo.name, [...encoded.layers.map((d) => d.digest), encoded.config.descriptor.digest]).catch(() => undefined);
+    return { manifest: encoded.manifest.descriptor, blobs };
   } else {
     throw new KilnError('type=inline is written into the image, not exported on its own');
   }
-  return encoded.manifest.descriptor;
+  return { manifest: encoded.manifest.descriptor };
 }
 
 /** The manifest of `platform` when `desc` is an index, else `desc`. */
@@ -132,7 +152,7 @@ async function records(manifest: ImageManifest, readConfig: (d: Descriptor) => P
 }
 
 /** Reads one cache's manifest and config (no layers). */
-export async function openCacheSource(spec: CacheImportSpec, deps: { registry: () => CacheRegistry; platform: Platform }): Promise<CacheSource> {
+export async function openCacheSource(spec: CacheImportSpec, deps: { registry: () => CacheRegistry; platform: Platform; sources?: BlobSources }): Promise<CacheSource> {
   const where = describeCacheSpec(spec);
   if (spec.type === 'local') {
     const dir = new LayoutDir(spec.src!);
@@ -149,11 +169,18 @@ export async function openCacheSource(spec: CacheImportSpec, deps: { registry: (
   }
   const provider: Provider = repo.provider();
   const manifest = parseJSON<ImageManifest>(got.bytes, `the manifest at ${where}`);
-  return { where, provider, records: await records(manifest, (d) => provider.readBlob(d.digest), where) };
+  const sources = deps.sources;
+  return {
+    where,
+    provider,
+    records: await records(manifest, (d) => provider.readBlob(d.digest), where),
+    // a blob fetched from this repository can be mounted from it by a later push
+    fetched: sources && ((digest) => sources.record(repo.host, repo.name, [digest]).catch(() => undefined)),
+  };
 }
 
 /** Opens every --cache-from; one that fails is a warning (the build runs without it). */
-export async function openCacheSources(specs: CacheImportSpec[], deps: { registry: () => CacheRegistry; platform: Platform; warn?: (m: string) => void }): Promise<CacheSource[]> {
+export async function openCacheSources(specs: CacheImportSpec[], deps: { registry: () => CacheRegistry; platform: Platform; sources?: BlobSources; warn?: (m: string) => void }): Promise<CacheSource[]> {
   const out = await Promise.all(
     specs.map((s) =>
       openCacheSource(s, deps).catch((e: unknown) => {

@@ -12,7 +12,7 @@ import type { Vertex } from '../graph/types.js';
 import type { SolvedLayer, Solver } from '../solver/solver.js';
 import { inlineMetadata, type CacheMetadata } from './format.js';
 import { ImportedCache } from './imported.js';
-import { exportCache, openCacheSources, type CacheExportInput, type CacheRegistry, type ExportLayer } from './remote.js';
+import { exportCache, openCacheSources, type BlobSources, type CacheExportInput, type CacheExportResult, type CacheRegistry, type ExportLayer } from './remote.js';
 import { describeCacheSpec, type CacheExportSpec, type CacheImportSpec } from './spec.js';
 
 export interface CacheSessionDeps {
@@ -20,6 +20,7 @@ export interface CacheSessionDeps {
   lease?: Lease;
   platform: Platform;
   registry: () => CacheRegistry;
+  sources?: BlobSources;
   warn?: (message: string) => void;
 }
 
@@ -70,6 +71,14 @@ async function mountsOf(spec: CacheExportSpec, solver: Solver, target: Vertex, d
   return out;
 }
 
+/** One --cache-to's outcome: its manifest digest (and how a registry got each blob), or why it failed. */
+export interface CacheExportOutcome {
+  spec: CacheExportSpec;
+  manifest?: string;
+  blobs?: CacheExportResult['blobs'];
+  error?: string;
+}
+
 /**
  * Exports the build's cache to each of `specs` (inline ones are written into the image, not
  * here). A failed export is a warning unless the spec says ignore-error=false.
@@ -80,14 +89,14 @@ export async function exportCaches(
   target: Vertex,
   deps: CacheSessionDeps,
   imported?: ImportedCache,
-): Promise<Array<{ spec: CacheExportSpec; manifest?: string; error?: string }>> {
-  const results: Array<{ spec: CacheExportSpec; manifest?: string; error?: string }> = [];
+): Promise<CacheExportOutcome[]> {
+  const results: CacheExportOutcome[] = [];
   for (const spec of specs) {
     if (spec.type === 'inline') continue;
     try {
       const input: CacheExportInput = { steps: await stepsOf(solver, target, spec.mode ?? 'min'), mounts: await mountsOf(spec, solver, target, deps, imported) };
-      const manifest = await exportCache(spec, input, deps);
-      results.push({ spec, manifest: manifest.digest });
+      const done = await exportCache(spec, input, deps);
+      results.push({ spec, manifest: done.manifest.digest, blobs: done.blobs });
     } catch (e) {
       const message = (e as Error).message;
       if (spec.ignoreError === false) {

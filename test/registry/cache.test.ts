@@ -151,6 +151,17 @@ describe('shared cache: type=registry', { skip }, () => {
     assert.ok(b.steps.every((s) => s.cached));
   });
 
+  it('blobs another repository on the registry has are mounted, not uploaded', async () => {
+    const ctx = await fx.context({ Dockerfile: 'FROM busybox:latest\nRUN echo mount-me > /m && head -c 100000 /dev/urandom > /r\n' });
+    const first = await fx.run(fx.rootA, ctx, { registry: client, cacheTo: [parseCacheTo(`type=registry,ref=${reg.host}/team/one:cache,mode=max,ignore-error=false`)] });
+    assert.deepEqual(first.cacheExports?.[0].blobs, { exists: 0, mounted: 0, uploaded: 2 });
+    const second = await fx.run(fx.rootA, ctx, { registry: client, cacheTo: [parseCacheTo(`type=registry,ref=${reg.host}/team/two:cache,mode=max,ignore-error=false`)] });
+    assert.deepEqual(second.cacheExports?.[0].blobs, { exists: 0, mounted: 2, uploaded: 0 });
+    const { manifest } = await remoteCache(`${reg.host}/team/two:cache`);
+    const repo = client.repository(`${reg.host}/team/two:cache`);
+    for (const d of [manifest.config, ...manifest.layers]) assert.ok((await repo.statBlob(d.digest)) !== undefined);
+  });
+
   it('an unreachable or missing cache is a warning: the build runs uncached, the export is skipped', async () => {
     const port = await freePort();
     const quick = new RegistryClient({ attempts: 1 });
