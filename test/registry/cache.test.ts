@@ -162,6 +162,25 @@ describe('shared cache: type=registry', { skip }, () => {
     for (const d of [manifest.config, ...manifest.layers]) assert.ok((await repo.statBlob(d.digest)) !== undefined);
   });
 
+  it('a cache on a registry that refuses us is a warning naming the host, the password never shown', async () => {
+    const locked = await startRegistry({ auth: 'htpasswd' });
+    const anonymous = new RegistryClient({ attempts: 1 });
+    try {
+      const rootB = await fx.freshRoot();
+      const r = await fx.run(rootB, await fx.context({ Dockerfile: 'FROM busybox:latest\nRUN echo locked-out > /l\n' }), {
+        registry: anonymous,
+        cacheFrom: [parseCacheFrom(`${locked.host}/private/cache:main`)],
+      });
+      assert.equal(r.steps[0].cached, false);
+      const w = r.warnings.join('\n');
+      assert.match(w, new RegExp(`cache import from type=registry,ref=${locked.host.replace(/\./g, '\\.')}/private/cache:main failed, building without it: .*${locked.host.replace(/\./g, '\\.')}`));
+      for (const pw of Object.values(locked.users)) assert.ok(!w.includes(pw));
+    } finally {
+      anonymous.close();
+      await locked.stop();
+    }
+  });
+
   it('an unreachable or missing cache is a warning: the build runs uncached, the export is skipped', async () => {
     const port = await freePort();
     const quick = new RegistryClient({ attempts: 1 });
