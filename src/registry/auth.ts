@@ -197,8 +197,10 @@ export class Authorizer {
   }
 }
 
-export function loginRequired(host: string): KilnError {
-  return new KilnError(`${host}: authentication required`, { code: 'unauthorized', hint: `log in first: kiln login ${host}` });
+/** 401 without credentials; `repository` named when known (a registry may hide a missing one behind 401). */
+export function loginRequired(host: string, repository?: string): KilnError {
+  const which = repository ? ` to access ${host}/${repository} (or it does not exist)` : '';
+  return new KilnError(`${host}: authentication required${which}`, { code: 'unauthorized', hint: `log in first: kiln login ${host}` });
 }
 
 export function credentialsRefused(host: string): KilnError {

@@ -14,7 +14,7 @@ import { MediaType, type Descriptor } from '../oci/types.js';
 import { Authorizer, credentialsRefused, loginRequired, parseChallenges, pickChallenge, type Challenge } from './auth.js';
 import { referrersTag, withReferrer } from './referrers.js';
 import { isLoopback, isNotTls } from './tls.js';
-import { cancelled, networkError, readBody, sleep, Transport, writeWithBackpressure, type RequestBody, type Response } from './transport.js';
+import { cancelled, networkError, readBody, retryAfterMs, sleep, Transport, writeWithBackpressure, type RequestBody, type Response } from './transport.js';
 import type { ClientOptions, OnProgress, PushBlobResult, RemoteManifest, RemoteRepository } from './types.js';
 
 /** Manifests larger than this are refused (as containerd and distribution do). */
@@ -128,13 +128,17 @@ export class RegistryClient {
     const url = spec.path instanceof URL ? spec.path : new URL(`/v2/${spec.path}`, ep.base);
     let challenge = ep.challenge;
     for (let round = 0; ; round++) {
-      const authorization = await this.auth.authorization(host, challenge, spec.scopes);
+      // an upload Location on another host gets no credentials, like a redirect
+      const sameHost = url.host === ep.base.host && url.protocol === ep.base.protocol;
+      const authorization = sameHost ? await this.auth.authorization(host, challenge, spec.scopes) : undefined;
       const res = await this.transport.request({ ...spec, url, authorization });
       if (res.status !== 401) return res;
       res.discard();
       const fresh = pickChallenge(parseChallenges(res.headers['www-authenticate']));
       if (round >= 1 || !fresh) {
-        if (!authorization || !(await this.auth.credentialsFor(host))) throw loginRequired(host);
+        if (!authorization || !(await this.auth.credentialsFor(host))) throw loginRequired(host, /^repository:(.+):[^:]+$/.exec(spec.scopes[0] ?? '')?.[1]);
+        // logged in, but the token does not grant what was asked: the account may not do it
+        if (fresh?.params.error === 'insufficient_scope') throw insufficientScope(host, fresh.params.scope || spec.scopes.join(' '));
         throw credentialsRefused(host);
       }
       // the token expired or lacks a scope: ask again (the registry may name the scope it wants)
@@ -143,6 +147,12 @@ export class RegistryClient {
       ep.challenge = { scheme: fresh.scheme, params: { ...fresh.params, scope: '' } };
     }
   }
+}
+
+function insufficientScope(host: string, scope: string): KilnError {
+  const m = /^repository:(.+):([a-z,*]+)$/.exec(scope.split(' ').pop() ?? '');
+  const what = m ? `${m[2].split(',').includes('push') ? 'push to' : 'pull from'} ${host}/${m[1]}` : `access ${scope}`;
+  return new KilnError(`${host}: denied: the logged-in account may not ${what}`, { code: 'denied', hint: `check the repository name and that the account has access to it (kiln login ${host} to use another)` });
 }
 
 /** An error for a registry's non-success answer: what and where, and what to do. */
@@ -154,7 +164,7 @@ export function statusError(status: number, host: string, body: { code?: string;
     case status === 403:
       return new KilnError(`${host}: access to ${what} denied${said}`, { code: 'denied', hint: `check that your account may do this on ${host} (kiln login ${host})` });
     case status === 404 || body?.code === 'NAME_UNKNOWN' || body?.code === 'MANIFEST_UNKNOWN' || body?.code === 'BLOB_UNKNOWN':
-      return new KilnError(`${what} not found${body?.code === 'NAME_UNKNOWN' ? ' (no such repository)' : ''}`, { code: 'not-found', hint: 'check the name, tag and digest' });
+      return new KilnError(`${what} not found${body?.code === 'NAME_UNKNOWN' && !what.startsWith('repository') ? ' (no such repository)' : ''}`, { code: 'not-found', hint: 'check the name, tag and digest' });
     case status === 429:
       return new KilnError(`${host} is rate-limiting requests (429)${said}`, { code: 'resource-exhausted', retryAfterMs: retryAfter, hint: 'wait and try again, or log in for a higher limit' });
     case status >= 500:
@@ -208,18 +218,26 @@ class Repository implements RemoteRepository {
 
   private async fail(res: Response, what: string): Promise<never> {
     const body = res.status === 401 ? undefined : await errorBody(res);
-    const err = statusError(res.status, this.host, body, what);
-    if (res.status === 404 || err.code === 'not-found') {
-      throw new KilnError(`${what} not found on ${this.host}${body?.code === 'NAME_UNKNOWN' ? ' (no such repository)' : ''}`, { code: 'not-found', hint: err.hint });
+    throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
+  }
+
+  /** A small 200 body (a manifest, a tag list), the request made again when the body is cut off. */
+  private async getBody(spec: CallSpec, limit: number, what: string): Promise<{ res: Response; bytes: Buffer }> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.client.call(this.host, spec);
+      if (res.status !== 200) return this.fail(res, what);
+      try {
+        return { res, bytes: await readBody(res, limit, () => what) };
+      } catch (e) {
+        if (!retryable(e) || attempt >= this.client.transport.attempts || this.opts.signal?.aborted) throw e;
+        await sleep(this.client.transport.backoff(attempt), this.opts.signal);
+      }
     }
-    throw err;
   }
 
   async getManifest(reference: string): Promise<RemoteManifest> {
     const what = `manifest ${this.where(reference)}`;
-    const res = await this.client.call(this.host, { method: 'GET', path: `${this.name}/manifests/${reference}`, headers: { accept: ACCEPT }, scopes: this.pull });
-    if (res.status !== 200) return this.fail(res, what);
-    const bytes = await readBody(res, MAX_MANIFEST_BYTES, () => what);
+    const { res, bytes } = await this.getBody({ method: 'GET', path: `${this.name}/manifests/${reference}`, headers: { accept: ACCEPT }, scopes: this.pull }, MAX_MANIFEST_BYTES, what);
     const mediaType = manifestMediaType(bytes, mediaTypeOf(header(res, 'content-type')), what);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const expected = isDigest(reference) ? reference : header(res, 'docker-content-digest');
@@ -265,7 +283,7 @@ class Repository implements RemoteRepository {
       if (body?.code === 'MANIFEST_BLOB_UNKNOWN' || body?.code === 'BLOB_UNKNOWN') {
         throw new KilnError(`${this.host} refused ${what}: it names a blob the repository does not have`, { code: 'invalid', hint: 'push the blobs before the manifest' });
       }
-      throw statusError(res.status, this.host, body, what);
+      throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     }
     res.discard();
     const said = header(res, 'docker-content-digest');
@@ -322,9 +340,9 @@ class Repository implements RemoteRepository {
     const tags: string[] = [];
     let path: string | URL = `${this.name}/tags/list`;
     for (let page = 0; page < 1000; page++) {
-      const res = await this.client.call(this.host, { method: 'GET', path, scopes: this.pull });
-      if (res.status !== 200) return this.fail(res, `repository ${this.where()}`);
-      const body = tryJson(await readBody(res, 16 << 20, () => `the tag list of ${this.where()}`)) as { tags?: string[] | null } | undefined;
+      const got = await this.getBody({ method: 'GET', path, scopes: this.pull }, 16 << 20, `repository ${this.where()}`);
+      const res = got.res;
+      const body = tryJson(got.bytes) as { tags?: string[] | null } | undefined;
       tags.push(...(body?.tags ?? []));
       const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '');
       if (!link) break;
@@ -469,17 +487,35 @@ class Repository implements RemoteRepository {
     // the push scope from the start: one token for the whole push
     if ((await this.stat(digest, this.push)) !== undefined) return 'exists';
     const attempts = this.client.transport.attempts;
+    const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    // a chunked upload that broke goes on from what the registry has (GET on the session)
+    let state: UploadState | undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        const session = await this.startUpload(digest, options.mountFrom ?? [], what);
-        if (session === 'mounted') return 'mounted';
-        await this.upload(session, descriptor, open, options.chunkSize ?? DEFAULT_CHUNK_SIZE, what, options.onProgress);
+        state = state && (await this.uploadStatus(state.location));
+        if (!state) {
+          const session = await this.startUpload(digest, options.mountFrom ?? [], what);
+          if (session === 'mounted') return 'mounted';
+          state = { location: session, offset: 0 };
+        }
+        await this.upload(state, descriptor, open, chunkSize, what, options.onProgress);
         return 'uploaded';
       } catch (e) {
         if (!retryable(e) || attempt >= attempts || this.opts.signal?.aborted) throw e;
+        if (descriptor.size <= chunkSize) state = undefined;
         await sleep(this.client.transport.backoff(attempt, isKilnError(e) ? e.retryAfterMs : undefined), this.opts.signal);
       }
     }
+  }
+
+  /** Where an upload session stands (GET on it: 204 with Range 0-LAST), undefined when the registry forgot it. */
+  private async uploadStatus(location: URL): Promise<UploadState | undefined> {
+    const res = await this.client.call(this.host, { method: 'GET', path: location, scopes: this.push });
+    res.discard();
+    const range = /^(?:bytes=)?0-(-?\d+)$/.exec(header(res, 'range') ?? '');
+    if (res.status !== 204 || !range) return undefined;
+    const loc = header(res, 'location');
+    return { location: loc ? new URL(loc, res.url) : location, offset: Number(range[1]) + 1 };
   }
 
   /** POST an upload (mounting from `mountFrom` first): 'mounted', or the upload URL. */
@@ -517,80 +553,62 @@ class Repository implements RemoteRepository {
     }
   }
 
-  private async upload(session: URL, descriptor: Pick<Descriptor, 'digest' | 'size'>, open: () => AsyncIterable<Buffer>, chunkSize: number, what: string, onProgress?: OnProgress): Promise<void> {
+  private async upload(state: UploadState, descriptor: Pick<Descriptor, 'digest' | 'size'>, open: () => AsyncIterable<Buffer>, chunkSize: number, what: string, onProgress?: OnProgress): Promise<void> {
     const { digest, size } = descriptor;
-    let location = session;
-    let sent = 0;
-    const finish = (loc: URL) => {
+    const withDigest = (loc: URL) => {
       const u = new URL(loc);
       u.searchParams.set('digest', digest);
       return u;
     };
     const expectStatus = async (res: Response, ok: number[]) => {
-      if (ok.includes(res.status)) return;
+      if (ok.includes(res.status)) return res.discard();
       const body = await errorBody(res);
       if (body?.code === 'DIGEST_INVALID' || body?.code === 'SIZE_INVALID') {
         throw new KilnError(`${this.host} refused ${what}: the uploaded bytes do not match ${digest}`, { code: 'invalid', hint: 'the local blob is corrupt or changed while it was pushed' });
       }
-      throw statusError(res.status, this.host, body, what, undefined);
+      throw statusError(res.status, this.host, body, what, retryAfterMs(res.headers['retry-after']));
     };
     if (size <= chunkSize) {
+      // one PUT with the whole blob (the POST made the session)
       const body = async function* (): AsyncGenerator<Buffer> {
-        sent = 0;
+        let sent = 0;
         for await (const c of open()) {
           sent += c.length;
           yield c;
           onProgress?.(sent);
         }
       };
-      const res = await this.client.call(this.host, {
-        method: 'PUT',
-        path: finish(location),
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-        body,
-        scopes: this.push,
-        retry: false,
-      });
-      await expectStatus(res, [201, 204]);
-      res.discard();
+      const headers = { 'content-type': 'application/octet-stream', 'content-length': String(size) };
+      await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(state.location), headers, body, scopes: this.push, retry: false }), [201, 204]);
       return;
     }
-    let buffered: Buffer[] = [];
-    let bufferedLen = 0;
-    const flush = async () => {
-      const chunk = Buffer.concat(buffered, bufferedLen);
-      buffered = [];
-      bufferedLen = 0;
-      const res = await this.client.call(this.host, {
-        method: 'PATCH',
-        path: location,
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${sent}-${sent + chunk.length - 1}` },
-        body: chunk,
-        scopes: this.push,
-        retry: false,
-      });
-      await expectStatus(res, [202, 204]);
-      res.discard();
-      const loc = header(res, 'location');
-      if (loc) location = new URL(loc, res.url);
-      sent += chunk.length;
-      onProgress?.(sent);
-    };
-    for await (const c of open()) {
-      let rest = c;
-      while (rest.length > 0) {
-        const take = Math.min(rest.length, chunkSize - bufferedLen);
-        buffered.push(rest.subarray(0, take));
-        bufferedLen += take;
-        rest = rest.subarray(take);
-        if (bufferedLen === chunkSize) await flush();
+    // PATCH chunks, each streaming the next chunkSize bytes of the source (none held in memory),
+    // from the offset the registry has (0, or where a broken upload stopped)
+    const source = new ByteReader(open()[Symbol.asyncIterator]());
+    try {
+      await source.skip(state.offset);
+      while (state.offset < size) {
+        const start = state.offset;
+        const n = Math.min(chunkSize, size - start);
+        let used = false;
+        const body = () => {
+          // a chunk's bytes come from the one source: it cannot be sent twice (the upload resumes)
+          if (used) throw new KilnError(`the upload of ${digest} to ${this.host} was interrupted`, { code: 'unavailable' });
+          used = true;
+          return source.take(n, (k) => onProgress?.(start + k));
+        };
+        const headers = { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + n - 1}`, 'content-length': String(n) };
+        const res = await this.client.call(this.host, { method: 'PATCH', path: state.location, headers, body, scopes: this.push, retry: false });
+        const loc = header(res, 'location');
+        await expectStatus(res, [202, 204]);
+        if (loc) state.location = new URL(loc, res.url);
+        state.offset = start + n;
       }
+      if (!(await source.atEnd())) throw new KilnError(`${what}: the local blob has more than the ${size} bytes its descriptor says`, { code: 'invalid' });
+    } finally {
+      await source.close();
     }
-    if (bufferedLen > 0) await flush();
-    if (sent !== size) throw new KilnError(`${what}: the local blob has ${sent} bytes, not the ${size} its descriptor says`, { code: 'invalid' });
-    const res = await this.client.call(this.host, { method: 'PUT', path: finish(location), scopes: this.push, retry: false });
-    await expectStatus(res, [201, 204]);
-    res.discard();
+    await expectStatus(await this.client.call(this.host, { method: 'PUT', path: withDigest(state.location), scopes: this.push, retry: false }), [201, 204]);
   }
 
   provider(): Provider {
@@ -616,6 +634,65 @@ class Repository implements RemoteRepository {
         }
       },
     };
+  }
+}
+
+/** An upload session: its current URL and how many bytes the registry has. */
+interface UploadState {
+  location: URL;
+  offset: number;
+}
+
+/** Reads exact byte counts from a stream of chunks of any size. */
+class ByteReader {
+  private rest: Buffer | undefined;
+
+  constructor(private readonly it: AsyncIterator<Buffer>) {}
+
+  /** The next `n` bytes as they come; a source that ends before is a KilnError. */
+  async *take(n: number, onProgress?: (taken: number) => void): AsyncGenerator<Buffer> {
+    let taken = 0;
+    while (taken < n) {
+      let c = this.rest;
+      this.rest = undefined;
+      if (!c) {
+        const r = await this.it.next();
+        if (r.done) throw new KilnError(`the blob ended after ${taken} of the ${n} bytes of an upload chunk: it is shorter than its descriptor says`, { code: 'invalid' });
+        c = r.value;
+      }
+      if (c.length > n - taken) {
+        this.rest = c.subarray(n - taken);
+        c = c.subarray(0, n - taken);
+      }
+      taken += c.length;
+      yield c;
+      onProgress?.(taken);
+    }
+  }
+
+  /** Stops reading the source (closes its file). */
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+
+  /** Drops the next `n` bytes (an upload resumed past them). */
+  async skip(n: number): Promise<void> {
+    for await (const _ of this.take(n)) {
+      // discarded
+    }
+  }
+
+  /** Whether the source has nothing more. */
+  async atEnd(): Promise<boolean> {
+    if (this.rest?.length) return false;
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) return true;
+      if (r.value.length) {
+        this.rest = r.value;
+        return false;
+      }
+    }
   }
 }
 

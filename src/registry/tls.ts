@@ -1,6 +1,6 @@
 /**
- * Which hosts may be spoken to without TLS, and the TLS settings for each host: the system's
- * CAs plus docker's per-host certs.d directory (<certsDir>/<host[:port]>/*.crt as extra CAs,
+ * Which hosts may be spoken to without TLS, and the TLS settings for each host: node's and the
+ * system's CAs plus docker's per-host certs.d directory (<certsDir>/<host[:port]>/*.crt as extra CAs,
  * client.cert/client.key — or any NAME.cert with NAME.key — as the client certificate).
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -46,7 +46,8 @@ export function hostTls(host: string, options: { certsDir?: string; insecure: bo
   }
   const out: HostTls = { rejectUnauthorized: !options.insecure };
   const extra = names.filter((n) => n.endsWith('.crt')).map((n) => readFileSync(path.join(dir, n)));
-  if (extra.length) out.ca = [...tls.rootCertificates, ...extra];
+  const system = systemCertificates();
+  if (extra.length || system.length) out.ca = [...tls.rootCertificates, ...system, ...extra];
   const cert = names.find((n) => n.endsWith('.cert'));
   if (cert) {
     const keyName = `${cert.slice(0, -'.cert'.length)}.key`;
@@ -56,6 +57,28 @@ export function hostTls(host: string, options: { certsDir?: string; insecure: bo
     out.cert = readFileSync(path.join(dir, cert));
     out.key = readFileSync(path.join(dir, keyName));
   }
+  return out;
+}
+
+/** Where distributions keep the system's CA bundle (Debian, Fedora/RHEL, Alpine/macOS). */
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+
+/**
+ * The system's CAs (node itself trusts only its bundled Mozilla list): $SSL_CERT_FILE, else the
+ * distribution's bundle, plus $NODE_EXTRA_CA_CERTS (which an explicit CA list would otherwise drop).
+ */
+export function systemCertificates(env: NodeJS.ProcessEnv = process.env): Buffer[] {
+  const read = (f: string | undefined): Buffer | undefined => {
+    if (!f) return undefined;
+    try {
+      return readFileSync(f);
+    } catch {
+      return undefined;
+    }
+  };
+  const bundle = env.SSL_CERT_FILE ? read(env.SSL_CERT_FILE) : SYSTEM_BUNDLES.map(read).find((b) => b !== undefined);
+  const out: Buffer[] = [];
+  for (const b of [bundle, read(env.NODE_EXTRA_CA_CERTS)]) if (b) out.push(b);
   return out;
 }
 

@@ -123,7 +123,7 @@ export function networkError(e: unknown, host: string, certsDir?: string): KilnE
 }
 
 function stalled(host: string, ms: number): KilnError {
-  return new KilnError(`${host} sent nothing for ${Math.round(ms / 1000)} s`, { code: 'unavailable', hint: 'the registry or the network stalled; try again' });
+  return new KilnError(`${host} sent nothing for ${ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`}`, { code: 'unavailable', hint: 'the registry or the network stalled; try again' });
 }
 
 /** Reads a whole body, failing with a KilnError past `limit` bytes. */

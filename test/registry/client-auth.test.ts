@@ -104,7 +104,7 @@ test('token auth: anonymous pulls, pushes need a login, tokens are cached per sc
   assert.ok((await anonRepo.getManifest('v1')).bytes.equals(img.manifest));
   assert.equal(issuer.requests.at(-1)?.user, undefined);
   assert.equal(issuer.requests.at(-1)?.authorization, false);
-  await assert.rejects(seedImage(anonRepo, 'v2'), unauthorized(reg.host, /authentication required/));
+  await assert.rejects(seedImage(anonRepo, 'v2'), unauthorized(reg.host, /authentication required to access .*\/team\/app \(or it does not exist\)/));
   assert.equal(await anonRepo.headManifest('v2'), undefined);
 
   const wrong = client(t, { [reg.host]: { username: 'alice', password: 'wrong' } });
@@ -143,4 +143,21 @@ test('token auth: an identity token is exchanged at the realm with a POST (refre
   for (const r of issuer.requests) assert.deepEqual([r.method, r.grantType, r.user, r.authorization], ['POST', 'refresh_token', 'alice', false]);
   const bad = client(t, { [reg.host]: { identityToken: 'revoked' } });
   await assert.rejects(bad.repository(`${reg.host}/team/app`).getManifest('v1'), unauthorized(reg.host, /refused/));
+});
+
+test('token auth: an account without push rights is denied (insufficient_scope), not "unauthorized"', async (t) => {
+  const reg = await registry(t, { auth: 'token', users: { alice: PASSWORD, bob: PASSWORD }, pullOnly: ['bob'] });
+  if (!reg) return;
+  const alice = client(t, { [reg.host]: { username: 'alice', password: PASSWORD } });
+  const img = await seedImage(alice.repository(`${reg.host}/team/app`), 'v1');
+  const bob = client(t, { [reg.host]: { username: 'bob', password: PASSWORD } });
+  const repo = bob.repository(`${reg.host}/team/app`);
+  assert.ok((await repo.getManifest('v1')).bytes.equals(img.manifest));
+  await assert.rejects(seedImage(repo, 'v2', [Buffer.from('bob was here')]), (e: unknown) => {
+    assert.ok(e instanceof KilnError, String(e));
+    assert.equal(e.code, 'denied');
+    assert.match(e.message, new RegExp(`may not push to ${reg.host.replace(/\./g, '\\.')}/team/app`));
+    assert.ok(!e.format().includes(PASSWORD));
+    return true;
+  });
 });

@@ -91,7 +91,7 @@ test('missing things are not-found errors naming the reference', async (t) => {
   await assert.rejects(repo.getManifest('v9'), kiln('not-found', new RegExp(`manifest ${reg.host}/team/app:v9 not found`)));
   const absent = digestOf('absent');
   await assert.rejects(drain(repo.openBlob({ digest: absent, size: 6 })), kiln('not-found', new RegExp(`blob ${absent}`)));
-  await assert.rejects(repo.listTags(), kiln('not-found', /no such repository/));
+  await assert.rejects(repo.listTags(), kiln('not-found', new RegExp(`repository ${reg.host}/team/app not found$`)));
   const { dir, cleanup } = await tempDir();
   t.after(cleanup);
   const store = await ContentStore.open(dir);
@@ -113,10 +113,17 @@ test('pushBlob: HEAD skips what exists, small blobs go up in one PUT, large ones
     for (let i = 0; i < big.length; i += 10_007) yield big.subarray(i, i + 10_007);
   };
   assert.equal(await repo.pushBlob({ digest: digestOf(big), size: big.length }, pieces, { chunkSize: 65_536, onProgress: (n) => progress.push(n) }), 'uploaded');
-  assert.deepEqual(progress, [65_536, 131_072, 196_608, 262_144, 300_000]);
+  assert.equal(progress.at(-1), big.length);
+  assert.ok(progress.every((n, i) => i === 0 || n >= progress[i - 1]), 'progress only grows');
   assert.equal(await repo.pushBlob({ digest: digestOf(big), size: big.length }, pieces), 'exists');
   assert.ok((await drain(repo.openBlob({ digest: digestOf(big), size: big.length }))).equals(big));
   assert.ok((await drain(repo.openBlob({ digest: digestOf(small), size: small.length }))).equals(small));
+  // a source that is shorter or longer than its descriptor says is an error, and nothing is stored
+  const odd = randomBytes(150_000);
+  const claim = { digest: digestOf(odd), size: odd.length };
+  await assert.rejects(repo.pushBlob(claim, () => once(odd.subarray(0, 100_000)), { chunkSize: 65_536 }), kiln('invalid', /shorter than its descriptor/));
+  await assert.rejects(repo.pushBlob(claim, () => once(Buffer.concat([odd, odd])), { chunkSize: 65_536 }), kiln('invalid', /more than the 150000 bytes/));
+  assert.equal(await repo.statBlob(claim.digest), undefined);
 });
 
 test('pushBlob mounts from another repository on the host, and uploads when the mount source lacks the blob', async (t) => {

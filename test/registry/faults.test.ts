@@ -14,7 +14,7 @@ import { ContentStore } from '../../src/oci/store.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import type { ClientOptions, RemoteRepository } from '../../src/registry/types.js';
 import { tempDir } from '../helpers.js';
-import { seedImage, skipUnlessRegistry, startRegistry, type SeededImage } from './harness.js';
+import { pushBuffer, seedImage, skipUnlessRegistry, startRegistry, type SeededImage } from './harness.js';
 import { startProxy, type FaultProxy } from './proxy.js';
 
 interface Setup {
@@ -104,6 +104,16 @@ test('a registry that ignores Range is read again from the start, and the bytes 
   assert.equal(last, s.layer.length);
 });
 
+test('a manifest or tag list cut off mid-body is fetched again', async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  s.proxy.dropBlobAfter(50, 1, (m, p) => m === 'GET' && p.includes('/manifests/'));
+  assert.ok((await s.repo.getManifest('v1')).bytes.equals(s.img.manifest));
+  s.proxy.dropBlobAfter(5, 1, (m, p) => p.includes('/tags/list'));
+  assert.deepEqual(await s.repo.listTags(), ['v1']);
+  assert.equal(s.proxy.requests.filter((r) => r.path.includes('/manifests/')).length, 2);
+});
+
 test('500s for a while are retried; 500s for longer than the attempts are an unavailable error naming the host', async (t) => {
   const s = await setup(t, { attempts: 4 });
   if (!s) return;
@@ -126,6 +136,15 @@ test('429 with Retry-After is waited out and retried', async (t) => {
   s.proxy.failNext(2, 429, { 'retry-after': '1' });
   assert.ok((await s.repo.getManifest('v1')).bytes.equals(s.img.manifest));
   assert.deepEqual(s.proxy.requests.slice(0, 3).map((r) => r.status), [429, 429, 200]);
+  // a rate limit that outlasts the attempts is resource-exhausted, saying when to come back
+  s.proxy.failNext(10, 429, { 'retry-after': '0' });
+  await assert.rejects(s.repo.getManifest('v1'), (e: unknown) => {
+    assert.ok(e instanceof KilnError);
+    assert.equal(e.code, 'resource-exhausted');
+    assert.equal(e.retryAfterMs, 0);
+    assert.match(e.message, /rate-limiting/);
+    return true;
+  });
 });
 
 test('a stalled transfer times out and is resumed; one that always stalls fails saying so', async (t) => {
@@ -177,16 +196,24 @@ test('a flipped byte is an error naming the digest, and nothing enters the store
   assert.ok((await s.store.readBlob(desc.digest)).equals(s.layer));
 });
 
-test('uploads survive faults: a 500 on a chunk restarts the upload, a dropped manifest PUT is retried', async (t) => {
+test('uploads survive faults: a chunked upload resumes where the registry stopped, a monolithic one restarts, a failed manifest PUT is retried', async (t) => {
   const s = await setup(t);
   if (!s) return;
   const big = randomBytes(200_000);
-  s.proxy.failNext(1, 500, {}, (m) => m === 'PATCH');
-  assert.equal(await s.repo.pushBlob({ digest: digestOf(big), size: big.length }, async function* () {
-    yield big;
-  }, { chunkSize: 50_000 }), 'uploaded');
+  // the third chunk fails: the client asks the session where it stands and goes on from there
+  s.proxy.failNext(1, 500, {}, (m, p) => m === 'PATCH' && s.proxy.requests.filter((r) => r.method === 'PATCH').length === 3 && p.includes('/uploads/'));
+  assert.equal(await pushBuffer(s.repo, big, { chunkSize: 50_000 }), 'uploaded');
   assert.ok((await drain(s.repo.openBlob({ digest: digestOf(big), size: big.length }))).equals(big));
-  assert.ok(s.proxy.requests.filter((r) => r.method === 'POST').length >= 2);
+  const seen = s.proxy.requests.filter((r) => r.path.includes('/uploads/')).map((r) => [r.method, r.contentRange, r.status].filter(Boolean).join(' '));
+  assert.deepEqual(seen, ['POST 202', 'PATCH 0-49999 202', 'PATCH 50000-99999 202', 'PATCH 100000-149999 500', 'GET 204', 'PATCH 100000-149999 202', 'PATCH 150000-199999 202', 'PUT 201']);
+
+  // a one-PUT upload that fails starts a new session
+  s.proxy.requests.length = 0;
+  const small = randomBytes(20_000);
+  s.proxy.failNext(1, 500, {}, (m, p) => m === 'PUT' && p.includes('/uploads/'));
+  assert.equal(await pushBuffer(s.repo, small), 'uploaded');
+  assert.equal(s.proxy.requests.filter((r) => r.method === 'POST').length, 2);
+  assert.equal(await s.repo.statBlob(digestOf(small)), small.length);
 
   s.proxy.failNext(2, 502, {}, (m, p) => m === 'PUT' && p.includes('/manifests/'));
   await s.repo.putManifest('v2', { mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: s.img.manifest });

@@ -29,6 +29,8 @@ export interface RegistryOptions {
   users?: Record<string, string>;
   /** Token auth: anonymous requests get pull access (like a public repository). Default true. */
   anonymousPull?: boolean;
+  /** Token auth: users who get pull access only (push is refused with insufficient_scope). */
+  pullOnly?: string[];
   /** TLS: also require a client certificate signed by the test CA. */
   clientCerts?: boolean;
 }
@@ -132,7 +134,7 @@ function b64url(b: Buffer | string): string {
 }
 
 /** A token server (distribution's token auth protocol) in this process, signing ES256 JWTs with an x5c chain. */
-async function startTokenIssuer(dir: string, users: Record<string, string>, anonymousPull: boolean): Promise<{ issuer: TokenIssuer; certFile: string; issuerName: string; server: http.Server }> {
+async function startTokenIssuer(dir: string, users: Record<string, string>, anonymousPull: boolean, pullOnly: string[]): Promise<{ issuer: TokenIssuer; certFile: string; issuerName: string; server: http.Server }> {
   openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'token.key', '-out', 'token.crt',
     '-days', '2', '-subj', '/CN=kiln test token issuer'], dir);
   const certFile = path.join(dir, 'token.crt');
@@ -152,7 +154,7 @@ async function startTokenIssuer(dir: string, users: Record<string, string>, anon
       const [type, ...rest] = s.split(':');
       const actions = (rest.pop() ?? '').split(',').filter(Boolean);
       const name = rest.join(':');
-      const granted = user ? actions : anonymousPull ? actions.filter((a) => a === 'pull') : [];
+      const granted = user && !pullOnly.includes(user) ? actions : user || anonymousPull ? actions.filter((a) => a === 'pull') : [];
       return type === 'repository' && granted.length ? [{ type, name, actions: granted }] : [];
     });
     const header = { typ: 'JWT', alg: 'ES256', x5c: [certDer.toString('base64')] };
@@ -261,6 +263,29 @@ function configYaml(o: { port: number; dataDir: string; htpasswd?: string; token
   return `${lines.join('\n')}\n`;
 }
 
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/**
+ * A registry outlives no test run: under scripts/run-tests.mjs it is recorded for the runner to
+ * stop; otherwise one exit hook kills whatever is still running when this process ends.
+ */
+function guard(proc: ChildProcess, name: string): void {
+  if (proc.pid === undefined) return;
+  if (process.env.KILN_TEST_DAEMONS) {
+    keepDaemonForSuite(proc.pid, name);
+    return;
+  }
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const p of live) p.kill('SIGKILL');
+    });
+  }
+}
+
 /** Whether the registry answers /v2/ (any HTTP status: 200 or an auth challenge). */
 function answers(url: string, ca?: Buffer, clientCert?: { cert: Buffer; key: Buffer }): Promise<boolean> {
   return new Promise((resolve) => {
@@ -314,7 +339,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     let token: { realm: string; service: string; issuer: string; bundle: string } | undefined;
     let tokenIssuer: TokenIssuer | undefined;
     if (opts.auth === 'token') {
-      const t = await startTokenIssuer(dir, users, opts.anonymousPull ?? true);
+      const t = await startTokenIssuer(dir, users, opts.anonymousPull ?? true, opts.pullOnly ?? []);
       tokenServer = t.server;
       tokenIssuer = t.issuer;
       token = { realm: t.issuer.realm, service: t.issuer.service, issuer: t.issuerName, bundle: t.certFile };
@@ -334,7 +359,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       proc.stderr!.on('data', (c) => {
         if (stderr.length < 20_000) stderr += String(c);
       });
-      if (proc.pid !== undefined) keepDaemonForSuite(proc.pid, `docker-registry :${port}`);
+      guard(proc, `docker-registry :${port}`);
       const url = `${certs ? 'https' : 'http'}://127.0.0.1:${port}`;
       let up = false;
       for (let i = 0; i < 100 && proc.exitCode === null && proc.signalCode === null; i++) {
@@ -391,14 +416,21 @@ export interface SeededImage {
   layers: Buffer[];
 }
 
+/** Pushes `b` as a blob of `repo` (through the client). */
+export function pushBuffer(repo: RemoteRepository, b: Buffer, options?: { chunkSize?: number; mountFrom?: string[] }): ReturnType<RemoteRepository['pushBlob']> {
+  return repo.pushBlob(
+    { digest: digestOf(b), size: b.length },
+    async function* () {
+      yield b;
+    },
+    options,
+  );
+}
+
 /** Pushes a small OCI image (a config and the given layer bytes) to `repo` under `tag`, through the client. */
 export async function seedImage(repo: RemoteRepository, tag: string, layers: Buffer[] = [Buffer.from(`layer of ${tag}`)]): Promise<SeededImage> {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => digestOf(l)) } }));
-  for (const b of [...layers, config]) {
-    await repo.pushBlob({ digest: digestOf(b), size: b.length }, async function* () {
-      yield b;
-    });
-  }
+  for (const b of [...layers, config]) await pushBuffer(repo, b);
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,

@@ -17,6 +17,7 @@ export interface ProxiedRequest {
   method: string;
   path: string;
   range?: string;
+  contentRange?: string;
   authorization: boolean;
   status?: number;
 }
@@ -25,8 +26,8 @@ export interface FaultProxy {
   /** "ADDR:PORT" to use as the registry host. */
   host: string;
   requests: ProxiedRequest[];
-  /** The next `times` blob GETs lose their connection after `bytes` body bytes. */
-  dropBlobAfter(bytes: number, times?: number): void;
+  /** The next `times` blob GETs (or requests `match` picks) lose their connection after `bytes` body bytes. */
+  dropBlobAfter(bytes: number, times?: number, match?: Match): void;
   /** The next `times` requests (matching `match`, default all) get `status` with `headers`. */
   failNext(times: number, status?: number, headers?: Record<string, string>, match?: (method: string, path: string) => boolean): void;
   /** The next `times` blob GETs send `bytes` body bytes, then nothing (the connection stays open). */
@@ -42,12 +43,22 @@ export interface FaultProxy {
   stop(): Promise<void>;
 }
 
+type Match = (method: string, path: string) => boolean;
+
 const isBlobGet = (method: string, path: string) => method === 'GET' && /\/blobs\/sha256:[a-f0-9]{64}$/.test(path.split('?')[0]);
 
-export async function startProxy(target: string, opts: { listenHost?: string } = {}): Promise<FaultProxy> {
+export interface ProxyOptions {
+  listenHost?: string;
+  /** Location headers of responses point at this host instead (uploads continuing elsewhere). */
+  locationHost?: string;
+  /** Forwarded requests carry this Authorization (a backend that authorizes its own URLs). */
+  authorization?: string;
+}
+
+export async function startProxy(target: string, opts: ProxyOptions = {}): Promise<FaultProxy> {
   const [targetHost, targetPort] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
   const requests: ProxiedRequest[] = [];
-  let drop = { bytes: 0, times: 0 };
+  let drop: { bytes: number; times: number; match?: Match } = { bytes: 0, times: 0 };
   let stall = { bytes: 0, times: 0 };
   let flip = { offset: 0, times: 0 };
   let fail: { times: number; status: number; headers: Record<string, string>; match?: (m: string, p: string) => boolean } = { times: 0, status: 500, headers: {} };
@@ -58,7 +69,7 @@ export async function startProxy(target: string, opts: { listenHost?: string } =
   const server = http.createServer((req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
-    const rec: ProxiedRequest = { method, path, range: req.headers.range, authorization: !!req.headers.authorization };
+    const rec: ProxiedRequest = { method, path, range: req.headers.range, contentRange: req.headers['content-range'], authorization: !!req.headers.authorization };
     requests.push(rec);
     if (fail.times > 0 && (!fail.match || fail.match(method, path))) {
       fail.times--;
@@ -78,10 +89,16 @@ export async function startProxy(target: string, opts: { listenHost?: string } =
     }
     const headers = { ...req.headers };
     if (stripRange) delete headers.range;
+    if (opts.authorization) headers.authorization = opts.authorization;
     const up = http.request({ host: targetHost, port: targetPort, method, path, headers, agent: false }, (ur) => {
       rec.status = ur.statusCode;
+      const loc = ur.headers.location;
+      if (opts.locationHost && loc) {
+        const u = new URL(loc, 'http://x');
+        ur.headers.location = `http://${opts.locationHost}${u.pathname}${u.search}`;
+      }
       res.writeHead(ur.statusCode ?? 502, ur.headers);
-      const dropNow = blob && drop.times > 0 ? (drop.times--, drop.bytes) : undefined;
+      const dropNow = (drop.match ? drop.match(method, path) : blob) && drop.times > 0 ? (drop.times--, drop.bytes) : undefined;
       const stallNow = blob && stall.times > 0 ? (stall.times--, stall.bytes) : undefined;
       const flipNow = blob && flip.times > 0 ? (flip.times--, flip.offset) : undefined;
       let sent = 0;
@@ -129,7 +146,7 @@ export async function startProxy(target: string, opts: { listenHost?: string } =
   return {
     host: `${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`,
     requests,
-    dropBlobAfter: (bytes, times = 1) => (drop = { bytes, times }),
+    dropBlobAfter: (bytes, times = 1, match) => (drop = { bytes, times, match }),
     failNext: (times, status = 500, headers = {}, match) => (fail = { times, status, headers, match }),
     stallBlobAfter: (bytes, times = 1) => (stall = { bytes, times }),
     flipBlobByte: (offset, times = 1) => (flip = { offset, times }),
