@@ -30,8 +30,15 @@ import { imageStoreExporter } from './export/image-store.js';
 import { sharedFilesystem } from './export/filesystem.js';
 import type { Exporter, ExportImage, ExportResult, ExportSource } from './export/types.js';
 import { normalizeTagName } from './oci/reference.js';
+import { CACHE_CONFIG_KEY } from './cache/format.js';
+import type { CacheRegistry } from './cache/remote.js';
+import { exportCaches, importCaches, inlineCacheRecords, type CacheExportOutcome, type CacheSessionDeps } from './cache/session.js';
+import { blobSources, recordBlobSources } from './registry/sources.js';
+import type { CacheExportSpec, CacheImportSpec } from './cache/spec.js';
+import { registryClient } from './registry/settings.js';
 
 export { readDockerfile } from './frontend/source.js';
+export { parseCacheFrom, parseCacheTo, type CacheExportSpec, type CacheImportSpec } from './cache/spec.js';
 
 export interface BuildOptions {
   root: string;
@@ -68,6 +75,12 @@ export interface BuildOptions {
    * docker archive, a local directory, a tar of the filesystem.
    */
   exporters?: Exporter[];
+  /** Caches to write after the build (--cache-to): a directory, a registry, inline in the image. */
+  cacheTo?: CacheExportSpec[];
+  /** Caches to use (--cache-from), after the local cache: a directory, a registry cache or an image with an inline cache. */
+  cacheFrom?: CacheImportSpec[];
+  /** The registry client the cache uses (default: the root's settings, registry/settings.ts). */
+  registry?: CacheRegistry;
 }
 
 export interface BuildResult {
@@ -83,6 +96,10 @@ export interface BuildResult {
   exports: ExportResult[];
   /** With `explain`: why each step ran (or that it was cached). */
   explanations?: Explanation[];
+  /** With `cacheFrom`: the blobs fetched from the imported caches. */
+  cacheFetched?: string[];
+  /** With `cacheTo`: each export's cache manifest digest, or why it failed (a warning). */
+  cacheExports?: CacheExportOutcome[];
 }
 
 export function sourceDateEpoch(): number | undefined {
@@ -140,7 +157,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // what killed builds left (the CLI has done this already: then it costs nothing)
   reapStale(opts.root);
   const lease = await store.lease();
+  let client: CacheRegistry | undefined;
+  const cacheDeps: CacheSessionDeps = {
+    store,
+    lease,
+    platform: opts.platform ?? buildPlatform,
+    registry: () => (client ??= opts.registry ?? registryClient({ root: opts.root, insecureRegistries: opts.insecureRegistries, signal: opts.signal })),
+    sources: { known: (host, digest) => blobSources(opts.root, host, digest), record: (host, repo, digests) => recordBlobSources(opts.root, host, repo, digests) },
+    warn: opts.warn,
+  };
   try {
+    const imported = await importCaches(opts.cacheFrom ?? [], cacheDeps);
     const solver = new Solver({
       root: opts.root,
       store,
@@ -154,6 +181,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       // the solver numbers its steps from 1: after the pulls' progress ids
       progress: opts.progress && pulls.count() > 0 ? (ev) => opts.progress?.({ ...ev, id: ev.id + pulls.count() }) : opts.progress,
       lease,
+      imported,
     });
     const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
     const historyFile = path.join(kilnPaths(opts.root).cacheBuilds, `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);
@@ -185,6 +213,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       epochTime: epoch === undefined ? undefined : created,
       labels: opts.labels,
     });
+    if (opts.cacheTo?.some((c) => c.type === 'inline')) {
+      (config as unknown as Record<string, unknown>)[CACHE_CONFIG_KEY] = await inlineCacheRecords(solver, plan.target.state, config.rootfs.diff_ids);
+    }
     const names = opts.tags ?? [];
     trace('build: writing image');
     // the image's config and manifest are made durable in the same fsync round as the
@@ -193,6 +224,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await solver.flush(written.unsynced);
     const image = { descriptor: written.manifestDescriptor, names: names.map((n) => normalizeTagName(n)) };
     const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
+    const cacheExports = opts.cacheTo?.length ? await exportCaches(opts.cacheTo, solver, plan.target.state, cacheDeps, imported) : undefined;
     // the build no longer uses its layers and cache mounts: the limit below may evict them
     await lease.release();
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
@@ -214,6 +246,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       steps: solver.steps,
       plan,
       exports,
+      cacheFetched: imported?.fetched,
+      cacheExports,
       explanations: opts.explain ? explainSteps(await withFiles(hashCacheFile, solver.steps), previous && (await withFiles(hashCacheFile, previous)), { noCache: opts.noCache }) : undefined,
     };
   } finally {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { checkOutputFile, collect, parseKeyValues, readStdin, writeOutputFile } from './options.js';
-import { build } from '../build.js';
+import { build, parseCacheFrom, parseCacheTo } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { checkCommand } from './check.js';
@@ -29,6 +29,8 @@ export const register: Registrar = (program: Command, globals) => {
     .option('-q, --quiet', 'print only the image id')
     .option('--iidfile <file>', 'write the image id to a file')
     .option('--metadata-file <file>', 'write build result metadata (digests, names) as JSON')
+    .option('--cache-to <spec>', 'export the build cache: type=local,dest=DIR | type=registry,ref=REF | type=inline, [mode=min|max] [compression=gzip|uncompressed] [ignore-error=true|false] [cache-mounts=ID,…|all] (repeatable)', collect, [])
+    .option('--cache-from <spec>', 'use a cache: type=local,src=DIR | type=registry,ref=REF | REF (repeatable)', collect, [])
     .option('--check', 'run the build checks (kiln check) and stop before building')
     .option('--pull', 'always re-resolve base image tags against their registry and pull what changed')
     .option('--push', 'push the image to the registry each -t names')
@@ -49,6 +51,8 @@ export const register: Registrar = (program: Command, globals) => {
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
       if (o.push && (o.tag as string[]).length === 0) throw new KilnError('--push needs a name to push to', { code: 'invalid', hint: 'add -t REGISTRY/REPOSITORY:TAG' });
       const exporters = o.push ? [registryExporter({ client: registryClient({ root, insecureRegistries }), warn: (m) => process.stderr.write(`WARNING: ${m}\n`) })] : [];
+      const cacheTo = (o.cacheTo as string[]).map(parseCacheTo);
+      const cacheFrom = (o.cacheFrom as string[]).map(parseCacheFrom);
       const renderer = progressRenderer(mode);
       const secrets = await loadSecrets(o.secret as string[]);
       let dockerfileText: string | undefined;
@@ -83,6 +87,8 @@ export const register: Registrar = (program: Command, globals) => {
           pull: o.pull === true,
           insecureRegistries,
           exporters,
+          cacheTo,
+          cacheFrom,
         });
         renderer.finish();
         finished = true;

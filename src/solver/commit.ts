@@ -16,6 +16,7 @@ import { trace, tracing } from '../trace.js';
 import type { StepCache } from './scheduler.js';
 import { solvedLayer, type LayerRef, type SolvedLayer } from './types.js';
 import type { StagingIngester } from '../oci/content.js';
+import type { ImportedCache } from '../cache/imported.js';
 
 /**
  * Layers up to this many bytes of file content are named by a digest-only pass and stored
@@ -35,6 +36,8 @@ export interface CommitterOptions {
   records: CacheRecords;
   lease?: Lease;
   sourceDateEpoch?: number;
+  /** Records of imported caches (--cache-from), consulted after the local ones. */
+  imported?: Pick<ImportedCache, 'step'>;
 }
 
 export class LayerCommitter implements StepCache {
@@ -44,17 +47,29 @@ export class LayerCommitter implements StepCache {
   private readonly uncommitted: Array<{ tmp: string; digest: string }> = [];
   /** Cache records of executed steps, written once their layers are committed. */
   private readonly pendingRecords: Array<{ key: string; description: string; createdAt: string; ready?: Promise<LayerRef> }> = [];
+  /** Steps found in an imported cache: recorded locally when settling if their blob was fetched. */
+  private readonly importedHits: Array<{ key: string; description: string; createdAt: string; layer: LayerRef }> = [];
 
   constructor(private readonly opts: CommitterOptions) {}
 
   async lookup(key: string): Promise<{ layer: SolvedLayer; createdAt: string } | undefined> {
     const rec = await this.opts.records.get(key);
-    if (!rec?.layer) return undefined;
-    await this.opts.lease?.add(rec.layer.descriptor.digest);
-    // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss, and
-    // so is a record without a layer (kiln once made none for a step that changed nothing)
-    if (!(await this.opts.store.touchBlob(rec.layer.descriptor.digest))) return undefined;
-    return { layer: solvedLayer(rec.layer), createdAt: rec.createdAt };
+    if (rec?.layer) {
+      await this.opts.lease?.add(rec.layer.descriptor.digest);
+      // touching the blob tells a concurrent gc it is in use; a blob already gone is a miss, and
+      // so is a record without a layer (kiln once made none for a step that changed nothing)
+      if (await this.opts.store.touchBlob(rec.layer.descriptor.digest)) return { layer: solvedLayer(rec.layer), createdAt: rec.createdAt };
+    }
+    // an imported record is a hit though its blob is elsewhere: it is fetched only when
+    // something reads it (a step on top of it, a checksum, the final image)
+    const imported = this.opts.imported?.step(key);
+    const layer = imported?.layer;
+    if (!layer) return undefined;
+    const ref = { descriptor: layer.descriptor, diffId: layer.diffId };
+    await this.opts.lease?.add(ref.descriptor.digest);
+    // kept as a local record too if this build fetches the blob: the next build needs no import
+    this.importedHits.push({ key, description: imported.description, createdAt: imported.createdAt, layer: ref });
+    return { layer: { diffId: ref.diffId, ready: Promise.resolve(ref), fetch: () => layer.fetch() }, createdAt: imported.createdAt };
   }
 
   record(r: { key: string; description: string; createdAt: string; ready?: Promise<LayerRef> }): void {
@@ -126,6 +141,7 @@ export class LayerCommitter implements StepCache {
   async settle(keep: boolean, extra: Array<{ tmp: string; digest: string }> = []): Promise<void> {
     const commits = [...this.uncommitted.splice(0), ...extra];
     const records = this.pendingRecords.splice(0);
+    const imported = this.importedHits.splice(0);
     if (!keep) {
       await Promise.all(commits.map((c) => fs.rm(c.tmp, { force: true })));
       return;
@@ -138,6 +154,11 @@ export class LayerCommitter implements StepCache {
         const layer = r.ready ? await r.ready.catch(() => failed) : undefined;
         if (layer === failed) return;
         await this.opts.records.put({ key: r.key, description: r.description, layer: layer as LayerRef | undefined, createdAt: r.createdAt });
+      }),
+    );
+    await Promise.all(
+      imported.map(async (r) => {
+        if (await this.opts.store.touchBlob(r.layer.descriptor.digest)) await this.opts.records.put(r);
       }),
     );
     if (tracing) trace('solver: committed');

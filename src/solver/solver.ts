@@ -4,7 +4,13 @@
  * committer (layers, blobs, cache records) and the ops (exec, file, source) with their
  * executor — and keeps the interface the build uses.
  */
-import { vertexInputs, type LocalVertex, type Vertex } from '../graph/types.js';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { isErrnoError } from '../errors.js';
+import { vertexInputs, type LocalVertex, type MountSpec, type Vertex } from '../graph/types.js';
+import type { ImportedCache, ImportedLayer } from '../cache/imported.js';
+import { kilnPaths } from '../paths.js';
+import { extractLayer } from '../snapshot/unpack.js';
 import type { ContentStore, Lease } from '../oci/store.js';
 import type { CacheRecords } from '../cache/records.js';
 import { resetCacheMounts } from '../cache/gc.js';
@@ -15,7 +21,7 @@ import { CacheKeys } from './keys.js';
 import { BuildOps, cacheMountName, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
 import { Scheduler } from './scheduler.js';
 import { StateMounter } from './states.js';
-import type { LayerRef, ProgressEvent, SolvedState, StepRecord } from './types.js';
+import { isStep, localLayer, type LayerRef, type ProgressEvent, type SolvedLayer, type SolvedState, type StepRecord, type StepVertex } from './types.js';
 
 export type { LayerRef, ProgressEvent, SolvedLayer, SolvedState, StepRecord } from './types.js';
 export type { Executor, ImageResolver } from './ops/index.js';
@@ -39,6 +45,24 @@ export interface SolverOptions {
   executor?: Executor;
   /** Finds image layers (default: the local content store). */
   images?: ImageResolver;
+  /** Imported caches (--cache-from): their step records, and cache mounts to seed. */
+  imported?: ImportedCache;
+}
+
+/** A step the solve reached, with what an exported cache records of it. */
+export interface SolvedStepResult {
+  vertex: StepVertex;
+  key: string;
+  description: string;
+  createdAt: string;
+  /** The layer the step added (undefined: none). */
+  layer?: SolvedLayer;
+}
+
+/** A RUN --mount=type=cache the solve reached: its id (as the Dockerfile names it) and directory. */
+export interface SolvedCacheMount {
+  id: string;
+  dir: string;
 }
 
 export class Solver {
@@ -62,14 +86,26 @@ export class Solver {
       secrets: opts.secrets,
       lease: opts.lease,
     };
-    this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch });
+    this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch, imported: opts.imported });
     const keys = new CacheKeys({
       local: async (source, paths, excludes, owners) => (await local(source)?.checksum(paths, excludes, { owners }))?.digest,
       mounted: (state, p) => states.mountedChecksum(state, p),
       http: async (source) => (await this.http.fetch(source)).key,
     });
+    const ops = new BuildOps(deps, opts.images ?? localImages(opts.store), this.committer);
+    const imported = opts.imported;
+    const seeder = imported ? new MountSeeder(opts.root, opts.store, imported, opts.lease) : undefined;
     this.scheduler = new Scheduler({
-      ops: new BuildOps(deps, opts.images ?? localImages(opts.store), this.committer),
+      // a step that runs with a cache mount an imported cache holds gets it seeded first
+      ops: seeder
+        ? {
+            source: (v) => ops.source(v),
+            run: async (v, base, others, ctx) => {
+              if (v.kind === 'exec') for (const m of v.mounts) if (m.type === 'cache') await seeder.seed(m);
+              return ops.run(v, base, others, ctx);
+            },
+          }
+        : ops,
       keys,
       cache: this.committer,
       parallelism: opts.parallelism,
@@ -144,8 +180,100 @@ export class Solver {
     await this.committer.settle(keep, extra);
   }
 
-  /** The finished layers of a solved state (waits for background stores). */
+  /** The finished layers of a solved state (waits for background stores, fetches imported ones). */
   async layersOf(state: SolvedState): Promise<LayerRef[]> {
-    return Promise.all(state.layers.map((l) => l.ready));
+    return Promise.all(state.layers.map(localLayer));
+  }
+
+  /**
+   * Every step the solve of `target` reached (all of them: a step is solved with all its
+   * inputs), or with `finalStage` only the target's own chain of parents: what --cache-to
+   * mode=max and mode=min export. Call after the solve.
+   */
+  async solvedSteps(target: Vertex, finalStage = false): Promise<SolvedStepResult[]> {
+    const out: SolvedStepResult[] = [];
+    for (const v of reachableSteps(target, finalStage)) {
+      const s = await this.scheduler.solve(v);
+      out.push({ vertex: v, key: s.key, description: v.name, createdAt: s.createdAt ?? '', layer: s.addedLayer ? s.layers[s.layers.length - 1] : undefined });
+    }
+    return out;
+  }
+
+  /** The cache mounts of the RUN steps under `target`, by id, with their directories. */
+  cacheMounts(target: Vertex): SolvedCacheMount[] {
+    const byId = new Map<string, SolvedCacheMount>();
+    for (const v of reachableSteps(target, false)) {
+      if (v.kind !== 'exec') continue;
+      for (const m of v.mounts) if (m.type === 'cache') byId.set(m.id ?? m.target, { id: m.id ?? m.target, dir: path.join(kilnPaths(this.opts.root).cacheMounts, cacheMountName(m)) });
+    }
+    return [...byId.values()];
+  }
+}
+
+/** The step vertices under `target`, inputs before the steps reading them; `chainOnly`: its parent chain alone. */
+function reachableSteps(target: Vertex, chainOnly: boolean): StepVertex[] {
+  const out: StepVertex[] = [];
+  const seen = new Set<string>();
+  const visit = (v: Vertex): void => {
+    if (seen.has(v.digest)) return;
+    seen.add(v.digest);
+    if (!isStep(v)) return;
+    if (chainOnly) visit(v.parent);
+    else vertexInputs(v).forEach(visit);
+    out.push(v);
+  };
+  visit(target);
+  return out;
+}
+
+/**
+ * Seeds cache mounts from imported caches: a mount whose directory is absent or empty gets the
+ * imported contents before the first step that mounts it runs (once per build), so a fresh
+ * runner starts with its package caches warm; a mount with contents of its own is left alone.
+ */
+class MountSeeder {
+  private readonly seeded = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly root: string,
+    private readonly store: Pick<ContentStore, 'openBlob' | 'tempPath'>,
+    private readonly imported: ImportedCache,
+    private readonly lease?: Lease,
+  ) {}
+
+  seed(m: MountSpec): Promise<void> {
+    const id = m.id ?? m.target;
+    const layer = this.imported.mount(id);
+    if (!layer) return Promise.resolve();
+    const name = cacheMountName(m);
+    let p = this.seeded.get(name);
+    if (!p) {
+      p = this.fill(m, name, layer);
+      this.seeded.set(name, p);
+    }
+    return p;
+  }
+
+  private async fill(m: MountSpec, name: string, layer: ImportedLayer): Promise<void> {
+    await this.lease?.protect({ mounts: [name] });
+    const dir = path.join(kilnPaths(this.root).cacheMounts, name);
+    const entries = await fs.readdir(dir).catch(() => undefined);
+    if (entries && entries.length > 0) return;
+    await layer.fetch();
+    // unpacked in the store's temp dir (the reaper's, should this process die), then renamed in
+    const tmp = this.store.tempPath('seed-mount');
+    await fs.mkdir(tmp, { recursive: true, mode: m.mode ?? 0o755 });
+    try {
+      await fs.chown(tmp, m.uid ?? 0, m.gid ?? 0);
+      await extractLayer(this.store.openBlob(layer.descriptor.digest), tmp, `cache mount ${m.id ?? m.target}`, layer.diffId);
+      // an empty directory made meanwhile is replaced; one a step has filled is kept
+      await fs.mkdir(path.dirname(dir), { recursive: true });
+      await fs.rmdir(dir).catch(() => undefined);
+      await fs.rename(tmp, dir).catch((e: unknown) => {
+        if (!isErrnoError(e) || (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST')) throw e;
+      });
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
   }
 }

@@ -14,7 +14,7 @@ import type { ActiveMount } from '../snapshot/types.js';
 import { trace, tracing } from '../trace.js';
 import { secureResolve } from './copy.js';
 import { chainId, hash } from './keys.js';
-import type { SolvedLayer, SolvedState } from './types.js';
+import { localLayer, type SolvedLayer, type SolvedState } from './types.js';
 import type { Provider } from '../oci/content.js';
 
 export class StateMounter {
@@ -40,9 +40,10 @@ export class StateMounter {
     await this.lease?.protect({ layers: layers.map((l) => l.diffId) });
     for (const l of layers) {
       // a layer still being stored is already unpacked (its upper dir was adopted); the blob
-      // is only read if that dir is gone, and then only once it is durable
+      // is only read if that dir is gone, and then only once it is durable. A layer from an
+      // imported cache is fetched into the store here, when it is first unpacked.
       const open = async function* (): AsyncGenerator<Buffer> {
-        const ref = await l.ready;
+        const ref = await localLayer(l);
         for await (const chunk of store.openBlob(ref.descriptor.digest)) yield chunk as Buffer;
       };
       lowers.push(await this.snapshotter.unpackLayer(l.diffId, open));

@@ -17,6 +17,16 @@ export interface LayerRef {
 export interface SolvedLayer {
   diffId: string;
   ready: Promise<LayerRef>;
+  /**
+   * A layer from an imported cache (--cache-from) whose blob may not be local yet: brings it
+   * into the store (once) and resolves to it. Absent for layers the store has.
+   */
+  fetch?: () => Promise<LayerRef>;
+}
+
+/** The layer with its blob in the local store: fetched first when it came from an imported cache. */
+export function localLayer(l: SolvedLayer): Promise<LayerRef> {
+  return l.fetch ? l.fetch() : l.ready;
 }
 
 export function solvedLayer(ref: LayerRef): SolvedLayer {
