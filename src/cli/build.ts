@@ -8,6 +8,7 @@ import { checkCommand } from './check.js';
 import { loadSecrets } from './secrets.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
 import { registryExporter } from '../export/index.js';
+import { transferRenderer } from './transfer.js';
 import { registryClient } from '../registry/settings.js';
 
 export const register: Registrar = (program: Command, globals) => {
@@ -50,7 +51,11 @@ export const register: Registrar = (program: Command, globals) => {
       if (o.iidfile !== undefined) await checkOutputFile(o.iidfile as string, '--iidfile');
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
       if (o.push && (o.tag as string[]).length === 0) throw new KilnError('--push needs a name to push to', { code: 'invalid', hint: 'add -t REGISTRY/REPOSITORY:TAG' });
-      const exporters = o.push ? [registryExporter({ client: registryClient({ root, insecureRegistries }), warn: (m) => process.stderr.write(`WARNING: ${m}\n`) })] : [];
+      // push progress as lines (the build's own renderer owns a terminal while it runs)
+      const pushLines = o.push && mode !== 'quiet' && mode !== 'json' ? transferRenderer('plain') : undefined;
+      const exporters = o.push
+        ? [registryExporter({ client: registryClient({ root, insecureRegistries }), progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`) })]
+        : [];
       const cacheTo = (o.cacheTo as string[]).map(parseCacheTo);
       const cacheFrom = (o.cacheFrom as string[]).map(parseCacheFrom);
       const renderer = progressRenderer(mode);

@@ -6,15 +6,17 @@ import { parseReference, splitRepoTag } from '../oci/reference.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import { registryClient } from '../registry/settings.js';
 import type { TransferEvent } from '../registry/types.js';
+import { transferRenderer } from './transfer.js';
 
 /**
- * Byte progress while blobs upload. Until the shared renderer (cli/transfer.ts: bars in a tty,
- * lines in plain) is merged here, nothing is shown live (a failure is the command's error),
- * and the per-layer outcome lines follow the push (`layerLines`); with the renderer, those
- * come from it.
+ * Byte progress while blobs upload: bars redrawn in a terminal (cli/transfer.ts), whose own
+ * per-blob states then stand for the outcome lines; elsewhere (a CI log) no live lines, and
+ * each layer's outcome follows the push as docker prints it, naming a mount's repository.
  */
-function transferProgress(_quiet: boolean): { onEvent(event: TransferEvent): void; finish(): void; layerLines: boolean } {
-  return { onEvent() {}, finish() {}, layerLines: true };
+function transferProgress(quiet: boolean): { onEvent(event: TransferEvent): void; finish(): void; layerLines: boolean } {
+  if (quiet || process.stderr.isTTY !== true) return { onEvent() {}, finish() {}, layerLines: !quiet };
+  const bars = transferRenderer('tty');
+  return { onEvent: (e) => bars.onEvent(e), finish: () => bars.finish(), layerLines: false };
 }
 
 /**

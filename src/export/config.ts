@@ -52,6 +52,6 @@ export function finalizeConfig(planned: ImageConfig, options: FinalizeOptions): 
     const times = history.map((h) => h.created).filter((t): t is string => t !== undefined).sort();
     config.created = times.length ? times[times.length - 1] : '1970-01-01T00:00:00Z';
   }
-  if (options.labels) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...options.labels } };
+  if (options.labels && Object.keys(options.labels).length > 0) config.config = { ...config.config, Labels: { ...(config.config?.Labels ?? {}), ...options.labels } };
   return config;
 }

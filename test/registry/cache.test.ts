@@ -67,8 +67,7 @@ describe('shared cache: type=registry', { skip }, () => {
     const ref = `${reg.host}/app/cache:main`;
     const ctxA = await fx.context(dockerfile);
     const archiveA = path.join(fx.work, 'a.oci.tar');
-    // labels: {} as the CLI passes them (it writes an empty Labels object; the library without labels none)
-    const a = await fx.run(fx.rootA, ctxA, { labels: {}, registry: client, cacheTo: [parseCacheTo(`type=registry,ref=${ref},mode=max`)], exporters: [ociArchiveExporter({ dest: archiveA })] });
+    const a = await fx.run(fx.rootA, ctxA, { registry: client, cacheTo: [parseCacheTo(`type=registry,ref=${ref},mode=max`)], exporters: [ociArchiveExporter({ dest: archiveA })] });
     assert.deepEqual(a.warnings, []);
     assert.ok(a.steps.every((s) => !s.cached));
 
@@ -101,7 +100,7 @@ describe('shared cache: type=registry', { skip }, () => {
     // the image as it is pushed (gzip layers) has the same manifest digest on both runners
     const rootC = await fx.freshRoot();
     const archiveC = path.join(fx.work, 'c.oci.tar');
-    const c = await fx.run(rootC, await fx.context(dockerfile), { labels: {}, registry: client, cacheFrom: [parseCacheFrom(ref)], exporters: [ociArchiveExporter({ dest: archiveC })] });
+    const c = await fx.run(rootC, await fx.context(dockerfile), { registry: client, cacheFrom: [parseCacheFrom(ref)], exporters: [ociArchiveExporter({ dest: archiveC })] });
     assert.ok(c.steps.every((s) => s.cached));
     assert.equal(archivedManifest(archiveC), archivedManifest(archiveA));
     // and C downloaded only the final image's layers, not the build stage's
