@@ -18,6 +18,7 @@ import { existsSync, mkdtempSync, promises as fs, writeFileSync, mkdirSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cacheImportBench } from './bench-cache.js';
 import { registryBench } from './bench-registry.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -82,7 +83,7 @@ async function writeFile(p: string, data: string | Buffer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry';
+export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport';
 
 /** Compared with a figure's kiln median. */
 export type Target =
@@ -297,14 +298,14 @@ export const scenarios: Scenario[] = [parallelScenario, depsScenario, bigContext
 // ---------------------------------------------------------------------------------------------
 // Running things
 
-interface Exec {
+export interface Exec {
   code: number;
   stdout: string;
   stderr: string;
   ms: number;
 }
 
-function run(cmd: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<Exec> {
+export function run(cmd: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<Exec> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const p = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -322,11 +323,11 @@ function run(cmd: string, args: string[], opts: { env?: Record<string, string>; 
   });
 }
 
-function have(tool: string): boolean {
+export function have(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }
 
-function tail(s: string, lines = 8): string {
+export function tail(s: string, lines = 8): string {
   return s.trim().split('\n').slice(-lines).join('\n');
 }
 
@@ -624,7 +625,7 @@ export interface BenchOptions {
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = { runs: 3, quick: false, peers: ['kiln', 'buildkit', 'buildah'], keep: false, budgetS: 90 };
-  const names = [...scenarios.map((s) => s.name), 'registry'];
+  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -658,7 +659,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -798,6 +799,11 @@ async function main(argv: string[]): Promise<number> {
   }
   // the registry scenario (scripts/bench-registry.ts): kiln against skopeo and docker push
   const registry = !opts.only || opts.only.includes('registry') ? await registryBench({ work, kilnBin, baseTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, log }) : undefined;
+  // the cacheimport scenario (scripts/bench-cache.ts): a fresh runner's --cache-from build of deps
+  const cacheimport =
+    !opts.only || opts.only.includes('cacheimport')
+      ? await cacheImportBench({ work, kilnBin, savedTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, peers: opts.peers.filter((p): p is 'kiln' | 'buildkit' => p !== 'buildah'), log })
+      : undefined;
   for (const p of active) await p.close(opts.keep);
   if (!opts.keep) await fs.rm(work, { recursive: true, force: true });
   else log(`bench: kept ${work}`);
@@ -810,8 +816,9 @@ async function main(argv: string[]): Promise<number> {
     '',
     ...(results.length > 0 ? [table(results, opts.runs), ''] : []),
     ...(registry ? [...registry.skipped.map((x) => `(registry: ${x})`), registry.table, ''] : []),
+    ...(cacheimport ? [...cacheimport.skipped.map((x) => `(cacheimport: ${x})`), cacheimport.table, ''] : []),
   ];
-  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? [])];
+  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? [])];
   if (failures.length) out.push('failures:', ...failures.map((f) => `  ${f}`), '');
   process.stdout.write(out.join('\n'));
   if (opts.json) {
@@ -823,6 +830,7 @@ async function main(argv: string[]): Promise<number> {
       skipped: Object.fromEntries(peers.filter((p) => p.skip).map((p) => [p.id, p.skip])),
       results,
       ...(registry ? { registry: registry.results } : {}),
+      ...(cacheimport ? { cacheimport: cacheimport.results } : {}),
       failures,
     };
     await fs.writeFile(opts.json, `${JSON.stringify(doc, null, 2)}\n`);

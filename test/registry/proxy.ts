@@ -8,7 +8,8 @@
  * - flip one byte of a blob response body (`flipBlobByte`),
  * - ignore Range requests (answer 200 with the whole blob) (`ignoreRange`),
  * - redirect blob GETs to another URL (`redirectBlobs`).
- * Every request is recorded (method, path, the headers that matter, the status it got).
+ * Every request is recorded (method, path, the headers that matter, the status it got, the
+ * response body bytes it forwarded).
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -20,6 +21,8 @@ export interface ProxiedRequest {
   contentRange?: string;
   authorization: boolean;
   status?: number;
+  /** Response body bytes forwarded to the client (set when the response ended). */
+  bytes?: number;
 }
 
 export interface FaultProxy {
@@ -122,7 +125,10 @@ export async function startProxy(target: string, opts: ProxyOptions = {}): Promi
         sent += c.length;
         res.write(c);
       });
-      ur.on('end', () => res.end());
+      ur.on('end', () => {
+        rec.bytes = sent;
+        res.end();
+      });
       ur.on('error', () => res.socket?.destroy());
     });
     up.on('error', () => res.socket?.destroy());
