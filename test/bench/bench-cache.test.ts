@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseDockerfile } from '../../src/dockerfile/index.js';
-import { buildkitStepCount, downloaded, formatBytes, kilnStepCount, mountsDockerfile } from '../../scripts/bench-cache.js';
+import { buildkitStepCount, downloaded, formatBytes, generatedOf, kilnStepCount, mountsDockerfile, unexpected } from '../../scripts/bench-cache.js';
 import { depsScenario, parseArgs } from '../../scripts/bench.js';
 import type { ProxiedRequest } from '../registry/proxy.js';
 import { tempDir } from '../helpers.js';
@@ -88,6 +88,20 @@ describe('bench cacheimport', () => {
     assert.equal(formatBytes(512), '512 B');
     assert.equal(formatBytes(2048), '2.0 KiB');
     assert.equal(formatBytes(3 * 1024 * 1024), '3.00 MiB');
+  });
+
+  it("reads the install step's count and judges each figure's kiln run", () => {
+    assert.equal(generatedOf('{"type":"log","id":3,"data":"generated 1 of 41\\n"}'), '1 of 41');
+    assert.equal(generatedOf('#8 0.512 generated 41 of 41'), '41 of 41');
+    // the step's own text (as a step name) is not its output
+    assert.equal(generatedOf(`{"type":"cached","name":${JSON.stringify(mountsDockerfile())}}`), undefined);
+    const none = { bytes: 10, blobBytes: 0, blobs: 0, mountBytes: 0, requests: 1 };
+    assert.equal(unexpected({ figure: 'import' }, { ran: 0, cached: 4 }, undefined, none), undefined);
+    assert.match(unexpected({ figure: 'import' }, { ran: 2, cached: 2 }, undefined, none) ?? '', /executed 2 step/);
+    assert.match(unexpected({ figure: 'import-mounts' }, { ran: 0, cached: 4 }, undefined, { ...none, mountBytes: 5 }) ?? '', /cache-mount layers/);
+    assert.equal(unexpected({ figure: 'mounts-seeded' }, { ran: 4, cached: 0 }, '1 of 41'), undefined);
+    assert.match(unexpected({ figure: 'mounts-seeded' }, { ran: 4, cached: 0 }, '41 of 41') ?? '', /not seeded/);
+    assert.match(unexpected({ figure: 'mounts-seeded' }, { ran: 0, cached: 4 }, undefined) ?? '', /did not run/);
   });
 
   it('is a scenario --only names', () => {
