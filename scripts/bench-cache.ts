@@ -253,6 +253,9 @@ export async function cacheImportBench(o: CacheBenchOptions): Promise<{ results:
     } else {
       const l = await run(dockerCli, ['load', '-i', o.savedTar]);
       dockerOk = l.code === 0 || setupFailed('docker load of the busybox base', l);
+      // docker's cache mounts are global: one left by an earlier build would fill /cache for the export
+      const p = dockerOk ? await run(dockerCli, ['builder', 'prune', '-af']) : l;
+      dockerOk = p.code === 0 || setupFailed('docker builder prune -af', p);
     }
     for (const f of exporters) {
       if (!dockerOk) break;
@@ -331,6 +334,7 @@ export async function cacheImportBench(o: CacheBenchOptions): Promise<{ results:
     await reg?.stop();
     if (!o.keep) {
       for (const t of dockerTags) await run(dockerCli, ['rmi', '-f', t]);
+      if (dockerTags.size > 0) await run(dockerCli, ['builder', 'prune', '-af']);
       await removeRoot(rootA);
       await removeRoot(rootB);
       await fs.rm(ctx, { recursive: true, force: true });
