@@ -72,12 +72,15 @@ function need(value: string | undefined, flag: string, type: string, key: string
   return value;
 }
 
+/** buildx options asking for what kiln's cache always is (an OCI image manifest, OCI media types). */
+const OCI_FORMAT_KEYS = ['oci-mediatypes', 'image-manifest'];
+
 export function parseCacheTo(text: string): CacheExportSpec {
   const flag = '--cache-to';
   const pairs = fields(text, flag, ['cache-mounts']);
   const type = typeOf(pairs, flag, ['local', 'registry', 'inline'], text) as CacheExportSpec['type'];
   const spec: CacheExportSpec = { type };
-  const allowed = ['type', ...(type === 'local' ? ['dest'] : type === 'registry' ? ['ref'] : []), 'mode', 'ignore-error', ...(type === 'inline' ? [] : ['compression', 'cache-mounts'])];
+  const allowed = ['type', ...(type === 'local' ? ['dest'] : type === 'registry' ? ['ref'] : []), 'mode', 'ignore-error', ...(type === 'inline' ? [] : ['compression', 'cache-mounts', ...OCI_FORMAT_KEYS])];
   for (const [k, v] of pairs) {
     if (!allowed.includes(k)) throw unknownKey(flag, type, k, allowed);
     if (k === 'dest') spec.dest = v;
@@ -90,6 +93,9 @@ export function parseCacheTo(text: string): CacheExportSpec {
     else if (k === 'compression') {
       if (v !== 'gzip' && v !== 'uncompressed') throw new KilnError(`${flag}: compression=${v} is not gzip or uncompressed`, { code: 'invalid' });
       spec.compression = v;
+    } else if (OCI_FORMAT_KEYS.includes(k)) {
+      // buildx's switches to BuildKit's OCI form, the only form kiln writes: true is a no-op
+      if (!bool(v, flag, k)) throw new KilnError(`${flag}: ${k}=false is not supported: kiln always writes the cache as an OCI image manifest with OCI media types`, { code: 'invalid', hint: `leave ${k}= out` });
     } else if (k === 'cache-mounts') {
       const ids = v.split(',').map((s) => s.trim()).filter(Boolean);
       if (ids.length === 0) throw new KilnError(`${flag}: cache-mounts= names no mount`, { code: 'invalid', hint: 'write cache-mounts=all, or the ids of RUN --mount=type=cache mounts' });

@@ -25,7 +25,7 @@ import {
 } from '../dockerfile/stages.js';
 import type { HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
 import { definitionDigest, type FileVertex, type Vertex } from '../graph/types.js';
-import { tryParsePlatform } from '../oci/platform.js';
+import { formatPlatform, platformMatches, tryParsePlatform } from '../oci/platform.js';
 import { closestWord, withSuggestion } from '../suggest.js';
 import {
   dispatchCmdOrEntrypoint,
@@ -240,6 +240,11 @@ export class Planner implements Converter {
         }
         throw e;
       });
+      // BuildKit's InvalidBaseImagePlatform: a base (a single-platform manifest) of another platform
+      const pulled = resolved.config.os && resolved.config.architecture ? { os: resolved.config.os, architecture: resolved.config.architecture, variant: resolved.config.variant } : undefined;
+      if (pulled && !platformMatches(platform, pulled)) {
+        this.warn(stage.from, rawImage, `InvalidBaseImagePlatform: Base image ${image} was pulled with platform "${formatPlatform(pulled)}", expected "${formatPlatform(platform)}" for current build`);
+      }
       state = {
         kind: 'image',
         ref: resolved.ref,

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { RULES } from '../../src/dockerfile/checks/rules.js';
-import { repoRoot } from '../helpers.js';
-import { port, useHarness } from './harness.js';
+import { formatPlatform, hostPlatform } from '../../src/oci/platform.js';
+import { repoRoot, runKiln } from '../helpers.js';
+import { newRegistry, port, useHarness } from './harness.js';
 
 interface CheckCase {
   dockerfile: string;
@@ -67,3 +68,28 @@ for (const [name, { cases }] of Object.entries(fixture.tests)) {
     assert.deepEqual(problems, []);
   }, { todo: todos[name] });
 }
+
+// A base of another platform, pushed to a registry and pulled on a fresh root: the build warns.
+// (The Go test's check subrequest sees it too; kiln check pulls nothing, so only the build's
+// warning is compared.)
+port('testBaseImagePlatformMismatch', async (t) => {
+  const reg = await newRegistry(t);
+  if (!reg) return;
+  const expected = formatPlatform(hostPlatform());
+  const other = hostPlatform().architecture === 'arm64' ? 'linux/amd64' : 'linux/arm64';
+  const target = `${reg.host}/buildkit/testbaseimageplatform:latest`;
+  const base = await h.context({ dockerfile: 'FROM scratch\nCOPY foo /foo\n', files: { foo: 'test' } });
+  const pushed = await runKiln(['build', '--progress', 'plain', '--platform', other, '--push', '-t', target, base.dir], { root: h.root });
+  assert.equal(pushed.code, 0, pushed.stderr);
+
+  const r = await h.kilnBuild({ dockerfile: `\nFROM ${target}\nENV foo=bar\n\t`, root: await h.freshRoot(t), kilnArgs: ['--platform', expected] });
+  assert.equal(r.code, 0, r.stderr);
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('InvalidBaseImagePlatform'));
+  assert.equal(warnings.length, 1, r.stderr);
+  assert.match(warnings[0], /Dockerfile:2:\d+: /, 'reported at line 2');
+  assert.ok(warnings[0].endsWith(`InvalidBaseImagePlatform: Base image ${target} was pulled with platform "${other}", expected "${expected}" for current build`), warnings[0]);
+  // built for the base's own platform: no warning
+  const same = await h.kilnBuild({ dockerfile: `FROM ${target}\nENV foo=bar\n`, kilnArgs: ['--platform', other] });
+  assert.equal(same.code, 0, same.stderr);
+  assert.doesNotMatch(same.stderr, /InvalidBaseImagePlatform/);
+});

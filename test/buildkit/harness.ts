@@ -14,16 +14,18 @@
  * Go tests that export with `--output type=local` and read files are emulated by reading
  * the final tree of the kiln image (`Image.read`).
  */
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
+import { mountsUnder } from '../../src/lifecycle.js';
 import { isRoot, rootWithBusybox, runKiln, tempDir, type CliResult } from '../helpers.js';
 import { dockerOracle, kilnImageTree, type DockerBuild, type DockerOracle } from '../oracle/docker.js';
 import { assertSameTree, normPath, type FsEntry, type ImageTree } from '../oracle/tree.js';
+import { skipUnlessRegistry, startRegistry, type Registry } from '../registry/harness.js';
 
 export { describeTree, flattenArchive, type FsEntry, type ImageConfigFile } from '../oracle/tree.js';
 /** An image read back: its final tree, config and layer count (test/oracle/tree.ts). */
@@ -60,6 +62,8 @@ export interface BuildSpec {
   noCache?: boolean;
   /** environment for both builds (e.g. SOURCE_DATE_EPOCH) */
   env?: Record<string, string>;
+  /** the kiln root to build on (default: the harness's shared one) */
+  root?: string;
 }
 
 export interface BuildResult extends CliResult {
@@ -202,6 +206,20 @@ export interface Harness {
   run(tag: string, argv: string[]): Promise<CliResult>;
   /** any kiln command on the shared root */
   kilnCommand(args: string[]): Promise<CliResult>;
+  /**
+   * A fresh kiln root (BuildKit's ensurePruneAll, a new CI runner) holding the shared root's
+   * very busybox:latest, as BuildKit pulls the same base again (an import of the same tar is
+   * another image: its time differs); removed after the test.
+   */
+  freshRoot(t: TestContext): Promise<string>;
+}
+
+/** The Go tests' sb.NewRegistry(): a docker-registry of the test's own, stopped after it; undefined (the test skipped) when none is installed. */
+export async function newRegistry(t: TestContext): Promise<Registry | undefined> {
+  if (skipUnlessRegistry(t)) return undefined;
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  return reg;
 }
 
 let counter = 0;
@@ -273,7 +291,7 @@ export function useHarness(): Harness {
     ctx ??= await context(spec);
     const tag = `bk${++counter}:latest`;
     const { args, env } = commonArgs(spec, ctx);
-    const r = await runKiln(['build', ...args, '-t', tag, ...(spec.kilnArgs ?? []), ctx.dir], { root, env });
+    const r = await runKiln(['build', ...args, '-t', tag, ...(spec.kilnArgs ?? []), ctx.dir], { root: spec.root ?? root, env });
     return { ...r, tag };
   }
 
@@ -350,6 +368,20 @@ export function useHarness(): Harness {
     kilnCommand(args) {
       return runKiln(args, { root });
     },
+    async freshRoot(t) {
+      const dir = await tempDir('kiln-bkport-root-');
+      t.after(async () => {
+        for (const mp of mountsUnder(dir.dir).sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+        await dir.cleanup();
+      });
+      const base = path.join(dir.dir, 'busybox.tar');
+      const saved = await runKiln(['save', 'busybox:latest', '-o', base], { root });
+      assert.equal(saved.code, 0, saved.stderr);
+      const fresh = path.join(dir.dir, 'root');
+      const loaded = await runKiln(['load', '-i', base], { root: fresh });
+      assert.equal(loaded.code, 0, loaded.stderr);
+      return fresh;
+    },
   };
 }
 
@@ -360,7 +392,7 @@ export const skipUnlessRoot = isRoot() ? false : 'RUN and overlayfs need root';
  * One ported Go test. `todo` names the kiln bug that makes it fail today: node:test still
  * runs it and reports it as a TODO (not a failure), so a fix shows up as a passing TODO.
  */
-export function port(name: string, fn: () => Promise<void>, opts: { todo?: string } = {}): void {
+export function port(name: string, fn: (t: TestContext) => Promise<void>, opts: { todo?: string } = {}): void {
   test(name, { skip: skipUnlessRoot, todo: opts.todo }, fn);
 }
 

@@ -303,6 +303,9 @@ describe('cache specs (buildx syntax)', () => {
     assert.deepEqual(parseCacheTo('type=registry,ref=localhost:5000/app:cache,cache-mounts=npm,apt'), { type: 'registry', ref: 'localhost:5000/app:cache', cacheMounts: ['npm', 'apt'] });
     assert.deepEqual(parseCacheTo('type=registry,ref=r/a:c,cache-mounts=all,mode=min'), { type: 'registry', ref: 'r/a:c', cacheMounts: 'all', mode: 'min' });
     assert.deepEqual(parseCacheTo('type=inline'), { type: 'inline' });
+    // buildx's OCI-form switches: what kiln's cache always is
+    assert.deepEqual(parseCacheTo('type=registry,ref=r/a:c,oci-mediatypes=true,image-manifest=true'), { type: 'registry', ref: 'r/a:c' });
+    assert.deepEqual(parseCacheTo('type=local,dest=/c,oci-mediatypes=true'), { type: 'local', dest: '/c' });
     assert.deepEqual(parseCacheFrom('localhost:5000/app:cache'), { type: 'registry', ref: 'localhost:5000/app:cache' });
     assert.deepEqual(parseCacheFrom('type=local,src=/c'), { type: 'local', src: '/c' });
     assert.deepEqual(parseCacheFrom('type=registry,ref=r/a:c'), { type: 'registry', ref: 'r/a:c' });
@@ -320,5 +323,8 @@ describe('cache specs (buildx syntax)', () => {
     assert.throws(() => parseCacheFrom('type=local,dest=/x'), /unknown option "dest"/);
     assert.throws(() => parseCacheFrom('type=registry'), /needs ref=/);
     assert.throws(() => parseCacheTo('type=local,dest=/x,stray'), /"stray" is not key=value/);
+    assert.throws(() => parseCacheTo('type=registry,ref=r/a:c,oci-mediatypes=false'), (e: Error & { code?: string; hint?: string }) => /oci-mediatypes=false is not supported/.test(e.message) && e.code === 'invalid' && /leave oci-mediatypes= out/.test(e.hint ?? ''));
+    assert.throws(() => parseCacheTo('type=registry,ref=r/a:c,image-manifest=no'), /image-manifest=no is not true or false/);
+    assert.throws(() => parseCacheTo('type=inline,oci-mediatypes=true'), /unknown option "oci-mediatypes"/);
   });
 });
