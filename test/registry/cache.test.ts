@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseCacheFrom, parseCacheTo } from '../../src/cache/spec.js';
 import { CACHE_CONFIG_KEY } from '../../src/cache/format.js';
@@ -106,6 +107,30 @@ describe('shared cache: type=registry', { skip }, () => {
     // and C downloaded only the final image's layers, not the build stage's
     assert.ok(!c.cacheFetched?.includes(buildLayer));
     assert.equal(c.cacheFetched?.length, a.config.rootfs.diff_ids.length - 1);
+  });
+
+  it('CI pipeline with --push: a fresh runner runs no step and pushes the same manifest digest', async () => {
+    const cache = `${reg.host}/app/cache:push`;
+    const env = { SOURCE_DATE_EPOCH: '1700000000' };
+    const push = async (root: string, tag: string): Promise<{ digest: string; stderr: string }> => {
+      const meta = path.join(fx.work, `${tag.replace(/\W/g, '-')}.json`);
+      const ctx = await fx.context({ ...dockerfile, 'app.txt': 'pushed\n' });
+      const r = await runKiln(['build', '--progress', 'plain', '--cache-from', cache, '--cache-to', `type=registry,ref=${cache},mode=max,ignore-error=false`, '--push', '-t', `${reg.host}/app/web:${tag}`, '--metadata-file', meta, ctx], { root, env });
+      assert.equal(r.code, 0, r.stderr);
+      const digest = (JSON.parse(await readFile(meta, 'utf8')) as Record<string, string>)['containerimage.digest'];
+      // what the metadata file names is what the registry serves under the tag
+      const served = await client.repository(`${reg.host}/app/web`).headManifest(tag);
+      assert.equal(served?.digest, digest);
+      return { digest, stderr: r.stderr };
+    };
+    // runner A: nothing to import yet (a warning), every step runs, image and cache pushed
+    const a = await push(fx.rootA, 'a');
+    assert.match(a.stderr, /#\d+ DONE/);
+    // runner B: a fresh root
+    const b = await push(await fx.freshRoot(), 'b');
+    assert.doesNotMatch(b.stderr, /#\d+ DONE/, 'B executed no step');
+    assert.match(b.stderr, /#\d+ CACHED/);
+    assert.equal(b.digest, a.digest, 'B pushed the manifest A pushed');
   });
 
   it('type=inline: the records ride in the image config; --cache-from the pushed image finds them', { skip: existsSync('/usr/bin/skopeo') ? false : 'needs skopeo' }, async () => {
