@@ -18,6 +18,9 @@ import { cancelled, networkError, readBody, retryAfterMs, sleep, Transport, writ
 import type { ClientOptions, OnProgress, PushBlobResult, RemoteManifest, RemoteRepository } from './types.js';
 
 /** Manifests larger than this are refused (as containerd and distribution do). */
+/** Bytes gathered from the network before one write to the store. */
+const WRITE_BATCH = 1 << 20;
+
 export const MAX_MANIFEST_BYTES = 4 << 20;
 /** Blobs larger than this go up in PATCH chunks of this size (pushBlob's chunkSize). */
 export const DEFAULT_CHUNK_SIZE = 16 << 20;
@@ -459,9 +462,29 @@ class Repository implements RemoteRepository {
 
   async fetchBlob(descriptor: Pick<Descriptor, 'digest' | 'size'>, into: Pick<Ingester, 'writer'>, options: { onProgress?: OnProgress } = {}): Promise<void> {
     const writer = await into.writer();
+    // network chunks are small (16-64 KiB): gathered into 1 MiB writes, each written while
+    // the next one arrives (writes stay one after another, as a BlobWriter wants)
+    let writing: Promise<void> = Promise.resolve();
     try {
-      for await (const c of this.blobChunks(descriptor.digest, descriptor.size, options.onProgress)) await writer.write(c);
+      let batch: Buffer[] = [];
+      let batched = 0;
+      const flush = async (): Promise<void> => {
+        const buf = batch.length === 1 ? batch[0] : Buffer.concat(batch, batched);
+        batch = [];
+        batched = 0;
+        await writing;
+        writing = writer.write(buf);
+        writing.catch(() => undefined);
+      };
+      for await (const c of this.blobChunks(descriptor.digest, descriptor.size, options.onProgress)) {
+        batch.push(c);
+        batched += c.length;
+        if (batched >= WRITE_BATCH) await flush();
+      }
+      if (batched > 0) await flush();
+      await writing;
     } catch (e) {
+      await writing.catch(() => undefined);
       await writer.abort();
       throw e;
     }
