@@ -182,6 +182,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       progress: opts.progress && pulls.count() > 0 ? (ev) => opts.progress?.({ ...ev, id: ev.id + pulls.count() }) : opts.progress,
       lease,
       imported,
+      definitionKeys: (opts.cacheFrom?.length ?? 0) > 0 || (opts.cacheTo?.length ?? 0) > 0,
     });
     const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
     const historyFile = path.join(kilnPaths(opts.root).cacheBuilds, `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);

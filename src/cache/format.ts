@@ -6,12 +6,15 @@
  * records under one top-level key, CACHE_CONFIG_KEY:
  *
  *   "kiln.cache.v1": {
- *     "steps":  [{ "key": "sha256:…", "layer": 0, "createdAt": "…", "description": "[2/3] RUN …" }],
+ *     "steps":  [{ "key": "sha256:…", "layer": 1, "createdAt": "…", "description": "[2/3] RUN …",
+ *                  "definition": "sha256:…", "chain": [0, 1] }],
  *     "mounts": [{ "id": "/root/.npm", "layer": 3 }]
  *   }
  *
  * `layer` indexes the manifest's layers (and the config's diff_ids); a step that added no
- * layer has none. Inline caches put the same key in a built image's own config, the indexes
+ * layer has none. `definition` is the step's definition key (solver/keys.ts), known before
+ * the stages it reads are solved, and `chain` its state's whole layer chain, base first: an
+ * importing build takes the step's state from it without solving its inputs. Inline caches put the same key in a built image's own config, the indexes
  * then naming the image's layers.
  */
 import { KilnError } from '../errors.js';
@@ -26,6 +29,8 @@ export interface CacheStepEntry {
   layer?: number;
   createdAt: string;
   description: string;
+  definition?: string;
+  chain?: number[];
 }
 
 export interface CacheMountEntry {
@@ -47,7 +52,7 @@ export interface CacheLayer {
 
 /** What an export has gathered: each step's key and layer, each mount's id and layer. */
 export interface CacheContent {
-  steps: Array<{ key: string; createdAt: string; description: string; layer?: CacheLayer }>;
+  steps: Array<{ key: string; createdAt: string; description: string; layer?: CacheLayer; definition?: string; chain?: CacheLayer[] }>;
   mounts: Array<{ id: string; layer: CacheLayer }>;
 }
 
@@ -61,6 +66,8 @@ export interface EncodedCache {
 /** Records of steps and mounts as a reader finds them, their layers resolved. */
 export interface ImportedCacheRecords {
   steps: Map<string, { createdAt: string; description: string; layer?: CacheLayer }>;
+  /** Steps by definition key: their content key and their state's layer chain. */
+  definitions: Map<string, { key: string; createdAt: string; description: string; layer?: CacheLayer; chain: CacheLayer[] }>;
   mounts: Map<string, CacheLayer>;
 }
 
@@ -81,9 +88,11 @@ export function cacheMetadata(content: CacheContent, layers: CacheLayer[]): Cach
   const seen = new Set<string>();
   const steps: CacheStepEntry[] = [];
   for (const s of content.steps) {
-    if (seen.has(s.key)) continue;
-    seen.add(s.key);
-    steps.push({ key: s.key, ...(s.layer ? { layer: at(s.layer) } : {}), createdAt: s.createdAt, description: s.description });
+    if (seen.has(`${s.key} ${s.definition}`)) continue;
+    seen.add(`${s.key} ${s.definition}`);
+    // the chain first: the manifest lists layers base first
+    const chain = s.definition !== undefined && s.chain ? { definition: s.definition, chain: s.chain.map(at) } : {};
+    steps.push({ key: s.key, ...(s.layer ? { layer: at(s.layer) } : {}), createdAt: s.createdAt, description: s.description, ...chain });
   }
   const mounts = content.mounts.map((m) => ({ id: m.id, layer: at(m.layer) }));
   return mounts.length > 0 ? { steps, mounts } : { steps };
@@ -99,9 +108,11 @@ export function inlineMetadata(steps: CacheContent['steps'], diffIds: string[]):
   const seen = new Set<string>();
   for (const s of steps) {
     const i = s.layer ? index.get(s.layer.diffId) : undefined;
-    if (seen.has(s.key) || (s.layer && i === undefined)) continue;
-    seen.add(s.key);
-    out.push({ key: s.key, ...(i !== undefined ? { layer: i } : {}), createdAt: s.createdAt, description: s.description });
+    if (seen.has(`${s.key} ${s.definition}`) || (s.layer && i === undefined)) continue;
+    seen.add(`${s.key} ${s.definition}`);
+    const chain = s.chain?.map((l) => index.get(l.diffId));
+    const byDefinition = s.definition !== undefined && chain?.every((c) => c !== undefined) ? { definition: s.definition, chain: chain as number[] } : {};
+    out.push({ key: s.key, ...(i !== undefined ? { layer: i } : {}), createdAt: s.createdAt, description: s.description, ...byDefinition });
   }
   return { steps: out };
 }
@@ -157,14 +168,18 @@ export function decodeCache(manifest: ImageManifest, config: unknown, where: str
     return { descriptor: plainDescriptor(d), diffId: diffIds[i] as string };
   };
   if (typeof meta !== 'object' || meta === null || !Array.isArray((meta as CacheMetadata).steps)) throw bad(`${CACHE_CONFIG_KEY}.steps is not a list`);
-  const out: ImportedCacheRecords = { steps: new Map(), mounts: new Map() };
+  const out: ImportedCacheRecords = { steps: new Map(), definitions: new Map(), mounts: new Map() };
   for (const s of (meta as CacheMetadata).steps) {
     if (typeof s !== 'object' || s === null || typeof s.key !== 'string' || !isDigest(s.key)) throw bad('a step record has no valid key');
-    out.steps.set(s.key, {
+    const record = {
       createdAt: typeof s.createdAt === 'string' ? s.createdAt : '',
       description: typeof s.description === 'string' ? s.description : '',
       layer: s.layer === undefined ? undefined : layerAt(s.layer, `step ${s.key}`),
-    });
+    };
+    out.steps.set(s.key, record);
+    if (s.definition === undefined) continue;
+    if (typeof s.definition !== 'string' || !isDigest(s.definition) || !Array.isArray(s.chain)) throw bad(`step ${s.key} has no valid definition key and layer chain`);
+    out.definitions.set(s.definition, { key: s.key, ...record, chain: s.chain.map((i) => layerAt(i, `the layer chain of step ${s.key}`)) });
   }
   const mounts = (meta as CacheMetadata).mounts ?? [];
   if (!Array.isArray(mounts)) throw bad(`${CACHE_CONFIG_KEY}.mounts is not a list`);

@@ -47,6 +47,15 @@ export class ImportedCache {
     return this.sources.every((s) => s.records.steps.size === 0 && s.records.mounts.size === 0);
   }
 
+  /** The record of a step by its definition key in the first cache that has one: its content key and its state's layer chain, fetchable. */
+  byDefinition(definitionKey: string): { key: string; createdAt: string; description: string; addedLayer: boolean; chain: ImportedLayer[] } | undefined {
+    for (const s of this.sources) {
+      const r = s.records.definitions.get(definitionKey);
+      if (r) return { key: r.key, createdAt: r.createdAt, description: r.description, addedLayer: r.layer !== undefined, chain: r.chain.map((l) => this.fetchable(l, s)) };
+    }
+    return undefined;
+  }
+
   /** The record of a step in the first cache that has one, its layer fetchable. */
   step(key: string): { createdAt: string; description: string; layer?: ImportedLayer } | undefined {
     for (const s of this.sources) {

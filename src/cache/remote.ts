@@ -31,7 +31,8 @@ export interface ExportLayer {
 }
 
 export interface CacheExportInput {
-  steps: Array<{ key: string; createdAt: string; description: string; layer?: ExportLayer }>;
+  /** With a definition key, the step's state's whole layer chain (base first). */
+  steps: Array<{ key: string; createdAt: string; description: string; layer?: ExportLayer; definition?: string; chain?: ExportLayer[] }>;
   mounts: Array<{ id: string; layer: ExportLayer }>;
 }
 
@@ -96,7 +97,16 @@ export async function exportCache(spec: CacheExportSpec, input: CacheExportInput
     return c.layer;
   };
   const content: CacheContent = { steps: [], mounts: [] };
-  for (const s of input.steps) content.steps.push({ key: s.key, createdAt: s.createdAt, description: s.description, layer: s.layer && (await convert(s.layer)) });
+  const converted = new Map<string, Promise<CacheLayer>>();
+  const convertOnce = (l: ExportLayer): Promise<CacheLayer> => {
+    let p = converted.get(l.diffId);
+    if (!p) converted.set(l.diffId, (p = convert(l)));
+    return p;
+  };
+  for (const s of input.steps) {
+    const chain = s.chain && { definition: s.definition, chain: await Promise.all(s.chain.map(convertOnce)) };
+    content.steps.push({ key: s.key, createdAt: s.createdAt, description: s.description, layer: s.layer && (await convertOnce(s.layer)), ...chain });
+  }
   for (const m of input.mounts) content.mounts.push({ id: m.id, layer: await convert(m.layer) });
   const encoded = encodeCache(content, deps.platform);
   const open = (d: Descriptor): (() => AsyncIterable<Buffer>) => opened.get(d.digest)!;

@@ -37,8 +37,15 @@ function exportLayer(l: SolvedLayer, ready: { descriptor: ExportLayer['descripto
 
 async function stepsOf(solver: Solver, target: Vertex, mode: 'min' | 'max'): Promise<CacheExportInput['steps']> {
   const steps = await solver.solvedSteps(target, mode === 'min');
+  const toExport = async (l: SolvedLayer): Promise<ExportLayer> => exportLayer(l, await l.ready);
   return Promise.all(
-    steps.map(async (s) => ({ key: s.key, createdAt: s.createdAt, description: s.description, layer: s.layer && exportLayer(s.layer, await s.layer.ready) })),
+    steps.map(async (s) => ({
+      key: s.key,
+      createdAt: s.createdAt,
+      description: s.description,
+      layer: s.layer && (await toExport(s.layer)),
+      ...(s.definitionKey !== undefined ? { definition: s.definitionKey, chain: await Promise.all(s.chain.map(toExport)) } : {}),
+    })),
   );
 }
 

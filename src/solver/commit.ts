@@ -13,10 +13,10 @@ import { MediaType, type Descriptor } from '../oci/types.js';
 import type { CacheRecords } from '../cache/records.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { trace, tracing } from '../trace.js';
-import type { StepCache } from './scheduler.js';
+import type { DefinitionHit, StepCache } from './scheduler.js';
 import { solvedLayer, type LayerRef, type SolvedLayer } from './types.js';
 import type { StagingIngester } from '../oci/content.js';
-import type { ImportedCache } from '../cache/imported.js';
+import type { ImportedCache, ImportedLayer } from '../cache/imported.js';
 
 /**
  * Layers up to this many bytes of file content are named by a digest-only pass and stored
@@ -30,6 +30,11 @@ const KEEP_TAR_MAX = 8 << 20;
 /** A step's layer as soon as it is named: `stored` when written already, else `store()` writes it (after the upper dir is adopted). */
 export type NamedLayer = { diffId: string; stored: LayerRef; store?: undefined } | { diffId: string; stored?: undefined; store: () => Promise<LayerRef> };
 
+/** A layer of an imported cache in a solved chain: its blob fetched when something reads it. */
+function importedLayer(l: ImportedLayer): SolvedLayer {
+  return { diffId: l.diffId, ready: Promise.resolve({ descriptor: l.descriptor, diffId: l.diffId }), fetch: () => l.fetch() };
+}
+
 export interface CommitterOptions {
   store: Pick<StagingIngester, 'touchBlob' | 'writeTempUnsynced' | 'commitUnsynced' | 'tempPath' | 'commitFile'>;
   snapshotter: Snapshotter;
@@ -37,7 +42,7 @@ export interface CommitterOptions {
   lease?: Lease;
   sourceDateEpoch?: number;
   /** Records of imported caches (--cache-from), consulted after the local ones. */
-  imported?: Pick<ImportedCache, 'step'>;
+  imported?: Pick<ImportedCache, 'step' | 'byDefinition'>;
 }
 
 export class LayerCommitter implements StepCache {
@@ -69,11 +74,22 @@ export class LayerCommitter implements StepCache {
     await this.opts.lease?.add(ref.descriptor.digest);
     // kept as a local record too if this build fetches the blob: the next build needs no import
     this.importedHits.push({ key, description: imported.description, createdAt: imported.createdAt, layer: ref });
-    return { layer: { diffId: ref.diffId, ready: Promise.resolve(ref), fetch: () => layer.fetch() }, createdAt: imported.createdAt };
+    return { layer: importedLayer(layer), createdAt: imported.createdAt };
   }
 
   record(r: { key: string; description: string; createdAt: string; ready?: Promise<LayerRef> }): void {
     this.pendingRecords.push(r);
+  }
+
+  /** A step an imported cache has by its definition key: its whole layer chain, each layer fetched when something reads it. */
+  async lookupDefinition(definitionKey: string): Promise<DefinitionHit | undefined> {
+    const hit = this.opts.imported?.byDefinition(definitionKey);
+    if (!hit) return undefined;
+    for (const l of hit.chain) await this.opts.lease?.add(l.descriptor.digest);
+    // kept as a local record (by its content key) if this build fetches the step's layer, as a content hit is
+    const own = hit.addedLayer ? hit.chain[hit.chain.length - 1] : undefined;
+    if (own) this.importedHits.push({ key: hit.key, description: hit.description, createdAt: hit.createdAt, layer: { descriptor: own.descriptor, diffId: own.diffId } });
+    return { key: hit.key, layers: hit.chain.map(importedLayer), addedLayer: hit.addedLayer, createdAt: hit.createdAt };
   }
 
   /**

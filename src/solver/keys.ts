@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { KilnError } from '../errors.js';
-import { contextSource, isSource, type HttpVertex, type LocalVertex, type SourceVertex, type Vertex } from '../graph/types.js';
+import { contextSource, isSource, vertexInputs, type HttpVertex, type LocalVertex, type SourceVertex, type Vertex } from '../graph/types.js';
 import type { SolvedLayer, SolvedState, StepVertex } from './types.js';
 
 /** Content the keys depend on, read on demand. */
@@ -30,6 +30,7 @@ export interface KeyReader {
 
 export class CacheKeys {
   private readonly memo = new Map<string, Promise<{ key: string; filesDigest?: string }>>();
+  private readonly definitions = new Map<string, Promise<string | undefined>>();
 
   constructor(private readonly reader: KeyReader) {}
 
@@ -45,20 +46,41 @@ export class CacheKeys {
     return p;
   }
 
-  private async compute(v: StepVertex, inputs: SolvedState[], chains: string[], linked: boolean): Promise<{ key: string; filesDigest?: string }> {
-    let definition = linked ? hash(['link', describeDefinition(v)]) : v.digest;
-    if (v.kind === 'exec' && v.localDigest) {
-      // a bind mount from a stage is keyed on the files of the mounted path only
-      definition = v.localDigest;
-      let k = 1;
-      for (const m of v.mounts) {
-        if (!m.from || isSource(m.from)) continue;
-        const i = k++;
-        if (m.type === 'bind') chains[i] = await this.reader.mounted(inputs[i], m.source ?? '/');
-      }
+  /**
+   * A step's definition key, known before any input is solved: its definition (whose digest
+   * holds its inputs' digests and the base image's manifest), the content of what it and the
+   * steps under it read from outside the build (context files, URLs), and its inputs'
+   * definition keys. An imported cache finds a step by it without solving the stages it
+   * reads. Undefined when the key needs a solved input's files (a bind mount from a stage)
+   * or something under it runs without the cache.
+   */
+  definition(v: Vertex): Promise<string | undefined> {
+    let p = this.definitions.get(v.digest);
+    if (!p) {
+      p = this.computeDefinition(v);
+      this.definitions.set(v.digest, p);
     }
-    const parts = [definition, ...chains];
-    let filesDigest: string | undefined;
+    return p;
+  }
+
+  private async computeDefinition(v: Vertex): Promise<string | undefined> {
+    if (v.kind === 'scratch' || v.kind === 'image') return hash(['definition', v.digest]);
+    if (v.noCache || (v.kind === 'exec' && v.localDigest)) return undefined;
+    const inputs = await Promise.all(vertexInputs(v).map((i) => this.definition(i)));
+    if (inputs.some((k) => k === undefined)) return undefined;
+    const parts = ['definition', v.digest, ...(inputs as string[])];
+    try {
+      parts.push(...(await this.readParts(v)));
+    } catch {
+      // what the content key fails on is reported there, when the step is solved
+      return undefined;
+    }
+    return hash(parts);
+  }
+
+  /** What a step reads from outside the build's states, each as a digest (its key's content parts besides the input chains). */
+  private async readParts(v: StepVertex): Promise<string[]> {
+    const parts: string[] = [];
     if (v.kind === 'file' && v.action.op === 'copy') {
       const a = v.action;
       const from = a.source.from;
@@ -67,7 +89,6 @@ export class CacheKeys {
         const sum = await this.reader.local(from, a.source.paths, a.excludes ?? [], false);
         if (sum === undefined) throw new KilnError('COPY needs a build context, but none was given');
         parts.push(sum);
-        filesDigest = sum;
       }
       for (const inl of a.inline ?? []) parts.push(hash([inl.name, inl.content]));
       // with ADD --checksum the content is known without fetching it (as in BuildKit): a
@@ -83,6 +104,25 @@ export class CacheKeys {
         if (m.type === 'secret') parts.push(`secret:${m.id ?? ''}`);
       }
     }
+    return parts;
+  }
+
+  private async compute(v: StepVertex, inputs: SolvedState[], chains: string[], linked: boolean): Promise<{ key: string; filesDigest?: string }> {
+    let definition = linked ? hash(['link', describeDefinition(v)]) : v.digest;
+    if (v.kind === 'exec' && v.localDigest) {
+      // a bind mount from a stage is keyed on the files of the mounted path only
+      definition = v.localDigest;
+      let k = 1;
+      for (const m of v.mounts) {
+        if (!m.from || isSource(m.from)) continue;
+        const i = k++;
+        if (m.type === 'bind') chains[i] = await this.reader.mounted(inputs[i], m.source ?? '/');
+      }
+    }
+    const read = await this.readParts(v);
+    // the context files a COPY reads come first in what it reads (readParts): --explain shows them
+    const filesDigest = v.kind === 'file' && v.action.op === 'copy' && isSource(v.action.source.from) && v.action.source.paths.length > 0 ? read[0] : undefined;
+    const parts = [definition, ...chains, ...read];
     return { key: hash(parts), filesDigest };
   }
 }

@@ -39,6 +39,16 @@ export interface Ops {
 /** A step's cache key from its definition and its solved inputs (the parent first, unless linked). */
 export interface StepKeys {
   key(v: StepVertex, inputs: SolvedState[], linked: boolean): Promise<{ key: string; filesDigest?: string }>;
+  /** A step's definition key, computed before its inputs are solved (undefined: it has none). Absent: none are computed. */
+  definition?(v: Vertex): Promise<string | undefined>;
+}
+
+/** A step's result found by its definition key: its content key and its state's whole layer chain. */
+export interface DefinitionHit {
+  key: string;
+  layers: SolvedLayer[];
+  addedLayer: boolean;
+  createdAt: string;
 }
 
 /** Results of earlier runs, by cache key. */
@@ -47,6 +57,8 @@ export interface StepCache {
   lookup(key: string): Promise<{ layer: SolvedLayer; createdAt: string } | undefined>;
   /** Remembers a step's result; `ready` is its stored layer (none for a step that made none). */
   record(r: { key: string; description: string; createdAt: string; ready?: Promise<LayerRef> }): void;
+  /** A result recorded for a definition key (an imported cache's), its layers kept alive for this build. */
+  lookupDefinition?(definitionKey: string): Promise<DefinitionHit | undefined>;
 }
 
 export interface SchedulerOptions {
@@ -123,10 +135,51 @@ export class Scheduler {
     if (this.signal.aborted) throw this.cancelledError();
   }
 
+  private stepRecord(v: StepVertex, key: string): StepRecord {
+    return {
+      name: v.name,
+      stage: v.stage,
+      step: v.step,
+      key,
+      kind: v.kind,
+      definition: describeDefinition(v),
+      buildArgs: v.kind === 'exec' ? v.buildArgs : undefined,
+      base: rootImage(v),
+      cached: false,
+    };
+  }
+
   cancelledError(): KilnError {
     return this.opts.signal?.aborted
       ? new KilnError('build interrupted', { code: 'cancelled', exitCode: 130 })
       : new KilnError('step cancelled because another step failed', { code: 'cancelled' });
+  }
+
+  /** The state of `v` if it is solved or being solved, else one an imported cache has for its definition key (nothing runs). */
+  async known(v: Vertex): Promise<SolvedState | undefined> {
+    const solved = this.memo.get(v.digest);
+    if (solved) return solved;
+    return isStep(v) ? this.byDefinition(v, await this.definitionKey(v)) : undefined;
+  }
+
+  private async definitionKey(v: StepVertex): Promise<string | undefined> {
+    if (v.noCache || !this.opts.keys.definition) return undefined;
+    return this.opts.keys.definition(v).catch(() => undefined);
+  }
+
+  private async byDefinition(v: StepVertex, definitionKey: string | undefined): Promise<SolvedState | undefined> {
+    if (definitionKey === undefined || v.noCache) return undefined;
+    const hit = await this.opts.cache.lookupDefinition?.(definitionKey);
+    if (!hit) return undefined;
+    // the chain starts with the base image's layers: the local ones where they are the same
+    // (the base is a source, nothing runs), so only the layers steps made come from the cache
+    let root: Vertex = v;
+    while (isStep(root)) root = root.parent;
+    const base = (await this.solve(root)).layers;
+    let same = 0;
+    while (same < base.length && same < hit.layers.length && base[same].diffId === hit.layers[same].diffId) same++;
+    const layers = [...base.slice(0, same), ...hit.layers.slice(same)];
+    return { vertex: v, key: hit.key, layers, addedLayer: hit.addedLayer, cached: true, createdAt: hit.createdAt, definitionKey };
   }
 
   private async doSolve(v: Vertex): Promise<SolvedState> {
@@ -136,6 +189,14 @@ export class Scheduler {
         throw atStep(e, v);
       });
       return { vertex: v, key, layers, addedLayer: false, cached: true };
+    }
+    // an imported cache may have the step by its definition: then no input is solved
+    const definitionKey = await this.definitionKey(v);
+    const byDefinition = await this.byDefinition(v, definitionKey);
+    if (byDefinition) {
+      this.emit({ type: 'cached', id: this.nextId++, name: v.name });
+      this.steps.push({ ...this.stepRecord(v, byDefinition.key), parentName: parentName(v.parent), cached: true });
+      return byDefinition;
     }
     // COPY --link does not read its parent: it runs on an empty root, in parallel with the
     // parent, and its cache key ignores the parent (a base change does not invalidate it)
@@ -147,25 +208,14 @@ export class Scheduler {
     const { key, filesDigest } = await this.opts.keys.key(v, keyInputs, linked).catch((e: unknown) => {
       throw atStep(e, v);
     });
-    const step: StepRecord = {
-      name: v.name,
-      stage: v.stage,
-      step: v.step,
-      key,
-      kind: v.kind,
-      definition: describeDefinition(v),
-      filesDigest,
-      buildArgs: v.kind === 'exec' ? v.buildArgs : undefined,
-      base: rootImage(v),
-      cached: false,
-    };
+    const step: StepRecord = { ...this.stepRecord(v, key), filesDigest };
     const finish = async (layer: SolvedLayer | undefined, cached: boolean, createdAt: string): Promise<SolvedState> => {
       const parent = await parentPromise;
       step.parentKey = parent.key;
-      step.parentName = parent.vertex.kind === 'image' ? `FROM ${parent.vertex.ref}` : parent.vertex.name;
+      step.parentName = parentName(parent.vertex);
       step.cached = cached;
       this.steps.push(step);
-      return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached, createdAt };
+      return { vertex: v, key, layers: layer ? [...parent.layers, layer] : parent.layers, addedLayer: layer !== undefined, cached, createdAt, definitionKey };
     };
     if (!v.noCache) {
       const hit = await this.opts.cache.lookup(key);
@@ -207,6 +257,11 @@ export class Scheduler {
     });
     return finish(layer, false, createdAt);
   }
+}
+
+/** How --explain names a step's parent. */
+function parentName(parent: Vertex): string {
+  return parent.kind === 'image' ? `FROM ${parent.ref}` : parent.name;
 }
 
 /** The image a step's parent chain starts from, for --explain. */

@@ -47,6 +47,12 @@ export interface SolverOptions {
   images?: ImageResolver;
   /** Imported caches (--cache-from): their step records, and cache mounts to seed. */
   imported?: ImportedCache;
+  /**
+   * Compute every step's definition key (keys.ts CacheKeys.definition): for a build that
+   * imports or exports a shared cache. An imported cache's step is then found by it before
+   * the step's inputs are solved.
+   */
+  definitionKeys?: boolean;
 }
 
 /** A step the solve reached, with what an exported cache records of it. */
@@ -57,6 +63,9 @@ export interface SolvedStepResult {
   createdAt: string;
   /** The layer the step added (undefined: none). */
   layer?: SolvedLayer;
+  /** Its definition key, with its state's whole layer chain (base first), when the solve computed one. */
+  definitionKey?: string;
+  chain: SolvedLayer[];
 }
 
 /** A RUN --mount=type=cache the solve reached: its id (as the Dockerfile names it) and directory. */
@@ -87,11 +96,12 @@ export class Solver {
       lease: opts.lease,
     };
     this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch, imported: opts.imported });
-    const keys = new CacheKeys({
+    const cacheKeys = new CacheKeys({
       local: async (source, paths, excludes, owners) => (await local(source)?.checksum(paths, excludes, { owners }))?.digest,
       mounted: (state, p) => states.mountedChecksum(state, p),
       http: async (source) => (await this.http.fetch(source)).key,
     });
+    const keys = opts.definitionKeys ? cacheKeys : { key: cacheKeys.key.bind(cacheKeys) };
     const ops = new BuildOps(deps, opts.images ?? localImages(opts.store), this.committer);
     const imported = opts.imported;
     const seeder = imported ? new MountSeeder(opts.root, opts.store, imported, opts.lease) : undefined;
@@ -186,15 +196,25 @@ export class Solver {
   }
 
   /**
-   * Every step the solve of `target` reached (all of them: a step is solved with all its
-   * inputs), or with `finalStage` only the target's own chain of parents: what --cache-to
-   * mode=max and mode=min export. Call after the solve.
+   * Every step under `target`, or with `finalStage` only the target's own chain of parents:
+   * what --cache-to mode=max and mode=min export. A step found in an imported cache by its
+   * definition key had its inputs left unsolved: a step under it is taken from the imported
+   * cache too (by its own definition key), and left out when it is not there. Call after the solve.
    */
   async solvedSteps(target: Vertex, finalStage = false): Promise<SolvedStepResult[]> {
     const out: SolvedStepResult[] = [];
     for (const v of reachableSteps(target, finalStage)) {
-      const s = await this.scheduler.solve(v);
-      out.push({ vertex: v, key: s.key, description: v.name, createdAt: s.createdAt ?? '', layer: s.addedLayer ? s.layers[s.layers.length - 1] : undefined });
+      const s = await this.scheduler.known(v);
+      if (!s) continue;
+      out.push({
+        vertex: v,
+        key: s.key,
+        description: v.name,
+        createdAt: s.createdAt ?? '',
+        layer: s.addedLayer ? s.layers[s.layers.length - 1] : undefined,
+        definitionKey: s.definitionKey,
+        chain: s.layers,
+      });
     }
     return out;
   }

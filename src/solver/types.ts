@@ -50,6 +50,8 @@ export interface SolvedState {
   cached: boolean;
   /** When this step's result was made (its cache record's time when cached): the history time. */
   createdAt?: string;
+  /** The step's definition key (keys.ts CacheKeys.definition), when the solve computes them. */
+  definitionKey?: string;
 }
 
 export type ProgressEvent =

@@ -15,7 +15,7 @@ export interface CacheConfig {
   architecture: string;
   os: string;
   rootfs: { diff_ids: string[] };
-  [CACHE_CONFIG_KEY]: { steps: Array<{ key: string; layer?: number }>; mounts?: Array<{ id: string; layer: number }> };
+  [CACHE_CONFIG_KEY]: { steps: Array<{ key: string; layer?: number; description: string; definition?: string; chain?: number[] }>; mounts?: Array<{ id: string; layer: number }> };
 }
 
 export interface CacheManifest {

@@ -76,7 +76,11 @@ describe('shared cache: type=local', { skip }, () => {
       [],
       'B executed no step',
     );
-    assert.equal(b.steps.length, a.steps.length);
+    assert.deepEqual(
+      b.steps.map((s) => s.name).sort(),
+      a.steps.filter((s) => s.stage !== 'tools').map((s) => s.name).sort(),
+      'the final stage was found by definition: the tools stage was not solved',
+    );
     assert.equal(b.imageId, a.imageId, 'same config (diff ids, history times)');
     assert.deepEqual(b.config.rootfs.diff_ids, a.config.rootfs.diff_ids);
 
@@ -104,6 +108,49 @@ describe('shared cache: type=local', { skip }, () => {
       again.steps.filter((s) => !s.cached).map((s) => s.name),
       ['[tools 2/2] RUN echo tool > /tool && echo scratch > /tools-only'],
     );
+  });
+
+  it('mode=min: a fresh root takes the final stage by definition, never running the stage it copies from (random bytes there)', async () => {
+    const files = {
+      Dockerfile: [
+        'FROM busybox:latest AS build',
+        'RUN head -c 100 /dev/urandom > /rand',
+        'FROM busybox:latest',
+        'COPY --from=build /rand /rand',
+        'COPY app.txt /app.txt',
+        'RUN cat /app.txt /rand > /both',
+        '',
+      ].join('\n'),
+      'app.txt': 'one\n',
+    };
+    const dest = path.join(work, 'cache-min-definition');
+    const a = await run(rootA, await context(files), { cacheTo: [parseCacheTo(`type=local,dest=${dest}`)] });
+    assert.equal(a.cacheExports?.[0].error, undefined);
+    const layout = await readLayout(dest);
+    const records = layout.config[CACHE_CONFIG_KEY].steps;
+    assert.equal(records.length, 3, 'the final stage only');
+    assert.ok(records.every((r) => r.definition && r.chain && r.chain.length > 0), 'each with a definition key and its layer chain');
+
+    const rootB = await freshRoot();
+    const b = await run(rootB, await context(files), { cacheFrom: [parseCacheFrom(`type=local,src=${dest}`)], cacheTo: [parseCacheTo(`type=local,dest=${dest}-again`)] });
+    assert.deepEqual(b.steps.filter((s) => !s.cached).map((s) => s.name), [], 'B executed no step');
+    assert.ok(!b.steps.some((s) => s.stage === 'build'), 'the build stage was not even looked at');
+    assert.equal(b.imageId, a.imageId);
+    // B re-exports what it imported: the same records
+    const again = await readLayout(`${dest}-again`);
+    assert.deepEqual(again.config[CACHE_CONFIG_KEY], layout.config[CACHE_CONFIG_KEY]);
+    const out = await runKiln(['run', '--rm', 'cache-test:latest', 'cat', '/both'], { root: rootB });
+    assert.equal(out.code, 0, out.stderr);
+    const randA = await runKiln(['run', '--rm', 'cache-test:latest', 'cat', '/rand'], { root: rootA });
+    assert.equal(out.stdout, `one\n${randA.stdout}`, "A's random bytes");
+
+    // a changed context file: only the steps from its COPY on run, the build stage still does not
+    const c = await run(await freshRoot(), await context({ ...files, 'app.txt': 'two\n' }), { cacheFrom: [parseCacheFrom(`type=local,src=${dest}`)] });
+    assert.deepEqual(
+      c.steps.filter((s) => !s.cached).map((s) => s.name),
+      ['[stage-1 3/4] COPY app.txt /app.txt', '[stage-1 4/4] RUN cat /app.txt /rand > /both'],
+    );
+    assert.ok(!c.steps.some((s) => s.stage === 'build'));
   });
 
   it("a bind mount of a cached stage is keyed on its files: a fresh root fetches that stage's layer to sum them", async () => {
@@ -140,8 +187,7 @@ describe('shared cache: type=local', { skip }, () => {
     assert.deepEqual(ran.sort(), ['[stage-1 5/6] COPY b.txt /b.txt', '[stage-1 6/6] RUN cat /b.txt > /c.txt'].sort());
     const fetched = new Set(b.cacheFetched);
     const stepLayer = (name: string) => {
-      const key = b.steps.find((s) => s.name.includes(name))!.key;
-      const rec = layout.config[CACHE_CONFIG_KEY].steps.find((s) => s.key === key)!;
+      const rec = layout.config[CACHE_CONFIG_KEY].steps.find((s) => s.description.includes(name))!;
       return layout.manifest.layers[rec.layer!].digest;
     };
     // the three cached layers under the changed step, no more
@@ -151,7 +197,7 @@ describe('shared cache: type=local', { skip }, () => {
     assert.equal(out.stdout, 'changed\n', out.stderr);
   });
 
-  it('mode=min holds the final stage only: a fresh root re-runs the other stage', async () => {
+  it('mode=min holds the final stage only: a fresh root takes it by definition, not solving the other stage', async () => {
     const ctxA = await context(multiStage);
     const dest = path.join(work, 'cache-min');
     const a = await run(rootA, ctxA, { cacheTo: [parseCacheTo(`type=local,dest=${dest}`)] });
@@ -161,11 +207,8 @@ describe('shared cache: type=local', { skip }, () => {
     assert.deepEqual(inCache, new Set(finalStage.map((s) => s.key)));
     const rootB = await freshRoot();
     const b = await run(rootB, await context(multiStage), { cacheFrom: [parseCacheFrom(`type=local,src=${dest}`)] });
-    // the tools stage runs again; it makes the same files (SOURCE_DATE_EPOCH), so the final stage stays cached
-    assert.deepEqual(
-      b.steps.filter((s) => !s.cached).map((s) => s.name),
-      ['[tools 2/2] RUN echo tool > /tool && echo scratch > /tools-only'],
-    );
+    assert.deepEqual(b.steps.filter((s) => !s.cached).map((s) => s.name), []);
+    assert.deepEqual(new Set(b.steps.map((s) => s.key)), inCache, 'the final stage, by the keys A recorded; the tools stage not even looked at');
     assert.equal(b.imageId, a.imageId);
   });
 
@@ -254,7 +297,8 @@ describe('shared cache: type=local', { skip }, () => {
     const dest = path.join(work, 'cache-corrupt');
     await run(rootA, ctxA, { cacheTo: [parseCacheTo(`type=local,dest=${dest},mode=max`)] });
     const layout = await readLayout(dest);
-    const victim = layout.manifest.layers[0].digest;
+    // a step's layer (the base image's is in the cache too, but B has it)
+    const victim = layout.manifest.layers[layout.config[CACHE_CONFIG_KEY].steps[0].layer!].digest;
     const file = path.join(dest, 'blobs', 'sha256', victim.slice(7));
     const bytes = await fs.readFile(file);
     bytes[bytes.length - 9] ^= 0xff;

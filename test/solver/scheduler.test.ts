@@ -11,7 +11,8 @@ import { CacheKeys } from '../../src/solver/keys.js';
 import { failedVertex, StepError } from '../../src/solver/errors.js';
 import { Scheduler } from '../../src/solver/scheduler.js';
 import type { ProgressEvent } from '../../src/solver/types.js';
-import type { StepContext } from '../../src/solver/scheduler.js';
+import type { DefinitionHit, StepContext } from '../../src/solver/scheduler.js';
+import type { Vertex } from '../../src/graph/types.js';
 import { copy, deferred, FakeOps, FakeReader, MemoryCache, run, scratch } from './fake-graph.js';
 
 function scheduler(ops: FakeOps, cache = new MemoryCache(), options: { parallelism?: number; signal?: AbortSignal } = {}) {
@@ -95,6 +96,54 @@ describe('scheduler (fake ops)', () => {
     const c = scheduler(noCache, cache);
     await c.s.solve({ ...target(), noCache: true });
     assert.deepEqual(noCache.calls.map((x) => x.vertex.step?.instruction), ['RUN second']);
+  });
+
+  it('takes a step an imported cache has by its definition key without solving any of its inputs', async () => {
+    const reader = new FakeReader();
+    reader.files = { 'app.txt': 'v1' };
+    const target = () => {
+      const build = run(scratch(), 'head -c 100 /dev/urandom > /rand');
+      return run(copy(copy(scratch(), ['/rand'], { from: build }), ['app.txt']), 'cat /app.txt', { index: 4 });
+    };
+    // an exporting build: every step's definition key and state, as an exported cache holds them
+    const keys = new CacheKeys(reader);
+    const exporting = new Scheduler({ ops: new FakeOps(), keys, cache: new MemoryCache(), parallelism: 4 });
+    const made = await exporting.solve(target());
+    await exporting.drain();
+    const exported = new Map<string, DefinitionHit>();
+    let cur: Vertex = target();
+    while (cur.kind === 'exec' || cur.kind === 'file') {
+      const s = await exporting.solve(cur);
+      assert.ok(s.definitionKey, `${cur.name} has a definition key`);
+      exported.set(s.definitionKey, { key: s.key, layers: s.layers, addedLayer: s.addedLayer, createdAt: '2026-01-01T00:00:00Z' });
+      cur = cur.parent;
+    }
+    const importing = (): MemoryCache & { lookupDefinition(k: string): Promise<DefinitionHit | undefined> } => Object.assign(new MemoryCache(), { lookupDefinition: async (k: string) => exported.get(k) });
+
+    // a fresh runner: no local records; the stage the final one copies from is never solved
+    const ops = new FakeOps();
+    const fresh = new Scheduler({ ops, keys: new CacheKeys(reader), cache: importing(), parallelism: 4 });
+    const solved = await fresh.solve(target());
+    await fresh.drain();
+    assert.deepEqual(ops.calls, [], 'no step ran');
+    assert.equal(solved.key, made.key, 'the content key the exporting build recorded');
+    assert.deepEqual(solved.layers.map((l) => l.diffId), made.layers.map((l) => l.diffId));
+    assert.deepEqual(fresh.steps.map((s) => s.name), [target().name], 'only the target was looked at');
+    assert.ok(fresh.steps[0].cached);
+
+    // a changed context file misses its COPY and what follows; the COPY --from before it still hits, the stage is not solved
+    reader.files = { 'app.txt': 'v2' };
+    const changed = new FakeOps();
+    const after = new Scheduler({ ops: changed, keys: new CacheKeys(reader), cache: importing(), parallelism: 4 });
+    await after.solve(target());
+    await after.drain();
+    assert.deepEqual(changed.calls.map((c) => c.vertex.step?.instruction), ['COPY app.txt /dest/', 'RUN cat /app.txt']);
+
+    // without definition keys (a build with no shared cache) the lookup is by content key only: everything runs
+    const plain = new FakeOps();
+    const local = new Scheduler({ ops: plain, keys: { key: (v, i, l) => keys.key(v, i, l) }, cache: importing(), parallelism: 4 });
+    await local.solve(target());
+    assert.equal(plain.calls.length, 4);
   });
 
   it('reports the failing step by name and origin, cancels the other branch, and finishes cleanly', async () => {
