@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { KilnError } from '../errors.js';
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
@@ -73,5 +74,18 @@ export class Digester {
   }
   digest(): string {
     return `sha256:${this.hash.digest('hex')}`;
+  }
+}
+
+/** Content that was to have one digest has another: callers tell it by its class and read both digests. */
+export class DigestMismatchError extends KilnError {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+    what: string,
+  ) {
+    super(`digest mismatch for ${what}: expected ${expected}, got ${actual}`, {
+      hint: 'the content was corrupted or altered in transit; fetch or build it again',
+    });
   }
 }

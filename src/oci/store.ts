@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { KilnError } from '../errors.js';
 import { normalizeName, normalizeTagName, parseReference } from './reference.js';
 import { canonicalJSON } from './canonical.js';
-import { Digester, digestHex, digestOf, isDigest, verifyingStream } from './digest.js';
+import { Digester, DigestMismatchError, digestHex, digestOf, isDigest, verifyingStream } from './digest.js';
 import { withFileLock } from './lock.js';
 import { MediaType, RefNameAnnotation, type Descriptor, type ImageIndex } from './types.js';
 import { kilnPaths, type KilnPaths } from '../paths.js';
@@ -225,10 +225,8 @@ export class ContentStore implements ContentStoreRoles {
     return out;
   }
 
-  private mismatch(expected: string, actual: string, what: string): KilnError {
-    return new KilnError(`digest mismatch for ${what}: expected ${expected}, got ${actual}`, {
-      hint: 'the content was corrupted or altered in transit; fetch or build it again',
-    });
+  private mismatch(expected: string, actual: string, what: string): DigestMismatchError {
+    return new DigestMismatchError(expected, actual, what);
   }
 
   async writeBlob(data: Buffer | string, expectedDigest?: string): Promise<{ digest: string; size: number }> {

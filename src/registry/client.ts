@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { KilnError, isKilnError, retryable } from '../errors.js';
 import type { Ingester, Provider } from '../oci/content.js';
-import { isDigest } from '../oci/digest.js';
+import { DigestMismatchError, isDigest } from '../oci/digest.js';
 import { parseCanonicalReference, type CanonicalReference } from '../oci/reference.js';
 import { MediaType, type Descriptor } from '../oci/types.js';
 import { Authorizer, credentialsRefused, loginRequired, parseChallenges, pickChallenge, type Challenge } from './auth.js';
@@ -492,10 +492,7 @@ class Repository implements RemoteRepository {
       await writer.commit({ digest: descriptor.digest, size: descriptor.size });
     } catch (e) {
       await writer.abort().catch(() => undefined);
-      if (isKilnError(e) && /mismatch/.test(e.message)) {
-        const actual = /got (sha256:[a-f0-9]{64})/.exec(e.message)?.[1] ?? 'other content';
-        throw this.mismatch(descriptor.digest, actual, writer.written);
-      }
+      if (e instanceof DigestMismatchError) throw this.mismatch(descriptor.digest, e.actual, writer.written);
       throw e;
     }
   }
