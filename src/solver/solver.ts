@@ -9,7 +9,6 @@ import path from 'node:path';
 import { isErrnoError } from '../errors.js';
 import { vertexInputs, type LocalVertex, type MountSpec, type Vertex } from '../graph/types.js';
 import type { ImportedCache, ImportedLayer } from '../cache/imported.js';
-import { kilnPaths } from '../paths.js';
 import { extractLayer } from '../snapshot/unpack.js';
 import type { ContentStore, Lease } from '../oci/store.js';
 import type { CacheRecords } from '../cache/records.js';
@@ -18,7 +17,7 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { BuildContext } from './context.js';
 import { LayerCommitter } from './commit.js';
 import { CacheKeys } from './keys.js';
-import { BuildOps, cacheMountName, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
+import { BuildOps, cacheMountDir, cacheMountId, cacheMountName, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
 import { Scheduler } from './scheduler.js';
 import { StateMounter } from './states.js';
 import { isStep, localLayer, type LayerRef, type ProgressEvent, type SolvedLayer, type SolvedState, type StepRecord, type StepVertex } from './types.js';
@@ -224,7 +223,7 @@ export class Solver {
     const byId = new Map<string, SolvedCacheMount>();
     for (const v of reachableSteps(target, false)) {
       if (v.kind !== 'exec') continue;
-      for (const m of v.mounts) if (m.type === 'cache') byId.set(m.id ?? m.target, { id: m.id ?? m.target, dir: path.join(kilnPaths(this.opts.root).cacheMounts, cacheMountName(m)) });
+      for (const m of v.mounts) if (m.type === 'cache') byId.set(cacheMountId(m), { id: cacheMountId(m), dir: cacheMountDir(this.opts.root, cacheMountName(m)) });
     }
     return [...byId.values()];
   }
@@ -262,8 +261,7 @@ class MountSeeder {
   ) {}
 
   seed(m: MountSpec): Promise<void> {
-    const id = m.id ?? m.target;
-    const layer = this.imported.mount(id);
+    const layer = this.imported.mount(cacheMountId(m));
     if (!layer) return Promise.resolve();
     const name = cacheMountName(m);
     let p = this.seeded.get(name);
@@ -276,7 +274,7 @@ class MountSeeder {
 
   private async fill(m: MountSpec, name: string, layer: ImportedLayer): Promise<void> {
     await this.lease?.protect({ mounts: [name] });
-    const dir = path.join(kilnPaths(this.root).cacheMounts, name);
+    const dir = cacheMountDir(this.root, name);
     const entries = await fs.readdir(dir).catch(() => undefined);
     if (entries && entries.length > 0) return;
     await layer.fetch();
@@ -285,7 +283,7 @@ class MountSeeder {
     await fs.mkdir(tmp, { recursive: true, mode: m.mode ?? 0o755 });
     try {
       await fs.chown(tmp, m.uid ?? 0, m.gid ?? 0);
-      await extractLayer(this.store.openBlob(layer.descriptor.digest), tmp, `cache mount ${m.id ?? m.target}`, layer.diffId);
+      await extractLayer(this.store.openBlob(layer.descriptor.digest), tmp, `cache mount ${cacheMountId(m)}`, layer.diffId);
       // an empty directory made meanwhile is replaced; one a step has filled is kept
       await fs.mkdir(path.dirname(dir), { recursive: true });
       await fs.rmdir(dir).catch(() => undefined);

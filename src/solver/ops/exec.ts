@@ -37,8 +37,18 @@ const STUB_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 const DEFAULT_HOSTNAME = 'buildkitsandbox';
 
 /** The directory name of a cache mount under cache/mounts: its id (default its target). */
+/** A cache mount's id: `id=`, else its target (as BuildKit names it). */
+export function cacheMountId(m: { id?: string; target: string }): string {
+  return m.id ?? m.target;
+}
+
 export function cacheMountName(m: { id?: string; target: string }): string {
-  return hash([m.id ?? m.target]).slice(7, 39);
+  return hash([cacheMountId(m)]).slice(7, 39);
+}
+
+/** The directory under the kiln root that holds a cache mount's contents (by its name). */
+export function cacheMountDir(root: string, name: string): string {
+  return path.join(kilnPaths(root).cacheMounts, name);
 }
 
 /** Runs `v` over `mount`; the mounts it makes for the step go to `extra`, released by the caller. */
@@ -81,7 +91,7 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
       if (m.from && m.from.kind !== 'local') inputIdx++;
       const name = cacheMountName(m);
       await deps.lease?.protect({ mounts: [name] });
-      const dir = path.join(kilnPaths(deps.root).cacheMounts, name);
+      const dir = cacheMountDir(deps.root, name);
       const fresh = !(await fs.stat(dir).catch(() => undefined));
       await fs.mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
       if (fresh) await fs.chown(dir, m.uid ?? 0, m.gid ?? 0);

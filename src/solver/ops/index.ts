@@ -15,7 +15,7 @@ import { directSource, runFileOp } from './file.js';
 import type { ImageResolver } from './source.js';
 
 export type { OpDeps } from './deps.js';
-export { runtimeExecutor, cacheMountName, type Executor } from './exec.js';
+export { runtimeExecutor, cacheMountDir, cacheMountId, cacheMountName, type Executor } from './exec.js';
 export { HttpSources, localImages, type ImageResolver } from './source.js';
 
 /** KILN_DIRECT_FILEOPS=0 mounts for every file operation (to compare the two paths). */
