@@ -23,6 +23,7 @@ import { explainSteps, type Explanation } from './solver/explain.js';
 import type { Vertex } from './graph/types.js';
 import { trace } from './trace.js';
 import { detectRuntime } from './exec/index.js';
+import type { Ulimit } from './exec/spec.js';
 import { writeFileAtomic } from './fsutil.js';
 import { reapStale } from './lifecycle.js';
 import { finalizeConfig, type SolvedStep } from './export/config.js';
@@ -81,6 +82,14 @@ export interface BuildOptions {
   cacheFrom?: CacheImportSpec[];
   /** The registry client the cache uses (default: the root's settings, registry/settings.ts). */
   registry?: CacheRegistry;
+  /** Entitlements granted to the build (--allow): 'network.host', 'security.insecure'. */
+  entitlements?: string[];
+  /** The network of RUN steps without --network (--network): default (sandboxed), none, host (needs network.host). */
+  network?: 'default' | 'none' | 'host';
+  /** Resource limits of every RUN (--ulimit). */
+  ulimits?: Ulimit[];
+  /** Memory limit of every RUN in bytes (--memory). */
+  memory?: number;
 }
 
 export interface BuildResult {
@@ -143,6 +152,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     noCacheFilter: opts.noCacheFilter,
     created,
     executionProblem: (p) => executionProblem(p, buildPlatform),
+    entitlements: opts.entitlements,
+    network: opts.network,
+    ulimits: opts.ulimits,
+    memory: opts.memory,
   }).finally(() => pulls.close());
   trace('build: planned');
   const epoch = plan.sourceDateEpoch;

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { kilnPaths } from './paths.js';
-import { ownerAlive, ownerToken } from './owner.js';
+import { ownerAlive, ownerToken, processStartTime } from './owner.js';
 
 /** `<kind>-<pid>-<start>-<hex>`: kinds are lower-case words (no digits), so the split is unambiguous. */
 const OWNED_NAME = /^[a-z][a-z-]*?-(\d+)-(\d+)-[0-9a-f]{8,}(?:\.[a-z0-9.]+)?$/;
@@ -355,8 +355,29 @@ function sweepContainers(root: string, mode: Mode): void {
       spawnSync(bin, ['--root', runtimeRoot, 'kill', id, 'KILL'], { stdio: 'ignore', timeout: 10_000 });
       spawnSync(bin, ['--root', runtimeRoot, 'delete', '--force', id], { stdio: 'ignore', timeout: 10_000 });
     }
+    releaseNetwork(path.join(bundles, id));
     rmQuiet(path.join(bundles, id));
   }
+}
+
+/**
+ * A container's network helper (exec/network.ts: pasta or slirp4netns, recorded as "pid
+ * start" in its bundle), should it have outlived its kiln (it dies with kiln by its
+ * parent-death signal; this is the fallback), and its namespace, bind-mounted in the bundle.
+ */
+function releaseNetwork(bundle: string): void {
+  const [pid, start] = (readOwnerFile(path.join(bundle, 'helper')) ?? '').split(/\s+/);
+  if (pid && /^\d+$/.test(pid) && processStartTime(Number(pid)) === start) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+      swept++;
+    } catch {
+      // gone
+    }
+  }
+  // the namespace's bind mount, before the bundle can be removed
+  const netns = path.join(bundle, 'netns');
+  if (mountsUnder(netns).length > 0) spawnSync('umount', ['-l', netns], { stdio: 'ignore', timeout: 10_000 });
 }
 
 /** Whether a process runs (a zombie does not). */

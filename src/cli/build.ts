@@ -10,6 +10,28 @@ import { progressRenderer, type ProgressMode } from './progress.js';
 import { registryExporter } from '../export/index.js';
 import { transferRenderer } from './transfer.js';
 import { registryClient } from '../registry/settings.js';
+import { parseMemory, parseUlimit } from '../exec/index.js';
+import type { BuildOptions } from '../build.js';
+
+const ENTITLEMENTS = ['network.host', 'security.insecure'];
+
+/** --allow, --network, --ulimit and --memory as build options. */
+function sandboxOptions(o: Record<string, unknown>): Pick<BuildOptions, 'entitlements' | 'network' | 'ulimits' | 'memory'> {
+  const allow = o.allow as string[];
+  for (const a of allow) {
+    if (!ENTITLEMENTS.includes(a)) throw new KilnError(`unknown entitlement "${a}" (--allow)`, { code: 'invalid', hint: `use --allow ${ENTITLEMENTS.join(' or --allow ')}` });
+  }
+  const network = o.network as string | undefined;
+  if (network !== undefined && !['default', 'none', 'host'].includes(network)) {
+    throw new KilnError(`unknown --network "${network}"`, { code: 'invalid', hint: 'use --network default (sandboxed), none or host' });
+  }
+  return {
+    entitlements: allow,
+    network: network as BuildOptions['network'],
+    ulimits: (o.ulimit as string[]).map(parseUlimit),
+    memory: o.memory === undefined ? undefined : parseMemory(o.memory as string),
+  };
+}
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -36,6 +58,10 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--pull', 'always re-resolve base image tags against their registry and pull what changed')
     .option('--push', 'push the image to the registry each -t names')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
+    .option('--allow <entitlement>', 'grant an entitlement: network.host (RUN --network=host), security.insecure (RUN --security=insecure) (repeatable)', collect, [])
+    .option('--network <mode>', 'network of RUN steps without --network: default (sandboxed, outbound only), none, host (needs --allow network.host)')
+    .option('--ulimit <name=soft[:hard]>', 'resource limit of every RUN, e.g. nofile=1024:2048 (repeatable)', collect, [])
+    .option('--memory <bytes>', 'memory limit of every RUN, e.g. 512m (needs the cgroup memory controller)')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
@@ -94,6 +120,7 @@ export const register: Registrar = (program: Command, globals) => {
           exporters,
           cacheTo,
           cacheFrom,
+          ...sandboxOptions(o),
         });
         renderer.finish();
         finished = true;

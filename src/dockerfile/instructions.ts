@@ -214,7 +214,7 @@ export interface RunCommand {
   /** --mount values as written (parsed at dispatch, in the stage's scope: frontend/mounts.ts). */
   mounts: string[];
   network: 'default' | 'none' | 'host';
-  security?: 'sandbox';
+  security?: 'sandbox' | 'insecure';
 }
 
 export interface CopySourceWord {
@@ -456,8 +456,8 @@ function parseRun(inst: Instruction, src: SourceText, flags: ParsedFlags): RunCo
     throw fail(src, inst, `unsupported network mode "${network}"`, 'use --network=default, none or host', '--network');
   }
   const security = flags.string('security');
-  if (security !== undefined && security !== 'sandbox') {
-    throw fail(src, inst, `--security=${security} is not supported: kiln runs every step sandboxed`, undefined, '--security');
+  if (security !== undefined && security !== 'sandbox' && security !== 'insecure') {
+    throw fail(src, inst, `unsupported security mode "${security}"`, 'use --security=sandbox or --security=insecure (the latter with --allow security.insecure)', '--security');
   }
   return { keyword: 'run', inst, json: inst.json, command: [...inst.args], heredocs: inst.heredocs, mounts: flags.strings('mount'), network, security };
 }

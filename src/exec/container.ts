@@ -7,7 +7,8 @@ import { lstatSync, mkdirSync, promises as fsp, readFileSync, rmSync, symlinkSyn
 import os from 'node:os';
 import path from 'node:path';
 import { errnoCode, KilnError } from '../errors.js';
-import { buildRuntimeSpec, type RuntimeMount } from './spec.js';
+import { buildRuntimeSpec, memoryLimitProblem, type RuntimeMount, type Ulimit } from './spec.js';
+import { startSandboxNetwork, type NetworkMode, type PortMapping, type SandboxNetwork } from './network.js';
 import { resolveInRoot, resolveUser, type ResolvedUser } from './user.js';
 import { missingStubs, removeStubs } from './stubs.js';
 
@@ -23,7 +24,8 @@ export interface RunSpec {
   cwd: string;
   user: string;
   hostname?: string;
-  network: 'host' | 'none';
+  /** default: a sandboxed namespace with outbound access (network.ts); none: loopback only; host: the host's. */
+  network: NetworkMode;
   mounts?: Array<{ destination: string; type: 'bind' | 'tmpfs'; source: string; options: string[] }>;
   readonlyRootfs?: boolean;
   tty?: boolean;
@@ -40,6 +42,14 @@ export interface RunSpec {
   etcHostname?: boolean;
   /** A tmpfs dir for config.json (linked from the bundle): a spec holding secret env vars stays off disk. */
   specDir?: string;
+  /** Ports of the host forwarded into the sandboxed network (network 'default' only). */
+  ports?: PortMapping[];
+  /** 'insecure': all capabilities, no seccomp (RUN --security=insecure). */
+  security?: 'sandbox' | 'insecure';
+  /** Process resource limits (--ulimit). */
+  ulimits?: Ulimit[];
+  /** Memory limit in bytes (--memory). */
+  memory?: number;
 }
 
 export interface RunResult {
@@ -59,6 +69,7 @@ interface LiveContainer {
   runtime: RuntimeInfo;
   runtimeRoot: string;
   bundle: string;
+  network?: SandboxNetwork;
 }
 
 const live = new Map<string, LiveContainer>();
@@ -68,6 +79,7 @@ function onFatalSignal(sig: NodeJS.Signals): void {
   for (const [id, c] of live) {
     spawnSync(c.runtime.path, ['--root', c.runtimeRoot, 'kill', id, 'KILL'], { stdio: 'ignore', timeout: 5000 });
     spawnSync(c.runtime.path, ['--root', c.runtimeRoot, 'delete', '--force', id], { stdio: 'ignore', timeout: 5000 });
+    c.network?.closeSync();
     rmSync(c.bundle, { recursive: true, force: true });
   }
   live.clear();
@@ -148,7 +160,15 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
   writeFileSync(path.join(bundle, 'owner'), ownerToken());
   let stubs: string[] = [];
   let started = false;
+  let network: SandboxNetwork | undefined;
   try {
+    if (spec.memory !== undefined) {
+      const problem = memoryLimitProblem();
+      if (problem) throw new KilnError(`cannot limit memory to ${spec.memory} bytes: ${problem}`, { code: 'unsupported', hint: 'build without --memory, or on a machine whose cgroups have the memory controller' });
+    }
+    if (spec.ports?.length && spec.network !== 'default') {
+      throw new KilnError(`cannot publish ports with --network ${spec.network}`, { code: 'invalid', hint: spec.network === 'host' ? 'with the host network the container listens on the host already: leave out -p' : 'use the default network to publish ports' });
+    }
     const user = await resolveUser(rootfs, spec.user);
     const cwd = path.posix.resolve('/', spec.cwd || '/');
     const hostname = spec.hostname ?? 'kiln';
@@ -162,7 +182,13 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
     writeFileSync(etcFiles.hosts, `127.0.0.1\tlocalhost ${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
     if (etcFiles.hostname) writeFileSync(etcFiles.hostname, `${hostname}\n`);
     let hostResolv = Buffer.alloc(0);
-    if (spec.network === 'host') {
+    if (spec.network === 'default') {
+      live.set(id, { runtime, runtimeRoot, bundle });
+      installHandlers();
+      network = await startSandboxNetwork(bundle, { ports: spec.ports });
+      live.set(id, { runtime, runtimeRoot, bundle, network });
+      hostResolv = Buffer.from(network.resolvConf);
+    } else if (spec.network === 'host') {
       try {
         hostResolv = readFileSync('/etc/resolv.conf');
       } catch {
@@ -193,6 +219,10 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       tty: spec.tty ?? false,
       etcFiles,
       mounts: userMounts,
+      netnsPath: network?.netns,
+      security: spec.security,
+      ulimits: spec.ulimits,
+      memory: spec.memory,
     });
     if (!spec.keepMountStubs) stubs = await missingStubs(rootfs, config.mounts.map((m) => m.destination));
     if (spec.specDir) {
@@ -203,7 +233,7 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2));
     }
 
-    live.set(id, { runtime, runtimeRoot, bundle });
+    live.set(id, { runtime, runtimeRoot, bundle, network });
     installHandlers();
     started = true;
     trace('runc: prepared');
@@ -217,6 +247,7 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
     if (started && (await fsp.stat(path.join(runtimeRoot, id)).then(() => true, () => false))) {
       await runQuiet(runtime.path, ['--root', runtimeRoot, 'delete', '--force', id]);
     }
+    await network?.close();
     await fsp.rm(bundle, { recursive: true, force: true });
     await removeStubs(rootfs, stubs);
     trace('runc: cleaned');

@@ -4,3 +4,6 @@ export { detectRuntime, detectRuntimeFrom, probeRuntime, findRuntimeBinary, rese
 export { resolveUser, resolveInRoot, type ResolvedUser } from './user.js';
 export { buildRuntimeSpec, DEFAULT_CAPABILITIES, type RuntimeSpec } from './spec.js';
 export { missingStubs, removeStubs } from './stubs.js';
+export { parseUlimit, parseMemory, memoryLimitProblem, type Ulimit } from './spec.js';
+export { parsePortMapping, startSandboxNetwork, type NetworkMode, type PortMapping, type SandboxNetwork } from './network.js';
+export { defaultSeccompProfile } from './seccomp.js';

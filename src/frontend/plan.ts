@@ -6,7 +6,7 @@
  */
 import type { Dockerfile } from '../dockerfile/ast.js';
 import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
-import type { Vertex } from '../graph/types.js';
+import type { ExecVertex, Vertex } from '../graph/types.js';
 import { Planner } from './convert.js';
 
 export { DEFAULT_PATH } from '../dockerfile/stages.js';
@@ -36,6 +36,14 @@ export interface PlanOptions {
    * while planning so a foreign-platform build fails at its first RUN, before any work.
    */
   executionProblem?: (platform: Platform) => string | undefined;
+  /** Entitlements the build grants (--allow): network.host, security.insecure. */
+  entitlements?: string[];
+  /** The network of a RUN without --network (build --network); default: the sandboxed one. */
+  network?: 'default' | 'none' | 'host';
+  /** Resource limits of every RUN (build --ulimit); part of the step's definition, as BuildKit's. */
+  ulimits?: ExecVertex['ulimits'];
+  /** Memory limit of every RUN in bytes (build --memory); not part of the cache key. */
+  memory?: number;
 }
 
 export interface StagePlan {

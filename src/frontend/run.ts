@@ -24,6 +24,19 @@ export async function dispatchRun(c: Converter, ctx: StageContext, cmd: RunComma
         : 'kiln builds Linux images: use --platform linux/ARCH',
     );
   }
+  const network = cmd.network === 'default' ? (c.opts.network ?? 'default') : cmd.network;
+  const granted = c.opts.entitlements ?? [];
+  if (network === 'host' && !granted.includes('network.host')) {
+    throw c.err(
+      inst,
+      cmd.network === 'host' ? 'RUN --network=host: entitlement network.host is not allowed' : 'the build\'s --network host: entitlement network.host is not allowed',
+      'allow it for this build with --allow network.host, or leave the step on the sandboxed network (--network=default) or none',
+      cmd.network === 'host' ? '--network' : undefined,
+    );
+  }
+  if (cmd.security === 'insecure' && !granted.includes('security.insecure')) {
+    throw c.err(inst, 'RUN --security=insecure: entitlement security.insecure is not allowed', 'allow it for this build with --allow security.insecure, or remove --security=insecure', '--security');
+  }
   const scope = ctx.scope.values();
   const mounts: MountSpec[] = [];
   for (const raw of cmd.mounts) {
@@ -74,11 +87,14 @@ export async function dispatchRun(c: Converter, ctx: StageContext, cmd: RunComma
     env,
     cwd: cc.WorkingDir || '/',
     user: cc.User ?? '',
-    network: cmd.network === 'none' ? 'none' : 'host',
+    network,
     hostname: c.buildArgs.BUILDKIT_SANDBOX_HOSTNAME || undefined,
     mounts,
     inlineFiles: inlineFiles.length ? inlineFiles : undefined,
     buildArgs,
+    ...(cmd.security === 'insecure' ? { security: 'insecure' as const } : {}),
+    ...(c.opts.ulimits?.length ? { ulimits: c.opts.ulimits } : {}),
+    ...(c.opts.memory !== undefined ? { memory: c.opts.memory } : {}),
     digest: '',
     ...stepFields(ctx, display, origin),
   };
@@ -93,6 +109,9 @@ export async function dispatchRun(c: Converter, ctx: StageContext, cmd: RunComma
     hostname: v.hostname,
     inlineFiles,
     platform: ctx.platform,
+    // only when set: the definitions (and cache keys) of other steps stay as they were
+    ...(v.security ? { security: v.security } : {}),
+    ...(v.ulimits ? { ulimits: v.ulimits } : {}),
   };
   const fromOf = (m: MountSpec, local: boolean): string | undefined =>
     !m.from ? undefined : m.from.kind === 'local' ? m.from.source : local && m.type === 'bind' ? 'stage' : m.from.digest;

@@ -126,7 +126,8 @@ export interface ExecVertex extends VertexCommon {
   env: string[];
   cwd: string;
   user: string;
-  network: 'host' | 'none';
+  /** default: the sandboxed network (its own namespace with outbound access); none; host. */
+  network: 'default' | 'host' | 'none';
   /** The sandbox's hostname (BUILDKIT_SANDBOX_HOSTNAME); the solver's default when absent. */
   hostname?: string;
   mounts: MountSpec[];
@@ -134,6 +135,12 @@ export interface ExecVertex extends VertexCommon {
   inlineFiles?: Array<{ path: string; content: string; mode: number }>;
   /** Build args that reached the environment, for --explain. */
   buildArgs: Record<string, string>;
+  /** RUN --security=insecure: all capabilities, no seccomp filter (needs the security.insecure entitlement). */
+  security?: 'insecure';
+  /** Process resource limits (build --ulimit). */
+  ulimits?: Array<{ name: string; soft: number; hard: number }>;
+  /** Memory limit in bytes (build --memory); not part of the definition. */
+  memory?: number;
   /**
    * The definition without its inputs' digests (the parent's, and the stage of each bind
    * mount): with a bind mount from a stage, the solver keys the step on that and the content

@@ -145,6 +145,9 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
       keepMountStubs: true,
       etcHostname: false,
       specDir,
+      security: v.security,
+      ulimits: v.ulimits,
+      memory: v.memory,
     })
     .catch((e: unknown) => {
       throw ctx.signal.aborted ? ctx.cancelled() : e;
