@@ -1,5 +1,5 @@
 /**
- * HTTP(S) GET for the few places kiln fetches something (ADD <url>). Certificates from
+ * HTTP(S) requests for the few places kiln fetches something (ADD <url>). Certificates from
  * KILN_EXTRA_CA_CERTS (what bin/kiln moves NODE_EXTRA_CA_CERTS to, so that node does not
  * parse the bundle at every start-up) are added to node's built-in roots here, on first use.
  */
@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
+import { VERSION } from './version.js';
 
 export interface HttpResponse {
   status: number;
@@ -34,8 +35,35 @@ function caList(): string[] | undefined {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+/** What kiln says it is in the requests it makes. */
+export const USER_AGENT = `kiln/${VERSION}`;
+
 /** GETs `url`, following up to 10 redirects; the final response whatever its status. */
-export function httpGet(url: string, redirects = 10): Promise<HttpResponse> {
+export async function httpGet(url: string, redirects = 10): Promise<HttpResponse> {
+  const res = await httpRequest(url, { redirects });
+  const chunks: Buffer[] = [];
+  for await (const c of res.body) chunks.push(c as Buffer);
+  return { status: res.status, headers: res.headers, body: Buffer.concat(chunks) };
+}
+
+export interface HttpRequestOptions {
+  /** Extra request headers (conditional ones: If-None-Match, If-Modified-Since). */
+  headers?: Record<string, string>;
+  redirects?: number;
+  signal?: AbortSignal;
+}
+
+/** A response whose body is still to be read (or destroyed); `url` is where the redirects ended. */
+export interface HttpStream {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+  url: string;
+}
+
+/** GETs `url` with kiln's User-Agent and `headers`, following redirects; the body is streamed. */
+export function httpRequest(url: string, options: HttpRequestOptions = {}): Promise<HttpStream> {
+  const redirects = options.redirects ?? 10;
   return new Promise((resolve, reject) => {
     let u: URL;
     try {
@@ -56,15 +84,13 @@ export function httpGet(url: string, redirects = 10): Promise<HttpResponse> {
           reject(new Error('too many redirects'));
           return;
         }
-        httpGet(new URL(res.headers.location, u).toString(), redirects - 1).then(resolve, reject);
+        httpRequest(new URL(res.headers.location, u).toString(), { ...options, redirects: redirects - 1 }).then(resolve, reject);
         return;
       }
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
+      resolve({ status, headers: res.headers, body: res, url: u.toString() });
     };
-    const req = u.protocol === 'https:' ? https.get(u, { ca: caList() }, onResponse) : http.get(u, onResponse);
+    const headers = { 'user-agent': USER_AGENT, ...options.headers };
+    const req = u.protocol === 'https:' ? https.get(u, { ca: caList(), headers, signal: options.signal }, onResponse) : http.get(u, { headers, signal: options.signal }, onResponse);
     req.on('error', reject);
   });
 }

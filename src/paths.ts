@@ -39,6 +39,9 @@ export interface KilnPaths {
   cacheBuilds: string;
   /** The last full count of cache disk use. */
   cacheUsage: string;
+  /** ADD sources: what URLs last gave (content, ETag, Last-Modified) and fetched git repositories. */
+  cacheHttp: string;
+  cacheGit: string;
   /** Container runtime state: run/runtime (the runtime's --root), run/bundles, run/runtime.json. */
   run: string;
   runBundles: string;
@@ -76,6 +79,8 @@ export function kilnPaths(root: string): KilnPaths {
     cacheChecksums: at('cache', 'checksums'),
     cacheBuilds: at('cache', 'builds'),
     cacheUsage: at('cache', 'usage.json'),
+    cacheHttp: at('cache', 'http'),
+    cacheGit: at('cache', 'git'),
     run: at('run'),
     runBundles: at('run', 'bundles'),
     runRuntime: at('run', 'runtime'),

@@ -4,7 +4,8 @@
  */
 import { parseChmod } from '../solver/chmod.js';
 import { heredocSource, type CopyCommand } from '../dockerfile/instructions.js';
-import { contextSource, definitionDigest, httpSource, type FileVertex, type LocalVertex, type Vertex } from '../graph/types.js';
+import { contextSource, definitionDigest, gitSource, httpSource, type FileVertex, type GitVertex, type LocalVertex, type Vertex } from '../graph/types.js';
+import { parseGitRef, type GitRef } from './git.js';
 import type { Converter, StageContext, VertexOrigin } from './state.js';
 import { stepFields } from './state.js';
 
@@ -23,15 +24,24 @@ export async function dispatchCopy(c: Converter, ctx: StageContext, cmd: CopyCom
   const inline: { name: string; content: string }[] = [];
   const paths: string[] = [];
   const urls: string[] = [];
+  const gitRefs: GitRef[] = [];
   for (const [i, s] of cmd.sources.entries()) {
     const w = srcWords[i];
+    let git: GitRef | undefined;
+    try {
+      git = s.heredoc ? undefined : parseGitRef(w);
+    } catch (e) {
+      throw c.err(inst, `invalid git source ${w}: ${(e as Error).message}`, 'write <repository>#<ref>[:<subdir>], or ?ref=<ref>&subdir=<dir> as BuildKit reads it', w);
+    }
     if (s.heredoc) {
       const h = s.heredoc;
       inline.push({ name: h.name, content: h.expand ? c.expandIn(ctx, inst, h.content, scope, c.heredocLexer) : h.content });
-    } else if (isAdd && /^https?:\/\//.test(w) && !/\.git(#|$)/.test(w)) {
+    } else if (git && !isAdd) {
+      throw c.err(inst, "source can't be a git ref for COPY", 'use ADD to add a git repository', w);
+    } else if (git) {
+      gitRefs.push(git);
+    } else if (isAdd && /^https?:\/\//.test(w)) {
       urls.push(w);
-    } else if (isAdd && /^git@|^git:\/\/|\.git(#|$)/.test(w)) {
-      throw c.err(inst, `ADD from a git repository is not supported yet: ${w}`, 'clone it in an earlier stage with RUN git clone', w);
     } else if (!isAdd && /^https?:\/\//.test(w)) {
       throw c.err(inst, "source can't be a URL for COPY", 'use ADD to fetch a URL', w);
     } else {
@@ -44,7 +54,9 @@ export async function dispatchCopy(c: Converter, ctx: StageContext, cmd: CopyCom
   const checksum = cmd.checksum === undefined ? undefined : expand(cmd.checksum);
   if (checksum !== undefined && checksum !== '') {
     if (srcWords.length !== 1) throw c.err(inst, "checksum can't be specified for multiple sources", 'ADD one source per --checksum', '--checksum');
-    if (urls.length !== 1) throw c.err(inst, 'checksum requires HTTP(S) or Git sources', 'drop --checksum for a local file', '--checksum');
+    if (urls.length !== 1 && gitRefs.length !== 1) throw c.err(inst, 'checksum requires HTTP(S) or Git sources', 'drop --checksum for a local file', '--checksum');
+  }
+  if (checksum !== undefined && checksum !== '' && urls.length === 1) {
     const alg = checksum.includes(':') ? checksum.slice(0, checksum.indexOf(':')) : '';
     if (alg !== '' && !['sha256', 'sha384', 'sha512'].includes(alg)) {
       throw c.err(inst, `unsupported digest algorithm: ${alg}`, 'use a sha256, sha384 or sha512 digest', '--checksum');
@@ -52,6 +64,26 @@ export async function dispatchCopy(c: Converter, ctx: StageContext, cmd: CopyCom
     if (!/^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$/.test(checksum)) {
       throw c.err(inst, `invalid checksum digest format: ${checksum}`, 'write --checksum=sha256:<64 hex digits>', '--checksum');
     }
+  }
+  const gits: GitVertex[] = [];
+  for (const g of gitRefs) {
+    for (const sum of [checksum, g.checksum]) {
+      if (sum !== undefined && sum !== '' && !/^[0-9a-fA-F]+$/.test(sum)) throw c.err(inst, `invalid checksum ${sum} for Git URL, expected hex commit hash`, 'give --checksum the commit id (or a prefix of it)', '--checksum');
+    }
+    if (g.keepGitDir !== undefined && cmd.keepGitDir && !g.keepGitDir) throw c.err(inst, 'inconsistent keep-git-dir configuration', 'drop ?keep-git-dir=false or --keep-git-dir', '--keep-git-dir');
+    const sum = checksum !== undefined && checksum !== '' ? checksum : undefined;
+    if (sum !== undefined && g.checksum !== undefined && sum !== g.checksum) throw c.err(inst, `checksum mismatch "${sum}" != "${g.checksum}"`, 'give the commit once, with --checksum or ?commit=', '--checksum');
+    gits.push(
+      gitSource({
+        remote: g.remote,
+        ref: g.ref || undefined,
+        subdir: g.subdir || undefined,
+        keepGitDir: (g.keepGitDir ?? cmd.keepGitDir) ? true : undefined,
+        checksum: sum ?? g.checksum,
+        submodules: g.submodules === false ? false : undefined,
+        mtime: g.mtime === 'commit' ? 'commit' : undefined,
+      }),
+    );
   }
   let from: Vertex | LocalVertex = contextSource();
   if (cmd.from !== undefined) {
@@ -92,6 +124,7 @@ export async function dispatchCopy(c: Converter, ctx: StageContext, cmd: CopyCom
     excludes: cmd.exclude.map(expand),
     parents: cmd.parents || undefined,
     link: cmd.link || undefined,
+    gits: gits.length ? gits : undefined,
   };
   const v: FileVertex = {
     kind: 'file',
@@ -103,7 +136,9 @@ export async function dispatchCopy(c: Converter, ctx: StageContext, cmd: CopyCom
   v.digest = definitionDigest({
     kind: 'file',
     parent: ctx.state.digest,
-    action: { ...action, source: { paths, from: from.kind === 'local' ? from.source : from.digest } },
+    // a git source by its definition without --checksum: a pinned commit keys the step as the
+    // ref it pins does (as BuildKit), and the checksum is checked when the ref is resolved
+    action: { ...action, source: { paths, from: from.kind === 'local' ? from.source : from.digest }, gits: action.gits?.map(({ checksum: _c, digest: _d, ...g }) => g) },
   });
   ctx.state = v;
   // As BuildKit writes it: flags that change the result, sources (URLs and paths in

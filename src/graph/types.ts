@@ -77,17 +77,33 @@ export interface HttpVertex extends SourceCommon {
   checksum?: string;
 }
 
-/** A git repository (ADD <git url>): in the graph's model, not supported by the solver yet. */
+/**
+ * A git repository (ADD <git url>): keyed by the commit its ref resolves to (ls-remote), not
+ * by the URL; checked out (sources/git.ts) only when a step that adds it runs.
+ */
 export interface GitVertex extends SourceCommon {
   kind: 'git';
   remote: string;
+  /** A branch, tag, full ref name or commit; absent: the remote's default branch. */
   ref?: string;
   subdir?: string;
   keepGitDir?: boolean;
+  /** ADD --checksum or `?commit=`: what the resolved commit must start with. */
+  checksum?: string;
+  /** false: submodules are not checked out (`?submodules=false`). */
+  submodules?: boolean;
+  /** `?mtime=commit`: every file gets the commit's time (default: the checkout's). */
+  mtime?: 'checkout' | 'commit';
 }
 
 /** The vertices a step reads files from without their being a filesystem state of the build. */
 export type SourceVertex = LocalVertex | HttpVertex | GitVertex;
+
+/** A git source vertex (the digest names its definition; the key, the commit it resolves to). */
+export function gitSource(def: Omit<GitVertex, 'kind' | 'digest' | 'name'>): GitVertex {
+  const d = { kind: 'git' as const, ...def };
+  return { ...d, digest: definitionDigest(d), name: `${def.remote}${def.ref || def.subdir ? `#${def.ref ?? ''}${def.subdir ? `:${def.subdir}` : ''}` : ''}` };
+}
 
 /** The build context as a source vertex. */
 export function contextSource(): LocalVertex {
@@ -185,6 +201,8 @@ export interface FileVertex extends VertexCommon {
         excludes?: string[];
         parents?: boolean;
         link?: boolean;
+        /** ADD of git repositories: each checkout's files (or its subdir's) copied to dest. */
+        gits?: GitVertex[];
       }
     | { op: 'mkdir'; path: string; mode: number; user: string };
 }

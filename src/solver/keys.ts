@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { KilnError } from '../errors.js';
-import { contextSource, isSource, vertexInputs, type HttpVertex, type LocalVertex, type SourceVertex, type Vertex } from '../graph/types.js';
+import { contextSource, isSource, vertexInputs, type GitVertex, type HttpVertex, type LocalVertex, type SourceVertex, type Vertex } from '../graph/types.js';
 import type { SolvedLayer, SolvedState, StepVertex } from './types.js';
 
 /** Content the keys depend on, read on demand. */
@@ -26,6 +26,8 @@ export interface KeyReader {
   mounted(state: SolvedState, path: string): Promise<string>;
   /** What a fetched URL puts in the layer (its content, name and time), fetching it once per build. */
   http(source: HttpVertex): Promise<string>;
+  /** What a git source puts in the layer: the commit its ref resolves to, its subdir and flags. */
+  git?(source: GitVertex): Promise<string>;
 }
 
 export class CacheKeys {
@@ -85,10 +87,14 @@ export class CacheKeys {
       const a = v.action;
       const from = a.source.from;
       if (isSource(from) && a.source.paths.length > 0) {
-        if (from.kind !== 'local') throw new KilnError(`ADD from a git repository is not supported yet: ${from.remote}`, { hint: 'clone it in an earlier stage with RUN git clone' });
+        if (from.kind !== 'local') throw new KilnError(`COPY from ${from.name}: a git repository is added with ADD <repository>`);
         const sum = await this.reader.local(from, a.source.paths, a.excludes ?? [], false);
         if (sum === undefined) throw new KilnError('COPY needs a build context, but none was given');
         parts.push(sum);
+      }
+      for (const g of a.gits ?? []) {
+        if (!this.reader.git) throw new KilnError(`ADD ${g.name}: this build cannot fetch git repositories`);
+        parts.push(await this.reader.git(g));
       }
       for (const inl of a.inline ?? []) parts.push(hash([inl.name, inl.content]));
       // with ADD --checksum the content is known without fetching it (as in BuildKit): a
@@ -157,5 +163,7 @@ export function describeDefinition(v: StepVertex): string {
   const a = v.action;
   if (a.op === 'mkdir') return JSON.stringify(a);
   const checksum = a.urls?.find((u) => u.checksum !== undefined)?.checksum;
-  return JSON.stringify({ ...a, urls: a.urls?.map((u) => u.url), checksum, source: { paths: a.source.paths, from: named(a.source.from) } });
+  // a git source without --checksum: it is checked when the ref is resolved, and keys nothing
+  const gits = a.gits?.map(({ checksum: _c, digest: _d, ...g }) => g);
+  return JSON.stringify({ ...a, urls: a.urls?.map((u) => u.url), checksum, source: { paths: a.source.paths, from: named(a.source.from) }, gits });
 }

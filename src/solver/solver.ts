@@ -10,6 +10,7 @@ import { isErrnoError } from '../errors.js';
 import { vertexInputs, type LocalVertex, type MountSpec, type Vertex } from '../graph/types.js';
 import type { ImportedCache, ImportedLayer } from '../cache/imported.js';
 import { extractLayer } from '../snapshot/unpack.js';
+import { kilnPaths } from '../paths.js';
 import type { ContentStore, Lease } from '../oci/store.js';
 import type { CacheRecords } from '../cache/records.js';
 import { resetCacheMounts } from '../cache/gc.js';
@@ -17,7 +18,7 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { BuildContext } from './context.js';
 import { LayerCommitter } from './commit.js';
 import { CacheKeys } from './keys.js';
-import { BuildOps, cacheMountDir, cacheMountId, cacheMountName, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
+import { BuildOps, cacheMountDir, cacheMountId, cacheMountName, GitSources, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
 import { Scheduler } from './scheduler.js';
 import { StateMounter } from './states.js';
 import { isStep, localLayer, type LayerRef, type ProgressEvent, type SolvedLayer, type SolvedState, type StepRecord, type StepVertex } from './types.js';
@@ -77,10 +78,12 @@ export class Solver {
   private readonly scheduler: Scheduler;
   private readonly committer: LayerCommitter;
   private readonly http: HttpSources;
+  private readonly git: GitSources;
 
   constructor(private readonly opts: SolverOptions) {
     const tempPath = (kind: string) => opts.store.tempPath(kind);
-    this.http = new HttpSources(tempPath);
+    this.http = new HttpSources(tempPath, kilnPaths(opts.root).cacheHttp, opts.signal);
+    this.git = new GitSources({ cacheDir: kilnPaths(opts.root).cacheGit, locksDir: kilnPaths(opts.root).locks, tempPath, signal: opts.signal });
     const states = new StateMounter(opts.root, opts.store, opts.snapshotter, opts.lease);
     const local = (source?: LocalVertex): BuildContext | undefined => (source === undefined || source.source === 'context' ? opts.context : undefined);
     const deps: OpDeps = {
@@ -93,12 +96,14 @@ export class Solver {
       tempPath,
       secrets: opts.secrets,
       lease: opts.lease,
+      git: this.git,
     };
     this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch, imported: opts.imported });
     const cacheKeys = new CacheKeys({
       local: async (source, paths, excludes, owners) => (await local(source)?.checksum(paths, excludes, { owners }))?.digest,
       mounted: (state, p) => states.mountedChecksum(state, p),
       http: async (source) => (await this.http.fetch(source)).key,
+      git: (source) => this.git.key(source),
     });
     const keys = opts.definitionKeys ? cacheKeys : { key: cacheKeys.key.bind(cacheKeys) };
     const ops = new BuildOps(deps, opts.images ?? localImages(opts.store), this.committer);
@@ -186,6 +191,7 @@ export class Solver {
   async settle(keep: boolean, extra: Array<{ tmp: string; digest: string }> = []): Promise<void> {
     await this.drain();
     await this.http.cleanup();
+    await this.git.cleanup();
     await this.committer.settle(keep, extra);
   }
 

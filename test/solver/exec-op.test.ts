@@ -50,7 +50,7 @@ describe('exec op (fake executor)', () => {
       snapshotter: undefined as unknown as Snapshotter,
       states: undefined as unknown as StateMounter,
       local: (s) => (s === undefined || s.source === 'context' ? context : undefined),
-      http: new HttpSources(() => path.join(t.dir, 'http')),
+      http: new HttpSources(() => path.join(t.dir, 'http'), path.join(t.dir, 'http-cache')),
       tempPath: (kind) => path.join(t.dir, `${kind}-${n++}`),
     };
     const mount = { merged: rootfs, upper: rootfs, work: rootfs, release: async () => undefined };

@@ -42,7 +42,7 @@ export function run(parent: Vertex, cmd: string, extra: { mounts?: MountSpec[]; 
 }
 
 /** A COPY of `paths` from `from` (the context by default) over `parent`. */
-export function copy(parent: Vertex, paths: string[], extra: { from?: Vertex | LocalVertex | GitVertex; link?: boolean; urls?: string[] } = {}): FileVertex {
+export function copy(parent: Vertex, paths: string[], extra: { from?: Vertex | LocalVertex | GitVertex; link?: boolean; urls?: string[]; gits?: GitVertex[] } = {}): FileVertex {
   const from = extra.from ?? contextSource();
   const action = {
     op: 'copy' as const,
@@ -52,6 +52,7 @@ export function copy(parent: Vertex, paths: string[], extra: { from?: Vertex | L
     unpackArchives: false,
     link: extra.link,
     urls: extra.urls?.map((u) => httpSource(u)),
+    gits: extra.gits,
   };
   const v: FileVertex = { kind: 'file', parent, action, digest: '', ...identity(`COPY ${paths.join(' ')} /dest/`), platform };
   v.digest = definitionDigest({ kind: 'file', parent: parent.digest, action: { ...action, source: { paths, from: from.digest } } });
@@ -148,5 +149,12 @@ export class FakeReader implements KeyReader {
 
   async http(source: { url: string }): Promise<string> {
     return `http:${this.urls[source.url] ?? ''}`;
+  }
+
+  /** Each git source's commit, by remote (what ls-remote would say). */
+  commits: Record<string, string> = {};
+
+  async git(source: GitVertex): Promise<string> {
+    return `git:${this.commits[source.remote] ?? 'none'}:${source.subdir ?? ''}`;
   }
 }

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { contextSource, httpSource, type Vertex } from '../../src/graph/types.js';
+import { contextSource, gitSource, httpSource, type Vertex } from '../../src/graph/types.js';
 import { KilnError } from '../../src/errors.js';
 import { CacheKeys, chainId, describeDefinition, isLinkedCopy } from '../../src/solver/keys.js';
 import type { SolvedState } from '../../src/solver/types.js';
@@ -106,10 +106,25 @@ describe('cache keys (fake reader)', () => {
     assert.equal(fetched, 0);
   });
 
-  it('refuse a git source clearly: it is in the graph, not in the solver yet', async () => {
-    const git = { kind: 'git' as const, remote: 'https://example.invalid/repo.git', digest: 'sha256:git', name: 'git' };
+  it('refuse a git repository as a COPY source clearly (ADD adds one)', async () => {
+    const git = gitSource({ remote: 'https://example.invalid/repo.git' });
     const v = copy(base, ['.'], { from: git });
-    await assert.rejects(new CacheKeys(new FakeReader()).key(v, [parent], false), (e: unknown) => e instanceof KilnError && /not supported yet: https:\/\/example.invalid\/repo.git/.test(e.message) && e.hint !== undefined);
+    await assert.rejects(new CacheKeys(new FakeReader()).key(v, [parent], false), (e: unknown) => e instanceof KilnError && /COPY from https:\/\/example.invalid\/repo.git: a git repository is added with ADD/.test(e.message));
+  });
+
+  it('of an ADD of a git repository follow the commit its ref resolves to, not the ref or --checksum', async () => {
+    const reader = new FakeReader();
+    const remote = 'https://example.invalid/repo.git';
+    reader.commits[remote] = 'c1';
+    const add = (g: Parameters<typeof gitSource>[0]) => copy(base, [], { gits: [gitSource(g)] });
+    const key = async (g: Parameters<typeof gitSource>[0]) => (await new CacheKeys(reader).key(add(g), [parent], false)).key;
+    const k1 = await key({ remote, ref: 'main' });
+    assert.equal(await key({ remote, ref: 'main' }), k1);
+    assert.notEqual(await key({ remote, ref: 'main', subdir: 'sub' }), k1);
+    reader.commits[remote] = 'c2';
+    assert.notEqual(await key({ remote, ref: 'main' }), k1, 'the ref moved');
+    // a definition with --checksum describes the step as one without it (the reader checks it)
+    assert.equal(describeDefinition(add({ remote, ref: 'main', checksum: 'abc' })), describeDefinition(add({ remote, ref: 'main' })));
   });
 
   it('name a layer chain by its diff ids in order', () => {

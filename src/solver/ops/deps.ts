@@ -5,7 +5,7 @@ import type { Snapshotter } from '../../snapshot/snapshotter.js';
 import type { BuildContext } from '../context.js';
 import type { StateMounter } from '../states.js';
 import type { Executor } from './exec.js';
-import type { HttpSources } from './source.js';
+import type { GitSources, HttpSources } from './source.js';
 
 export interface OpDeps {
   /** The kiln root (cache mounts, runtime state). */
@@ -20,4 +20,6 @@ export interface OpDeps {
   tempPath(kind: string): string;
   secrets?: Record<string, Uint8Array>;
   lease?: Lease;
+  /** ADD of git repositories (absent: such a step fails with a clear error). */
+  git?: GitSources;
 }

@@ -15,7 +15,6 @@ import { contextTree, copyInto, mkdirInRoot, rootfsTree, type Owner } from '../c
 import { hasWildcard } from '../match.js';
 import type { SolvedLayer, SolvedState } from '../types.js';
 import type { OpDeps } from './deps.js';
-import { gitUnsupported } from './source.js';
 
 /** `sourceDir`: read a COPY --from source from this layer dir instead of mounting the stage. */
 export async function runFileOp(deps: OpDeps, v: FileVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], sourceDir?: string): Promise<void> {
@@ -34,7 +33,7 @@ export async function runFileOp(deps: OpDeps, v: FileVertex, others: SolvedState
     let tree;
     const from = a.source.from;
     if (isSource(from)) {
-      if (from.kind === 'git') throw gitUnsupported(from);
+      if (from.kind === 'git') throw new KilnError(`COPY from ${from.name}: a git repository is added with ADD <repository>`);
       const local = deps.local(from);
       if (!local) throw new KilnError('COPY needs a build context, but none was given');
       tree = contextTree(local);
@@ -46,6 +45,12 @@ export async function runFileOp(deps: OpDeps, v: FileVertex, others: SolvedState
       tree = rootfsTree(sm.merged);
     }
     await copyInto(tree, a.source.paths, a.excludes ?? [], { ...common, unpackArchives: a.unpackArchives });
+  }
+  for (const g of a.gits ?? []) {
+    if (!deps.git) throw new KilnError(`ADD ${g.name}: this build cannot fetch git repositories`);
+    const dir = await deps.git.checkout(g);
+    // the repository's files, owned by root (or --chown), as BuildKit copies its checkout's "/"
+    await copyInto({ ...rootfsTree(dir), preserveOwner: false }, ['.'], [], { ...common, unpackArchives: false });
   }
   if ((a.inline?.length ?? 0) > 0 || (a.urls?.length ?? 0) > 0) {
     const dir = deps.tempPath('files');
@@ -105,7 +110,7 @@ export async function directSource(deps: OpDeps, v: FileVertex, baseLayers: Solv
     if (!numeric(a.user)) return undefined;
     target = path.posix.resolve('/', a.path);
   } else {
-    if (a.unpackArchives || (a.urls?.length ?? 0) > 0 || a.parents || !numeric(a.chown)) return undefined;
+    if (a.unpackArchives || (a.urls?.length ?? 0) > 0 || (a.gits?.length ?? 0) > 0 || a.parents || !numeric(a.chown)) return undefined;
     target = path.posix.resolve(a.cwd || '/', a.dest);
   }
   if (target === '/') return undefined;

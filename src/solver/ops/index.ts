@@ -16,7 +16,7 @@ import type { ImageResolver } from './source.js';
 
 export type { OpDeps } from './deps.js';
 export { runtimeExecutor, cacheMountDir, cacheMountId, cacheMountName, type Executor } from './exec.js';
-export { HttpSources, localImages, type ImageResolver } from './source.js';
+export { GitSources, HttpSources, localImages, type ImageResolver } from './source.js';
 
 /** KILN_DIRECT_FILEOPS=0 mounts for every file operation (to compare the two paths). */
 const DIRECT_FILE_OPS = process.env.KILN_DIRECT_FILEOPS !== '0';

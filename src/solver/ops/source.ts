@@ -1,14 +1,14 @@
 /**
  * Source ops: the states and files no step makes. An image's layers come from an
  * ImageResolver (the local store now; a registry later), a URL's content from one fetch
- * per build (its content keys the step that adds it), a git repository not yet.
+ * per build (its content keys the step that adds it), a git repository's checkout (sources/git.ts).
  */
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../../errors.js';
 import type { GitVertex, HttpVertex, ImageVertex } from '../../graph/types.js';
-import { httpGet, type HttpResponse } from '../../net.js';
+import { GitRepos, type GitOptions, type ResolvedGit } from '../../sources/git.js';
+import { HttpCache } from '../../sources/http.js';
 import type { ContentStore } from '../../oci/store.js';
 import type { ImageConfig, ImageManifest } from '../../oci/types.js';
 import { hash } from '../keys.js';
@@ -46,23 +46,55 @@ export interface Fetched {
   key: string;
 }
 
-/** URLs fetched once per build, whichever steps add them; removed when the solve settles. */
+/**
+ * URLs fetched once per build, whichever steps add them, through the root's http cache
+ * (sources/http.ts: revalidated, not downloaded again); each build links what it uses into
+ * a temp dir of its own, removed when the solve settles.
+ */
 export class HttpSources {
   private readonly fetched = new Map<string, Promise<Fetched>>();
   private readonly dirs: string[] = [];
+  private readonly cache: HttpCache;
 
-  constructor(private readonly tempPath: (kind: string) => string) {}
+  constructor(
+    private readonly tempPath: (kind: string) => string,
+    cacheDir: string,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.cache = new HttpCache(cacheDir, tempPath);
+  }
 
   fetch(v: HttpVertex): Promise<Fetched> {
     let p = this.fetched.get(v.digest);
     if (!p) {
       const dir = this.tempPath('http');
       this.dirs.push(dir);
-      p = fs.mkdir(dir, { recursive: true }).then(() => download(v.url, dir, v.checksum));
+      p = fs.mkdir(dir, { recursive: true }).then(() => this.download(v, dir));
       p.catch(() => undefined);
       this.fetched.set(v.digest, p);
     }
     return p;
+  }
+
+  /**
+   * The URL's content as the layer gets it: mode 0600 and, when the server sent one,
+   * Last-Modified as its mtime (as BuildKit). Its key is the name, the content and the time.
+   */
+  private async download(v: HttpVertex, dir: string): Promise<Fetched> {
+    for (let attempt = 0; ; attempt++) {
+      const got = await this.cache.fetch(v.url, v.checksum, this.signal);
+      const file = path.join(dir, got.name);
+      try {
+        await fs.copyFile(got.file, file);
+      } catch (e) {
+        // another build replaced this URL's content between the two: ask again
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 2) continue;
+        throw e;
+      }
+      await fs.chmod(file, 0o600);
+      if (got.lastModified) await fs.utimes(file, got.lastModified, got.lastModified);
+      return { file, name: got.name, key: hash(['http', got.name, got.digest, got.lastModified?.toISOString() ?? '']) };
+    }
   }
 
   async cleanup(): Promise<void> {
@@ -72,40 +104,56 @@ export class HttpSources {
   }
 }
 
-/** A git source: in the graph, not in the solver yet. */
-export function gitUnsupported(v: GitVertex): KilnError {
-  return new KilnError(`ADD from a git repository is not supported yet: ${v.remote}`, { hint: 'clone it in an earlier stage with RUN git clone' });
-}
-
 /**
- * Fetches `url` into `dir`; with ADD --checksum, the content must have that digest (as
- * BuildKit checks). Its key is what the layer gets: the name, the content and the time.
+ * Git repositories for this build: each ref resolved once (its key), each commit checked
+ * out once into a temp dir, whichever steps add it; the checkouts removed when the solve settles.
  */
-async function download(url: string, dir: string, checksum?: string): Promise<Fetched> {
-  let res: HttpResponse;
-  try {
-    res = await httpGet(url);
-  } catch (e) {
-    throw new KilnError(`ADD could not fetch ${url}: ${(e as Error).message}`);
+export class GitSources {
+  private readonly repos: GitRepos;
+  private readonly resolved = new Map<string, Promise<ResolvedGit>>();
+  private readonly checkouts = new Map<string, Promise<string>>();
+  private readonly dirs: string[] = [];
+
+  constructor(private readonly opts: GitOptions) {
+    this.repos = new GitRepos(opts);
   }
-  if (res.status < 200 || res.status > 299) throw new KilnError(`ADD could not fetch ${url}: HTTP ${res.status}`);
-  if (checksum !== undefined) {
-    const alg = checksum.slice(0, checksum.indexOf(':'));
-    const got = `${alg}:${createHash(alg).update(res.body).digest('hex')}`;
-    if (got !== checksum) throw new KilnError(`ADD ${url}: digest mismatch ${got}: ${checksum}`, { hint: 'the file changed, or --checksum is wrong' });
+
+  /** The key of what the vertex's checkout holds: its ref's commit (ls-remote), subdir and flags. */
+  async key(v: GitVertex): Promise<string> {
+    return hash(['git', (await this.resolve(v)).key]);
   }
-  const name = path.posix.basename(new URL(url).pathname) || 'index.html';
-  const file = path.join(dir, name);
-  await fs.writeFile(file, res.body, { mode: 0o600 });
-  const lm = res.headers['last-modified'];
-  let time = '';
-  if (lm) {
-    const t = new Date(lm);
-    if (!Number.isNaN(t.getTime())) {
-      await fs.utimes(file, t, t);
-      time = t.toISOString();
+
+  /** The directory to copy the vertex's files from. */
+  checkout(v: GitVertex): Promise<string> {
+    const run = async (): Promise<string> => {
+      const r = await this.resolve(v);
+      let p = this.checkouts.get(r.key);
+      if (!p) {
+        const dir = this.opts.tempPath('git');
+        this.dirs.push(dir);
+        p = this.repos.checkout(v, r, dir);
+        p.catch(() => undefined);
+        this.checkouts.set(r.key, p);
+      }
+      return p;
+    };
+    return run();
+  }
+
+  private resolve(v: GitVertex): Promise<ResolvedGit> {
+    let p = this.resolved.get(v.digest);
+    if (!p) {
+      p = this.repos.resolve(v);
+      p.catch(() => undefined);
+      this.resolved.set(v.digest, p);
     }
+    return p;
   }
-  const content = `sha256:${createHash('sha256').update(res.body).digest('hex')}`;
-  return { file, name, key: hash(['http', name, content, time]) };
+
+  async cleanup(): Promise<void> {
+    await Promise.allSettled([...this.checkouts.values()]);
+    await Promise.all(this.dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
+    this.checkouts.clear();
+    this.resolved.clear();
+  }
 }

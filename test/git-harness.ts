@@ -1,0 +1,180 @@
+/**
+ * Git servers for ADD tests, each on 127.0.0.1 and a port of its own: a repository made by
+ * running git commands, served over dumb http (a node static file server, as BuildKit's
+ * tests serve `.git`), over smart http (`git http-backend` as CGI behind a node server) and
+ * over git:// (`git daemon`). Every server is stopped by its close().
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream, promises as fs } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+
+export interface Served {
+  /** The URL the repository's .git is served at (`<url>` ends in .git). */
+  url: string;
+  /** Requests the server answered (path and query; smart http: and ` fetch` for an object fetch), in order. */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: 'test', GIT_AUTHOR_EMAIL: 'test@example.com', GIT_COMMITTER_NAME: 'test', GIT_COMMITTER_EMAIL: 'test@example.com', GIT_ALLOW_PROTOCOL: 'file:http:https:git' };
+
+/** Runs shell commands in `dir` (a repository being made); throws with their output on failure. */
+export function sh(dir: string, ...commands: string[]): string {
+  const r = spawnSync('sh', ['-ec', commands.join('\n')], { cwd: dir, env: gitEnv, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${commands.join('; ')}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+export function revParse(dir: string, ref: string): string {
+  return sh(dir, `git rev-parse ${ref}`).trim();
+}
+
+/** Whether the host's git makes sha256 repositories. */
+export function gitSupportsSha256(): boolean {
+  const d = spawnSync('sh', ['-c', 'd=$(mktemp -d) && git init -q --object-format=sha256 "$d" && rm -rf "$d"'], { env: gitEnv });
+  return d.status === 0;
+}
+
+function listen(server: http.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+  });
+}
+
+function closer(server: http.Server): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+}
+
+/** Serves the files of `dir` (a work tree whose .git had `git update-server-info`) over dumb http. */
+export async function serveDumb(dir: string): Promise<Served> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req.url ?? '');
+    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = path.join(dir, path.posix.normalize(`/${rel}`));
+    fs.stat(file).then(
+      (st) => {
+        if (!st.isFile()) throw new Error('not a file');
+        res.writeHead(200, { 'content-length': st.size });
+        createReadStream(file).pipe(res);
+      },
+      () => {
+        res.writeHead(404);
+        res.end();
+      },
+    );
+  });
+  const port = await listen(server);
+  return { url: `http://127.0.0.1:${port}/.git`, requests, close: closer(server) };
+}
+
+/**
+ * Serves the repositories under `projectRoot` over smart http: `git http-backend` run as a
+ * CGI per request. `url` names `<projectRoot>/<name>` (a bare repository or a .git dir).
+ */
+export async function serveSmart(projectRoot: string, name: string): Promise<Served> {
+  const requests: string[] = [];
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    const i = requests.push(req.url ?? '') - 1;
+    // protocol v2 asks for refs (ls-refs) and objects (fetch) by POST to one path: tell them apart
+    let seen = '';
+    req.on('data', (c: Buffer) => {
+      seen = (seen + c.toString('latin1')).slice(-4096);
+      if (/command=fetch|want [0-9a-f]{40}/.test(seen) && !requests[i].endsWith(' fetch')) requests[i] += ' fetch';
+    });
+    const cgi = spawn('git', ['http-backend'], {
+      env: {
+        ...gitEnv,
+        GIT_PROJECT_ROOT: projectRoot,
+        GIT_HTTP_EXPORT_ALL: '1',
+        REQUEST_METHOD: req.method ?? 'GET',
+        PATH_INFO: decodeURIComponent(u.pathname),
+        QUERY_STRING: u.search.slice(1),
+        CONTENT_TYPE: req.headers['content-type'] ?? '',
+        GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
+        HTTP_CONTENT_ENCODING: String(req.headers['content-encoding'] ?? ''),
+        REMOTE_ADDR: '127.0.0.1',
+      },
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    req.pipe(cgi.stdin);
+    // CGI output: headers, a blank line, the body
+    let head = Buffer.alloc(0);
+    let inBody = false;
+    cgi.stdout.on('data', (c: Buffer) => {
+      if (inBody) {
+        res.write(c);
+        return;
+      }
+      head = Buffer.concat([head, c]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      let status = 200;
+      for (const line of head.subarray(0, end).toString().split('\r\n')) {
+        const i = line.indexOf(':');
+        const k = line.slice(0, i).trim();
+        const v = line.slice(i + 1).trim();
+        if (k.toLowerCase() === 'status') status = Number(v.split(' ')[0]);
+        else res.setHeader(k, v);
+      }
+      res.writeHead(status);
+      inBody = true;
+      res.write(head.subarray(end + 4));
+    });
+    cgi.on('close', () => res.end());
+  });
+  const port = await listen(server);
+  return { url: `http://127.0.0.1:${port}/${name}`, requests, close: closer(server) };
+}
+
+async function freePort(): Promise<number> {
+  const s = http.createServer();
+  const port = await listen(s);
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** Serves the repositories under `base` with `git daemon` on 127.0.0.1: `url` is git://…/<name>. */
+export async function gitDaemon(base: string, name: string): Promise<Served> {
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const p = spawn('git', ['daemon', '--reuseaddr', '--export-all', '--listen=127.0.0.1', `--port=${port}`, `--base-path=${base}`, base], { env: gitEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const up = await waitForPort(port, p);
+    const close = async () => {
+      if (p.exitCode === null && p.signalCode === null) {
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGTERM');
+        await exited;
+      }
+    };
+    if (up) return { url: `git://127.0.0.1:${port}/${name}`, requests: [], close };
+    await close();
+    if (attempt >= 3) throw new Error(`git daemon did not start: ${err}`);
+  }
+}
+
+async function waitForPort(port: number, p: ReturnType<typeof spawn>): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (p.exitCode !== null) return false;
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
