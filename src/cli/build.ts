@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { checkOutputFile, collect, parseKeyValues, readStdin, writeOutputFile } from './options.js';
-import { build, parseCacheFrom, parseCacheTo } from '../build.js';
+import { build, buildContextFlags, parseCacheFrom, parseCacheTo } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { checkCommand } from './check.js';
@@ -36,6 +36,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--pull', 'always re-resolve base image tags against their registry and pull what changed')
     .option('--push', 'push the image to the registry each -t names')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
+    .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG][@sha256:DIGEST] (repeatable)', collect, [])
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
@@ -94,6 +95,7 @@ export const register: Registrar = (program: Command, globals) => {
           exporters,
           cacheTo,
           cacheFrom,
+          buildContexts: buildContextFlags(o.buildContext as string[]),
         });
         renderer.finish();
         finished = true;

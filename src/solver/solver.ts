@@ -32,6 +32,8 @@ export interface SolverOptions {
   records: CacheRecords;
   /** The build context: the local source "context". */
   context?: BuildContext;
+  /** Named local contexts (--build-context NAME=DIR) by source name ("named:NAME"). */
+  namedContexts?: Map<string, BuildContext>;
   parallelism: number;
   sourceDateEpoch?: number;
   signal?: AbortSignal;
@@ -82,7 +84,7 @@ export class Solver {
     const tempPath = (kind: string) => opts.store.tempPath(kind);
     this.http = new HttpSources(tempPath);
     const states = new StateMounter(opts.root, opts.store, opts.snapshotter, opts.lease);
-    const local = (source?: LocalVertex): BuildContext | undefined => (source === undefined || source.source === 'context' ? opts.context : undefined);
+    const local = (source?: LocalVertex): BuildContext | undefined => (source === undefined || source.source === 'context' ? opts.context : opts.namedContexts?.get(source.source));
     const deps: OpDeps = {
       root: opts.root,
       executor: opts.executor ?? runtimeExecutor,
