@@ -37,9 +37,11 @@ import { exportCaches, importCaches, inlineCacheRecords, type CacheExportOutcome
 import { blobSources, recordBlobSources } from './registry/sources.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache/spec.js';
 import { registryClient } from './registry/settings.js';
+import { NamedContexts, parseBuildContexts } from './named-contexts.js';
 
 export { readDockerfile } from './frontend/source.js';
 export { parseCacheFrom, parseCacheTo, type CacheExportSpec, type CacheImportSpec } from './cache/spec.js';
+export { buildContextFlags } from './named-contexts.js';
 
 export interface BuildOptions {
   root: string;
@@ -90,6 +92,11 @@ export interface BuildOptions {
   ulimits?: Ulimit[];
   /** Memory limit of every RUN in bytes (--memory). */
   memory?: number;
+  /**
+   * Named contexts (--build-context NAME=VALUE): a directory, docker-image://REF or
+   * oci-layout://PATH[:TAG][@DIGEST], for FROM NAME, COPY --from=NAME and RUN --mount from=NAME.
+   */
+  buildContexts?: Record<string, string>;
 }
 
 export interface BuildResult {
@@ -126,6 +133,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (envEpoch !== undefined && !('SOURCE_DATE_EPOCH' in buildArgs)) buildArgs.SOURCE_DATE_EPOCH = String(envEpoch);
   let created = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   trace('build: start');
+  const namedSpecs = parseBuildContexts(opts.buildContexts ?? {});
   // opened first: it starts walking the context in the background while the rest starts up
   const ctxKey = createHash('sha256').update(path.resolve(opts.contextDir)).digest('hex').slice(0, 32);
   const hashCacheFile = path.join(kilnPaths(opts.root).cacheContexts, `${ctxKey}.json`);
@@ -142,6 +150,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const img = await pulls.resolve(ref, platform);
     return { ref: img.name, manifestDigest: img.manifestDescriptor.digest, config: img.config, layers: img.manifest.layers };
   };
+  const named = new NamedContexts(namedSpecs, { store, resolveImage });
   const plan = await planBuild(df, {
     buildArgs,
     target: opts.target,
@@ -156,7 +165,19 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     network: opts.network,
     ulimits: opts.ulimits,
     memory: opts.memory,
-  }).finally(() => pulls.close());
+    namedContext: namedSpecs.size > 0 ? (name, platform) => named.lookup(name, platform) : undefined,
+  })
+    .catch(async (e: unknown) => {
+      await named.close();
+      throw e;
+    })
+    .finally(() => pulls.close());
+  const namedContexts = new Map<string, BuildContext>();
+  for (const [source, dir] of named.usedDirectories()) {
+    // each named directory has its own .dockerignore and its own remembered checksums
+    const key = createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 32);
+    namedContexts.set(source, await BuildContext.open(dir, { hashCacheFile: path.join(kilnPaths(opts.root).cacheContexts, `${key}.json`), ignoreFile: path.join(dir, '.dockerignore') }));
+  }
   trace('build: planned');
   const epoch = plan.sourceDateEpoch;
   if (epoch !== undefined) created = new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -187,6 +208,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       snapshotter,
       records: new CacheRecords(opts.root),
       context,
+      namedContexts,
       parallelism: opts.parallelism ?? 4,
       sourceDateEpoch: epoch,
       signal: opts.signal,
@@ -215,6 +237,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       throw solver.firstError ?? e;
     } finally {
       await context.saveHashCache().catch(() => undefined);
+      for (const c of namedContexts.values()) await c.saveHashCache().catch(() => undefined);
     }
     trace('build: solved');
     await writeSteps(historyFile, solver.steps).catch(() => undefined);
@@ -266,6 +289,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     };
   } finally {
     await lease.release();
+    await named.close();
   }
 }
 

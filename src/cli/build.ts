@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { checkOutputFile, collect, parseKeyValues, readStdin, writeOutputFile } from './options.js';
-import { build, parseCacheFrom, parseCacheTo } from '../build.js';
+import { build, buildContextFlags, parseCacheFrom, parseCacheTo } from '../build.js';
 import { KilnError } from '../errors.js';
 import { parsePlatform } from '../oci/platform.js';
 import { checkCommand } from './check.js';
@@ -62,6 +62,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--network <mode>', 'network of RUN steps without --network: default (sandboxed, outbound only), none, host (needs --allow network.host)')
     .option('--ulimit <name=soft[:hard]>', 'resource limit of every RUN, e.g. nofile=1024:2048 (repeatable)', collect, [])
     .option('--memory <bytes>', 'memory limit of every RUN, e.g. 512m (needs the cgroup memory controller)')
+    .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG][@sha256:DIGEST] (repeatable)', collect, [])
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
@@ -121,6 +122,7 @@ export const register: Registrar = (program: Command, globals) => {
           cacheTo,
           cacheFrom,
           ...sandboxOptions(o),
+          buildContexts: buildContextFlags(o.buildContext as string[]),
         });
         renderer.finish();
         finished = true;

@@ -24,7 +24,7 @@ import {
   type StageDecl,
 } from '../dockerfile/stages.js';
 import type { HistoryEntry, ImageConfig, Platform } from '../oci/types.js';
-import { definitionDigest, type FileVertex, type Vertex } from '../graph/types.js';
+import { definitionDigest, type FileVertex, type LocalVertex, type Vertex } from '../graph/types.js';
 import { formatPlatform, platformMatches, tryParsePlatform } from '../oci/platform.js';
 import { closestWord, withSuggestion } from '../suggest.js';
 import {
@@ -43,7 +43,7 @@ import {
 import { dispatchCopy } from './copy.js';
 import { dispatchRun } from './run.js';
 import { stepFields, stepLabel, type Converter, type StageContext, type VertexOrigin } from './state.js';
-import type { BuildPlan, PlanOptions, StagePlan } from './plan.js';
+import type { BuildPlan, NamedContextState, PlanOptions, ResolvedImage, StagePlan } from './plan.js';
 
 /** Build args BuildKit hands to RUN as proxy settings without an ARG, and never writes to history. */
 const PROXY_ARGS = [
@@ -199,6 +199,22 @@ export class Planner implements Converter {
       step: { stage: stageName, stageIndex: stage.index, index: 1, total, instruction },
     });
 
+    const noCache =
+      this.opts.noCache === true ||
+      (this.opts.noCacheFilter ?? []).some((f) => f.toLowerCase() === stageName || f === String(stage.index));
+
+    // a named context of the stage's own name replaces the whole stage, its instructions
+    // included (BuildKit: the named context wins over the stage)
+    if (stage.name !== undefined) {
+      const own = await this.namedContext(stage.from, stage.name, platform, stage.name);
+      if (own) {
+        const base = this.contextBase(own, stage.name, platform, fromStep(`FROM ${own.kind === 'scratch' ? 'scratch' : own.label}`), { stageName, noCache, origin: locate(stage.from, this.df.fileName, this.df.lines) });
+        base.config.created = this.created;
+        this.finalScopes.set(stage.index, new StageScope([...(base.config.config?.Env ?? [])]));
+        return { name: stageName, index: stage.index, ...base };
+      }
+    }
+
     let state: Vertex;
     let config: ImageConfig;
     let baseRef: string | undefined;
@@ -206,7 +222,15 @@ export class Planner implements Converter {
     let baseHistoryLength = 0;
     const parentStage = this.stages.earlier(image, stage.index);
     let inherited: StageScope | undefined;
-    if (parentStage) {
+    const named = parentStage ? undefined : await this.namedContext(stage.from, image, platform, rawImage);
+    if (named) {
+      // FROM a named context: its image (ONBUILD triggers included), scratch or directory
+      ({ state, config, baseRef, baseDigest, baseHistoryLength } = this.contextBase(named, image, platform, fromStep(`FROM ${named.kind === 'scratch' ? 'scratch' : named.label}`), {
+        stageName,
+        noCache,
+        origin: locate(stage.from, this.df.fileName, this.df.lines),
+      }));
+    } else if (parentStage) {
       const parent = await this.planStage(parentStage.index);
       state = parent.state;
       config = structuredClone(parent.config);
@@ -224,15 +248,7 @@ export class Planner implements Converter {
       );
     } else if (image === 'scratch') {
       state = { kind: 'scratch', digest: definitionDigest({ kind: 'scratch', platform }), ...fromStep('FROM scratch'), platform };
-      // BuildKit's emptyImage: PATH and a working directory of "/".
-      config = {
-        architecture: platform.architecture,
-        os: platform.os,
-        config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' },
-        rootfs: { type: 'layers', diff_ids: [] },
-        history: [],
-      };
-      if (platform.variant) config.variant = platform.variant;
+      config = emptyImage(platform);
     } else {
       const resolved = await this.opts.resolveImage(image, platform).catch((e: unknown) => {
         if (e instanceof KilnError && !e.location) {
@@ -262,9 +278,6 @@ export class Planner implements Converter {
     }
     config.history ??= [];
     const cc = (config.config ??= {});
-    const noCache =
-      this.opts.noCache === true ||
-      (this.opts.noCacheFilter ?? []).some((f) => f.toLowerCase() === stageName || f === String(stage.index));
 
     cc.Env = withDefaultPath(cc.Env);
     const triggers = cc.OnBuild ?? [];
@@ -461,9 +474,19 @@ export class Planner implements Converter {
    * The state a COPY --from or RUN --mount from= names: an earlier stage (by name or
    * index) or an image. A stage defined later is an error that says so.
    */
-  async sourceState(ctx: StageContext, inst: Instruction, ref: string, needle: string, what: string): Promise<Vertex> {
+  async sourceState(ctx: StageContext, inst: Instruction, ref: string, needle: string, what: string): Promise<Vertex | LocalVertex> {
     const st = this.stages.earlier(ref, ctx.stage.index);
-    if (st) return (await this.planStage(st.index)).state;
+    if (st) {
+      // a stage a named context replaces: a directory is read as it is, not as a stage's copy
+      const planned = await this.planStage(st.index);
+      return planned.contextSource ?? planned.state;
+    }
+    const named = /^\d+$/.test(ref) ? undefined : await this.namedContext(inst, ref, ctx.platform, needle);
+    if (named) {
+      if (named.kind === 'local') return named.source;
+      if (named.kind === 'scratch') return { kind: 'scratch', digest: definitionDigest({ kind: 'scratch', platform: ctx.platform }), name: `[context ${ref}] scratch`, platform: ctx.platform };
+      return imageVertex(named.image, `[context ${ref}] ${named.label}`, ctx.platform);
+    }
     const later = this.stages.later(ref, ctx.stage.index);
     if (later) {
       const self = later.index === ctx.stage.index;
@@ -497,13 +520,92 @@ export class Planner implements Converter {
       }
       throw e;
     });
-    return {
-      kind: 'image',
-      ref: resolved.ref,
-      manifestDigest: resolved.manifestDigest,
-      digest: definitionDigest({ kind: 'image', manifest: resolved.manifestDigest }),
-      name: `[internal] load ${resolved.ref}`,
-      platform,
-    };
+    return imageVertex(resolved, `[internal] load ${resolved.ref}`, platform);
   }
+
+  /**
+   * The named context `name` stands for, if the build has one (never for scratch or the
+   * build context itself, as in BuildKit); its errors point at the instruction naming it.
+   */
+  private async namedContext(inst: Instruction, name: string, platform: Platform, needle: string): Promise<NamedContextState | undefined> {
+    const lookup = this.opts.namedContext;
+    if (!lookup || /^(scratch|context)$/i.test(name)) return undefined;
+    return lookup(name, platform).catch((e: unknown) => {
+      if (e instanceof KilnError && !e.location) {
+        throw new KilnError(e.message, { code: e.code, location: locate(inst, this.df.fileName, this.df.lines, needle), hint: e.hint, cause: e });
+      }
+      throw e;
+    });
+  }
+
+  /**
+   * A stage's base from a named context: an image as FROM gives it, scratch, or a directory
+   * (the empty image with the directory's files as its one layer, as BuildKit's local source
+   * under a stage).
+   */
+  private contextBase(
+    named: NamedContextState,
+    name: string,
+    platform: Platform,
+    from: { name: string; step: NonNullable<Vertex['step']> },
+    where: { stageName: string; noCache: boolean; origin: VertexOrigin },
+  ): Omit<StagePlan, 'name' | 'index'> {
+    if (named.kind === 'image') {
+      const resolved = named.image;
+      const config = structuredClone(resolved.config);
+      config.config ??= {};
+      config.config.Env = withDefaultPath(config.config.Env);
+      // BuildKit drops the base's creation time: the build sets its own
+      delete config.created;
+      return {
+        state: { ...imageVertex(resolved, from.name, platform), step: from.step },
+        config,
+        baseRef: resolved.ref,
+        baseDigest: resolved.manifestDigest,
+        baseHistoryLength: resolved.config.history?.length ?? 0,
+      };
+    }
+    const scratch: Vertex = { kind: 'scratch', digest: definitionDigest({ kind: 'scratch', platform }), ...from, platform };
+    const config = emptyImage(platform);
+    if (named.kind === 'scratch') return { state: scratch, config, baseHistoryLength: 0 };
+    const action = { op: 'copy' as const, source: { from: named.source, paths: ['.'] }, dest: '/', cwd: '/', unpackArchives: false };
+    const copy: FileVertex = {
+      kind: 'file',
+      parent: scratch,
+      action,
+      digest: definitionDigest({ kind: 'file', parent: scratch.digest, action: { ...action, source: { paths: ['.'], from: named.source.source } } }),
+      name: from.name,
+      stage: where.stageName,
+      step: from.step,
+      origin: where.origin,
+      platform,
+      noCache: where.noCache,
+    };
+    config.history!.push({ created: this.created, created_by: `FROM ${name} (${named.label}) # buildkit`, comment: 'buildkit.dockerfile.v0' });
+    return { state: copy, config, baseHistoryLength: 0, contextSource: named.source };
+  }
+}
+
+/** BuildKit's emptyImage: PATH and a working directory of "/". */
+function emptyImage(platform: Platform): ImageConfig {
+  const config: ImageConfig = {
+    architecture: platform.architecture,
+    os: platform.os,
+    config: { Env: [`PATH=${DEFAULT_PATH}`], WorkingDir: '/' },
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  };
+  if (platform.variant) config.variant = platform.variant;
+  return config;
+}
+
+function imageVertex(resolved: ResolvedImage, name: string, platform: Platform): Vertex {
+  return {
+    kind: 'image',
+    ref: resolved.ref,
+    manifestDigest: resolved.manifestDigest,
+    digest: definitionDigest({ kind: 'image', manifest: resolved.manifestDigest }),
+    name,
+    platform,
+  };
 }

@@ -6,7 +6,7 @@
  */
 import type { Dockerfile } from '../dockerfile/ast.js';
 import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
-import type { ExecVertex, Vertex } from '../graph/types.js';
+import type { ExecVertex, LocalVertex, Vertex } from '../graph/types.js';
 import { Planner } from './convert.js';
 
 export { DEFAULT_PATH } from '../dockerfile/stages.js';
@@ -18,6 +18,16 @@ export interface ResolvedImage {
   config: ImageConfig;
   layers: Descriptor[];
 }
+
+/**
+ * What a named context (--build-context NAME=…) stands for: an image (docker-image:// or
+ * oci-layout://, already in the store), the empty filesystem (docker-image://scratch) or a
+ * local directory (a source vertex the solver reads like the build context).
+ */
+export type NamedContextState =
+  | { kind: 'image'; image: ResolvedImage; label: string }
+  | { kind: 'scratch' }
+  | { kind: 'local'; source: LocalVertex; label: string };
 
 export interface PlanOptions {
   buildArgs?: Record<string, string>;
@@ -44,6 +54,12 @@ export interface PlanOptions {
   ulimits?: ExecVertex['ulimits'];
   /** Memory limit of every RUN in bytes (build --memory); not part of the cache key. */
   memory?: number;
+  /**
+   * The named context a stage, base or --from name stands for (--build-context), resolved
+   * only when the build uses it; undefined when no context has that name. It takes
+   * precedence over a stage or image of the same name, as in BuildKit.
+   */
+  namedContext?: (name: string, platform: Platform) => Promise<NamedContextState | undefined>;
 }
 
 export interface StagePlan {
@@ -56,6 +72,8 @@ export interface StagePlan {
   baseDigest?: string;
   /** How many history entries came from the base image (the rest are this build's). */
   baseHistoryLength: number;
+  /** The directory of a named context that replaced this stage: COPY --from reads it as it is. */
+  contextSource?: LocalVertex;
 }
 
 export interface BuildPlan {

@@ -9,7 +9,7 @@ import type { ShellLexer } from '../dockerfile/shell.js';
 import type { SourceText } from '../dockerfile/instructions.js';
 import type { StageDecl, StageScope } from '../dockerfile/stages.js';
 import type { ImageConfig, Platform } from '../oci/types.js';
-import type { Vertex, VertexCommon } from '../graph/types.js';
+import type { LocalVertex, Vertex, VertexCommon } from '../graph/types.js';
 import type { PlanOptions } from './plan.js';
 
 export type VertexOrigin = NonNullable<Vertex['origin']>;
@@ -65,8 +65,8 @@ export interface Converter {
   expandWordsIn(ctx: StageContext, inst: Instruction, word: string, env?: Record<string, string>): string[];
   /** Appends a history entry (BuildKit's commitToHistory). */
   history(ctx: StageContext, createdBy: string, emptyLayer: boolean, newState?: boolean): void;
-  /** The state COPY --from or RUN --mount from= names: an earlier stage or an image. */
-  sourceState(ctx: StageContext, inst: Instruction, ref: string, needle: string, what: string): Promise<Vertex>;
+  /** The state COPY --from or RUN --mount from= names: a named context, an earlier stage or an image. */
+  sourceState(ctx: StageContext, inst: Instruction, ref: string, needle: string, what: string): Promise<Vertex | LocalVertex>;
   /** Proxy settings from --build-arg, in both spellings. */
   proxyEnv(): Record<string, string>;
 }

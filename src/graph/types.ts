@@ -61,7 +61,8 @@ type SourceCommon = Omit<VertexCommon, 'platform'> & { platform?: Platform };
 
 /**
  * A local directory the build is given: "context" is the build context (COPY without
- * --from, RUN --mount=type=bind without from=); other names are for named contexts later.
+ * --from, RUN --mount=type=bind without from=); "named:NAME" is a named context
+ * (--build-context NAME=DIR, namedLocalSource).
  * What a step reads of it is keyed by the content of the paths it reads, not by the vertex.
  */
 export interface LocalVertex extends SourceCommon {
@@ -108,6 +109,12 @@ export function gitSource(def: Omit<GitVertex, 'kind' | 'digest' | 'name'>): Git
 /** The build context as a source vertex. */
 export function contextSource(): LocalVertex {
   return { kind: 'local', source: 'context', digest: definitionDigest({ kind: 'local', source: 'context' }), name: 'context' };
+}
+
+/** A local directory given as the named context NAME (--build-context NAME=DIR). */
+export function namedLocalSource(name: string): LocalVertex {
+  const source = `named:${name}`;
+  return { kind: 'local', source, digest: definitionDigest({ kind: 'local', source }), name: `[context ${name}]` };
 }
 
 /** An HTTP source vertex for `url` (the digest names the URL and checksum; the key, the content). */

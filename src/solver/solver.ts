@@ -33,6 +33,8 @@ export interface SolverOptions {
   records: CacheRecords;
   /** The build context: the local source "context". */
   context?: BuildContext;
+  /** Named local contexts (--build-context NAME=DIR) by source name ("named:NAME"). */
+  namedContexts?: Map<string, BuildContext>;
   parallelism: number;
   sourceDateEpoch?: number;
   signal?: AbortSignal;
@@ -85,7 +87,7 @@ export class Solver {
     this.http = new HttpSources(tempPath, kilnPaths(opts.root).cacheHttp, opts.signal);
     this.git = new GitSources({ cacheDir: kilnPaths(opts.root).cacheGit, locksDir: kilnPaths(opts.root).locks, tempPath, signal: opts.signal });
     const states = new StateMounter(opts.root, opts.store, opts.snapshotter, opts.lease);
-    const local = (source?: LocalVertex): BuildContext | undefined => (source === undefined || source.source === 'context' ? opts.context : undefined);
+    const local = (source?: LocalVertex): BuildContext | undefined => (source === undefined || source.source === 'context' ? opts.context : opts.namedContexts?.get(source.source));
     const deps: OpDeps = {
       root: opts.root,
       executor: opts.executor ?? runtimeExecutor,
