@@ -10,6 +10,10 @@ import { loadImage } from './oci/image.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { runContainer, type RunResult } from './exec/index.js';
 import { DEFAULT_PATH } from './frontend/plan.js';
+import { checkBinds, placeBinds, type BindSpec } from './exec/binds.js';
+import { withContainerName } from './container-name.js';
+
+export { parseVolume, type BindSpec } from './exec/binds.js';
 
 export interface RunImageOptions {
   root: string;
@@ -33,6 +37,12 @@ export interface RunImageOptions {
   onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
   /** Aborting kills the container (the promise then rejects with an AbortError). */
   signal?: AbortSignal;
+  /** Give the process a terminal (our terminal must be there; output goes to it, TERM defaults to xterm). */
+  tty?: boolean;
+  /** A name unique among the containers running on the root (across processes) while this one runs. */
+  name?: string;
+  /** Host paths bind-mounted into the container (`-v`). */
+  binds?: BindSpec[];
 }
 
 /** The process docker would start: entrypoint + cmd, with overrides. */
@@ -63,13 +73,19 @@ export function containerEnv(imageEnv: string[] | null | undefined, overrides: s
  * promise settles; a prune meanwhile leaves the image's layers alone.
  */
 export async function runImage(options: RunImageOptions): Promise<RunResult> {
+  return options.name === undefined ? runOnce(options) : withContainerName(options.root, options.name, () => runOnce(options));
+}
+
+async function runOnce(options: RunImageOptions): Promise<RunResult> {
   const { root, image } = options;
+  const binds = await checkBinds(options.binds ?? []);
   const store = await ContentStore.open(root);
   const img = await loadImage(store, image);
   const cfg = img.config.config ?? {};
   const args = processArgs(cfg.Entrypoint, cfg.Cmd, { entrypoint: options.entrypoint, args: options.args ?? [] });
   if (args.length === 0) throw new KilnError(`no command specified: image ${image} has no ENTRYPOINT or CMD`, { hint: `kiln run ${image} COMMAND` });
   const env = containerEnv(cfg.Env, options.env);
+  if (options.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
   const network = options.network ?? 'host';
   if (network !== 'host' && network !== 'none') throw new KilnError(`unsupported --network "${network}": use host or none`);
   const snapshotter = new Snapshotter(root);
@@ -98,6 +114,8 @@ export async function runImage(options: RunImageOptions): Promise<RunResult> {
       user: options.user ?? cfg.User ?? '',
       network,
       stdin: options.stdin === true,
+      tty: options.tty === true,
+      mounts: placeBinds(mount.merged, binds),
       onOutput: options.onOutput,
       signal: options.signal,
       stateRoot: kilnPaths(root).run,

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { Registrar } from './main.js';
 import { collect } from './options.js';
-import { runImage } from '../run.js';
+import { parseVolume, runImage } from '../run.js';
+import { KilnError } from '../errors.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -16,6 +17,9 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--entrypoint <cmd>', 'override the image\'s ENTRYPOINT')
     .option('--network <mode>', 'host (default) or none', 'host')
     .option('-i, --interactive', 'keep standard input open')
+    .option('-t, --tty', 'give the process a terminal (with -i: an interactive session; ^C goes to the process)')
+    .option('--name <name>', 'a name for the container, unique among the running ones')
+    .option('-v, --volume <host:container[:ro]>', 'bind-mount a host path into the container (repeatable)', collect, [])
     .passThroughOptions()
     .action(async (image: string, command: string[], o: Record<string, unknown>) => {
       // -e KEY takes KEY's value from our environment, as docker does (and is left out when unset)
@@ -24,6 +28,10 @@ export const register: Registrar = (program: Command, globals) => {
         if (e.includes('=')) env.push(e);
         else if (process.env[e] !== undefined) env.push(`${e}=${process.env[e]}`);
       }
+      if (o.tty === true && o.interactive === true && !process.stdin.isTTY) {
+        throw new KilnError('the input device is not a TTY: -it needs a terminal on standard input', { hint: 'drop -t to pipe input into the container', code: 'invalid' });
+      }
+      const binds = (o.volume as string[]).map((v) => parseVolume(v));
       // SIGINT, SIGTERM and SIGHUP are handled for every command in main.ts
       const result = await runImage({
         root: globals().root,
@@ -35,6 +43,9 @@ export const register: Registrar = (program: Command, globals) => {
         workdir: o.workdir as string | undefined,
         network: o.network as string,
         stdin: o.interactive === true,
+        tty: o.tty === true,
+        name: o.name as string | undefined,
+        binds,
       });
       process.exitCode = result.exitCode;
     });

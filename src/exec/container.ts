@@ -6,6 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, promises as fsp, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
+import { isatty } from 'node:tty';
 import { errnoCode, KilnError } from '../errors.js';
 import { buildRuntimeSpec, memoryLimitProblem, type RuntimeMount, type Ulimit } from './spec.js';
 import { startSandboxNetwork, type NetworkMode, type PortMapping, type SandboxNetwork } from './network.js';
@@ -28,8 +30,13 @@ export interface RunSpec {
   network: NetworkMode;
   mounts?: Array<{ destination: string; type: 'bind' | 'tmpfs'; source: string; options: string[] }>;
   readonlyRootfs?: boolean;
+  /**
+   * Give the process a terminal (a pty the runtime allocates, mirroring our terminal's size
+   * and SIGWINCH, which it puts in raw mode meanwhile): our stdout and stderr must include a
+   * terminal, and output goes to it (onOutput is not supported then).
+   */
   tty?: boolean;
-  /** Attach the process's stdin to ours. */
+  /** Attach the process's stdin to ours (with `tty`: our terminal's input). */
   stdin?: boolean;
   /** Receives output; when absent, output goes to our stdout/stderr. */
   onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
@@ -140,10 +147,25 @@ function abortError(signal: AbortSignal): Error {
   return e;
 }
 
+/**
+ * With a tty the runtime copies between our terminal and the container's pty (and sets our
+ * terminal's size on it): one of our stdin, stdout and stderr must be a terminal.
+ */
+function assertTerminal(spec: RunSpec): void {
+  if (!spec.tty) return;
+  if (spec.onOutput) throw new KilnError('a run with a tty writes to the terminal: onOutput cannot be used with tty', { code: 'invalid' });
+  if ([0, 1, 2].some((fd) => isatty(fd))) return;
+  throw new KilnError('cannot allocate a tty: kiln is not attached to a terminal (stdin, stdout and stderr are all redirected)', {
+    hint: 'drop -t, or run kiln in a terminal (from a script: script -qec "kiln run -t ..." /dev/null)',
+    code: 'invalid',
+  });
+}
+
 /** Runs one process in `spec.rootfs` with the given OCI runtime. */
 export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promise<RunResult> {
   trace('runc: start');
   if (spec.signal?.aborted) throw abortError(spec.signal);
+  assertTerminal(spec);
   const stateRoot = path.resolve(spec.stateRoot);
   const runtimeRoot = path.join(stateRoot, 'runtime');
   const id = `kiln-${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -224,6 +246,9 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
       ulimits: spec.ulimits,
       memory: spec.memory,
     });
+    // the pty starts with our terminal's size (the runtime resizes it only after the process has started)
+    const size = spec.tty ? terminalSize() : undefined;
+    if (size) Object.assign(config.process, { consoleSize: size });
     if (!spec.keepMountStubs) stubs = await missingStubs(rootfs, config.mounts.map((m) => m.destination));
     if (spec.specDir) {
       const file = path.join(spec.specDir, `${id}.json`);
@@ -257,17 +282,24 @@ export async function runWithRuntime(runtime: RuntimeInfo, spec: RunSpec): Promi
 function invoke(runtime: RuntimeInfo, runtimeRoot: string, bundle: string, id: string, spec: RunSpec): Promise<RunResult> {
   return new Promise<RunResult>((resolve, reject) => {
     const inheritOutput = spec.tty === true && !spec.onOutput;
+    // a tty without stdin: the runtime puts our terminal in raw mode all the same, so that
+    // ^C and ^\ reach no one; they are passed on to the container's terminal (which makes
+    // them SIGINT and SIGQUIT there), as docker passes the signals on; other keys are dropped
+    const keysOnly = spec.tty === true && !spec.stdin && process.stdin.isTTY === true;
     let child: ChildProcess;
     try {
       child = spawn(runtime.path, ['--root', runtimeRoot, 'run', '--bundle', bundle, id], {
-        stdio: [spec.stdin ? 'inherit' : 'ignore', inheritOutput ? 'inherit' : 'pipe', inheritOutput ? 'inherit' : 'pipe'],
-        // its own process group: a terminal's ^C reaches us, and we kill the container ourselves
+        stdio: [spec.stdin ? 'inherit' : keysOnly ? 'pipe' : 'ignore', inheritOutput ? 'inherit' : 'pipe', inheritOutput ? 'inherit' : 'pipe'],
+        // its own process group: a terminal's ^C reaches us, and we kill the container ourselves;
+        // with a tty the runtime stays in ours (the terminal's foreground group), where the
+        // terminal's SIGWINCH reaches it, and the terminal is raw: ^C goes to the container
         detached: !spec.tty,
       });
     } catch (e) {
       reject(e);
       return;
     }
+    const stopKeys = keysOnly && child.stdin ? forwardSignalKeys(child.stdin) : undefined;
     let tail = '';
     const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
       tail += chunk.toString('utf8');
@@ -306,6 +338,7 @@ function invoke(runtime: RuntimeInfo, runtimeRoot: string, bundle: string, id: s
     });
     child.on('close', (code, sig) => {
       spec.signal?.removeEventListener('abort', onAbort);
+      stopKeys?.();
       if (killTimer) clearTimeout(killTimer);
       if (aborted && spec.signal) {
         reject(abortError(spec.signal));
@@ -321,6 +354,34 @@ function invoke(runtime: RuntimeInfo, runtimeRoot: string, bundle: string, id: s
       resolve(signal ? { exitCode, signal, outputTail } : { exitCode, outputTail });
     });
   });
+}
+
+/** Our terminal's size, from stdout or stderr (as the runtime reads it), when one is a terminal. */
+function terminalSize(): { height: number; width: number } | undefined {
+  for (const s of [process.stdout, process.stderr]) {
+    if (!s.isTTY) continue;
+    const [width, height] = s.getWindowSize();
+    if (width > 0 && height > 0) return { height, width };
+  }
+  return undefined;
+}
+
+/** ^C and ^\: the keys a terminal turns into SIGINT and SIGQUIT. */
+const SIGNAL_KEYS = new Set([0x03, 0x1c]);
+
+/** Passes ^C and ^\ typed on our terminal to `to`; returns a function that stops reading. */
+function forwardSignalKeys(to: Writable): () => void {
+  const onKeys = (chunk: Buffer): void => {
+    const keys = chunk.filter((b) => SIGNAL_KEYS.has(b));
+    if (keys.length > 0) to.write(keys);
+  };
+  // the runtime gone first: nothing more to pass on
+  to.on('error', () => undefined);
+  process.stdin.on('data', onKeys);
+  return () => {
+    process.stdin.removeListener('data', onKeys);
+    process.stdin.pause();
+  };
 }
 
 /** Kills and deletes containers (and their bundles) whose owner process is gone. */
