@@ -8,7 +8,7 @@ import { KilnError } from './errors.js';
 import { ContentStore } from './oci/store.js';
 import { loadImage } from './oci/image.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
-import { runContainer, type RunResult } from './exec/index.js';
+import { runContainer, type PortMapping, type RunResult } from './exec/index.js';
 import { DEFAULT_PATH } from './frontend/plan.js';
 import { checkBinds, placeBinds, type BindSpec } from './exec/binds.js';
 import { withContainerName } from './container-name.js';
@@ -29,12 +29,14 @@ export interface RunImageOptions {
   user?: string;
   /** Working directory (default: the image's WORKDIR, else /). */
   workdir?: string;
-  /** host (default) or none. */
+  /** default (a sandboxed namespace with outbound access), none or host. */
   network?: string;
   /** Attach our stdin to the process. */
   stdin?: boolean;
   /** Receives output; when absent, output goes to our stdout/stderr. */
   onOutput?: (chunk: Buffer, stream: 'stdout' | 'stderr') => void;
+  /** Host ports forwarded to the container (-p), on the default network. */
+  ports?: PortMapping[];
   /** Aborting kills the container (the promise then rejects with an AbortError). */
   signal?: AbortSignal;
   /** Give the process a terminal (our terminal must be there; output goes to it, TERM defaults to xterm). */
@@ -86,8 +88,13 @@ async function runOnce(options: RunImageOptions): Promise<RunResult> {
   if (args.length === 0) throw new KilnError(`no command specified: image ${image} has no ENTRYPOINT or CMD`, { hint: `kiln run ${image} COMMAND` });
   const env = containerEnv(cfg.Env, options.env);
   if (options.tty && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
-  const network = options.network ?? 'host';
-  if (network !== 'host' && network !== 'none') throw new KilnError(`unsupported --network "${network}": use host or none`);
+  const network = options.network ?? 'default';
+  if (network !== 'default' && network !== 'host' && network !== 'none') {
+    throw new KilnError(`unsupported --network "${network}"`, { code: 'invalid', hint: 'use --network default (sandboxed, the default), none or host' });
+  }
+  if (options.ports?.length && network !== 'default') {
+    throw new KilnError(`cannot publish ports (-p) with --network ${network}`, { code: 'invalid', hint: network === 'host' ? 'with the host network the container listens on the host already: leave out -p' : 'leave out --network none to publish ports' });
+  }
   const snapshotter = new Snapshotter(root);
   const diffIds = img.config.rootfs.diff_ids;
   const lease = await store.lease();
@@ -113,6 +120,7 @@ async function runOnce(options: RunImageOptions): Promise<RunResult> {
       cwd: options.workdir ?? (cfg.WorkingDir || '/'),
       user: options.user ?? cfg.User ?? '',
       network,
+      ports: options.ports,
       stdin: options.stdin === true,
       tty: options.tty === true,
       mounts: placeBinds(mount.merged, binds),

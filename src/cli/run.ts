@@ -3,11 +3,12 @@ import type { Registrar } from './main.js';
 import { collect } from './options.js';
 import { parseVolume, runImage } from '../run.js';
 import { KilnError } from '../errors.js';
+import { parsePortMapping } from '../exec/index.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
     .command('run')
-    .description('Run a command in a new container from an image (host network; the container is removed when it exits)')
+    .description('Run a command in a new container from an image (its own network; the container is removed when it exits)')
     .argument('<image>', 'image name or id')
     .argument('[command...]', 'command and arguments (replace the image\'s CMD)')
     .option('--rm', 'remove the container when it exits (always the case in kiln)')
@@ -15,7 +16,8 @@ export const register: Registrar = (program: Command, globals) => {
     .option('-u, --user <user>', 'user[:group] to run as')
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('--entrypoint <cmd>', 'override the image\'s ENTRYPOINT')
-    .option('--network <mode>', 'host (default) or none', 'host')
+    .option('--network <mode>', 'default (its own network, outbound access; the default), none (loopback only) or host', 'default')
+    .option('-p, --publish <hostPort:containerPort>', 'forward a port of the host to the container, e.g. -p 8080:80 (repeatable; default network)', collect, [])
     .option('-i, --interactive', 'keep standard input open')
     .option('-t, --tty', 'give the process a terminal (with -i: an interactive session; ^C goes to the process)')
     .option('--name <name>', 'a name for the container, unique among the running ones')
@@ -42,6 +44,7 @@ export const register: Registrar = (program: Command, globals) => {
         user: o.user as string | undefined,
         workdir: o.workdir as string | undefined,
         network: o.network as string,
+        ports: (o.publish as string[]).map(parsePortMapping),
         stdin: o.interactive === true,
         tty: o.tty === true,
         name: o.name as string | undefined,

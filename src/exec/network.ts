@@ -51,6 +51,10 @@ const NETNS_FILE = 'netns';
 const PASTA_DNS = '169.254.1.1';
 const SLIRP_DNS = '10.0.2.3';
 const READY_TIMEOUT_MS = 10_000;
+/** The container's side, the same with either helper (slirp4netns's fixed addresses). */
+const IFNAME = 'eth0';
+const SANDBOX_ADDRESS = '10.0.2.100';
+const SANDBOX_GATEWAY = '10.0.2.2';
 
 /** The host's nameservers, split into those a namespace can reach and those on the host's loopback. */
 export function hostNameservers(text: string): { reachable: string[]; loopback: string[]; rest: string[] } {
@@ -109,7 +113,13 @@ function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[]
       '--foreground',
       '--quiet',
       '--config-net',
-      // the gateway is a real address, not the host's loopback
+      // an address of its own (as slirp4netns's): the host's addresses are then remote ones,
+      // reached through the helper as any other
+      '--ns-ifname', IFNAME,
+      '--address', SANDBOX_ADDRESS,
+      '--netmask', '24',
+      '--gateway', SANDBOX_GATEWAY,
+      // the gateway is not mapped to the host's loopback
       '--no-map-gw',
       // published ports only (pasta's default forwards every port bound in the namespace)
       '-t', tcp.length ? tcp.join(',') : 'none',
@@ -124,7 +134,7 @@ function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[]
       '--netns', netns,
     ];
   }
-  return ['slirp4netns', '--configure', '--mtu=65520', '--disable-host-loopback', '--netns-type=path', '--ready-fd=3', '--exit-fd=4', netns, 'tap0'];
+  return ['slirp4netns', '--configure', '--mtu=65520', '--disable-host-loopback', '--netns-type=path', '--ready-fd=3', '--exit-fd=4', netns, IFNAME];
 }
 
 const unusable = new Map<NetworkHelperName, string>();
