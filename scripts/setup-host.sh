@@ -22,6 +22,15 @@ want htpasswd apache2-utils
 want bzip2 bzip2
 want xz xz-utils
 want zstd zstd
+# the Debian bases (scripts/make-base-image.sh debian:bookworm, node:18-bookworm)
+want mmdebstrap mmdebstrap
+want curl curl
+# the RUN sandbox's network (pasta, else slirp4netns), ssh mounts and git sources
+want pasta passt
+want slirp4netns slirp4netns
+want ssh-agent openssh-client
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+want git git
 [ -x /usr/bin/docker ] || need+=(docker.io)
 
 if [ ${#need[@]} -eq 0 ]; then
