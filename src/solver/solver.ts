@@ -18,6 +18,7 @@ import type { BuildContext } from './context.js';
 import { LayerCommitter } from './commit.js';
 import { CacheKeys } from './keys.js';
 import { BuildOps, cacheMountDir, cacheMountId, cacheMountName, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
+import type { SshAgents } from '../exec/ssh.js';
 import { Scheduler } from './scheduler.js';
 import { StateMounter } from './states.js';
 import { isStep, localLayer, type LayerRef, type ProgressEvent, type SolvedLayer, type SolvedState, type StepRecord, type StepVertex } from './types.js';
@@ -52,6 +53,8 @@ export interface SolverOptions {
    * the step's inputs are solved.
    */
   definitionKeys?: boolean;
+  /** The build's ssh agents (--ssh), for RUN --mount=type=ssh. */
+  ssh?: SshAgents;
 }
 
 /** A step the solve reached, with what an exported cache records of it. */
@@ -93,6 +96,7 @@ export class Solver {
       tempPath,
       secrets: opts.secrets,
       lease: opts.lease,
+      ssh: opts.ssh,
     };
     this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch, imported: opts.imported });
     const cacheKeys = new CacheKeys({

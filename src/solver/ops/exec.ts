@@ -59,6 +59,8 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
   const env = [...v.env];
   const secretFiles: Array<{ target: string; file: SecretFile }> = [];
   let inputIdx = 0;
+  let sshCount = 0;
+  let sshTarget: string | undefined;
   for (const m of v.mounts) {
     if (m.target) stubPaths.push(m.target);
     if (m.type === 'tmpfs') {
@@ -107,9 +109,23 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
       // an env-only secret (env= without target=) has no file
       if (m.target) secretFiles.push({ target: m.target, file: { data: value, uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o400 } });
     } else {
-      if (m.required) throw new KilnError('RUN --mount=type=ssh is not supported yet');
+      // numbered among the step's ssh mounts, as BuildKit's /run/buildkit/ssh_agent.N
+      const target = m.target || `/run/buildkit/ssh_agent.${sshCount}`;
+      sshCount++;
+      sshTarget ??= target;
+      if (!m.target) stubPaths.push(target);
+      const sshId = m.id || 'default';
+      if (!deps.ssh?.socket(sshId)) {
+        if (m.required) throw new KilnError(`no SSH key "${sshId}" forwarded from the client (the mount is required)`, { code: 'not-found', location: v.origin, hint: sshId === 'default' ? 'pass --ssh default (forwards $SSH_AUTH_SOCK) or --ssh default=PATH_TO_KEY' : `pass --ssh ${sshId}=PATH_TO_KEY or --ssh ${sshId} (forwards $SSH_AUTH_SOCK)` });
+        continue;
+      }
+      const sock = await deps.ssh.forward(sshId, { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
+      extra.push({ merged: sock.path, upper: sock.path, work: sock.path, release: sock.close });
+      mounts.push({ destination: target, type: 'bind', source: sock.path, options: ['rbind'] });
     }
   }
+  // the first ssh mount's socket, unless the step's environment names one
+  if (sshTarget !== undefined && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${sshTarget}`);
   // secrets live on a tmpfs under this step's active dir; so does the runtime spec when it
   // holds a secret in the environment
   let specDir: string | undefined;
