@@ -32,6 +32,7 @@ function sandboxOptions(o: Record<string, unknown>): Pick<BuildOptions, 'entitle
     memory: o.memory === undefined ? undefined : parseMemory(o.memory as string),
   };
 }
+import { parseSshSpec } from '../exec/index.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -63,6 +64,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--ulimit <name=soft[:hard]>', 'resource limit of every RUN, e.g. nofile=1024:2048 (repeatable)', collect, [])
     .option('--memory <bytes>', 'memory limit of every RUN, e.g. 512m (needs the cgroup memory controller)')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG][@sha256:DIGEST] (repeatable)', collect, [])
+    .option('--ssh <default|ID[=PATH[,PATH]]>', 'expose an ssh agent to RUN --mount=type=ssh: $SSH_AUTH_SOCK, an agent socket, or key files (repeatable)', collect, [])
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
@@ -123,6 +125,7 @@ export const register: Registrar = (program: Command, globals) => {
           cacheFrom,
           ...sandboxOptions(o),
           buildContexts: buildContextFlags(o.buildContext as string[]),
+          ssh: (o.ssh as string[]).map(parseSshSpec),
         });
         renderer.finish();
         finished = true;

@@ -7,3 +7,4 @@ export { missingStubs, removeStubs } from './stubs.js';
 export { parseUlimit, parseMemory, memoryLimitProblem, type Ulimit } from './spec.js';
 export { parsePortMapping, startSandboxNetwork, type NetworkMode, type PortMapping, type SandboxNetwork } from './network.js';
 export { defaultSeccompProfile } from './seccomp.js';
+export { parseSshSpec, startSshAgents, removeStaleSshDirs, type SshSpec, type SshAgents, type ForwardedSocket } from './ssh.js';

@@ -137,8 +137,13 @@ export function parseMount(value: string, fail: (message: string) => Error, expa
     // with env= and no target the secret is an environment variable only
     if (!targetGiven && spec.env === undefined) spec.target = `/run/secrets/${path.posix.basename(spec.id)}`;
   }
-  if (t === 'ssh' && !spec.target) spec.target = '/run/buildkit/ssh_agent.0';
-  if (!spec.target && !(t === 'secret' && spec.env !== undefined)) throw fail('mount target is required: add target=/path');
+  if (spec.sharing !== undefined && t !== 'cache') throw fail(`invalid cache sharing set for ${t} mount`);
+  if (t === 'ssh') {
+    if (spec.source !== undefined) throw fail('ssh does not support source');
+    // the socket's default target, /run/buildkit/ssh_agent.N, is numbered by the solver
+    spec.id ||= 'default';
+  }
+  if (!spec.target && t !== 'ssh' && !(t === 'secret' && spec.env !== undefined)) throw fail('mount target is required: add target=/path');
   if (t === 'cache') {
     // BuildKit names a cache by its target as written, cleaned
     spec.id ??= path.posix.normalize(spec.target).replace(/(.)\/$/, '$1');

@@ -19,6 +19,7 @@ import type { BuildContext } from './context.js';
 import { LayerCommitter } from './commit.js';
 import { CacheKeys } from './keys.js';
 import { BuildOps, cacheMountDir, cacheMountId, cacheMountName, GitSources, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
+import type { SshAgents } from '../exec/ssh.js';
 import { Scheduler } from './scheduler.js';
 import { StateMounter } from './states.js';
 import { isStep, localLayer, type LayerRef, type ProgressEvent, type SolvedLayer, type SolvedState, type StepRecord, type StepVertex } from './types.js';
@@ -55,6 +56,8 @@ export interface SolverOptions {
    * the step's inputs are solved.
    */
   definitionKeys?: boolean;
+  /** The build's ssh agents (--ssh), for RUN --mount=type=ssh. */
+  ssh?: SshAgents;
 }
 
 /** A step the solve reached, with what an exported cache records of it. */
@@ -99,6 +102,7 @@ export class Solver {
       secrets: opts.secrets,
       lease: opts.lease,
       git: this.git,
+      ssh: opts.ssh,
     };
     this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch, imported: opts.imported });
     const cacheKeys = new CacheKeys({

@@ -64,6 +64,8 @@ export interface BuildSpec {
   env?: Record<string, string>;
   /** the kiln root to build on (default: the harness's shared one) */
   root?: string;
+  /** --ssh values for both builds (default, ID=PATH) */
+  ssh?: string[];
 }
 
 export interface BuildResult extends CliResult {
@@ -277,6 +279,7 @@ export function useHarness(): Harness {
     for (const [k, v] of Object.entries(spec.buildArgs ?? {})) args.push('--build-arg', `${k}=${v}`);
     if (spec.target) args.push('--target', spec.target);
     if (spec.noCache) args.push('--no-cache');
+    for (const s of spec.ssh ?? []) args.push('--ssh', s);
     for (const id of Object.keys(spec.secrets ?? {})) args.push('--secret', `id=${id},src=${path.join(path.dirname(ctx.dir), `secret-${id}`)}`);
     const env: Record<string, string> = { ...spec.env };
     for (const [id, value] of Object.entries(spec.envSecrets ?? {})) {

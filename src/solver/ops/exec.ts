@@ -12,10 +12,10 @@ import type { ExecVertex } from '../../graph/types.js';
 import type { ActiveMount } from '../../snapshot/types.js';
 import { secureResolve } from '../copy.js';
 import { instructionOf } from '../errors.js';
-import { hash } from '../keys.js';
 import type { StepContext } from '../scheduler.js';
 import type { SolvedState } from '../types.js';
 import type { OpDeps } from './deps.js';
+import { openCacheMount, type SeedRoot } from './cachemount.js';
 
 /** Runs a process in a container: the OCI runtime, behind the one call the solver makes. */
 export interface Executor {
@@ -36,20 +36,7 @@ const STUB_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 /** A RUN's hostname unless BUILDKIT_SANDBOX_HOSTNAME says otherwise, as in BuildKit. */
 const DEFAULT_HOSTNAME = 'buildkitsandbox';
 
-/** The directory name of a cache mount under cache/mounts: its id (default its target). */
-/** A cache mount's id: `id=`, else its target (as BuildKit names it). */
-export function cacheMountId(m: { id?: string; target: string }): string {
-  return m.id ?? m.target;
-}
-
-export function cacheMountName(m: { id?: string; target: string }): string {
-  return hash([cacheMountId(m)]).slice(7, 39);
-}
-
-/** The directory under the kiln root that holds a cache mount's contents (by its name). */
-export function cacheMountDir(root: string, name: string): string {
-  return path.join(kilnPaths(root).cacheMounts, name);
-}
+export { cacheMountDir, cacheMountId, cacheMountName } from './cachemount.js';
 
 /** Runs `v` over `mount`; the mounts it makes for the step go to `extra`, released by the caller. */
 export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], ctx: StepContext): Promise<void> {
@@ -59,6 +46,8 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
   const env = [...v.env];
   const secretFiles: Array<{ target: string; file: SecretFile }> = [];
   let inputIdx = 0;
+  let sshCount = 0;
+  let sshTarget: string | undefined;
   for (const m of v.mounts) {
     if (m.target) stubPaths.push(m.target);
     if (m.type === 'tmpfs') {
@@ -88,14 +77,20 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
       const source = await secureResolve(root, m.source ?? '.');
       mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', writable ? 'rw' : 'ro'] });
     } else if (m.type === 'cache') {
-      if (m.from && m.from.kind !== 'local') inputIdx++;
-      const name = cacheMountName(m);
-      await deps.lease?.protect({ mounts: [name] });
-      const dir = cacheMountDir(deps.root, name);
-      const fresh = !(await fs.stat(dir).catch(() => undefined));
-      await fs.mkdir(dir, { recursive: true, mode: m.mode ?? 0o755 });
-      if (fresh) await fs.chown(dir, m.uid ?? 0, m.gid ?? 0);
-      mounts.push({ destination: m.target, type: 'bind', source: dir, options: ['rbind', 'rw'] });
+      let seed: SeedRoot | undefined;
+      if (m.from && m.from.kind !== 'local') {
+        const st = others[inputIdx++];
+        seed = async () => {
+          const sm = await deps.states.mount(st.layers, true);
+          return { dir: sm.merged, release: sm.release };
+        };
+      } else if (m.from) {
+        const local = deps.local(m.from);
+        if (local) seed = () => Promise.resolve({ dir: local.dir, release: () => Promise.resolve() });
+      }
+      const cache = await openCacheMount(deps, m, seed, ctx);
+      extra.push({ merged: cache.source, upper: cache.source, work: cache.source, release: cache.release });
+      mounts.push({ destination: m.target, type: 'bind', source: cache.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
     } else if (m.type === 'secret') {
       const secretId = m.id ?? '';
       const value = deps.secrets?.[secretId];
@@ -107,9 +102,23 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
       // an env-only secret (env= without target=) has no file
       if (m.target) secretFiles.push({ target: m.target, file: { data: value, uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o400 } });
     } else {
-      if (m.required) throw new KilnError('RUN --mount=type=ssh is not supported yet');
+      // numbered among the step's ssh mounts, as BuildKit's /run/buildkit/ssh_agent.N
+      const target = m.target || `/run/buildkit/ssh_agent.${sshCount}`;
+      sshCount++;
+      sshTarget ??= target;
+      if (!m.target) stubPaths.push(target);
+      const sshId = m.id || 'default';
+      if (!deps.ssh?.socket(sshId)) {
+        if (m.required) throw new KilnError(`no SSH key "${sshId}" forwarded from the client (the mount is required)`, { code: 'not-found', location: v.origin, hint: sshId === 'default' ? 'pass --ssh default (forwards $SSH_AUTH_SOCK) or --ssh default=PATH_TO_KEY' : `pass --ssh ${sshId}=PATH_TO_KEY or --ssh ${sshId} (forwards $SSH_AUTH_SOCK)` });
+        continue;
+      }
+      const sock = await deps.ssh.forward(sshId, { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
+      extra.push({ merged: sock.path, upper: sock.path, work: sock.path, release: sock.close });
+      mounts.push({ destination: target, type: 'bind', source: sock.path, options: ['rbind'] });
     }
   }
+  // the first ssh mount's socket, unless the step's environment names one
+  if (sshTarget !== undefined && !env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) env.push(`SSH_AUTH_SOCK=${sshTarget}`);
   // secrets live on a tmpfs under this step's active dir; so does the runtime spec when it
   // holds a secret in the environment
   let specDir: string | undefined;
