@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cacheImportBench } from './bench-cache.js';
 import { registryBench } from './bench-registry.js';
+import { networkBench } from './bench-network.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
@@ -83,7 +84,7 @@ async function writeFile(p: string, data: string | Buffer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport';
+export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'network';
 
 /** Compared with a figure's kiln median. */
 export type Target =
@@ -625,7 +626,7 @@ export interface BenchOptions {
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = { runs: 3, quick: false, peers: ['kiln', 'buildkit', 'buildah'], keep: false, budgetS: 90 };
-  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport'];
+  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -659,7 +660,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -804,6 +805,11 @@ async function main(argv: string[]): Promise<number> {
     !opts.only || opts.only.includes('cacheimport')
       ? await cacheImportBench({ work, kilnBin, savedTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, peers: opts.peers.filter((p): p is 'kiln' | 'buildkit' => p !== 'buildah'), log })
       : undefined;
+  // the network scenario (scripts/bench-network.ts): the sandboxed RUN network against the host's
+  const network =
+    (!opts.only || opts.only.includes('network')) && opts.peers.includes('kiln')
+      ? await networkBench({ work, kilnBin, baseTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, buildkit: !buildkit.skip, log })
+      : undefined;
   for (const p of active) await p.close(opts.keep);
   if (!opts.keep) await fs.rm(work, { recursive: true, force: true });
   else log(`bench: kept ${work}`);
@@ -817,8 +823,9 @@ async function main(argv: string[]): Promise<number> {
     ...(results.length > 0 ? [table(results, opts.runs), ''] : []),
     ...(registry ? [...registry.skipped.map((x) => `(registry: ${x})`), registry.table, ''] : []),
     ...(cacheimport ? [...cacheimport.skipped.map((x) => `(cacheimport: ${x})`), cacheimport.table, ''] : []),
+    ...(network ? [...network.skipped.map((x) => `(network: ${x})`), network.table, ''] : []),
   ];
-  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? [])];
+  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(network?.failures ?? [])];
   if (failures.length) out.push('failures:', ...failures.map((f) => `  ${f}`), '');
   process.stdout.write(out.join('\n'));
   if (opts.json) {
@@ -831,6 +838,7 @@ async function main(argv: string[]): Promise<number> {
       results,
       ...(registry ? { registry: registry.results } : {}),
       ...(cacheimport ? { cacheimport: cacheimport.results } : {}),
+      ...(network ? { network: network.results } : {}),
       failures,
     };
     await fs.writeFile(opts.json, `${JSON.stringify(doc, null, 2)}\n`);

@@ -9,6 +9,9 @@ want() { # want COMMAND PACKAGE
   have "$1" || need+=("$2")
 }
 want runc runc
+# the sandboxed RUN network (src/exec/network.ts): pasta, else slirp4netns
+want pasta passt
+want slirp4netns slirp4netns
 want busybox busybox-static
 want setfattr attr
 want skopeo skopeo

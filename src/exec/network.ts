@@ -121,6 +121,9 @@ function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[]
       '--gateway', SANDBOX_GATEWAY,
       // the gateway is not mapped to the host's loopback
       '--no-map-gw',
+      // IPv4 only, as docker's default bridge (and slirp4netns here): setting IPv6 up costs a
+      // tenth of a second per step
+      '--ipv4-only',
       // published ports only (pasta's default forwards every port bound in the namespace)
       '-t', tcp.length ? tcp.join(',') : 'none',
       '-u', udp.length ? udp.join(',') : 'none',
