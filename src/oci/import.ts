@@ -43,10 +43,7 @@ async function* entriesFromTar(tarFile: string): AsyncGenerator<LayerEntry> {
   for await (const { header, stream } of tarEntries(createReadStream(tarFile))) {
     const p = cleanPath(header.name, tarFile);
     if (p === undefined) continue;
-    const xattrs: Record<string, string> = {};
-    for (const [k, v] of Object.entries(header.pax ?? {})) {
-      if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice('SCHILY.xattr.'.length)] = v;
-    }
+    const xattrs = header.xattrs ?? {};
     const base = {
       path: p,
       mode: (header.mode ?? 0o644) & 0o7777,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { encodeName, fsPath } from '../fsname.js';
 import path from 'node:path';
-import { Readable, pipeline } from 'node:stream';
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import type tarStreamModule from 'tar-stream';
 
@@ -21,7 +21,8 @@ import { KilnError } from '../errors.js';
  * uids/gids or sizes in PAX, so headers are encoded here, following Go's archive/tar (what
  * BuildKit and docker write): a ustar header per entry, preceded by a "PaxHeaders.0/<name>"
  * extended header when a field does not fit; PAX records sorted by key; no atime/ctime; two zero
- * blocks at the end and no record padding. Reading uses tar-stream.
+ * blocks at the end and no record padding. Reading uses tar-stream, behind keepBinaryPax():
+ * tar-stream decodes PAX values as UTF-8, which loses binary xattr values.
  */
 
 export type TarEntryType = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
@@ -407,6 +408,8 @@ export interface TarHeader {
   devmajor?: number;
   devminor?: number;
   pax?: Record<string, string> | null;
+  /** The entry's extended attributes with their exact bytes (tarEntries sets it). */
+  xattrs?: Record<string, Buffer>;
 }
 
 export interface TarReadEntry {
@@ -416,6 +419,152 @@ export interface TarReadEntry {
 }
 
 
+/** The key keepBinaryPax() gives an xattr record: its value base64, so no bytes are lost. */
+const BINARY_XATTR = 'KILN.xattr.base64.';
+const PAX_XATTR = 'SCHILY.xattr.';
+
+/**
+ * A header's extended attributes with their exact bytes (security.capability is binary):
+ * from the records keepBinaryPax() rewrote, or plain SCHILY.xattr ones read without it.
+ */
+export function paxXattrs(pax: Record<string, string> | null | undefined): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const [k, v] of Object.entries(pax ?? {})) {
+    if (k.startsWith(BINARY_XATTR)) out[k.slice(BINARY_XATTR.length)] = Buffer.from(v, 'base64');
+    else if (k.startsWith(PAX_XATTR)) out[k.slice(PAX_XATTR.length)] ??= Buffer.from(v, 'utf8');
+  }
+  return out;
+}
+
+function tarNumber(field: Buffer): number {
+  if (field[0] & 0x80) {
+    let n = 0;
+    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
+    return n;
+  }
+  const text = field.toString('latin1').replace(/[\0 ]+$/g, '').replace(/^[ \0]+/, '');
+  return text === '' ? 0 : parseInt(text, 8);
+}
+
+function validHeader(block: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : block[i];
+  return sum === tarNumber(block.subarray(148, 156));
+}
+
+/** PAX records (`LEN key=value\n`), values as raw bytes. */
+function parsePaxRecords(data: Buffer): Array<[string, Buffer]> | undefined {
+  const out: Array<[string, Buffer]> = [];
+  let at = 0;
+  while (at < data.length) {
+    const sp = data.indexOf(0x20, at);
+    const len = sp === -1 ? NaN : Number(data.subarray(at, sp).toString('latin1'));
+    if (!Number.isInteger(len) || len <= 0 || at + len > data.length) return data.subarray(at).every((b) => b === 0) ? out : undefined;
+    const rec = data.subarray(sp + 1, at + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq === -1) return undefined;
+    out.push([rec.subarray(0, eq).toString('utf8'), rec.subarray(eq + 1)]);
+    at += len;
+  }
+  return out;
+}
+
+/**
+ * A pass-through of a tar stream that rewrites each PAX `SCHILY.xattr.NAME` record as
+ * `KILN.xattr.base64.NAME` with the value in base64, so a reader that decodes PAX values as
+ * text (tar-stream) keeps binary values intact; paxXattrs() reads them back. Anything it
+ * does not understand (not a tar, a broken header) goes through unchanged from there on, for
+ * the tar reader to report.
+ */
+export function keepBinaryPax(): Transform {
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  /** Bytes of entry data (with padding) to pass through before the next header. */
+  let skip = 0;
+  /** A PAX header's size record: the next entry's data length. */
+  let nextSize: number | undefined;
+  let passAll = false;
+  const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
+  const take = (n: number): Buffer => {
+    const all = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
+    const out = all.subarray(0, n);
+    const rest = all.subarray(n);
+    pending = rest.length ? [rest] : [];
+    pendingLen = rest.length;
+    return out;
+  };
+  const peek = (n: number): Buffer => (pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen)).subarray(0, n);
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      pending.push(chunk);
+      pendingLen += chunk.length;
+      for (;;) {
+        if (passAll) {
+          if (pendingLen) this.push(take(pendingLen));
+          break;
+        }
+        if (skip > 0) {
+          if (pendingLen === 0) break;
+          const n = Math.min(skip, pendingLen);
+          this.push(take(n));
+          skip -= n;
+          continue;
+        }
+        if (pendingLen < BLOCK) break;
+        const header = peek(BLOCK);
+        if (header.every((b) => b === 0)) {
+          this.push(take(BLOCK));
+          continue;
+        }
+        if (!validHeader(header)) {
+          passAll = true;
+          continue;
+        }
+        const type = String.fromCharCode(header[156]);
+        const size = tarNumber(header.subarray(124, 136));
+        if (type === 'x') {
+          if (size > 1 << 20) {
+            passAll = true;
+            continue;
+          }
+          if (pendingLen < BLOCK + padded(size)) break;
+          const block = Buffer.from(take(BLOCK));
+          const data = take(padded(size)).subarray(0, size);
+          const records = parsePaxRecords(data);
+          if (!records) {
+            this.push(block);
+            this.push(Buffer.concat([data, Buffer.alloc(padded(size) - size)]));
+            continue;
+          }
+          const sizeRecord = records.find(([k]) => k === 'size');
+          nextSize = sizeRecord ? Number(sizeRecord[1].toString('latin1')) : undefined;
+          const body = Buffer.concat(
+            records.map(([k, v]) => (k.startsWith(PAX_XATTR) ? paxRecord(`${BINARY_XATTR}${k.slice(PAX_XATTR.length)}`, Buffer.from(v.toString('base64'))) : paxRecord(k, v))),
+          );
+          octal(block, 124, 12, body.length);
+          block.write(' '.repeat(8), 148, 'ascii');
+          let sum = 0;
+          for (let i = 0; i < BLOCK; i++) sum += block[i];
+          block.write(sum.toString(8).padStart(6, '0') + '\x00 ', 148, 'binary');
+          this.push(block);
+          this.push(Buffer.concat([body, Buffer.alloc(padded(body.length) - body.length)]));
+          continue;
+        }
+        this.push(take(BLOCK));
+        // GNU long names and global headers carry data; a directory's size is ignored (as tar-stream does)
+        const length = type === 'L' || type === 'K' || type === 'g' ? size : type === '5' ? 0 : (nextSize ?? size);
+        if (type !== 'L' && type !== 'K' && type !== 'g') nextSize = undefined;
+        skip = padded(length);
+      }
+      done();
+    },
+    flush(done: TransformCallback) {
+      if (pendingLen) this.push(take(pendingLen));
+      done();
+    },
+  });
+}
+
 /** The tar or compression library could not read an archive; `cause` is its own error. */
 export class TarReadError extends KilnError {}
 
@@ -423,10 +572,19 @@ export class TarReadError extends KilnError {}
 export async function* tarEntries(input: AsyncIterable<Buffer> | NodeJS.ReadableStream): AsyncGenerator<TarReadEntry> {
   const extract = (await tarStreamLib()).extract();
   const src = Readable.from(decompress(input));
-  pipeline(src, extract, () => undefined);
+  pipeline(src, keepBinaryPax(), extract, () => undefined);
   try {
     for await (const entry of extract) {
-      yield { header: entry.header as TarHeader, stream: entry as unknown as Readable };
+      const header = entry.header as TarHeader;
+      if (header.pax) {
+        // the exact bytes in `xattrs`; `pax` as tar-stream gives it without keepBinaryPax
+        header.xattrs = paxXattrs(header.pax);
+        const pax: Record<string, string> = {};
+        for (const [k, v] of Object.entries(header.pax)) if (!k.startsWith(BINARY_XATTR)) pax[k] = v;
+        for (const [k, v] of Object.entries(header.xattrs)) pax[`${PAX_XATTR}${k}`] = v.toString('utf8');
+        header.pax = pax;
+      }
+      yield { header, stream: entry as unknown as Readable };
       entry.resume();
     }
   } catch (e) {

@@ -5,8 +5,8 @@ import { KilnError } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, type LayerEntry } from './types.js';
 import { runCommand, unescapeAttrPath } from './util.js';
 
-/** Kernel-internal xattrs that never belong in a layer. */
-function skipXattr(name: string): boolean {
+/** Kernel-internal xattrs that never belong in a layer (nor in a copy). */
+export function skipXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name === 'security.selinux';
 }
 
@@ -91,7 +91,9 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
       };
       if (st.isCharacterDevice() && st.rdev === 0) {
         const wh = relDir ? `${relDir}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
-        walked.push({ entry: { path: wh, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) } });
+        // as docker 20.10's layers have them: a regular file of mode 0600, owned by root,
+        // with the time of the deletion
+        walked.push({ entry: { path: wh, type: 'file', mode: 0o600, uid: 0, gid: 0, size: 0, mtime: base.mtime, content: Buffer.alloc(0) } });
       } else if (st.isDirectory()) {
         walked.push({ entry: { path: rel, type: 'directory', ...base }, abs });
         dirs.push(rel);
@@ -120,14 +122,15 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
   if (options.skipXattrs?.(dirs)) return walked.map((w) => w.entry);
 
   const attrs = await readXattrTree(root);
-  const xattrsOf = (abs: string): Record<string, string> | undefined => {
+  const xattrsOf = (abs: string): Record<string, Buffer> | undefined => {
     const m = attrs.get(abs);
     if (!m) return undefined;
-    const r: Record<string, string> = {};
+    const r: Record<string, Buffer> = {};
     let any = false;
     for (const [k, v] of m) {
       if (skipXattr(k)) continue;
-      r[k] = v.toString('utf8');
+      // the exact bytes: security.capability is binary
+      r[k] = v;
       any = true;
     }
     return any ? r : undefined;
@@ -137,7 +140,8 @@ export async function diffUpper(upper: string, options: { skipXattrs?: (dirs: st
     const xattrs = abs === undefined ? undefined : xattrsOf(abs);
     entries.push(xattrs ? { ...entry, xattrs } : entry);
     if (abs !== undefined && entry.type === 'directory' && attrs.get(abs)?.get('trusted.overlay.opaque')?.toString('utf8') === 'y') {
-      entries.push({ path: `${entry.path}/${OPAQUE_MARKER}`, type: 'file', mode: 0, uid: 0, gid: 0, size: 0, mtime: entry.mtime, content: Buffer.alloc(0) });
+      // docker 20.10's opaque marker: the directory's permission bits and owner, time zero
+      entries.push({ path: `${entry.path}/${OPAQUE_MARKER}`, type: 'file', mode: entry.mode & 0o777, uid: entry.uid, gid: entry.gid, size: 0, mtime: 0, content: Buffer.alloc(0) });
     }
   }
   return entries;

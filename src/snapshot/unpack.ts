@@ -5,13 +5,13 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline as pipelineCb } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Header } from 'tar-stream';
-import { decompress, tarStreamLib } from '../oci/tar.js';
+import { decompress, keepBinaryPax, paxXattrs, tarStreamLib } from '../oci/tar.js';
 
 export type TarHeader = Header & { pax?: Record<string, string> | null };
 type TarEntry = AsyncIterable<Buffer> & NodeJS.ReadableStream & { header: Header; resume(): unknown };
 import { KilnError } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from './types.js';
-import { escapeAttrPath, runCommand } from './util.js';
+import { runCommand, xattrRestoreDump } from './util.js';
 
 export type ByteSource = AsyncIterable<Buffer | Uint8Array | string> | NodeJS.ReadableStream;
 
@@ -97,7 +97,8 @@ export async function extractLayer(
     }
   };
   const decompressed: Readable = pipelineCb(stream, hasher, onPipeEnd);
-  decompressed.pipe(extract as unknown as NodeJS.WritableStream);
+  // binary PAX xattr values (security.capability) kept as bytes through tar-stream
+  decompressed.pipe(keepBinaryPax()).pipe(extract as unknown as NodeJS.WritableStream);
 
   /** Paths (relative) known to be real directories created or checked by us. */
   const dirs = new Set<string>(['']);
@@ -105,7 +106,7 @@ export async function extractLayer(
   const nodes = new Map<string, PendingNode>();
   const whiteouts = new Map<string, number>();
   const opaques = new Set<string>();
-  const xattrs = new Map<string, Record<string, string>>();
+  const xattrs = new Map<string, Record<string, Buffer>>();
 
   const forgetUnder = (rel: string): void => {
     const prefix = rel + '/';
@@ -173,10 +174,7 @@ export async function extractLayer(
     const uid = idOf(h, 'uid');
     const gid = idOf(h, 'gid');
     const mtime = mtimeOf(h);
-    const entryXattrs: Record<string, string> = {};
-    for (const [k, v] of Object.entries(h.pax ?? {})) {
-      if (k.startsWith('SCHILY.xattr.')) entryXattrs[k.slice('SCHILY.xattr.'.length)] = v;
-    }
+    const entryXattrs = paxXattrs(h.pax);
 
     if (base.startsWith(WHITEOUT_PREFIX) && h.type !== 'directory') {
       entry.resume();
@@ -370,21 +368,15 @@ async function makeNodes(dest: string, nodes: Map<string, PendingNode>, label: s
 
 async function applyXattrs(
   dest: string,
-  xattrs: Map<string, Record<string, string>>,
+  xattrs: Map<string, Record<string, Buffer>>,
   opaques: Set<string>,
   label: string,
 ): Promise<void> {
   if (xattrs.size === 0 && opaques.size === 0) return;
-  let dump = '';
-  const add = (rel: string, attrs: Record<string, string>): void => {
-    dump += `# file: ${escapeAttrPath(rel === '' ? '.' : rel)}\n`;
-    for (const [k, v] of Object.entries(attrs)) {
-      dump += `${k}=0s${Buffer.from(v, 'utf8').toString('base64')}\n`;
-    }
-    dump += '\n';
-  };
-  for (const [rel, attrs] of xattrs) add(rel, attrs);
-  for (const rel of opaques) add(rel, { 'trusted.overlay.opaque': 'y' });
+  const dump = xattrRestoreDump([
+    ...[...xattrs].map(([rel, attrs]) => [rel === '' ? '.' : rel, attrs] as const),
+    ...[...opaques].map((rel) => [rel === '' ? '.' : rel, { 'trusted.overlay.opaque': 'y' }] as const),
+  ]);
   const res = await runCommand('setfattr', ['-h', '--restore=-'], { input: dump, cwd: dest });
   if (res.code !== 0) {
     throw new KilnError(`layer ${label}: cannot set extended attributes: ${res.stderr}`, {

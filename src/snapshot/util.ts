@@ -49,6 +49,21 @@ export function escapeAttrPath(p: string): string {
   return out;
 }
 
+/**
+ * A `setfattr --restore` dump setting each file's attributes (values in base64, so binary
+ * ones such as security.capability keep their bytes); paths as given (relative ones are
+ * taken from setfattr's working directory).
+ */
+export function xattrRestoreDump(files: Iterable<readonly [string, Record<string, string | Buffer>]>): string {
+  let dump = '';
+  for (const [file, attrs] of files) {
+    dump += `# file: ${escapeAttrPath(file)}\n`;
+    for (const [k, v] of Object.entries(attrs)) dump += `${k}=0s${(typeof v === 'string' ? Buffer.from(v, 'utf8') : v).toString('base64')}\n`;
+    dump += '\n';
+  }
+  return dump;
+}
+
 /** Reverses getfattr's octal escaping of a path, returning the raw bytes as a UTF-8 string. */
 export function unescapeAttrPath(s: string): string {
   const bytes: number[] = [];

@@ -18,6 +18,8 @@ import { applyChmod, createdDirMode, type ChmodSpec } from './chmod.js';
 import { makeDirsSync, rootPath } from '../fsroot.js';
 import { archiveCompression, extractArchive, type ArchiveCompression } from './extract.js';
 import { decodeName, fsPath } from '../fsname.js';
+import { readXattrTree, skipXattr } from '../snapshot/diff.js';
+import { runCommand, xattrRestoreDump } from '../snapshot/util.js';
 
 export interface Owner {
   uid: number;
@@ -136,6 +138,8 @@ export interface CopyOptions {
   unpackArchives: boolean;
   /** --parents: keep the source's relative path (after a `/./` pivot, if any) under dest. */
   parents?: boolean;
+  /** Filled by copyInto: each entry copied (source, destination), for its xattrs. */
+  copied?: Array<[string, string]>;
 }
 
 /**
@@ -163,13 +167,52 @@ function isDirSyntax(dest: string): boolean {
   return dest === '' || dest === '.' || dest.endsWith('/') || dest.endsWith('/.');
 }
 
-export async function copyInto(tree: CopySourceTree, patterns: string[], excludes: string[], opts: CopyOptions): Promise<void> {
+/**
+ * Copies what the patterns name from the tree into the destination, extended attributes
+ * included (security.capability too, with its bytes, as BuildKit's copy keeps them). Returns
+ * whether it set any xattrs (the layer's diff must read them then).
+ */
+export async function copyInto(tree: CopySourceTree, patterns: string[], excludes: string[], options: CopyOptions): Promise<boolean> {
+  const opts: CopyOptions = { ...options, copied: [] };
+  const sourceRoots = new Set<string>();
+  await copyEntries(tree, patterns, excludes, opts, sourceRoots);
+  return copyXattrs(opts.copied!, sourceRoots);
+}
+
+/**
+ * Gives each copied entry its source's xattrs (after the owner and mode are set: a chown
+ * drops security.capability), reading them with one getfattr per source root and setting
+ * them with one setfattr. Best effort, as BuildKit's copy: a filesystem that refuses one is
+ * not an error. The overlay's own (trusted.overlay.*) and security.selinux are never copied.
+ */
+async function copyXattrs(copied: Array<[string, string]>, sourceRoots: Set<string>): Promise<boolean> {
+  if (copied.length === 0) return false;
+  const attrs = new Map<string, Map<string, Buffer>>();
+  for (const root of sourceRoots) {
+    const tree = await readXattrTree(root).catch(() => undefined);
+    for (const [abs, m] of tree ?? []) attrs.set(abs, m);
+  }
+  if (attrs.size === 0) return false;
+  const set: Array<[string, Record<string, Buffer>]> = [];
+  for (const [src, dst] of copied) {
+    const m = attrs.get(path.resolve(src));
+    if (!m) continue;
+    const keep: Record<string, Buffer> = {};
+    for (const [k, v] of m) if (!skipXattr(k)) keep[k] = v;
+    if (Object.keys(keep).length > 0) set.push([dst, keep]);
+  }
+  if (set.length === 0) return false;
+  await runCommand('setfattr', ['-h', '--restore=-'], { input: xattrRestoreDump(set) }).catch(() => undefined);
+  return true;
+}
+
+async function copyEntries(tree: CopySourceTree, patterns: string[], excludes: string[], opts: CopyOptions, sourceRoots: Set<string>): Promise<void> {
   const destPath = path.posix.resolve(opts.cwd || '/', opts.dest);
   const dirSyntax = isDirSyntax(opts.dest);
   const dirMode = createdDirMode(opts.chmod);
   for (const pattern of patterns) {
     if (opts.parents) {
-      await copyParents(tree, pattern, excludes, destPath, opts);
+      await copyParents(tree, pattern, excludes, destPath, opts, sourceRoots);
       continue;
     }
     const roots = await tree.resolve(pattern, excludes);
@@ -180,6 +223,7 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
       // hard links are kept among the files of one source (one copy in BuildKit's file op)
       const links: HardLinks = new Map();
       const srcAbs = path.join(tree.root, root.rel);
+      sourceRoots.add(srcAbs);
       const existing = await fs.lstat(fsPath(await secureResolve(opts.destRoot, destPath))).catch(() => undefined);
       if (root.isDir) {
         if (existing && !existing.isDirectory()) {
@@ -210,7 +254,7 @@ export async function copyInto(tree: CopySourceTree, patterns: string[], exclude
  * Dest is a directory. A source without wildcards must exist; one with wildcards may match
  * nothing (dest is still created when the directory part exists).
  */
-async function copyParents(tree: CopySourceTree, source: string, excludes: string[], destPath: string, opts: CopyOptions): Promise<void> {
+async function copyParents(tree: CopySourceTree, source: string, excludes: string[], destPath: string, opts: CopyOptions, sourceRoots: Set<string>): Promise<void> {
   const at = source.indexOf('/./');
   const base = at < 0 ? '/' : source.slice(0, at) || '/';
   const pattern = path.posix.normalize(`/${at < 0 ? source : source.slice(at + 3)}`).slice(1).replace(/\/+$/, '');
@@ -233,6 +277,7 @@ async function copyParents(tree: CopySourceTree, source: string, excludes: strin
       chosen.add(rel);
     }
     const below = root.below.filter((rel) => chosen.has(rel));
+    sourceRoots.add(path.join(tree.root, root.rel));
     await copyTree(tree, root.rel, below, targetDir, destPath, opts, new Map());
   }
 }
@@ -338,8 +383,9 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
   if (readdirSync(fsPath(targetDir)).length === 0) fresh.add('');
   const dirTimes: Array<[string, Stats]> = [];
   const io = below.length <= SYNC_COPY_MAX ? syncOps : asyncOps;
-  // the target directory takes the source's times only (BuildKit restores them)
+  // the target directory takes the source's times (BuildKit restores them) and xattrs
   dirTimes.push([targetDir, lstatSync(fsPath(srcRoot))]);
+  opts.copied?.push([srcRoot, targetDir]);
   const files: Array<{ src: string; sub: string; st: Stats }> = [];
   const prefixLen = rootRel === '' ? 0 : rootRel.length + 1;
   const parentOf = async (sub: string): Promise<string> => {
@@ -367,6 +413,7 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
     }
     // an existing directory below the target takes the source's metadata too (BuildKit)
     await applyMeta(src, dst, tree.preserveOwner, opts, true, st, false, io);
+    opts.copied?.push([src, dst]);
     dirAbs.set(sub, dst);
     dirTimes.push([dst, st]);
   }
@@ -375,7 +422,9 @@ async function copyTree(tree: CopySourceTree, rootRel: string, below: string[], 
     while (next < files.length) {
       const f = files[next++];
       const parentSub = path.posix.dirname(f.sub) === '.' ? '' : path.posix.dirname(f.sub);
-      await copyFileTo(f.src, path.join(await parentOf(f.sub), path.posix.basename(f.sub)), f.st, tree.preserveOwner, opts, fresh.has(parentSub), io, links);
+      const dst = path.join(await parentOf(f.sub), path.posix.basename(f.sub));
+      await copyFileTo(f.src, dst, f.st, tree.preserveOwner, opts, fresh.has(parentSub), io, links);
+      opts.copied?.push([f.src, dst]);
     }
   };
   await Promise.all(Array.from({ length: Math.min(io === syncOps ? 1 : COPY_CONCURRENCY, files.length) }, worker));
@@ -441,6 +490,7 @@ async function copyOne(srcAbs: string, destRoot: string, targetRel: string, pres
   const parent = await secureResolve(destRoot, path.posix.dirname(targetRel));
   const dst = path.join(parent, path.posix.basename(targetRel));
   await copyFileTo(srcAbs, dst, st, preserveOwner, opts, false, asyncOps, links);
+  opts.copied?.push([srcAbs, dst]);
 }
 
 async function applyMeta(srcAbs: string, dst: string, preserveOwner: boolean, opts: CopyOptions, isDir: boolean, known?: Stats, setTimes = true, io: FsOps = asyncOps): Promise<void> {

@@ -29,9 +29,9 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { KilnError } from '../errors.js';
 import { clampRelative, inRootName, makeDirsSync, parentsConfinedSync, rootPathSync } from '../fsroot.js';
-import { tarStreamLib } from '../oci/tar.js';
+import { keepBinaryPax, paxXattrs, tarStreamLib } from '../oci/tar.js';
 import { idOf, mtimeOf, type TarHeader } from '../snapshot/unpack.js';
-import { escapeAttrPath, runCommand } from '../snapshot/util.js';
+import { runCommand, xattrRestoreDump } from '../snapshot/util.js';
 
 /** Files up to this size are written in one call rather than streamed. */
 const SMALL_FILE = 1 << 20;
@@ -164,12 +164,12 @@ export async function extractArchive(file: string, kind: ArchiveCompression, des
   const fail = (msg: string, hint?: string): KilnError => new KilnError(`ADD ${opts.name}: ${msg}`, { hint });
   const input = openDecompressed(file, kind, opts.name);
   const extract = (await tarStreamLib()).extract();
-  const piped = pipeline(input, extract).catch((e: unknown) => e);
+  const piped = pipeline(input, keepBinaryPax(), extract).catch((e: unknown) => e);
 
   /** Resolved parent directories by entry-relative name; reset whenever something is removed. */
   let parents = new Map<string, string>();
   const dirTimes: Array<{ abs: string; atime: number; mtime: number }> = [];
-  const xattrs: Array<{ abs: string; attrs: Record<string, string> }> = [];
+  const xattrs: Array<{ abs: string; attrs: Record<string, Buffer> }> = [];
 
   const parentDir = (rel: string, entryName: string): string => {
     const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
@@ -232,8 +232,7 @@ export async function extractArchive(file: string, kind: ArchiveCompression, des
     const mtime = mtimeOf(h);
     const atimeRaw = Number(h.pax?.atime);
     const atime = Number.isFinite(atimeRaw) && h.pax?.atime ? atimeRaw : mtime;
-    const attrs: Record<string, string> = {};
-    for (const [k, v] of Object.entries(h.pax ?? {})) if (k.startsWith('SCHILY.xattr.')) attrs[k.slice('SCHILY.xattr.'.length)] = v;
+    const attrs = paxXattrs(h.pax);
     const meta = (isLink: boolean): void => {
       lchownSync(abs, uid, gid);
       if (Object.keys(attrs).length > 0) xattrs.push({ abs, attrs });
@@ -357,14 +356,8 @@ async function makeNode(
  * PAX xattrs, best effort as BuildKit's (a filesystem or kernel refusing one is not an error).
  * An entry whose path changed since it was made (a parent now a symlink) is skipped.
  */
-async function applyXattrs(root: string, list: Array<{ abs: string; attrs: Record<string, string> }>): Promise<void> {
-  let dump = '';
-  for (const { abs, attrs } of list) {
-    if (!parentsConfinedSync(root, abs) || !lstatSync(abs, { throwIfNoEntry: false })) continue;
-    dump += `# file: ${escapeAttrPath(abs)}\n`;
-    for (const [k, v] of Object.entries(attrs)) dump += `${k}=0s${Buffer.from(v, 'utf8').toString('base64')}\n`;
-    dump += '\n';
-  }
+async function applyXattrs(root: string, list: Array<{ abs: string; attrs: Record<string, Buffer> }>): Promise<void> {
+  const dump = xattrRestoreDump(list.filter(({ abs }) => parentsConfinedSync(root, abs) && lstatSync(abs, { throwIfNoEntry: false })).map(({ abs, attrs }) => [abs, attrs] as const));
   if (dump === '') return;
   await runCommand('setfattr', ['-h', '--restore=-'], { input: dump }).catch(() => undefined);
 }

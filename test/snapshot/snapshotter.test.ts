@@ -239,7 +239,7 @@ test('diff reports xattrs, devices and whiteouts sorted where the name sorts', {
       entries.map((e) => e.path),
       ['a', '.wh.b', 'c', 'zero'],
     );
-    assert.deepEqual(entries[2].xattrs, { 'user.note': 'hello' });
+    assert.deepEqual(entries[2].xattrs, { 'user.note': Buffer.from('hello') });
     assert.equal(entries[3].type, 'char');
     assert.equal(entries[3].devmajor, 1);
     assert.equal(entries[3].devminor, 5);

@@ -16,15 +16,19 @@ import { hasWildcard } from '../match.js';
 import type { SolvedLayer, SolvedState } from '../types.js';
 import type { OpDeps } from './deps.js';
 
-/** `sourceDir`: read a COPY --from source from this layer dir instead of mounting the stage. */
-export async function runFileOp(deps: OpDeps, v: FileVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], sourceDir?: string): Promise<void> {
+/**
+ * `sourceDir`: read a COPY --from source from this layer dir instead of mounting the stage.
+ * Returns whether the operation set extended attributes (copied with the files).
+ */
+export async function runFileOp(deps: OpDeps, v: FileVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], sourceDir?: string): Promise<boolean> {
   const a = v.action;
   const root = mount.merged;
   if (a.op === 'mkdir') {
     const owner = a.user ? await ownerOf(root, a.user) : { uid: 0, gid: 0 };
     await mkdirInRoot(root, a.path, owner);
-    return;
+    return false;
   }
+  let xattrs = false;
   let owner: Owner | undefined;
   if (a.chown) owner = await chownOf(root, a.chown);
   const chmod = a.chmod === undefined || a.chmod === '' ? undefined : parseChmod(a.chmod);
@@ -44,7 +48,7 @@ export async function runFileOp(deps: OpDeps, v: FileVertex, others: SolvedState
       extra.push(sm);
       tree = rootfsTree(sm.merged);
     }
-    await copyInto(tree, a.source.paths, a.excludes ?? [], { ...common, unpackArchives: a.unpackArchives });
+    xattrs = await copyInto(tree, a.source.paths, a.excludes ?? [], { ...common, unpackArchives: a.unpackArchives });
   }
   for (const g of a.gits ?? []) {
     if (!deps.git) throw new KilnError(`ADD ${g.name}: this build cannot fetch git repositories`);
@@ -75,8 +79,9 @@ export async function runFileOp(deps: OpDeps, v: FileVertex, others: SolvedState
       names.push(got.name);
     }
     const tree = { ...rootfsTree(dir), preserveOwner: false };
-    await copyInto(tree, names, [], { ...common, unpackArchives: a.unpackUrls === true });
+    if (await copyInto(tree, names, [], { ...common, unpackArchives: a.unpackUrls === true })) xattrs = true;
   }
+  return xattrs;
 }
 
 async function ownerOf(root: string, user: string): Promise<Owner> {

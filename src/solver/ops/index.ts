@@ -46,12 +46,14 @@ export class BuildOps implements Ops {
     let result: SolvedLayer | undefined;
     try {
       const t0 = Date.now();
+      let copiedXattrs = false;
       if (v.kind === 'exec') await runExec(deps, v, others, mount, extraMounts, ctx);
-      else await runFileOp(deps, v, others, mount, extraMounts, direct || undefined);
+      else copiedXattrs = await runFileOp(deps, v, others, mount, extraMounts, direct || undefined);
       const t1 = Date.now();
-      // a file operation sets no xattrs, except an ADD unpacking an archive's PAX xattrs
+      // a file operation sets no xattrs, except a copy of files that have some and an ADD
+      // unpacking an archive's PAX xattrs
       const unpacks = v.kind === 'file' && v.action.op === 'copy' && (v.action.unpackArchives || v.action.unpackUrls === true);
-      const named = await this.committer.nameLayer(mount.upper, { noNewXattrs: v.kind === 'file' && !unpacks, lowers: mount.lowers });
+      const named = await this.committer.nameLayer(mount.upper, { noNewXattrs: v.kind === 'file' && !unpacks && !copiedXattrs, lowers: mount.lowers });
       keepUpperAs = named.diffId;
       if (named.stored) result = solvedLayer(named.stored);
       else store = named.store;
