@@ -111,6 +111,7 @@ export { cacheUsage, pruneCache, cacheLimit, type CacheItem, type CacheUsage, ty
 
 // running
 export { runImage, processArgs, type RunImageOptions } from './run.js';
+export { parseVolume, type BindSpec } from './run.js';
 export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult } from './exec/index.js';
 
 // registries: settings and credentials (docker's config.json, credsStore, credHelpers)
