@@ -43,6 +43,16 @@ describe('kiln run -t and -i', { skip }, () => {
     assert.deepEqual(await leftovers(ws.root), NOTHING);
   });
 
+  it('-t with -u: the pty belongs to that user, who can write to it', async () => {
+    const pty = inPty(kiln(['run', '-t', '-u', '65534', 'busybox', 'sh', '-c', 'id -u; stat -c "%u %a" "$(tty)"; echo hi > "$(tty)" && echo wrote']));
+    try {
+      assert.equal(await pty.exited, 0, pty.output());
+      assert.match(pty.output().replace(/\r/g, ''), /^65534\n65534 620\nhi\nwrote$/m);
+    } finally {
+      await pty.stop();
+    }
+  });
+
   it('a TERM given with -e is kept, and without -t the process has no terminal', async () => {
     const r = await runKiln(['run', '-e', 'TERM=vt100', 'busybox', 'sh', '-c', 'echo "term=$TERM"; tty || true'], { root: ws.root });
     assert.equal(r.code, 0, r.stderr);
