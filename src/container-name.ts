@@ -9,18 +9,18 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { hasCode, KilnError } from './errors.js';
 import { registerProcess } from './lifecycle.js';
-import { describeHolder, withFileLock } from './oci/lock.js';
+import { withFileLock } from './oci/lock.js';
 import { kilnPaths } from './paths.js';
 
-/** Docker's rule for container names. */
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+/** Docker's rule for container names (and short enough for a file name). */
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,199}$/;
 
 /** The names this process's containers hold (the lock queues callers within one process instead of refusing them). */
 const mine = new Set<string>();
 
 export function validateContainerName(name: string): void {
   if (!NAME.test(name)) {
-    throw new KilnError(`invalid container name ${JSON.stringify(name)}: use two or more of a-z A-Z 0-9 _ . - and begin with a letter or digit`, {
+    throw new KilnError(`invalid container name ${JSON.stringify(name)}: use 2 to 200 of a-z A-Z 0-9 _ . - and begin with a letter or digit`, {
       code: 'invalid',
     });
   }
@@ -29,6 +29,15 @@ export function validateContainerName(name: string): void {
 /** The lock file holding a container name on the root. */
 export function containerNameLock(root: string, name: string): string {
   return path.join(kilnPaths(root).locks, `container-name-${name}.lock`);
+}
+
+/**
+ * The holder of a name lock ("pid\nhost\nnonce\nstart\nsince\ncommand", see oci/lock.ts) by its
+ * pid and since when: not its command line, which may hold values given with -e.
+ */
+function describeHolder(content: string): string {
+  const [pid, , , , since] = content.split('\n');
+  return /^\d+$/.test(pid ?? '') ? `kiln process ${pid}${since ? ` since ${since}` : ''}` : 'a process that is just taking it';
 }
 
 function inUse(name: string, by: string): KilnError {

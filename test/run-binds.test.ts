@@ -12,7 +12,8 @@ import { runImage, parseVolume } from '../src/run.js';
 import { checkBinds, placeBinds } from '../src/exec/binds.js';
 import { mountsUnder } from '../src/lifecycle.js';
 import { KilnError } from '../src/errors.js';
-import { isRoot, runKiln, tempDir, workspace, type Workspace } from './helpers.js';
+import { dockerCli, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from './helpers.js';
+import { dockerOracle, ownName, type DockerOracle } from './oracle/docker.js';
 
 const skip = isRoot() ? false : 'needs root (runc over overlayfs)';
 
@@ -46,7 +47,9 @@ describe('kiln run -v', { skip }, () => {
     const r = await runKiln(['build', '-t', 'links:1', ctx], { root: ws.root });
     assert.equal(r.code, 0, r.stderr);
   });
+  let oracle: DockerOracle | undefined;
   after(async () => {
+    await oracle?.cleanup();
     await host?.cleanup();
     await ws?.cleanup();
   });
@@ -143,6 +146,40 @@ describe('kiln run -v', { skip }, () => {
       assert.match(r.stderr, re);
       assert.doesNotMatch(r.stderr, /\n\s+at |internal error/);
     }
+  });
+
+  it('does what docker 20.10 run -v does with the same binds on the same image', async (t) => {
+    oracle = await dockerOracle({ prefix: 'kiln-run-binds' });
+    if (oracle.available !== true) return t.skip(`no docker oracle: ${oracle.available}`);
+    const image = `${ownName('kiln-run-binds', 'links')}:1`;
+    assert.equal((await runKiln(['tag', 'links:1', image], { root: ws.root })).code, 0);
+    await oracle.loadFromKiln(ws.root, image);
+    if (!(await oracle.ready())) return t.skip('the docker daemon went away');
+    const binds = [
+      '-v', `${src}:/data:ro`,
+      '-v', `${src}:/abs/sub`,
+      '-v', `${src}:/rel/sub2`,
+      '-v', `${src}/in.txt:/new/deep/file.txt`,
+      '-v', `${src}:/also/new/dir:ro`,
+      '-v', `${outsideFile}:/pw:ro`,
+      '-v', `${src}:/filelink`,
+    ];
+    const script = [
+      'for p in /data/in.txt /abs/sub/in.txt /rel/sub2/in.txt /filelink/in.txt /new/deep/file.txt /also/new/dir/in.txt /etc/passwd; do cat $p; done',
+      `stat -c '%n %a %u:%g %F' /new /new/deep /new/deep/file.txt /also /also/new /also/new/dir /abs /abs/sub ${outsideDir} ${outsideDir}/sub /filelink ${outsideFile}`,
+      'readlink /abs; readlink /pw',
+      '(echo no > /data/x) 2>/dev/null || echo data-ro',
+      '(echo no > /also/new/dir/x) 2>/dev/null || echo dir-ro',
+      '(echo no >> /etc/passwd) 2>/dev/null || echo passwd-ro',
+      'echo yes > /abs/sub/w && cat /abs/sub/w && rm /abs/sub/w',
+    ].join('; ');
+    const docker = await runCommand(dockerCli, ['run', '--rm', '--network', 'none', ...binds, image, 'sh', '-c', script]);
+    if (docker.code !== 0 && /docker daemon|docker\.sock/i.test(docker.stderr)) return t.skip('the docker daemon went away');
+    const kiln = await run(['--network', 'none', ...binds, image, 'sh', '-c', script]);
+    assert.equal(kiln.code, docker.code, `kiln: ${kiln.stderr}\ndocker: ${docker.stderr}`);
+    assert.equal(kiln.stdout, docker.stdout);
+    assert.match(kiln.stdout, /data-ro\ndir-ro\npasswd-ro\nyes\n$/);
+    assert.deepEqual(await fs.readdir(outsideDir), []);
   });
 
   it('the library takes binds too, and parseVolume reads -v as docker does', async () => {

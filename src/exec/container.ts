@@ -31,9 +31,9 @@ export interface RunSpec {
   mounts?: Array<{ destination: string; type: 'bind' | 'tmpfs'; source: string; options: string[] }>;
   readonlyRootfs?: boolean;
   /**
-   * Give the process a terminal (a pty the runtime allocates, mirroring our terminal's size
-   * and SIGWINCH, which it puts in raw mode meanwhile): our stdout and stderr must include a
-   * terminal, and output goes to it (onOutput is not supported then).
+   * Give the process a terminal: a pty the runtime allocates and copies to and from ours (one
+   * of our stdin, stdout and stderr must be a terminal), with our terminal's size and its
+   * changes (SIGWINCH); ours is in raw mode meanwhile. Output goes there: no onOutput then.
    */
   tty?: boolean;
   /** Attach the process's stdin to ours (with `tty`: our terminal's input). */

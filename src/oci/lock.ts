@@ -127,7 +127,7 @@ function isStale(info: { content: string; mtimeMs: number }): boolean {
 }
 
 /** "process 123 (kiln build .) since 10:02:03", from the lock file or, for old ones, from /proc. */
-export function describeHolder(content: string): string {
+function describeHolder(content: string): string {
   const h = parseHolder(content);
   if (!h) return 'a process that is just taking it';
   let command = h.command;

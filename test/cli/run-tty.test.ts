@@ -10,7 +10,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { haveTool, isRoot, kilnBin, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
-import { leftovers, NOTHING, processesWith, sleep } from '../faults/util.js';
+import { leftovers, NOTHING, processesWith, signo, sleep } from '../faults/util.js';
 import { childrenOf, inPty, kilnCommand, shq, terminalOf } from './pty.js';
 
 const skip = !isRoot() ? 'needs root (runc over overlayfs)' : !haveTool('script') ? 'needs script (util-linux)' : false;
@@ -41,6 +41,16 @@ describe('kiln run -t and -i', { skip }, () => {
       await pty.stop();
     }
     assert.deepEqual(await leftovers(ws.root), NOTHING);
+  });
+
+  it('-t with -u: the pty belongs to that user, who can write to it', async () => {
+    const pty = inPty(kiln(['run', '-t', '-u', '65534', 'busybox', 'sh', '-c', 'id -u; stat -c "%u %a" "$(tty)"; echo hi > "$(tty)" && echo wrote']));
+    try {
+      assert.equal(await pty.exited, 0, pty.output());
+      assert.match(pty.output().replace(/\r/g, ''), /^65534\n65534 620\nhi\nwrote$/m);
+    } finally {
+      await pty.stop();
+    }
   });
 
   it('a TERM given with -e is kept, and without -t the process has no terminal', async () => {
@@ -144,11 +154,11 @@ describe('kiln run -t and -i', { skip }, () => {
     assert.deepEqual(await leftovers(ws.root), NOTHING);
   });
 
-  for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     it(`${sig} to kiln run -t: no container is left and our terminal's modes are restored`, async () => {
       const before = path.join(shared.dir, `modes-before-${sig}`);
       const afterFile = path.join(shared.dir, `modes-after-${sig}`);
-      const marker = `600.${sig === 'SIGTERM' ? 15 : 1}1`;
+      const marker = `600.${signo(sig)}1`;
       const pty = inPty(`stty -g > ${shq(before)}; echo "pid=$$"; ${kiln(['run', '-t', 'busybox', 'sleep', marker])}; stty -g > ${shq(afterFile)}`);
       try {
         await pty.waitFor(/pid=\d+/);
@@ -172,4 +182,25 @@ describe('kiln run -t and -i', { skip }, () => {
       assert.deepEqual(processesWith(`sleep ${marker}`, [], true), []);
     });
   }
+
+  it('kill -9 of kiln run -t: the next command removes the container and its runtime', async () => {
+    const marker = '600.91';
+    const pty = inPty(`echo "pid=$$"; ${kiln(['run', '-t', '--name', 'tty-killed', 'busybox', 'sleep', marker])}; echo after-kiln`);
+    try {
+      await pty.waitFor(/pid=\d+/);
+      const shell = Number(/pid=(\d+)/.exec(pty.output())![1]);
+      for (let i = 0; i < 100 && processesWith(`sleep ${marker}`, [], true).length === 0; i++) await sleep(100);
+      assert.equal(processesWith(`sleep ${marker}`, [], true).length, 1, pty.output());
+      process.kill(childrenOf(shell)[0], 'SIGKILL');
+      await pty.waitFor(/after-kiln/);
+      assert.equal((await runKiln(['images'], { root: ws.root })).code, 0);
+      assert.deepEqual(await leftovers(ws.root), NOTHING);
+      assert.deepEqual(processesWith(`sleep ${marker}`, [], true), []);
+      assert.equal(await pty.exited, 0, pty.output());
+    } finally {
+      await pty.stop();
+    }
+    const again = await runKiln(['run', '--name', 'tty-killed', 'busybox', 'true'], { root: ws.root });
+    assert.equal(again.code, 0, again.stderr);
+  });
 });
