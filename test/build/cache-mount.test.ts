@@ -71,3 +71,18 @@ RUN --mount=type=bind,from=busybox,source=/etc,target=/e grep -c root /e/passwd 
   assert.equal(readImageFile(img, 'out2'), '/d:\nsub\n\n/d/sub:\nf\nseeded\n');
   assert.equal(readImageFile(img, 'out3'), '1\n');
 });
+
+test('a cache source never leaves the cache: links and .. are resolved within it', { skip }, async () => {
+  const id = `links-${run}`;
+  const img = await h.kiln({
+    dockerfile: `FROM busybox
+RUN --mount=type=cache,id=${id},target=/c mkdir -p /c/a/b && echo inside > /c/a/b/f && ln -s /a/b /c/abs && ln -s ../.. /c/a/up && ln -s / /c/root
+RUN --mount=type=cache,id=${id},source=abs,target=/s1 --mount=type=cache,id=${id},source=a/up/a/b,target=/s2 cat /s1/f /s2/f > /out
+`,
+  });
+  assert.equal(readImageFile(img, 'out'), 'inside\ninside\n');
+  for (const source of ['root/etc', '../../../../../etc', 'a/up/up/up/etc']) {
+    const r = await h.kilnFails({ dockerfile: `FROM busybox\nRUN --mount=type=cache,id=${id},source=${source},target=/s cat /s/hostname > /leak\n` });
+    assert.match(r.stderr, /is not a directory in the cache/, source);
+  }
+});

@@ -12,7 +12,7 @@
  * `from` stage or image (the whole of it without a source); `source` then names the
  * directory inside the cache that is mounted, which must exist and is resolved within it.
  */
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { tryHoldCacheMount } from '../../cache/mount-lock.js';
 import { KilnError } from '../../errors.js';
@@ -61,7 +61,7 @@ export type SeedRoot = () => Promise<{ dir: string; release(): Promise<void> }>;
 const WAIT_REPORT = 'waiting for cache mount';
 
 /** Takes a directory of the cache mount `m` for one step, as its sharing mode says. */
-export async function openCacheMount(deps: OpDeps, m: MountSpec, seedRoot: SeedRoot | undefined, ctx: StepContext): Promise<OpenedCacheMount> {
+export async function openCacheMount(deps: OpDeps, m: MountSpec, seedRoot: SeedRoot | undefined, ctx: StepContext, pin: { activeDir: string; index: number }): Promise<OpenedCacheMount> {
   const base = cacheMountName(m);
   const sharing = m.sharing ?? 'shared';
   let reported = false;
@@ -80,7 +80,14 @@ export async function openCacheMount(deps: OpDeps, m: MountSpec, seedRoot: SeedR
       try {
         await deps.lease?.protect({ mounts: [name] });
         if (!exists) await createDir(deps, m, dir, seedRoot);
-        return { source: await subdir(dir, m), release: () => hold.release() };
+        const sub = await subdir(dir, m, pin.activeDir, pin.index);
+        return {
+          source: sub.path,
+          release: async () => {
+            await sub.release();
+            await hold.release();
+          },
+        };
       } catch (e) {
         await hold.release();
         throw e;
@@ -94,17 +101,45 @@ export async function openCacheMount(deps: OpDeps, m: MountSpec, seedRoot: SeedR
   }
 }
 
-async function subdir(dir: string, m: MountSpec): Promise<string> {
-  if (path.posix.join('/', m.source ?? '') === '/') return dir;
-  const p = await secureResolve(dir, m.source!);
-  const st = await fs.stat(p).catch(() => undefined);
-  if (!st?.isDirectory()) {
-    throw new KilnError(`cache mount ${cacheMountId(m)}: source ${m.source} is not a directory in the cache (it is resolved within the cache, links included)`, {
+/**
+ * The directory to mount: the cache's own, or `source` inside it. A source is resolved within
+ * the cache, then pinned: opened, checked to be what was resolved (another step using the
+ * cache may swap a directory for a link to the host meanwhile), and bind-mounted through that
+ * open descriptor onto a directory of the step's own, which is what the runtime mounts.
+ */
+async function subdir(dir: string, m: MountSpec, activeDir: string, n: number): Promise<{ path: string; release(): Promise<void> }> {
+  const none = { path: dir, release: () => Promise.resolve() };
+  if (path.posix.join('/', m.source ?? '') === '/') return none;
+  const notThere = (): KilnError =>
+    new KilnError(`cache mount ${cacheMountId(m)}: source ${m.source} is not a directory in the cache (it is resolved within the cache, links included)`, {
       code: 'not-found',
       hint: 'create it in the cache first, or seed the cache with from= and a source that exists there',
     });
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const p = await secureResolve(dir, m.source!);
+    const fh = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY).catch(() => undefined);
+    if (!fh) throw notThere();
+    try {
+      const fdPath = `/proc/${process.pid}/fd/${fh.fd}`;
+      // changed between resolving and opening: resolve again
+      if ((await fs.readlink(fdPath)) !== p) continue;
+      const pin = path.join(activeDir, `cache-source-${n}`);
+      await fs.mkdir(pin, { recursive: true });
+      const r = await runCommand('mount', ['--bind', fdPath, pin]);
+      if (r.code !== 0) throw new KilnError(`cannot mount cache mount ${cacheMountId(m)}'s source ${m.source}: ${r.stderr}`, { code: 'failed' });
+      return {
+        path: pin,
+        release: async () => {
+          const u = await runCommand('umount', [pin]);
+          if (u.code !== 0) await runCommand('umount', ['-l', pin]);
+          await fs.rmdir(pin).catch(() => undefined);
+        },
+      };
+    } finally {
+      await fh.close();
+    }
   }
-  return p;
+  throw new KilnError(`cache mount ${cacheMountId(m)}: source ${m.source} keeps changing while it is resolved`, { code: 'conflict', hint: 'another step using this cache is changing that path; retry, or give this step a cache of its own' });
 }
 
 /** Makes a new directory of the cache: empty with the mount's mode and owner, or seeded from `from`. */

@@ -88,7 +88,7 @@ export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[]
         const local = deps.local(m.from);
         if (local) seed = () => Promise.resolve({ dir: local.dir, release: () => Promise.resolve() });
       }
-      const cache = await openCacheMount(deps, m, seed, ctx);
+      const cache = await openCacheMount(deps, m, seed, ctx, { activeDir: mount.dir ?? path.dirname(mount.merged), index: mounts.length });
       extra.push({ merged: cache.source, upper: cache.source, work: cache.source, release: cache.release });
       mounts.push({ destination: m.target, type: 'bind', source: cache.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
     } else if (m.type === 'secret') {
