@@ -151,6 +151,15 @@ describe('network modes and the network.host entitlement', { skip }, () => {
     }
   });
 
+  test('an unknown KILN_NETWORK_HELPER is a clear error at the first sandboxed step', async () => {
+    const r = await build('FROM busybox\nRUN true\n', [], { KILN_NETWORK_HELPER: 'vde' });
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /KILN_NETWORK_HELPER=vde: unknown network helper/);
+    assert.match(r.out, /hint: set KILN_NETWORK_HELPER to pasta or slirp4netns/);
+    const none = await build('FROM busybox\nRUN --network=none true\n', [], { KILN_NETWORK_HELPER: 'vde' });
+    assert.equal(none.code, 0, none.out);
+  });
+
   test('bad --network and --allow values are clear errors', async () => {
     const ctx = await ws!.context({ Dockerfile: 'FROM busybox\n' });
     const net = await runKiln(['build', '--network', 'bridge', ctx], { root: ws!.root });
