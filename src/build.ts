@@ -36,6 +36,7 @@ import { exportCaches, importCaches, inlineCacheRecords, type CacheExportOutcome
 import { blobSources, recordBlobSources } from './registry/sources.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache/spec.js';
 import { registryClient } from './registry/settings.js';
+import { removeStaleSshDirs, startSshAgents, type SshAgents, type SshSpec } from './exec/ssh.js';
 
 export { readDockerfile } from './frontend/source.js';
 export { parseCacheFrom, parseCacheTo, type CacheExportSpec, type CacheImportSpec } from './cache/spec.js';
@@ -81,6 +82,8 @@ export interface BuildOptions {
   cacheFrom?: CacheImportSpec[];
   /** The registry client the cache uses (default: the root's settings, registry/settings.ts). */
   registry?: CacheRegistry;
+  /** SSH agents for RUN --mount=type=ssh (--ssh): $SSH_AUTH_SOCK, agent sockets, or key files loaded into an agent of the build. */
+  ssh?: SshSpec[];
 }
 
 export interface BuildResult {
@@ -156,6 +159,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const snapshotter = new Snapshotter(opts.root);
   // what killed builds left (the CLI has done this already: then it costs nothing)
   reapStale(opts.root);
+  removeStaleSshDirs();
   const lease = await store.lease();
   let client: CacheRegistry | undefined;
   const cacheDeps: CacheSessionDeps = {
@@ -166,7 +170,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     sources: { known: (host, digest) => blobSources(opts.root, host, digest), record: (host, repo, digests) => recordBlobSources(opts.root, host, repo, digests) },
     warn: opts.warn,
   };
+  let ssh: SshAgents | undefined;
   try {
+    ssh = opts.ssh?.length ? await startSshAgents(opts.ssh) : undefined;
     const imported = await importCaches(opts.cacheFrom ?? [], cacheDeps);
     const solver = new Solver({
       root: opts.root,
@@ -183,6 +189,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       lease,
       imported,
       definitionKeys: (opts.cacheFrom?.length ?? 0) > 0 || (opts.cacheTo?.length ?? 0) > 0,
+      ssh,
     });
     const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
     const historyFile = path.join(kilnPaths(opts.root).cacheBuilds, `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);
@@ -252,6 +259,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       explanations: opts.explain ? explainSteps(await withFiles(hashCacheFile, solver.steps), previous && (await withFiles(hashCacheFile, previous)), { noCache: opts.noCache }) : undefined,
     };
   } finally {
+    await ssh?.close();
     await lease.release();
   }
 }

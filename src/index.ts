@@ -111,7 +111,7 @@ export { cacheUsage, pruneCache, cacheLimit, type CacheItem, type CacheUsage, ty
 
 // running
 export { runImage, processArgs, type RunImageOptions } from './run.js';
-export { runContainer, detectRuntime, resolveUser, type RunSpec, type RunResult } from './exec/index.js';
+export { runContainer, detectRuntime, resolveUser, parseSshSpec, type RunSpec, type RunResult, type SshSpec } from './exec/index.js';
 
 // registries: settings and credentials (docker's config.json, credsStore, credHelpers)
 export { registryClient, clientOptions, insecureRegistries, checkRegistryHost, isRegistryHost, type RegistrySettingsInput } from './registry/settings.js';

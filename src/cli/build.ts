@@ -10,6 +10,7 @@ import { progressRenderer, type ProgressMode } from './progress.js';
 import { registryExporter } from '../export/index.js';
 import { transferRenderer } from './transfer.js';
 import { registryClient } from '../registry/settings.js';
+import { parseSshSpec } from '../exec/index.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -36,6 +37,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--pull', 'always re-resolve base image tags against their registry and pull what changed')
     .option('--push', 'push the image to the registry each -t names')
     .option('--explain', 'say why each executed step missed the cache, compared with the previous build')
+    .option('--ssh <default|ID[=PATH[,PATH]]>', 'expose an ssh agent to RUN --mount=type=ssh: $SSH_AUTH_SOCK, an agent socket, or key files (repeatable)', collect, [])
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
@@ -94,6 +96,7 @@ export const register: Registrar = (program: Command, globals) => {
           exporters,
           cacheTo,
           cacheFrom,
+          ssh: (o.ssh as string[]).map(parseSshSpec),
         });
         renderer.finish();
         finished = true;

@@ -4,3 +4,4 @@ export { detectRuntime, detectRuntimeFrom, probeRuntime, findRuntimeBinary, rese
 export { resolveUser, resolveInRoot, type ResolvedUser } from './user.js';
 export { buildRuntimeSpec, DEFAULT_CAPABILITIES, type RuntimeSpec } from './spec.js';
 export { missingStubs, removeStubs } from './stubs.js';
+export { parseSshSpec, startSshAgents, removeStaleSshDirs, type SshSpec, type SshAgents, type ForwardedSocket } from './ssh.js';

@@ -18,7 +18,9 @@ import type { Snapshotter } from '../snapshot/snapshotter.js';
 import type { BuildContext } from './context.js';
 import { LayerCommitter } from './commit.js';
 import { CacheKeys } from './keys.js';
-import { BuildOps, cacheMountDir, cacheMountId, cacheMountName, GitSources, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
+import { BuildOps, cacheMountDir, cacheMountId, cacheMountName, HttpSources, localImages, runtimeExecutor, type Executor, type ImageResolver, type OpDeps } from './ops/index.js';
+import type { SshAgents } from '../exec/ssh.js';
+import { GitSources } from './ops/source.js';
 import { Scheduler } from './scheduler.js';
 import { StateMounter } from './states.js';
 import { isStep, localLayer, type LayerRef, type ProgressEvent, type SolvedLayer, type SolvedState, type StepRecord, type StepVertex } from './types.js';
@@ -53,6 +55,8 @@ export interface SolverOptions {
    * the step's inputs are solved.
    */
   definitionKeys?: boolean;
+  /** The build's ssh agents (--ssh), for RUN --mount=type=ssh. */
+  ssh?: SshAgents;
 }
 
 /** A step the solve reached, with what an exported cache records of it. */
@@ -83,7 +87,8 @@ export class Solver {
   constructor(private readonly opts: SolverOptions) {
     const tempPath = (kind: string) => opts.store.tempPath(kind);
     this.http = new HttpSources(tempPath, kilnPaths(opts.root).cacheHttp, opts.signal);
-    this.git = new GitSources({ cacheDir: kilnPaths(opts.root).cacheGit, locksDir: kilnPaths(opts.root).locks, tempPath, signal: opts.signal });
+    // ADD over ssh uses the agent of the build's "default" ssh id, as BuildKit's git source
+    this.git = new GitSources({ cacheDir: kilnPaths(opts.root).cacheGit, locksDir: kilnPaths(opts.root).locks, tempPath, signal: opts.signal, sshAuthSock: async () => opts.ssh?.socket('default') });
     const states = new StateMounter(opts.root, opts.store, opts.snapshotter, opts.lease);
     const local = (source?: LocalVertex): BuildContext | undefined => (source === undefined || source.source === 'context' ? opts.context : undefined);
     const deps: OpDeps = {
@@ -96,6 +101,7 @@ export class Solver {
       tempPath,
       secrets: opts.secrets,
       lease: opts.lease,
+      ssh: opts.ssh,
       git: this.git,
     };
     this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch, imported: opts.imported });

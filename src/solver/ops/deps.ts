@@ -1,5 +1,6 @@
 /** What the ops are given: the executor, the snapshotter, and the sources a build reads. */
 import type { LocalVertex } from '../../graph/types.js';
+import type { SshAgents } from '../../exec/ssh.js';
 import type { Lease } from '../../oci/store.js';
 import type { Snapshotter } from '../../snapshot/snapshotter.js';
 import type { BuildContext } from '../context.js';
@@ -20,6 +21,8 @@ export interface OpDeps {
   tempPath(kind: string): string;
   secrets?: Record<string, Uint8Array>;
   lease?: Lease;
+  /** The build's ssh agents (--ssh), for RUN --mount=type=ssh. */
+  ssh?: SshAgents;
   /** ADD of git repositories (absent: such a step fails with a clear error). */
   git?: GitSources;
 }
