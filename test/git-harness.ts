@@ -20,15 +20,23 @@ export interface Served {
 
 const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: 'test', GIT_AUTHOR_EMAIL: 'test@example.com', GIT_COMMITTER_NAME: 'test', GIT_COMMITTER_EMAIL: 'test@example.com', GIT_ALLOW_PROTOCOL: 'file:http:https:git' };
 
-/** Runs shell commands in `dir` (a repository being made); throws with their output on failure. */
-export function sh(dir: string, ...commands: string[]): string {
-  const r = spawnSync('sh', ['-ec', commands.join('\n')], { cwd: dir, env: gitEnv, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${commands.join('; ')}: ${r.stdout}${r.stderr}`);
-  return r.stdout;
+/**
+ * Runs shell commands in `dir` (a repository being made); throws with their output on
+ * failure. Asynchronous: git may fetch from a server of this very process (a submodule).
+ */
+export function sh(dir: string, ...commands: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-ec', commands.join('\n')], { cwd: dir, env: gitEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${commands.join('; ')}: ${out}`))));
+  });
 }
 
-export function revParse(dir: string, ref: string): string {
-  return sh(dir, `git rev-parse ${ref}`).trim();
+export async function revParse(dir: string, ref: string): Promise<string> {
+  return (await sh(dir, `git rev-parse ${ref}`)).trim();
 }
 
 /** Whether the host's git makes sha256 repositories. */

@@ -77,7 +77,7 @@ function decode(s: string): string {
 }
 
 function cleanSubdir(s: string): string {
-  return path.posix.join('/', s).replace(/^\/+/, '');
+  return path.posix.join('/', s).replace(/^\/+|\/+$/g, '');
 }
 
 function bool(key: string, v: string | undefined): boolean {

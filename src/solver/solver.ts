@@ -88,7 +88,8 @@ export class Solver {
   constructor(private readonly opts: SolverOptions) {
     const tempPath = (kind: string) => opts.store.tempPath(kind);
     this.http = new HttpSources(tempPath, kilnPaths(opts.root).cacheHttp, opts.signal);
-    this.git = new GitSources({ cacheDir: kilnPaths(opts.root).cacheGit, locksDir: kilnPaths(opts.root).locks, tempPath, signal: opts.signal });
+    // ADD over ssh uses the agent of the build's "default" ssh id, as BuildKit's git source
+    this.git = new GitSources({ cacheDir: kilnPaths(opts.root).cacheGit, locksDir: kilnPaths(opts.root).locks, tempPath, signal: opts.signal, sshAuthSock: async () => opts.ssh?.socket('default') });
     const states = new StateMounter(opts.root, opts.store, opts.snapshotter, opts.lease);
     const local = (source?: LocalVertex): BuildContext | undefined => (source === undefined || source.source === 'context' ? opts.context : opts.namedContexts?.get(source.source));
     const deps: OpDeps = {
@@ -101,8 +102,8 @@ export class Solver {
       tempPath,
       secrets: opts.secrets,
       lease: opts.lease,
-      git: this.git,
       ssh: opts.ssh,
+      git: this.git,
     };
     this.committer = new LayerCommitter({ store: opts.store, snapshotter: opts.snapshotter, records: opts.records, lease: opts.lease, sourceDateEpoch: opts.sourceDateEpoch, imported: opts.imported });
     const cacheKeys = new CacheKeys({

@@ -79,7 +79,7 @@ export class GitRepos {
       usedRef = partial;
       if (!sha && found[head]) [sha, usedRef] = [found[head], head];
       if (!sha && found[tag]) [sha, usedRef, peeled] = [found[tag], tag, found[`${tag}^{}`] ?? ''];
-      if (!sha) throw new KilnError(`repository ${redact(v.remote)} does not contain ref ${want}`, { code: 'not-found', hint: 'check the branch, tag or commit after # (or ?ref=, ?tag=, ?branch=)' });
+      if (!sha) throw new KilnError(`${redact(v.remote)}: repository does not contain ref ${want}`, { code: 'not-found', hint: 'check the branch, tag or commit after # (or ?ref=, ?tag=, ?branch=)' });
       if (!isCommitSha(sha)) throw new KilnError(`invalid commit sha "${sha}" from ${redact(v.remote)}`);
       if (v.checksum) {
         const sum = v.checksum.toLowerCase();
@@ -108,32 +108,33 @@ export class GitRepos {
     await withFileLock(lock, async () => {
       await this.fetchInto(v, r, bare, env);
       await fs.mkdir(dest, { recursive: true });
+      // a repository of its own in dest, fetched from the root's copy: its submodules' git
+      // dirs land in its .git, which goes unless --keep-git-dir (and no subdir, as BuildKit)
+      const g = (args: string[], what = `could not check out ${redact(v.remote)}`) => this.git(args, { cwd: dest, env, what });
+      await g(['-c', 'init.defaultBranch=master', 'init', '-q', ...(r.sha.length === 64 ? ['--object-format=sha256'] : [])]);
+      await g(['remote', 'add', 'origin', `file://${bare}`]);
+      const type = (await this.git(['--git-dir', bare, 'cat-file', '-t', r.sha], { env, what: 'could not read the fetched commit' })).trim();
+      const target = r.ref.startsWith('refs/') ? r.ref : type === 'tag' ? `refs/tags/${r.ref}` : '';
       const refName = `refs/kiln/${r.sha}`;
+      await g(['fetch', '-q', '-u', '--depth=1', '--no-tags', '--', 'origin', target ? `${refName}:${target}` : refName]);
+      await g(['checkout', '-q', '--detach', 'FETCH_HEAD']);
+      // relative submodule URLs are relative to the remote, not to the root's copy of it
+      await g(['remote', 'set-url', 'origin', v.remote]);
+      if (v.submodules !== false && (await exists(path.join(dest, '.gitmodules')))) {
+        const what = `could not update the submodules of ${redact(v.remote)}`;
+        await g(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], what).catch(async (e: unknown) => {
+          // a submodule served over dumb http cannot be fetched shallow: fetch it whole
+          if (!/does not support shallow/.test((e as Error).message)) throw e;
+          await g(['submodule', 'update', '-q', '--init', '--recursive'], what);
+        });
+      }
       if (v.keepGitDir && !v.subdir) {
-        const g = (args: string[], what: string) => this.git(args, { cwd: dest, env, what });
-        await g(['-c', 'init.defaultBranch=master', 'init', '-q', ...(r.sha.length === 64 ? ['--object-format=sha256'] : [])], 'could not make the checkout');
-        await g(['remote', 'add', 'origin', `file://${bare}`], 'could not make the checkout');
-        const type = (await this.git(['--git-dir', bare, 'cat-file', '-t', r.sha], { env, what: 'could not read the fetched commit' })).trim();
-        const target = r.ref.startsWith('refs/') ? r.ref : type === 'tag' ? `refs/tags/${r.ref}` : '';
-        await g(['fetch', '-q', '-u', '--depth=1', '--no-tags', '--', 'origin', target ? `${refName}:${target}` : refName], `could not check out ${redact(v.remote)}`);
-        await g(['checkout', '-q', '--detach', 'FETCH_HEAD'], `could not check out ${redact(v.remote)}`);
-        await g(['remote', 'set-url', 'origin', redact(v.remote)], 'could not make the checkout');
-        await g(['reflog', 'expire', '--all', '--expire=now'], 'could not make the checkout');
+        await g(['remote', 'set-url', 'origin', redact(v.remote)]);
+        await g(['reflog', 'expire', '--all', '--expire=now']);
         await fs.rm(path.join(dest, '.git', 'FETCH_HEAD'), { force: true });
-        if (v.submodules !== false) await this.submodules(v, dest, env);
       } else {
-        // the bare repository's own index stays untouched: a temp one per checkout
-        const index = `${dest}.index`;
-        try {
-          const g = (args: string[]) => this.git(['--git-dir', bare, '--work-tree', dest, ...args], { env: { ...env, GIT_INDEX_FILE: index }, what: `could not check out ${redact(v.remote)}` });
-          await g(['checkout', '-q', '--no-overlay', r.sha, '--', '.']);
-          if (v.submodules !== false && (await exists(path.join(dest, '.gitmodules')))) {
-            await g(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1']);
-          }
-        } finally {
-          await fs.rm(index, { force: true });
-        }
-        // a submodule's .git names its git dir in the root's cache: never into an image
+        await fs.rm(path.join(dest, '.git'), { recursive: true, force: true });
+        // a submodule's .git file points into the .git just removed
         await removeGitLinks(dest);
       }
       if (v.mtime === 'commit') {
@@ -182,12 +183,6 @@ export class GitRepos {
     if (!(await has(r.sha))) await fetch([r.sha]);
     if (!(await has(r.sha))) throw new KilnError(`fetched ${r.ref} from ${redact(v.remote)} but commit ${r.sha} is not in it`, { code: 'not-found' });
     await g(['update-ref', keep, r.sha]);
-  }
-
-  private async submodules(v: GitVertex, dir: string, env: NodeJS.ProcessEnv): Promise<void> {
-    if (!(await exists(path.join(dir, '.gitmodules')))) return;
-    // relative submodule URLs are relative to the remote, not the root's copy of it
-    await this.git(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], { cwd: dir, env, what: `could not update the submodules of ${redact(v.remote)}` });
   }
 
   private async subdir(v: GitVertex, dest: string): Promise<string> {
@@ -251,7 +246,14 @@ export class GitRepos {
       p.on('close', (code) => {
         if (code === 0) resolve(out);
         else {
-          const words = redact(err.trim().split('\n').slice(-3).join('; '));
+          const words = redact(
+            err
+              .split('\n')
+              .map((l) => l.trim())
+              .filter(Boolean)
+              .slice(-4)
+              .join('; '),
+          );
           reject(new KilnError(`${o.what}${words ? `: ${words}` : ''}`, { code: 'failed' }));
         }
       });

@@ -21,6 +21,8 @@ export interface OpDeps {
   tempPath(kind: string): string;
   secrets?: Record<string, Uint8Array>;
   lease?: Lease;
+  /** The build's ssh agents (--ssh), for RUN --mount=type=ssh. */
+  ssh?: SshAgents;
   /** ADD of git repositories (absent: such a step fails with a clear error). */
   git?: GitSources;
   /** The build's ssh agents (--ssh), for RUN --mount=type=ssh. */
