@@ -67,6 +67,19 @@ describe('kiln build --build-context', { skip }, () => {
     assert.equal(await fileIn('prec:2', '/hello.txt'), 'from the named context\n');
   });
 
+  it("reaches ONBUILD triggers of a base image: their COPY --from and RUN --mount from= name the build's contexts", async () => {
+    const parentCtx = await ws.context({
+      Dockerfile: 'FROM busybox:latest\nONBUILD COPY --from=extra /hello.txt /onbuild-copy.txt\nONBUILD RUN --mount=from=extra,target=/m cp /m/hello.txt /onbuild-mount.txt\n',
+    });
+    assert.equal((await build(parentCtx, ['-t', 'onbuild-parent:1'])).code, 0);
+    const extra = await dir({ 'hello.txt': 'for the trigger\n' });
+    const child = await ws.context({ Dockerfile: 'FROM onbuild-parent:1\n' });
+    const r = await build(child, ['-t', 'onbuild-child:1', '--build-context', `extra=${extra}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await fileIn('onbuild-child:1', '/onbuild-copy.txt'), 'for the trigger\n');
+    assert.equal(await fileIn('onbuild-child:1', '/onbuild-mount.txt'), 'for the trigger\n');
+  });
+
   it('builds FROM a directory: the empty image with its files, RUN on it included', async () => {
     // a root filesystem of the host's static busybox
     const rootfs = await dir({});

@@ -13,6 +13,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { dockerCli, haveTool, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { haveRegistry, startRegistry } from '../registry/harness.js';
+import { tarStream } from '../../src/oci/tar.js';
 
 const skip = isRoot() && haveTool('setcap') && haveTool('setfattr') ? false : 'needs root, setcap and setfattr';
 
@@ -123,6 +124,17 @@ describe('extended attributes through builds, imports, loads and exports', { ski
     const layers = await dockerArchiveLayers(await saved('caps:1'), scratch);
     assertCaps(await attrsOf(layers, 'usr/bin/ping', scratch), 'COPY --from');
     assertCaps(await attrsOf(layers, 'usr/bin/ping-owned', scratch), 'COPY --chown --from (set after the chown, which drops capabilities)');
+  });
+
+  it('survive ADD of a local archive whose PAX records hold them', async () => {
+    const chunks: Buffer[] = [];
+    const entries = [{ path: 'f', type: 'file' as const, mode: 0o755, uid: 0, gid: 0, mtime: 1, content: Buffer.from('x'), xattrs: { 'security.capability': Buffer.from(CAP_HEX.slice(2), 'hex'), 'user.raw': Buffer.from(RAW_HEX.slice(2), 'hex'), 'user.text': 'plain' } }];
+    for await (const c of tarStream(entries)) chunks.push(c);
+    const add = await ws.context({ Dockerfile: 'FROM busybox:latest\nADD t.tar /x/\n' });
+    await fs.writeFile(path.join(add, 't.tar'), Buffer.concat(chunks));
+    const b = await runKiln(['build', '-q', '-t', 'caps-add:1', add], { root: ws.root });
+    assert.equal(b.code, 0, b.stderr);
+    assertCaps(await attrsOf(await dockerArchiveLayers(await saved('caps-add:1'), scratch), 'x/f', scratch), 'ADD archive');
   });
 
   it('survive kiln import of a root filesystem tarball, and a COPY --from the imported image', async () => {

@@ -6,9 +6,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseDockerfile } from '../../src/dockerfile/parser.js';
 import { KilnError } from '../../src/errors.js';
-import { planBuild, expandPorts, type BuildPlan, type PlanOptions, type ResolvedImage } from '../../src/frontend/plan.js';
+import { planBuild, expandPorts, type BuildPlan, type NamedContextState, type PlanOptions, type ResolvedImage } from '../../src/frontend/plan.js';
 import { goDuration, goQuote, goQuoteList } from '../../src/frontend/gofmt.js';
-import type { ExecVertex, FileVertex, Vertex } from '../../src/graph/types.js';
+import { namedLocalSource, type ExecVertex, type FileVertex, type Vertex } from '../../src/graph/types.js';
 import type { ImageConfig, Platform } from '../../src/oci/types.js';
 
 const AMD64: Platform = { os: 'linux', architecture: 'amd64' };
@@ -440,5 +440,69 @@ describe('step identity', () => {
     assert.equal(env.BUILDKIT_SBOM_SCAN_STAGE, undefined);
     assert.equal(env.OTHER, '1');
     assert.deepEqual(historyOf(p).slice(0, 1), ['ARG BUILDKIT_SBOM_SCAN_STAGE=true']);
+  });
+});
+
+describe('named contexts (--build-context)', () => {
+  /** A lookup serving `contexts` (name → what it stands for), recording what was asked. */
+  function contexts(map: Record<string, NamedContextState>): { asked: string[]; namedContext: NonNullable<PlanOptions['namedContext']> } {
+    const asked: string[] = [];
+    return {
+      asked,
+      namedContext: async (name) => {
+        asked.push(name);
+        return map[name];
+      },
+    };
+  }
+  const dir = (name: string): NamedContextState => ({ kind: 'local', source: namedLocalSource(name), label: `local /ctx/${name}` });
+  const img = (ref: string): NamedContextState => ({
+    kind: 'image',
+    label: ref,
+    image: { ref, manifestDigest: `sha256:${'9'.repeat(64)}`, config: structuredClone(IMAGES[ref]), layers: [] },
+  });
+
+  it('replaces a stage of its name, whose instructions are not dispatched', async () => {
+    const c = contexts({ tools: img('base:1') });
+    const { plan: p, resolved } = await plan('FROM trigger:1 AS tools\nRUN never\nFROM scratch\nCOPY --from=tools /a /a\n', { namedContext: c.namedContext });
+    const copy = chain(p.target.state).at(-1) as FileVertex;
+    assert.equal(copy.action.op, 'copy');
+    const from = copy.action.op === 'copy' ? copy.action.source.from : undefined;
+    assert.equal(from?.kind, 'image');
+    assert.ok(!resolved.some((r) => r.ref === 'trigger:1'), 'the replaced stage base is not resolved');
+    assert.ok(!JSON.stringify(p.stagesPlanned.map((s) => s.config.history)).includes('never'));
+  });
+
+  it('gives COPY --from and RUN --mount from= a directory as a source vertex, over an image of that name', async () => {
+    const c = contexts({ 'base:1': dir('base:1') });
+    const { plan: p } = await plan('FROM scratch\nCOPY --from=base:1 /a /a\n', { namedContext: c.namedContext });
+    const copy = p.target.state as FileVertex;
+    assert.deepEqual(copy.action.op === 'copy' ? copy.action.source.from : undefined, namedLocalSource('base:1'));
+    const run = await plan('FROM base:1\nRUN --mount=from=extra,target=/m true\n', { namedContext: contexts({ extra: dir('extra') }).namedContext });
+    const exec = run.plan.target.state as ExecVertex;
+    assert.deepEqual(exec.mounts[0].from, namedLocalSource('extra'));
+  });
+
+  it('FROM a directory is the empty image with the directory as its first layer', async () => {
+    const { plan: p } = await plan('FROM src\nENV X=1\n', { namedContext: contexts({ src: dir('src') }).namedContext });
+    const [first] = chain(p.target.state);
+    assert.equal(first.kind, 'file');
+    assert.equal(first.parent.kind, 'scratch');
+    assert.equal(p.target.config.config?.WorkingDir, '/');
+    assert.equal(p.target.config.history?.filter((h) => !h.empty_layer).length, 1);
+  });
+
+  it('an image context runs its ONBUILD triggers; scratch and stage indexes are never looked up; unused contexts are not asked for', async () => {
+    const c = contexts({ base: img('trigger:1') });
+    const { plan: p } = await plan('FROM scratch AS s0\nFROM busybox AS unused\nFROM base\nCOPY --from=0 /a /a\n', { namedContext: c.namedContext });
+    assert.ok(chain(p.target.state).some((v) => v.kind === 'exec' && v.args.join(' ').includes('echo triggered')));
+    assert.deepEqual(c.asked.sort(), ['base', 's0'].sort());
+  });
+
+  it('a failing lookup is an error at the instruction that names the context', async () => {
+    const namedContext: PlanOptions['namedContext'] = async () => {
+      throw new KilnError('named context x: cannot read /nope', { hint: 'give a directory' });
+    };
+    await assert.rejects(plan('FROM scratch\nCOPY --from=x /a /a\n', { namedContext }), (e: unknown) => e instanceof KilnError && e.location?.line === 2 && /cannot read \/nope/.test(e.message));
   });
 });
