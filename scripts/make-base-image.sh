@@ -82,7 +82,9 @@ debian_changes() { # debian_changes NAME ROOTFS_TAR
     debian:*) echo 'CMD ["bash"]' ;;
     node:*)
       local v
-      v="$(tar -xOf "$2" ./var/lib/dpkg/status | awk '/^Package: nodejs$/{p=1} p&&/^Version:/{print $2; exit}')"
+      # awk reads to the end: an early exit would kill tar with SIGPIPE (and this, with pipefail)
+      v="$(tar -xOf "$2" ./var/lib/dpkg/status | awk '/^Package: nodejs$/{p=1} p&&/^Version:/&&!v{v=$2} END{print v}')"
+      [ -n "$v" ] || { echo "make-base-image: no nodejs in $2" >&2; exit 1; }
       v="${v%%[~+-]*}"
       echo "ENV NODE_VERSION=$v"
       echo 'CMD ["node"]'
