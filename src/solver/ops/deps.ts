@@ -25,6 +25,4 @@ export interface OpDeps {
   ssh?: SshAgents;
   /** ADD of git repositories (absent: such a step fails with a clear error). */
   git?: GitSources;
-  /** The build's ssh agents (--ssh), for RUN --mount=type=ssh. */
-  ssh?: SshAgents;
 }
