@@ -145,4 +145,22 @@ describe('cache mount sharing across two kiln processes', { skip }, () => {
     assert.equal(stillRunning, false, "the killed build's step is gone");
     assert.equal(readFileSync(path.join(mountDir(ws.root, 'c-K'), 'log'), 'utf8'), 'B\n');
   });
+
+  it('locked: a build interrupted while it waits leaves no hold, and the holder goes on', async () => {
+    const ca = await ws.context({ Dockerfile: step('locked', 'I', 'A', 'echo A >> /c/log') });
+    const cb = await ws.context({ Dockerfile: step('locked', 'I', 'B', 'echo B >> /c/log') });
+    const rv = mountDir(ws.root, 'rv-I');
+    const a = startBuild(ws.root, ca);
+    await until(() => existsSync(path.join(rv, 'in-A')), 'A in', [a]);
+    const b = startBuild(ws.root, cb);
+    await until(() => /waiting for cache mount c-I/.test(b.stderr()), 'B waiting', [a, b]);
+    b.kill('SIGTERM');
+    assert.equal(await b.done, 128 + 15, b.stderr());
+    const holds = readdirSync(kilnPaths(ws.root).locks).filter((f) => f.startsWith('cachemount-'));
+    assert.equal(holds.length, 2, `A's two holds only: ${holds.join(' ')}`);
+    await fs.writeFile(path.join(rv, 'go-A'), '');
+    assert.equal(await a.done, 0, a.stderr());
+    assert.equal(readFileSync(path.join(mountDir(ws.root, 'c-I'), 'log'), 'utf8'), 'A\n');
+    assert.deepEqual(readdirSync(kilnPaths(ws.root).locks).filter((f) => f.startsWith('cachemount-')), []);
+  });
 });

@@ -86,3 +86,13 @@ RUN --mount=type=cache,id=${id},source=abs,target=/s1 --mount=type=cache,id=${id
     assert.match(r.stderr, /is not a directory in the cache/, source);
   }
 });
+
+test('a tmpfs mount with size= holds that much and no more', { skip }, async () => {
+  // size= needs a newer Dockerfile frontend than docker 20.10's: kiln only
+  const img = await h.kiln({
+    dockerfile: `FROM busybox
+RUN --mount=type=tmpfs,target=/t,size=1m dd if=/dev/zero of=/t/f bs=64k count=8 2>/dev/null && rm /t/f && echo small > /out && if dd if=/dev/zero of=/t/f bs=64k count=32 2>/dev/null; then echo fits >> /out; else echo full >> /out; fi
+`,
+  });
+  assert.equal(readImageFile(img, 'out'), 'small\nfull\n');
+});

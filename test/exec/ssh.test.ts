@@ -152,7 +152,7 @@ describe('startSshAgents', { skip }, () => {
     await exited;
     for (let i = 0; i < 200 && processStartTime(agentPid) !== undefined; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(processStartTime(agentPid), undefined, 'the agent died with its kiln process');
-    assert.ok(existsSync(dir), 'kill -9 left the directory');
+    // (kill -9 leaves the directory; any kiln build on the machine may remove it from now on)
     removeStaleSshDirs();
     assert.equal(existsSync(dir), false, 'the next start removed it');
   });

@@ -32,6 +32,15 @@ describe('RUN --mount', () => {
     assert.throws(() => parseMount('type=cache,target=/t,env=X', fail), /unexpected key 'env'/);
   });
 
+  it('ssh: id default, target numbered by the solver, no source; sharing only for cache', () => {
+    assert.deepEqual(parseMount('type=ssh', fail), { type: 'ssh', target: '', id: 'default' });
+    assert.deepEqual(parseMount('type=ssh,id=gh,target=/s.sock,uid=1,gid=2,mode=0700,required', fail), { type: 'ssh', target: '/s.sock', id: 'gh', uid: 1, gid: 2, mode: 0o700, required: true });
+    assert.throws(() => parseMount('type=ssh,source=x', fail), /ssh does not support source/);
+    assert.throws(() => parseMount('type=ssh,sharing=locked', fail), /invalid cache sharing set for ssh mount/);
+    assert.throws(() => parseMount('type=bind,target=/t,sharing=private', fail), /invalid cache sharing set for bind mount/);
+    assert.equal(parseMount('type=cache,target=/t,sharing=locked,ro', fail).readonly, true);
+  });
+
   it('from is never expanded; other values are, one by one', () => {
     assert.throws(() => parseMount('from=$STAGE,target=/x', fail), /'from' doesn't support variable expansion, define alias stage instead/);
     assert.throws(() => parseMount('from=${STAGE},target=/x', fail), /doesn't support variable expansion/);
