@@ -30,6 +30,8 @@ export interface PortMapping {
   host: number;
   container: number;
   protocol: 'tcp' | 'udp';
+  /** The host address to listen on (default: every address). */
+  address?: string;
 }
 
 export interface SandboxNetwork {
@@ -92,22 +94,28 @@ export function sandboxResolvConf(hostText: string, forwarder: string): string {
   return [...rest, ...servers.map((s) => `nameserver ${s}`)].join('\n') + '\n';
 }
 
-/** Parses `-p [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]` (docker's form; the IP is not supported). */
+/** Parses `-p [IPV4:]HOSTPORT:CONTAINERPORT[/tcp|udp]` (docker's form) or `-p PORT`. */
 export function parsePortMapping(spec: string): PortMapping {
-  const m = /^(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(spec.trim());
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):(?=\d+:))?(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(spec.trim());
   const bad = (): KilnError =>
-    new KilnError(`invalid port mapping "${spec}"`, { code: 'invalid', hint: 'write -p HOSTPORT:CONTAINERPORT, e.g. -p 8080:80 (add /udp for UDP)' });
+    new KilnError(`invalid port mapping "${spec}"`, { code: 'invalid', hint: 'write -p [IP:]HOSTPORT:CONTAINERPORT, e.g. -p 8080:80 or -p 127.0.0.1:8080:80 (add /udp for UDP)' });
   if (!m) throw bad();
-  const container = Number(m[2]);
-  const host = m[1] === undefined ? container : Number(m[1]);
+  const container = Number(m[3]);
+  const host = m[2] === undefined ? container : Number(m[2]);
   for (const p of [host, container]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw bad();
-  return { host, container, protocol: (m[3] as 'tcp' | 'udp' | undefined) ?? 'tcp' };
+  if (m[1] !== undefined && m[1].split('.').some((o) => Number(o) > 255)) throw bad();
+  return { host, container, protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', ...(m[1] !== undefined ? { address: m[1] } : {}) };
+}
+
+/** A mapping as pasta's -t/-u take it: [ADDRESS/]HOSTPORT:CONTAINERPORT. */
+function pastaPort(p: PortMapping): string {
+  return `${p.address ? `${p.address}/` : ''}${p.host}:${p.container}`;
 }
 
 function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[], dnsForward: boolean): string[] {
   if (name === 'pasta') {
-    const tcp = ports.filter((p) => p.protocol === 'tcp').map((p) => `${p.host}:${p.container}`);
-    const udp = ports.filter((p) => p.protocol === 'udp').map((p) => `${p.host}:${p.container}`);
+    const tcp = ports.filter((p) => p.protocol === 'tcp').map(pastaPort);
+    const udp = ports.filter((p) => p.protocol === 'udp').map(pastaPort);
     return [
       'pasta',
       '--foreground',
@@ -125,8 +133,8 @@ function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[]
       // tenth of a second per step
       '--ipv4-only',
       // published ports only (pasta's default forwards every port bound in the namespace)
-      '-t', tcp.length ? tcp.join(',') : 'none',
-      '-u', udp.length ? udp.join(',') : 'none',
+      ...(tcp.length ? tcp.flatMap((t) => ['-t', t]) : ['-t', 'none']),
+      ...(udp.length ? udp.flatMap((u) => ['-u', u]) : ['-u', 'none']),
       // nothing of the host's loopback is forwarded into the namespace
       '-T', 'none',
       '-U', 'none',
