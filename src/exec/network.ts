@@ -15,6 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { processStartTime } from '../owner.js';
@@ -145,7 +146,33 @@ function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[]
       '--netns', netns,
     ];
   }
-  return ['slirp4netns', '--configure', '--mtu=65520', '--disable-host-loopback', '--netns-type=path', '--ready-fd=3', '--exit-fd=4', netns, IFNAME];
+  // published ports are added through its API socket once it is up (addHostForwards)
+  const api = ports.length ? [`--api-socket=${path.join(path.dirname(netns), SLIRP_API)}`] : [];
+  return ['slirp4netns', '--configure', '--mtu=65520', '--disable-host-loopback', '--netns-type=path', '--ready-fd=3', '--exit-fd=4', ...api, netns, IFNAME];
+}
+
+const SLIRP_API = 'slirp.sock';
+
+/** Asks slirp4netns (its API socket) to forward each published port to the container. */
+async function addHostForwards(apiSocket: string, ports: PortMapping[]): Promise<void> {
+  for (const p of ports) {
+    const request = { execute: 'add_hostfwd', arguments: { proto: p.protocol, host_addr: p.address ?? '0.0.0.0', host_port: p.host, guest_addr: SANDBOX_ADDRESS, guest_port: p.container } };
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = net.createConnection(apiSocket);
+      let text = '';
+      sock.on('connect', () => sock.end(JSON.stringify(request)));
+      sock.on('data', (c: Buffer) => (text += c.toString()));
+      sock.on('error', reject);
+      sock.on('close', () => resolve(text));
+    });
+    let reply: { error?: { desc?: string } } = {};
+    try {
+      reply = JSON.parse(answer) as typeof reply;
+    } catch {
+      reply = { error: { desc: answer.trim() || 'no answer' } };
+    }
+    if (reply.error) throw new Error(`cannot publish port ${p.host}: ${reply.error.desc ?? JSON.stringify(reply.error)}`);
+  }
 }
 
 const unusable = new Map<NetworkHelperName, string>();
@@ -209,10 +236,6 @@ export async function startSandboxNetwork(dir: string, options: { ports?: PortMa
       reasons.push(`${name}: not installed`);
       continue;
     }
-    if (name === 'slirp4netns' && options.ports?.length) {
-      reasons.push('slirp4netns: kiln publishes ports (-p) only through pasta');
-      continue;
-    }
     await fsp.writeFile(netns, '');
     const made = await run('unshare', [`--net=${netns}`, 'true']);
     if (made.code !== 0) {
@@ -222,9 +245,17 @@ export async function startSandboxNetwork(dir: string, options: { ports?: PortMa
         hint: 'the sandboxed RUN network needs root (or CAP_SYS_ADMIN) and util-linux unshare; use --network=none, or --network=host with --allow network.host',
       });
     }
+    let network: SandboxNetwork | undefined;
     try {
-      return await startHelper(name, dir, netns, options.ports ?? []);
+      network = await startHelper(name, dir, netns, options.ports ?? []);
+      if (name === 'slirp4netns' && options.ports?.length) await addHostForwards(path.join(dir, SLIRP_API), options.ports);
+      return network;
     } catch (e) {
+      if (network) {
+        // it runs, but a port cannot be published (taken, or not allowed): that is the answer
+        await network.close();
+        throw new KilnError((e as Error).message, { code: 'unavailable', hint: 'publish another host port (-p HOSTPORT:CONTAINERPORT), or stop what listens on it' });
+      }
       umountNetns(netns);
       const reason = (e as Error).message;
       unusable.set(name, reason);

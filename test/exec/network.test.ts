@@ -239,7 +239,8 @@ describe('kiln run networks', { skip }, () => {
     }
   });
 
-  test('-p HOSTPORT:CONTAINERPORT forwards a host port to the container (pasta)', { skip: !haveTool('pasta') ? 'pasta is not installed' : false }, async () => {
+  for (const helper of ['pasta', 'slirp4netns'] as const) {
+  test(`-p HOSTPORT:CONTAINERPORT forwards a host port to the container (${helper})`, { skip: !haveTool(helper) ? `${helper} is not installed` : false }, async () => {
     // a free port of the host, given back just before kiln binds it
     const probe = await serve('127.0.0.1', 'probe');
     const port = probe.port;
@@ -248,7 +249,7 @@ describe('kiln run networks', { skip }, () => {
     const port2 = probe2.port;
     await probe2.close();
     const k = startKiln(ws!.root, ['run', '-p', `${port}:80`, '-p', `127.0.0.1:${port2}:8081`, image, 'sh', '-c', 'echo serving; httpd -p 8081 -h /www; exec httpd -f -p 80 -h /www'], {
-      env: { KILN_NETWORK_HELPER: 'pasta' },
+      env: { KILN_NETWORK_HELPER: helper },
     });
     try {
       await k.waitFor(/serving/);
@@ -271,6 +272,7 @@ describe('kiln run networks', { skip }, () => {
       await stopKiln(k);
     }
   });
+  }
 
   test('-p with --network host or none is refused clearly', async () => {
     const r = await runKiln(['run', '-p', '8080:80', '--network', 'host', image, 'true'], { root: ws!.root });
