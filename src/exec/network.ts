@@ -15,6 +15,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { processStartTime } from '../owner.js';
@@ -30,6 +31,8 @@ export interface PortMapping {
   host: number;
   container: number;
   protocol: 'tcp' | 'udp';
+  /** The host address to listen on (default: every address). */
+  address?: string;
 }
 
 export interface SandboxNetwork {
@@ -92,22 +95,28 @@ export function sandboxResolvConf(hostText: string, forwarder: string): string {
   return [...rest, ...servers.map((s) => `nameserver ${s}`)].join('\n') + '\n';
 }
 
-/** Parses `-p [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]` (docker's form; the IP is not supported). */
+/** Parses `-p [IPV4:]HOSTPORT:CONTAINERPORT[/tcp|udp]` (docker's form) or `-p PORT`. */
 export function parsePortMapping(spec: string): PortMapping {
-  const m = /^(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(spec.trim());
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):(?=\d+:))?(?:(\d+):)?(\d+)(?:\/(tcp|udp))?$/.exec(spec.trim());
   const bad = (): KilnError =>
-    new KilnError(`invalid port mapping "${spec}"`, { code: 'invalid', hint: 'write -p HOSTPORT:CONTAINERPORT, e.g. -p 8080:80 (add /udp for UDP)' });
+    new KilnError(`invalid port mapping "${spec}"`, { code: 'invalid', hint: 'write -p [IP:]HOSTPORT:CONTAINERPORT, e.g. -p 8080:80 or -p 127.0.0.1:8080:80 (add /udp for UDP)' });
   if (!m) throw bad();
-  const container = Number(m[2]);
-  const host = m[1] === undefined ? container : Number(m[1]);
+  const container = Number(m[3]);
+  const host = m[2] === undefined ? container : Number(m[2]);
   for (const p of [host, container]) if (!Number.isInteger(p) || p < 1 || p > 65535) throw bad();
-  return { host, container, protocol: (m[3] as 'tcp' | 'udp' | undefined) ?? 'tcp' };
+  if (m[1] !== undefined && m[1].split('.').some((o) => Number(o) > 255)) throw bad();
+  return { host, container, protocol: (m[4] as 'tcp' | 'udp' | undefined) ?? 'tcp', ...(m[1] !== undefined ? { address: m[1] } : {}) };
+}
+
+/** A mapping as pasta's -t/-u take it: [ADDRESS/]HOSTPORT:CONTAINERPORT. */
+function pastaPort(p: PortMapping): string {
+  return `${p.address ? `${p.address}/` : ''}${p.host}:${p.container}`;
 }
 
 function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[], dnsForward: boolean): string[] {
   if (name === 'pasta') {
-    const tcp = ports.filter((p) => p.protocol === 'tcp').map((p) => `${p.host}:${p.container}`);
-    const udp = ports.filter((p) => p.protocol === 'udp').map((p) => `${p.host}:${p.container}`);
+    const tcp = ports.filter((p) => p.protocol === 'tcp').map(pastaPort);
+    const udp = ports.filter((p) => p.protocol === 'udp').map(pastaPort);
     return [
       'pasta',
       '--foreground',
@@ -125,8 +134,8 @@ function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[]
       // tenth of a second per step
       '--ipv4-only',
       // published ports only (pasta's default forwards every port bound in the namespace)
-      '-t', tcp.length ? tcp.join(',') : 'none',
-      '-u', udp.length ? udp.join(',') : 'none',
+      ...(tcp.length ? tcp.flatMap((t) => ['-t', t]) : ['-t', 'none']),
+      ...(udp.length ? udp.flatMap((u) => ['-u', u]) : ['-u', 'none']),
       // nothing of the host's loopback is forwarded into the namespace
       '-T', 'none',
       '-U', 'none',
@@ -137,7 +146,33 @@ function helperArgs(name: NetworkHelperName, netns: string, ports: PortMapping[]
       '--netns', netns,
     ];
   }
-  return ['slirp4netns', '--configure', '--mtu=65520', '--disable-host-loopback', '--netns-type=path', '--ready-fd=3', '--exit-fd=4', netns, IFNAME];
+  // published ports are added through its API socket once it is up (addHostForwards)
+  const api = ports.length ? [`--api-socket=${path.join(path.dirname(netns), SLIRP_API)}`] : [];
+  return ['slirp4netns', '--configure', '--mtu=65520', '--disable-host-loopback', '--netns-type=path', '--ready-fd=3', '--exit-fd=4', ...api, netns, IFNAME];
+}
+
+const SLIRP_API = 'slirp.sock';
+
+/** Asks slirp4netns (its API socket) to forward each published port to the container. */
+async function addHostForwards(apiSocket: string, ports: PortMapping[]): Promise<void> {
+  for (const p of ports) {
+    const request = { execute: 'add_hostfwd', arguments: { proto: p.protocol, host_addr: p.address ?? '0.0.0.0', host_port: p.host, guest_addr: SANDBOX_ADDRESS, guest_port: p.container } };
+    const answer = await new Promise<string>((resolve, reject) => {
+      const sock = net.createConnection(apiSocket);
+      let text = '';
+      sock.on('connect', () => sock.end(JSON.stringify(request)));
+      sock.on('data', (c: Buffer) => (text += c.toString()));
+      sock.on('error', reject);
+      sock.on('close', () => resolve(text));
+    });
+    let reply: { error?: { desc?: string } } = {};
+    try {
+      reply = JSON.parse(answer) as typeof reply;
+    } catch {
+      reply = { error: { desc: answer.trim() || 'no answer' } };
+    }
+    if (reply.error) throw new Error(`cannot publish port ${p.host}: ${reply.error.desc ?? JSON.stringify(reply.error)}`);
+  }
 }
 
 const unusable = new Map<NetworkHelperName, string>();
@@ -201,10 +236,6 @@ export async function startSandboxNetwork(dir: string, options: { ports?: PortMa
       reasons.push(`${name}: not installed`);
       continue;
     }
-    if (name === 'slirp4netns' && options.ports?.length) {
-      reasons.push('slirp4netns: kiln publishes ports (-p) only through pasta');
-      continue;
-    }
     await fsp.writeFile(netns, '');
     const made = await run('unshare', [`--net=${netns}`, 'true']);
     if (made.code !== 0) {
@@ -214,9 +245,17 @@ export async function startSandboxNetwork(dir: string, options: { ports?: PortMa
         hint: 'the sandboxed RUN network needs root (or CAP_SYS_ADMIN) and util-linux unshare; use --network=none, or --network=host with --allow network.host',
       });
     }
+    let network: SandboxNetwork | undefined;
     try {
-      return await startHelper(name, dir, netns, options.ports ?? []);
+      network = await startHelper(name, dir, netns, options.ports ?? []);
+      if (name === 'slirp4netns' && options.ports?.length) await addHostForwards(path.join(dir, SLIRP_API), options.ports);
+      return network;
     } catch (e) {
+      if (network) {
+        // it runs, but a port cannot be published (taken, or not allowed): that is the answer
+        await network.close();
+        throw new KilnError((e as Error).message, { code: 'unavailable', hint: 'publish another host port (-p HOSTPORT:CONTAINERPORT), or stop what listens on it' });
+      }
       umountNetns(netns);
       const reason = (e as Error).message;
       unusable.set(name, reason);

@@ -239,20 +239,32 @@ describe('kiln run networks', { skip }, () => {
     }
   });
 
-  test('-p HOSTPORT:CONTAINERPORT forwards a host port to the container (pasta)', { skip: !haveTool('pasta') ? 'pasta is not installed' : false }, async () => {
+  for (const helper of ['pasta', 'slirp4netns'] as const) {
+  test(`-p HOSTPORT:CONTAINERPORT forwards a host port to the container (${helper})`, { skip: !haveTool(helper) ? `${helper} is not installed` : false }, async () => {
     // a free port of the host, given back just before kiln binds it
     const probe = await serve('127.0.0.1', 'probe');
     const port = probe.port;
     await probe.close();
-    const k = startKiln(ws!.root, ['run', '-p', `${port}:80`, image, 'sh', '-c', 'echo serving; exec httpd -f -p 80 -h /www'], { env: { KILN_NETWORK_HELPER: 'pasta' } });
+    const probe2 = await serve('127.0.0.1', 'probe');
+    const port2 = probe2.port;
+    await probe2.close();
+    const k = startKiln(ws!.root, ['run', '-p', `${port}:80`, '-p', `127.0.0.1:${port2}:8081`, image, 'sh', '-c', 'echo serving; httpd -p 8081 -h /www; exec httpd -f -p 80 -h /www'], {
+      env: { KILN_NETWORK_HELPER: helper },
+    });
     try {
       await k.waitFor(/serving/);
-      let body = '';
-      for (let i = 0; i < 100 && !body; i++) {
-        body = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text(), () => '');
-        if (!body) await sleep(50);
-      }
-      assert.equal(body, 'hello-published\n');
+      const get = async (url: string): Promise<string> => {
+        let body = '';
+        for (let i = 0; i < 100 && !body; i++) {
+          body = await fetch(url).then((r) => r.text(), () => '');
+          if (!body) await sleep(50);
+        }
+        return body;
+      };
+      assert.equal(await get(`http://127.0.0.1:${port}/`), 'hello-published\n');
+      assert.equal(await get(`http://127.0.0.1:${port2}/`), 'hello-published\n', 'the mapping bound to 127.0.0.1');
+      const addr = hostAddress();
+      if (addr) assert.equal(await fetch(`http://${addr}:${port2}/`).then((r) => r.text(), () => 'refused'), 'refused', 'only on 127.0.0.1');
       k.child.kill('SIGTERM');
       await k.exited;
       assert.deepEqual(processesWith(`${ws!.root}/run/bundles`), []);
@@ -260,6 +272,7 @@ describe('kiln run networks', { skip }, () => {
       await stopKiln(k);
     }
   });
+  }
 
   test('-p with --network host or none is refused clearly', async () => {
     const r = await runKiln(['run', '-p', '8080:80', '--network', 'host', image, 'true'], { root: ws!.root });
@@ -282,5 +295,6 @@ test('port mappings as docker writes them', () => {
   assert.deepEqual(parsePortMapping('8080:80'), { host: 8080, container: 80, protocol: 'tcp' });
   assert.deepEqual(parsePortMapping('53:53/udp'), { host: 53, container: 53, protocol: 'udp' });
   assert.deepEqual(parsePortMapping('9000'), { host: 9000, container: 9000, protocol: 'tcp' });
-  for (const bad of ['0:80', 'a:b', '127.0.0.1:80:80', '80:80/sctp']) assert.throws(() => parsePortMapping(bad), (e: unknown) => e instanceof KilnError && /invalid port mapping/.test(e.message));
+  assert.deepEqual(parsePortMapping('127.0.0.1:8080:80'), { host: 8080, container: 80, protocol: 'tcp', address: '127.0.0.1' });
+  for (const bad of ['0:80', 'a:b', '127.0.0.1:80', '300.0.0.1:80:80', '80:80/sctp']) assert.throws(() => parsePortMapping(bad), (e: unknown) => e instanceof KilnError && /invalid port mapping/.test(e.message));
 });

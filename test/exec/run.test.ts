@@ -144,7 +144,16 @@ test('exit codes propagate, signals map to 128+N', { skip }, async () => {
   // PID 1 of a pid namespace cannot SIGKILL itself: kill it through the runtime, from outside
   const pending = run(['sleep', '30']);
   let ids: string[] = [];
-  for (let i = 0; i < 100 && ids.length === 0; i++) {
+  // running, not only created: a kill before the process is exec'd (the seccomp filter and the
+  // mounts are still being set up) fails the start instead of killing the process
+  const running = (id: string): boolean => {
+    try {
+      return (JSON.parse(execFileSync(runcPath(), ['--root', path.join(stateRoot, 'runtime'), 'state', id]).toString()) as { status?: string }).status === 'running';
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 100 && !(ids.length > 0 && running(ids[0])); i++) {
     await new Promise((r) => setTimeout(r, 100));
     ids = runtimeList();
   }
