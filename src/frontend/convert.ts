@@ -208,7 +208,10 @@ export class Planner implements Converter {
     if (stage.name !== undefined) {
       const own = await this.namedContext(stage.from, stage.name, platform, stage.name);
       if (own) {
-        const base = this.contextBase(own, stage.name, platform, fromStep(`FROM ${own.kind === 'scratch' ? 'scratch' : own.label}`), { stageName, noCache, origin: locate(stage.from, this.df.fileName, this.df.lines) });
+        // the stage takes the platform of the image standing for it (BuildKit's)
+        const cfg = own.kind === 'image' ? own.image.config : undefined;
+        const ownPlatform: Platform = cfg?.os && cfg.architecture ? { os: cfg.os, architecture: cfg.architecture, ...(cfg.variant ? { variant: cfg.variant } : {}) } : platform;
+        const base = this.contextBase(own, stage.name, ownPlatform, fromStep(`FROM ${own.kind === 'scratch' ? 'scratch' : own.label}`), { stageName, noCache, origin: locate(stage.from, this.df.fileName, this.df.lines) });
         base.config.created = this.created;
         this.finalScopes.set(stage.index, new StageScope([...(base.config.config?.Env ?? [])]));
         return { name: stageName, index: stage.index, ...base };

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { dockerCli, haveTool, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { haveRegistry, startRegistry } from '../registry/harness.js';
 import { tarStream } from '../../src/oci/tar.js';
+import { exportStoredImage, localExporter, tarExporter } from '../../src/index.js';
 
 const skip = isRoot() && haveTool('setcap') && haveTool('setfattr') ? false : 'needs root, setcap and setfattr';
 
@@ -185,6 +186,15 @@ describe('extended attributes through builds, imports, loads and exports', { ski
       assert.equal(u.code, 0, u.stderr);
       assertCaps(readAttrs(path.join(bundle, 'rootfs')).get('usr/bin/ping'), 'umoci unpack');
     }
+  });
+
+  it('survive the filesystem exports: a tar of the image and a local directory', async () => {
+    const tarFile = path.join(scratch, 'fs.tar');
+    await exportStoredImage(ws.root, 'caps:1', tarExporter({ dest: tarFile }));
+    assertCaps((await layerAttrs(tarFile, scratch)).get('usr/bin/ping'), 'tar exporter');
+    const dest = path.join(scratch, 'local');
+    await exportStoredImage(ws.root, 'caps:1', localExporter({ dest, owners: 'image' }));
+    assertCaps(readAttrs(dest).get('usr/bin/ping'), 'local exporter');
   });
 
   it('survive a registry push, read back by skopeo', { skip: haveRegistry() && haveTool('skopeo') ? false : 'needs docker-registry and skopeo' }, async (t) => {

@@ -499,6 +499,15 @@ describe('named contexts (--build-context)', () => {
     assert.deepEqual(c.asked.sort(), ['base', 's0'].sort());
   });
 
+  it('a stage replaced by an image takes that image\'s platform', async () => {
+    const arm = img('base:1');
+    if (arm.kind === 'image') arm.image.config.architecture = 'arm64';
+    const { plan: p } = await plan('FROM busybox AS b\nFROM scratch\nCOPY --from=b /a /a\n', { namedContext: contexts({ b: arm }).namedContext });
+    const copy = p.target.state as FileVertex;
+    const from = copy.action.op === 'copy' ? copy.action.source.from : undefined;
+    assert.deepEqual(from && 'platform' in from ? from.platform : undefined, ARM64);
+  });
+
   it('a failing lookup is an error at the instruction that names the context', async () => {
     const namedContext: PlanOptions['namedContext'] = async () => {
       throw new KilnError('named context x: cannot read /nope', { hint: 'give a directory' });
