@@ -168,6 +168,9 @@ export class GitRepos {
       },
       { what: `the git cache of ${redact(v.remote)}`, signal: this.opts.signal },
     );
+    // last used now (what `kiln du` and prune's LRU read)
+    const now = new Date();
+    await fs.utimes(bare, now, now).catch(() => undefined);
     await normaliseModes(dest);
     return this.subdir(v, dest);
   }

@@ -199,6 +199,21 @@ describe('ADD <git repository>', { skip }, () => {
       await push('git reset -q --hard v2');
     }
   });
+
+  it('kiln prune --all removes the fetched repositories; the next build fetches again', async () => {
+    const cache = kilnPaths(ws.root).cacheGit;
+    const before = await fs.readdir(cache);
+    assert.ok(before.length >= 2, before.join(' '));
+    const du = await runKiln(['du', '--verbose'], { root: ws.root });
+    assert.equal(du.stdout.match(/ADD <git repository>: fetched objects/g)?.length, before.length, du.stdout);
+    const prune = await runKiln(['prune', '--all'], { root: ws.root });
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.deepEqual(await fs.readdir(cache), []);
+    smart.requests.length = 0;
+    const r = await build(`FROM busybox:latest\nADD ${smart.url}#v1 /src\n`, 'addgit:pruned');
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(smart.requests.some((u) => u.endsWith(' fetch')));
+  });
 });
 
 async function waitUntil(check: () => boolean, what: () => string, ms = 30_000): Promise<void> {
