@@ -71,17 +71,17 @@ export async function serveDumb(dir: string): Promise<Served> {
     requests.push(req.url ?? '');
     const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const file = path.join(dir, path.posix.normalize(`/${rel}`));
-    fs.stat(file).then(
-      (st) => {
-        if (!st.isFile()) throw new Error('not a file');
+    fs.stat(file)
+      .catch(() => undefined)
+      .then((st) => {
+        if (!st?.isFile()) {
+          res.writeHead(404);
+          res.end();
+          return;
+        }
         res.writeHead(200, { 'content-length': st.size });
         createReadStream(file).pipe(res);
-      },
-      () => {
-        res.writeHead(404);
-        res.end();
-      },
-    );
+      });
   });
   const port = await listen(server);
   return { url: `http://127.0.0.1:${port}/.git`, requests, close: closer(server) };
