@@ -7,6 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -91,10 +92,10 @@ export async function serveDumb(dir: string): Promise<Served> {
  * Serves the repositories under `projectRoot` over smart http: `git http-backend` run as a
  * CGI per request. `url` names `<projectRoot>/<name>` (a bare repository or a .git dir).
  */
-export async function serveSmart(projectRoot: string, name: string): Promise<Served> {
+export async function serveSmart(projectRoot: string, name: string, tls?: { key: Buffer; cert: Buffer }): Promise<Served> {
   const requests: string[] = [];
   const held: http.ServerResponse[] = [];
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const i = requests.push(req.url ?? '') - 1;
     // protocol v2 asks for refs (ls-refs) and objects (fetch) by POST to one path: tell them
@@ -108,7 +109,8 @@ export async function serveSmart(projectRoot: string, name: string): Promise<Ser
       if (isFetch && served.hold) held.push(res);
       else backend(req, res, u, all);
     });
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   const backend = (req: http.IncomingMessage, res: http.ServerResponse, u: URL, body: Buffer): void => {
     const cgi = spawn('git', ['http-backend'], {
       env: {
@@ -153,7 +155,7 @@ export async function serveSmart(projectRoot: string, name: string): Promise<Ser
   };
   const port = await listen(server);
   const served: Served = {
-    url: `http://127.0.0.1:${port}/${name}`,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/${name}`,
     requests,
     hold: false,
     releaseHeld: () => held.splice(0).forEach((r) => r.destroy()),

@@ -16,6 +16,7 @@ import { existsSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { GitVertex } from '../graph/types.js';
+import { caList } from '../net.js';
 import { withFileLock } from '../oci/lock.js';
 
 /** What a ref resolved to. */
@@ -35,6 +36,8 @@ export interface GitOptions {
   /** A fresh temp path on the root's filesystem. */
   tempPath: (kind: string) => string;
   signal?: AbortSignal;
+  /** Told of a temp file to remove when the build's sources are cleaned up. */
+  onTemp?: (file: string) => void;
   /** The agent socket git over ssh uses (the build's --ssh default), if any. */
   sshAuthSock?: () => Promise<string | undefined>;
 }
@@ -72,7 +75,26 @@ export function redact(text: string): string {
 }
 
 export class GitRepos {
+  private caFile?: Promise<string | undefined>;
+
   constructor(private readonly opts: GitOptions) {}
+
+  /**
+   * The CA bundle git gets when KILN_EXTRA_CA_CERTS is set (as ADD <url> trusts it): node's
+   * roots and the extra ones, in a temp file of the build (removed with its checkouts).
+   */
+  private caBundle(): Promise<string | undefined> {
+    this.caFile ??= (async () => {
+      const cas = caList();
+      if (!cas) return undefined;
+      const file = this.opts.tempPath('git-ca');
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, cas.join('\n'));
+      this.opts.onTemp?.(file);
+      return file;
+    })();
+    return this.caFile;
+  }
 
   /** Resolves the vertex's ref (the remote's default branch when none) and checks --checksum. */
   async resolve(v: GitVertex): Promise<ResolvedGit> {
@@ -248,7 +270,8 @@ export class GitRepos {
       GIT_ALLOW_PROTOCOL: 'http:https:git:ssh:file',
       GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR',
     };
-    if (process.env.GIT_SSL_CAINFO) env.GIT_SSL_CAINFO = process.env.GIT_SSL_CAINFO;
+    const ca = (await this.caBundle()) ?? process.env.GIT_SSL_CAINFO;
+    if (ca) env.GIT_SSL_CAINFO = ca;
     if (/^ssh:\/\/|^[^/:]+@[^/:]+:/.test(v.remote)) {
       const sock = await this.opts.sshAuthSock?.();
       if (!sock) {

@@ -5,12 +5,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { kilnPaths } from '../../src/paths.js';
 import { gitDaemon, revParse, serveSmart, sh, type Served } from '../git-harness.js';
-import { haveTool, isRoot, kilnBin, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { haveTool, isRoot, kilnBin, repoRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 
 const skip = !isRoot() ? 'needs root' : !haveTool('git') ? 'git not installed' : false;
 
@@ -198,6 +198,26 @@ describe('ADD <git repository>', { skip }, () => {
     } finally {
       await push('git reset -q --hard v2');
     }
+  });
+
+  it('trusts NODE_EXTRA_CA_CERTS for a repository over https, as ADD <url> does (through the kiln command)', async (t) => {
+    const dir = await tempDir('kiln-git-tls-');
+    t.after(dir.cleanup);
+    const cert = path.join(dir.dir, 'cert.pem');
+    const key = path.join(dir.dir, 'key.pem');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    assert.equal(r.status, 0, r.stderr.toString());
+    const secure = await serveSmart(repos.dir, 'repo.git', { key: await fs.readFile(key), cert: await fs.readFile(cert) });
+    t.after(() => secure.close());
+    const ctx = await ws.context({ Dockerfile: `FROM busybox:latest\nADD ${secure.url}#v1 /src\n` });
+    const kiln = path.join(repoRoot, 'bin', 'kiln');
+    const ok = await runCommand(kiln, ['--root', ws.root, 'build', '-t', 'addgit:tls', ctx], { env: { NODE_EXTRA_CA_CERTS: cert, KILN_EXTRA_CA_CERTS: '' } });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(await run('addgit:tls', 'cat /src/foo'), 'one\n');
+    // without it the certificate is not trusted: a clear error at the ADD line
+    const bad = await runCommand(kiln, ['--root', ws.root, 'build', '--no-cache', ctx], { env: { NODE_EXTRA_CA_CERTS: '', KILN_EXTRA_CA_CERTS: '' } });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /Dockerfile:2:1: could not read the refs of https:\S+: .*(certificate|SSL)/);
   });
 
   it('kiln prune --all removes the fetched repositories; the next build fetches again', async () => {
