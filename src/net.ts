@@ -17,7 +17,8 @@ export interface HttpResponse {
 
 let extraCA: string[] | undefined;
 
-function caList(): string[] | undefined {
+/** Node's built-in roots and KILN_EXTRA_CA_CERTS's, when that is set (else undefined: the defaults). */
+export function caList(): string[] | undefined {
   const file = process.env.KILN_EXTRA_CA_CERTS;
   if (!file) return undefined;
   if (extraCA === undefined) {

@@ -7,12 +7,17 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 
 export interface Served {
   /** The URL the repository's .git is served at (`<url>` ends in .git). */
   url: string;
+  /** Smart http: while true, object fetches are held unanswered (a stalled network). */
+  hold?: boolean;
+  /** Smart http: ends the requests held so far. */
+  releaseHeld?(): void;
   /** Requests the server answered (path and query; smart http: and ` fetch` for an object fetch), in order. */
   requests: string[];
   close(): Promise<void>;
@@ -67,17 +72,17 @@ export async function serveDumb(dir: string): Promise<Served> {
     requests.push(req.url ?? '');
     const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const file = path.join(dir, path.posix.normalize(`/${rel}`));
-    fs.stat(file).then(
-      (st) => {
-        if (!st.isFile()) throw new Error('not a file');
+    fs.stat(file)
+      .catch(() => undefined)
+      .then((st) => {
+        if (!st?.isFile()) {
+          res.writeHead(404);
+          res.end();
+          return;
+        }
         res.writeHead(200, { 'content-length': st.size });
         createReadStream(file).pipe(res);
-      },
-      () => {
-        res.writeHead(404);
-        res.end();
-      },
-    );
+      });
   });
   const port = await listen(server);
   return { url: `http://127.0.0.1:${port}/.git`, requests, close: closer(server) };
@@ -87,17 +92,26 @@ export async function serveDumb(dir: string): Promise<Served> {
  * Serves the repositories under `projectRoot` over smart http: `git http-backend` run as a
  * CGI per request. `url` names `<projectRoot>/<name>` (a bare repository or a .git dir).
  */
-export async function serveSmart(projectRoot: string, name: string): Promise<Served> {
+export async function serveSmart(projectRoot: string, name: string, tls?: { key: Buffer; cert: Buffer }): Promise<Served> {
   const requests: string[] = [];
-  const server = http.createServer((req, res) => {
+  const held: http.ServerResponse[] = [];
+  const handler: http.RequestListener = (req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
     const i = requests.push(req.url ?? '') - 1;
-    // protocol v2 asks for refs (ls-refs) and objects (fetch) by POST to one path: tell them apart
-    let seen = '';
-    req.on('data', (c: Buffer) => {
-      seen = (seen + c.toString('latin1')).slice(-4096);
-      if (/command=fetch|want [0-9a-f]{40}/.test(seen) && !requests[i].endsWith(' fetch')) requests[i] += ' fetch';
+    // protocol v2 asks for refs (ls-refs) and objects (fetch) by POST to one path: tell them
+    // apart by the body (read whole first: these requests are small)
+    const body: Buffer[] = [];
+    req.on('data', (c: Buffer) => body.push(c));
+    req.on('end', () => {
+      const all = Buffer.concat(body);
+      const isFetch = /command=fetch|want [0-9a-f]{40}/.test(all.toString('latin1'));
+      if (isFetch) requests[i] += ' fetch';
+      if (isFetch && served.hold) held.push(res);
+      else backend(req, res, u, all);
     });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
+  const backend = (req: http.IncomingMessage, res: http.ServerResponse, u: URL, body: Buffer): void => {
     const cgi = spawn('git', ['http-backend'], {
       env: {
         ...gitEnv,
@@ -113,7 +127,7 @@ export async function serveSmart(projectRoot: string, name: string): Promise<Ser
       },
       stdio: ['pipe', 'pipe', 'ignore'],
     });
-    req.pipe(cgi.stdin);
+    cgi.stdin.end(body);
     // CGI output: headers, a blank line, the body
     let head = Buffer.alloc(0);
     let inBody = false;
@@ -138,9 +152,16 @@ export async function serveSmart(projectRoot: string, name: string): Promise<Ser
       res.write(head.subarray(end + 4));
     });
     cgi.on('close', () => res.end());
-  });
+  };
   const port = await listen(server);
-  return { url: `http://127.0.0.1:${port}/${name}`, requests, close: closer(server) };
+  const served: Served = {
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/${name}`,
+    requests,
+    hold: false,
+    releaseHeld: () => held.splice(0).forEach((r) => r.destroy()),
+    close: closer(server),
+  };
+  return served;
 }
 
 async function freePort(): Promise<number> {

@@ -1,6 +1,7 @@
 /**
  * Cache disk use and its limits. Everything the cache holds is counted: layer blobs that
- * only cache records keep, unpacked layer snapshots, and RUN cache mounts. Pruning evicts
+ * only cache records keep, unpacked layer snapshots, RUN cache mounts, and what ADD fetched
+ * (URL content, git repositories: sources/http.ts, sources/git.ts). Pruning evicts
  * least-recently-used first, never what an image or a running build uses.
  */
 import { spawn } from 'node:child_process';
@@ -13,9 +14,10 @@ import { walk } from '../oci/walk.js';
 import { kilnPaths } from '../paths.js';
 import { CacheRecords, type CacheRecord } from './records.js';
 import { writeFileAtomic } from '../fsutil.js';
+import { withFileLock } from '../oci/lock.js';
 
 export interface CacheItem {
-  kind: 'layer' | 'snapshot' | 'cache-mount' | 'context-index';
+  kind: 'layer' | 'snapshot' | 'cache-mount' | 'context-index' | 'source';
   id: string;
   description: string;
   size: number;
@@ -45,6 +47,8 @@ export interface PruneCacheResult {
   mounts: number;
   blobs: number;
   freedBytes: number;
+  /** What ADD fetched: the URL cache, git repositories. */
+  sources: number;
 }
 
 interface State {
@@ -169,6 +173,18 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
   if (ctxStat?.isDirectory()) {
     items.push({ kind: 'context-index', id: 'contexts', description: 'build context hashes and file lists', size: await duBytes(contexts), lastUsed: ctxStat.mtime, inUse: false });
   }
+  // what ADD fetched: only a speed-up (a build fetches again what is gone)
+  const httpDir = kilnPaths(root).cacheHttp;
+  const httpStat = await fs.stat(httpDir).catch(() => undefined);
+  if (httpStat?.isDirectory()) {
+    items.push({ kind: 'source', id: 'http', description: 'ADD <url>: fetched content, ETags, Last-Modified', size: await duBytes(httpDir), lastUsed: httpStat.mtime, inUse: false });
+  }
+  const gitDir = kilnPaths(root).cacheGit;
+  for (const name of await fs.readdir(gitDir).catch(() => [] as string[])) {
+    const stat = await fs.stat(path.join(gitDir, name)).catch(() => undefined);
+    if (!stat?.isDirectory()) continue;
+    items.push({ kind: 'source', id: `git-${name.slice(0, 8)}`, description: 'ADD <git repository>: fetched objects', size: await duBytes(path.join(gitDir, name)), lastUsed: stat.mtime, inUse: false });
+  }
   const total = items.reduce((n, i) => n + i.size, 0);
   const reclaimable = items.filter((i) => !i.inUse).reduce((n, i) => n + i.size, 0);
   return { items, total, reclaimable };
@@ -176,7 +192,7 @@ async function usageOf(root: string, st: State): Promise<CacheUsage> {
 
 export async function pruneCache(root: string, options: PruneCacheOptions): Promise<PruneCacheResult> {
   const st = await loadState(root);
-  const result: PruneCacheResult = { records: 0, snapshots: 0, mounts: 0, blobs: 0, freedBytes: 0 };
+  const result: PruneCacheResult = { records: 0, snapshots: 0, mounts: 0, blobs: 0, freedBytes: 0, sources: 0 };
   const now = Date.now();
   const usage = await usageOf(root, st);
   const victims = new Set<CacheItem>();
@@ -237,6 +253,22 @@ export async function pruneCache(root: string, options: PruneCacheOptions): Prom
       if (await moveAway(path.join(mountsRoot, id))) {
         result.mounts++;
         result.freedBytes += size('cache-mount', id.slice(0, 12));
+      }
+    }
+    const sourceVictims = victimIds('source');
+    const paths = kilnPaths(root);
+    if (sourceVictims.has('http') && (await moveAway(paths.cacheHttp))) {
+      result.sources++;
+      result.freedBytes += size('source', 'http');
+    }
+    for (const name of await fs.readdir(paths.cacheGit).catch(() => [] as string[])) {
+      const id = `git-${name.slice(0, 8)}`;
+      if (!sourceVictims.has(id)) continue;
+      // under the repository's own lock (sources/git.ts): not while a build fetches into it
+      const moved = await withFileLock(path.join(paths.locks, `git-${name}.lock`), () => moveAway(path.join(paths.cacheGit, name)));
+      if (moved) {
+        result.sources++;
+        result.freedBytes += size('source', id);
       }
     }
   });

@@ -26,7 +26,7 @@ export const register: Registrar = (program: Command, globals) => {
         process.stdout.write('\n');
       }
       const byKind = (k: string) => usage.items.filter((i) => i.kind === k);
-      const rows = ['layer', 'snapshot', 'cache-mount', 'context-index'].map((k) => {
+      const rows = ['layer', 'snapshot', 'cache-mount', 'context-index', 'source'].map((k) => {
         const items = byKind(k);
         return [k, String(items.length), humanSize(items.reduce((n, i) => n + i.size, 0)), humanSize(items.filter((i) => !i.inUse).reduce((n, i) => n + i.size, 0))];
       });

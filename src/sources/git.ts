@@ -7,14 +7,16 @@
  * remote) for --keep-git-dir. Submodules are checked out unless `?submodules=false`.
  *
  * Git runs with no system or user config, no prompts, only the http(s), git, ssh and file
- * transports, and, over ssh, the build's agent; it is killed when the build is cancelled.
+ * transports, and, over ssh, the build's agent; it is killed when the build is cancelled,
+ * and, with everything it started, when kiln dies (see gitWrapper).
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
+import { existsSync, promises as fs, type Stats } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { GitVertex } from '../graph/types.js';
+import { caList } from '../net.js';
 import { withFileLock } from '../oci/lock.js';
 
 /** What a ref resolved to. */
@@ -34,11 +36,34 @@ export interface GitOptions {
   /** A fresh temp path on the root's filesystem. */
   tempPath: (kind: string) => string;
   signal?: AbortSignal;
+  /** Told of a temp file to remove when the build's sources are cleaned up. */
+  onTemp?: (file: string) => void;
   /** The agent socket git over ssh uses (the build's --ssh default), if any. */
   sshAuthSock?: () => Promise<string | undefined>;
 }
 
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/**
+ * What git runs under so that it, and whatever it starts (remote helpers, ssh), dies with
+ * kiln however kiln dies: setpriv's PR_SET_PDEATHSIG kills an `unshare` at once, whose
+ * --kill-child kills git, the first process of a pid namespace of its own, with which the
+ * kernel kills the rest. Without a pid namespace (not root), setpriv alone (git itself dies).
+ */
+let wrapper: Promise<string[]> | undefined;
+function gitWrapper(): Promise<string[]> {
+  wrapper ??= (async () => {
+    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p)) ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
+    const ns = ['unshare', '--pid', '--fork', '--kill-child=SIGKILL', '--'];
+    const works = await new Promise<boolean>((resolve) => {
+      const p = spawn(ns[0], [...ns.slice(1), 'true'], { stdio: 'ignore' });
+      p.on('error', () => resolve(false));
+      p.on('close', (code) => resolve(code === 0));
+    });
+    return [...setpriv, ...(works ? ns : [])];
+  })();
+  return wrapper;
+}
 
 export function isCommitSha(s: string | undefined): boolean {
   return s !== undefined && SHA.test(s);
@@ -50,7 +75,26 @@ export function redact(text: string): string {
 }
 
 export class GitRepos {
+  private caFile?: Promise<string | undefined>;
+
   constructor(private readonly opts: GitOptions) {}
+
+  /**
+   * The CA bundle git gets when KILN_EXTRA_CA_CERTS is set (as ADD <url> trusts it): node's
+   * roots and the extra ones, in a temp file of the build (removed with its checkouts).
+   */
+  private caBundle(): Promise<string | undefined> {
+    this.caFile ??= (async () => {
+      const cas = caList();
+      if (!cas) return undefined;
+      const file = this.opts.tempPath('git-ca');
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, cas.join('\n'));
+      this.opts.onTemp?.(file);
+      return file;
+    })();
+    return this.caFile;
+  }
 
   /** Resolves the vertex's ref (the remote's default branch when none) and checks --checksum. */
   async resolve(v: GitVertex): Promise<ResolvedGit> {
@@ -105,43 +149,50 @@ export class GitRepos {
     const bare = path.join(this.opts.cacheDir, createHash('sha256').update(v.remote).digest('hex').slice(0, 32));
     const lock = path.join(this.opts.locksDir, `git-${path.basename(bare)}.lock`);
     await fs.mkdir(this.opts.locksDir, { recursive: true });
-    await withFileLock(lock, async () => {
-      await this.fetchInto(v, r, bare, env);
-      await fs.mkdir(dest, { recursive: true });
-      // a repository of its own in dest, fetched from the root's copy: its submodules' git
-      // dirs land in its .git, which goes unless --keep-git-dir (and no subdir, as BuildKit)
-      const g = (args: string[], what = `could not check out ${redact(v.remote)}`) => this.git(args, { cwd: dest, env, what });
-      await g(['-c', 'init.defaultBranch=master', 'init', '-q', ...(r.sha.length === 64 ? ['--object-format=sha256'] : [])]);
-      await g(['remote', 'add', 'origin', `file://${bare}`]);
-      const type = (await this.git(['--git-dir', bare, 'cat-file', '-t', r.sha], { env, what: 'could not read the fetched commit' })).trim();
-      const target = r.ref.startsWith('refs/') ? r.ref : type === 'tag' ? `refs/tags/${r.ref}` : '';
-      const refName = `refs/kiln/${r.sha}`;
-      await g(['fetch', '-q', '-u', '--depth=1', '--no-tags', '--', 'origin', target ? `${refName}:${target}` : refName]);
-      await g(['checkout', '-q', '--detach', 'FETCH_HEAD']);
-      // relative submodule URLs are relative to the remote, not to the root's copy of it
-      await g(['remote', 'set-url', 'origin', v.remote]);
-      if (v.submodules !== false && (await exists(path.join(dest, '.gitmodules')))) {
-        const what = `could not update the submodules of ${redact(v.remote)}`;
-        await g(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], what).catch(async (e: unknown) => {
-          // a submodule served over dumb http cannot be fetched shallow: fetch it whole
-          if (!/does not support shallow/.test((e as Error).message)) throw e;
-          await g(['submodule', 'update', '-q', '--init', '--recursive'], what);
-        });
-      }
-      if (v.keepGitDir && !v.subdir) {
-        await g(['remote', 'set-url', 'origin', redact(v.remote)]);
-        await g(['reflog', 'expire', '--all', '--expire=now']);
-        await fs.rm(path.join(dest, '.git', 'FETCH_HEAD'), { force: true });
-      } else {
-        await fs.rm(path.join(dest, '.git'), { recursive: true, force: true });
-        // a submodule's .git file points into the .git just removed
-        await removeGitLinks(dest);
-      }
-      if (v.mtime === 'commit') {
-        const t = Number((await this.git(['--git-dir', bare, 'log', '-1', '--format=%ct', `${r.sha}^{commit}`], { env, what: 'could not read the commit time' })).trim());
-        await setTimes(dest, new Date(t * 1000));
-      }
-    });
+    await withFileLock(
+      lock,
+      async () => {
+        await this.fetchInto(v, r, bare, env);
+        await fs.mkdir(dest, { recursive: true });
+        // a repository of its own in dest, fetched from the root's copy: its submodules' git
+        // dirs land in its .git, which goes unless --keep-git-dir (and no subdir, as BuildKit)
+        const g = (args: string[], what = `could not check out ${redact(v.remote)}`) => this.git(args, { cwd: dest, env, what });
+        await g(['-c', 'init.defaultBranch=master', 'init', '-q', ...(r.sha.length === 64 ? ['--object-format=sha256'] : [])]);
+        await g(['remote', 'add', 'origin', `file://${bare}`]);
+        const type = (await this.git(['--git-dir', bare, 'cat-file', '-t', r.sha], { env, what: 'could not read the fetched commit' })).trim();
+        const target = r.ref.startsWith('refs/') ? r.ref : type === 'tag' ? `refs/tags/${r.ref}` : '';
+        const refName = `refs/kiln/${r.sha}`;
+        await g(['fetch', '-q', '-u', '--depth=1', '--no-tags', '--', 'origin', target ? `${refName}:${target}` : refName]);
+        await g(['checkout', '-q', '--detach', 'FETCH_HEAD']);
+        // relative submodule URLs are relative to the remote, not to the root's copy of it
+        await g(['remote', 'set-url', 'origin', v.remote]);
+        if (v.submodules !== false && (await exists(path.join(dest, '.gitmodules')))) {
+          const what = `could not update the submodules of ${redact(v.remote)}`;
+          await g(['submodule', 'update', '-q', '--init', '--recursive', '--depth=1'], what).catch(async (e: unknown) => {
+            // a submodule served over dumb http cannot be fetched shallow: fetch it whole
+            if (!/does not support shallow/.test((e as Error).message)) throw e;
+            await g(['submodule', 'update', '-q', '--init', '--recursive'], what);
+          });
+        }
+        if (v.keepGitDir && !v.subdir) {
+          await g(['remote', 'set-url', 'origin', redact(v.remote)]);
+          await g(['reflog', 'expire', '--all', '--expire=now']);
+          await fs.rm(path.join(dest, '.git', 'FETCH_HEAD'), { force: true });
+        } else {
+          await fs.rm(path.join(dest, '.git'), { recursive: true, force: true });
+          // a submodule's .git file points into the .git just removed
+          await removeGitLinks(dest);
+        }
+        if (v.mtime === 'commit') {
+          const t = Number((await this.git(['--git-dir', bare, 'log', '-1', '--format=%ct', `${r.sha}^{commit}`], { env, what: 'could not read the commit time' })).trim());
+          await setTimes(dest, new Date(t * 1000));
+        }
+      },
+      { what: `the git cache of ${redact(v.remote)}`, signal: this.opts.signal },
+    );
+    // last used now (what `kiln du` and prune's LRU read)
+    const now = new Date();
+    await fs.utimes(bare, now, now).catch(() => undefined);
     await normaliseModes(dest);
     return this.subdir(v, dest);
   }
@@ -219,7 +270,8 @@ export class GitRepos {
       GIT_ALLOW_PROTOCOL: 'http:https:git:ssh:file',
       GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR',
     };
-    if (process.env.GIT_SSL_CAINFO) env.GIT_SSL_CAINFO = process.env.GIT_SSL_CAINFO;
+    const ca = (await this.caBundle()) ?? process.env.GIT_SSL_CAINFO;
+    if (ca) env.GIT_SSL_CAINFO = ca;
     if (/^ssh:\/\/|^[^/:]+@[^/:]+:/.test(v.remote)) {
       const sock = await this.opts.sshAuthSock?.();
       if (!sock) {
@@ -231,9 +283,10 @@ export class GitRepos {
   }
 
   /** Runs git; its stdout, or a KilnError with `what` and git's last words (credentials hidden). */
-  private git(args: string[], o: { cwd?: string; env: NodeJS.ProcessEnv; what: string }): Promise<string> {
+  private async git(args: string[], o: { cwd?: string; env: NodeJS.ProcessEnv; what: string }): Promise<string> {
+    const [cmd, ...argv] = [...(await gitWrapper()), 'git', ...args];
     return new Promise((resolve, reject) => {
-      const p = spawn('git', args, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'], signal: this.opts.signal });
+      const p = spawn(cmd, argv, { cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'], signal: this.opts.signal });
       let out = '';
       let err = '';
       p.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -245,6 +298,7 @@ export class GitRepos {
       });
       p.on('close', (code) => {
         if (code === 0) resolve(out);
+        else if (/failed to execute git|execvp.*git/.test(err)) reject(new KilnError('git is not installed: ADD of a git repository runs the host git', { code: 'unsupported', hint: 'install git (apt-get install git)' }));
         else {
           const words = redact(
             err

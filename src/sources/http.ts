@@ -16,6 +16,7 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { KilnError } from '../errors.js';
+import { writeFileAtomic } from '../fsutil.js';
 import { httpRequest, type HttpStream } from '../net.js';
 
 /** What a URL gave: the content's file in the cache, the name BuildKit would give it, its time. */
@@ -66,6 +67,9 @@ export class HttpCache {
     const etag = header(res, 'etag');
     if (cached && (res.status === 304 || (res.status === 200 && etag !== undefined && etag === cached.etag))) {
       res.body.destroy();
+      // last used now (what `kiln du` and prune's LRU read)
+      const now = new Date();
+      await fs.utimes(this.dir, now, now).catch(() => undefined);
       const got: HttpContent = { file: this.contentFile(cached.digest), digest: cached.digest, name: cached.name, lastModified: parseTime(cached.lastModified), how: 'not-modified' };
       verify(url, got.digest, checksum);
       return got;
@@ -78,7 +82,9 @@ export class HttpCache {
     const name = fileName(url);
     const digest = await this.store(res, url, signal, checksum);
     const next: UrlRecord = { url, digest, name, etag, lastModified: parseTime(lastModified) ? lastModified : undefined };
-    await writeAtomic(recordFile, JSON.stringify(next), this.tempPath('http'));
+    await writeFileAtomic(recordFile, JSON.stringify(next));
+    const now = new Date();
+    await fs.utimes(this.dir, now, now).catch(() => undefined);
     if (cached && cached.digest !== digest) await this.dropUnused(cached.digest);
     return { file: this.contentFile(digest), digest, name, lastModified: parseTime(lastModified), how: 'downloaded' };
   }
@@ -172,12 +178,4 @@ async function readRecord(file: string): Promise<UrlRecord | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** Writes `file` by renaming a temp file over it. */
-export async function writeAtomic(file: string, content: string, tmp: string): Promise<void> {
-  await fs.mkdir(path.dirname(tmp), { recursive: true });
-  await fs.writeFile(tmp, content);
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.rename(tmp, file);
 }

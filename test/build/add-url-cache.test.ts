@@ -153,4 +153,17 @@ describe('ADD <url> revalidation', { skip }, () => {
     const contents = await fs.readdir(path.join(dir, 'content'));
     assert.equal(contents.length, records.length);
   });
+
+  it('counts what it keeps in kiln du, and kiln prune --all removes it (the next build downloads again)', async () => {
+    const du = await runKiln(['du'], { root: ws.root });
+    assert.equal(du.code, 0, du.stderr);
+    assert.match(du.stdout, /^source\s+1\s+\S+/m);
+    const prune = await runKiln(['prune', '--all'], { root: ws.root });
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.match(prune.stdout, /1 ADD source cache/);
+    assert.equal(await fs.stat(kilnPaths(ws.root).cacheHttp).catch(() => undefined), undefined);
+    await build(`FROM busybox:latest\nADD ${base}/etag.txt /e.txt\n`, 'urlc:pruned');
+    const last = requestsFor('/etag.txt').pop()!;
+    assert.deepEqual([last.ifNoneMatch, last.status], [undefined, 200]);
+  });
 });

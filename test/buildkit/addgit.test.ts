@@ -3,7 +3,8 @@
  * The repositories are served as the Go tests serve them: their work tree over dumb http
  * (a node static file server on 127.0.0.1, test/git-harness.ts). `alpine` with `apk add git`
  * is busybox here: what the Go test checks with git inside RUN (`git status -s` clean) is
- * checked on the image's .git instead.
+ * checked on the image's .git instead. All assertion cases: docker 20.10's frontend fetches a
+ * .git URL as a plain file (ADD of a git repository came with Dockerfile 1.5).
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';

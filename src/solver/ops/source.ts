@@ -115,7 +115,7 @@ export class GitSources {
   private readonly dirs: string[] = [];
 
   constructor(private readonly opts: GitOptions) {
-    this.repos = new GitRepos(opts);
+    this.repos = new GitRepos({ ...opts, onTemp: (f) => this.dirs.push(f) });
   }
 
   /** The key of what the vertex's checkout holds: its ref's commit (ls-remote), subdir and flags. */
