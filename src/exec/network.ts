@@ -17,7 +17,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { KilnError } from '../errors.js';
+import { fromErrno, isErrnoError, KilnError } from '../errors.js';
 import { processStartTime } from '../owner.js';
 import { findRuntimeBinary } from './runtime.js';
 
@@ -317,7 +317,15 @@ function startHelper(name: NetworkHelperName, dir: string, netns: string, ports:
         reject(err);
         return;
       }
-      if (child.pid !== undefined) writeFileSync(path.join(dir, HELPER_FILE), `${child.pid} ${processStartTime(child.pid) ?? '0'}\n`);
+      // recorded for the reaper; on a full disk the network is dropped and the step fails clearly
+      // (an exception here would escape from an event handler and end the process)
+      try {
+        if (child.pid !== undefined) writeFileSync(path.join(dir, HELPER_FILE), `${child.pid} ${processStartTime(child.pid) ?? '0'}\n`);
+      } catch (e) {
+        closeSync();
+        reject(isErrnoError(e) ? fromErrno(e, `recording the ${name} network helper of a RUN step`) : e);
+        return;
+      }
       resolve(network);
     };
     const describe = (what: string): Error => new Error(`${what}${stderr.trim() ? `: ${stderr.trim().split('\n').filter((l) => !/syslog/.test(l)).slice(-2).join(' ')}` : ''}`);
