@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cacheImportBench } from './bench-cache.js';
 import { registryBench } from './bench-registry.js';
+import { nodeAppBench } from './bench-node.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
@@ -83,7 +84,7 @@ async function writeFile(p: string, data: string | Buffer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport';
+export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'node-app';
 
 /** Compared with a figure's kiln median. */
 export type Target =
@@ -625,7 +626,7 @@ export interface BenchOptions {
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = { runs: 3, quick: false, peers: ['kiln', 'buildkit', 'buildah'], keep: false, budgetS: 90 };
-  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport'];
+  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'node-app'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -659,7 +660,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'node-app'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -804,6 +805,8 @@ async function main(argv: string[]): Promise<number> {
     !opts.only || opts.only.includes('cacheimport')
       ? await cacheImportBench({ work, kilnBin, savedTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, peers: opts.peers.filter((p): p is 'kiln' | 'buildkit' => p !== 'buildah'), log })
       : undefined;
+  // the node-app scenario (scripts/bench-node.ts): examples/node-app on the Debian node bases
+  const nodeApp = !opts.only || opts.only.includes('node-app') ? await nodeAppBench({ work, kilnBin, runs: opts.runs, keep: opts.keep, peers: opts.peers, log }) : undefined;
   for (const p of active) await p.close(opts.keep);
   if (!opts.keep) await fs.rm(work, { recursive: true, force: true });
   else log(`bench: kept ${work}`);
@@ -817,8 +820,9 @@ async function main(argv: string[]): Promise<number> {
     ...(results.length > 0 ? [table(results, opts.runs), ''] : []),
     ...(registry ? [...registry.skipped.map((x) => `(registry: ${x})`), registry.table, ''] : []),
     ...(cacheimport ? [...cacheimport.skipped.map((x) => `(cacheimport: ${x})`), cacheimport.table, ''] : []),
+    ...(nodeApp ? [...nodeApp.skipped.map((x) => `(node-app: ${x})`), nodeApp.table, ''] : []),
   ];
-  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? [])];
+  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(nodeApp?.failures ?? [])];
   if (failures.length) out.push('failures:', ...failures.map((f) => `  ${f}`), '');
   process.stdout.write(out.join('\n'));
   if (opts.json) {
@@ -831,6 +835,7 @@ async function main(argv: string[]): Promise<number> {
       results,
       ...(registry ? { registry: registry.results } : {}),
       ...(cacheimport ? { cacheimport: cacheimport.results } : {}),
+      ...(nodeApp ? { nodeApp: nodeApp.results } : {}),
       failures,
     };
     await fs.writeFile(opts.json, `${JSON.stringify(doc, null, 2)}\n`);

@@ -147,8 +147,10 @@ debian_rootfs() {
     mkdir -p "$tmp/tmp"
     local hooks=(
       # docker's debian images drop downloaded .debs after each install (the file BuildKit's
-      # apt cache-mount example removes); ours does the same with its own rules
-      --customize-hook='printf "%s\n" "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" > "$1/etc/apt/apt.conf.d/docker-clean"'
+      # apt cache-mount example removes); ours does the same with its own rules. Without a
+      # pkgcache path apt-get clean cannot remove the caches apt-get update made (and they
+      # differ from run to run): removed here
+      --customize-hook='printf "%s\n" "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" > "$1/etc/apt/apt.conf.d/docker-clean" && rm -f "$1"/var/cache/apt/*.bin'
       --customize-hook='rm -f "$1/etc/machine-id" "$1/var/lib/dbus/machine-id" "$1/etc/hostname" "$1/etc/resolv.conf"'
     )
     if [ ${#cas[@]} -gt 0 ]; then
