@@ -152,6 +152,9 @@ debian_rootfs() {
       # differ from run to run): removed here
       --customize-hook='printf "%s\n" "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" > "$1/etc/apt/apt.conf.d/docker-clean" && rm -f "$1"/var/cache/apt/*.bin'
       --customize-hook='rm -f "$1/etc/machine-id" "$1/var/lib/dbus/machine-id" "$1/etc/hostname" "$1/etc/resolv.conf"'
+      # apt leaves its partial dirs to its sandbox user _apt, unless _apt cannot reach them (a
+      # cache dir under a 0700 parent): the same owner either way
+      --customize-hook='mkdir -p "$1/var/lib/apt/mirrors/partial" && chroot "$1" chown _apt:root /var/cache/apt/archives/partial /var/lib/apt/lists/partial'
     )
     if [ ${#cas[@]} -gt 0 ]; then
       local ca

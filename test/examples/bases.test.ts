@@ -117,7 +117,8 @@ describe('Debian bases (scripts/make-base-image.sh)', { skip: skipExamples }, ()
     const mine = path.join(cached.dir, 'cached.tar');
     const r0 = await runCommand('bash', [script, 'debian:bookworm', '--tar-only', mine]);
     assert.equal(r0.code, 0, r0.stderr);
-    // a cache of our own: the base is made again from scratch
+    // a cache of our own: the base is made again from scratch (under a 0700 temp dir, which
+    // apt's sandbox user cannot enter: the base must come out the same all the same)
     const cache = await tempDir('kiln-bases-cache-');
     cleanups.push(async () => {
       // never follow a mount out of the cache dir, even when the test failed with some left
@@ -153,6 +154,12 @@ describe('Debian bases (scripts/make-base-image.sh)', { skip: skipExamples }, ()
     const left = await fs.readdir(path.join(cache.dir, base, entry));
     assert.deepEqual(left.filter((f) => f !== '.lock').length, 1, `leftovers: ${left.join(', ')}`);
     assert.ok(!existsSync(path.join(cached.dir, 'killed.tar')));
-    assert.equal(await sha256File(fresh), await sha256File(mine), 'the same inputs made a different rootfs');
+    if ((await sha256File(fresh)) !== (await sha256File(mine))) {
+      // say where: the members whose listing or content differs
+      const list = (f: string) => spawnSync('sh', ['-c', 'tar -tvf "$1"; mkdir -p "$1.x" && tar -xf "$1" -C "$1.x" && cd "$1.x" && find . -type f -exec sha256sum {} + | sort -k2', 'sh', f], { encoding: 'utf8', maxBuffer: 1 << 28 }).stdout.split('\n');
+      const [a, b] = [list(mine), list(fresh)];
+      const diff = [...a.filter((l) => !b.includes(l)).map((l) => `- ${l}`), ...b.filter((l) => !a.includes(l)).map((l) => `+ ${l}`)];
+      assert.fail(`the same inputs made a different rootfs: ${diff.slice(0, 20).join('\n')}`);
+    }
   });
 });
