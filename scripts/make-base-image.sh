@@ -182,6 +182,11 @@ debian_rootfs() {
 
 make_debian() {
   debian_rootfs
+  # a recipe's directory is touched at each use; other recipes of this base (this script as it
+  # was in other checkouts) unused for a week are removed
+  touch "$(dirname "$entry")"
+  find "$(dirname "$(dirname "$entry")")" -mindepth 1 -maxdepth 1 -type d ! -path "$(dirname "$entry")" -mtime +7 \
+    -exec rm -rf --one-file-system {} + 2>/dev/null || true
   if [ -n "$tar_only" ]; then
     cp --reflink=auto "$entry/rootfs.tar" "$tar_only"
     echo "$tar_only"
