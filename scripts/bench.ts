@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cacheImportBench } from './bench-cache.js';
 import { registryBench } from './bench-registry.js';
 import { networkBench } from './bench-network.js';
+import { nodeAppBench } from './bench-node.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
@@ -84,7 +85,7 @@ async function writeFile(p: string, data: string | Buffer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'network';
+export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'network' | 'node-app';
 
 /** Compared with a figure's kiln median. */
 export type Target =
@@ -626,7 +627,7 @@ export interface BenchOptions {
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = { runs: 3, quick: false, peers: ['kiln', 'buildkit', 'buildah'], keep: false, budgetS: 90 };
-  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network'];
+  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -660,7 +661,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -810,6 +811,8 @@ async function main(argv: string[]): Promise<number> {
     (!opts.only || opts.only.includes('network')) && opts.peers.includes('kiln')
       ? await networkBench({ work, kilnBin, baseTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, buildkit: !buildkit.skip, log })
       : undefined;
+  // the node-app scenario (scripts/bench-node.ts): examples/node-app on the Debian node bases
+  const nodeApp = !opts.only || opts.only.includes('node-app') ? await nodeAppBench({ work, kilnBin, runs: opts.runs, keep: opts.keep, peers: opts.peers, log }) : undefined;
   for (const p of active) await p.close(opts.keep);
   if (!opts.keep) await fs.rm(work, { recursive: true, force: true });
   else log(`bench: kept ${work}`);
@@ -824,8 +827,9 @@ async function main(argv: string[]): Promise<number> {
     ...(registry ? [...registry.skipped.map((x) => `(registry: ${x})`), registry.table, ''] : []),
     ...(cacheimport ? [...cacheimport.skipped.map((x) => `(cacheimport: ${x})`), cacheimport.table, ''] : []),
     ...(network ? [...network.skipped.map((x) => `(network: ${x})`), network.table, ''] : []),
+    ...(nodeApp ? [...nodeApp.skipped.map((x) => `(node-app: ${x})`), nodeApp.table, ''] : []),
   ];
-  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(network?.failures ?? [])];
+  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(network?.failures ?? []), ...(nodeApp?.failures ?? [])];
   if (failures.length) out.push('failures:', ...failures.map((f) => `  ${f}`), '');
   process.stdout.write(out.join('\n'));
   if (opts.json) {
@@ -839,6 +843,7 @@ async function main(argv: string[]): Promise<number> {
       ...(registry ? { registry: registry.results } : {}),
       ...(cacheimport ? { cacheimport: cacheimport.results } : {}),
       ...(network ? { network: network.results } : {}),
+      ...(nodeApp ? { nodeApp: nodeApp.results } : {}),
       failures,
     };
     await fs.writeFile(opts.json, `${JSON.stringify(doc, null, 2)}\n`);

@@ -147,9 +147,14 @@ debian_rootfs() {
     mkdir -p "$tmp/tmp"
     local hooks=(
       # docker's debian images drop downloaded .debs after each install (the file BuildKit's
-      # apt cache-mount example removes); ours does the same with its own rules
-      --customize-hook='printf "%s\n" "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" > "$1/etc/apt/apt.conf.d/docker-clean"'
+      # apt cache-mount example removes); ours does the same with its own rules. Without a
+      # pkgcache path apt-get clean cannot remove the caches apt-get update made (and they
+      # differ from run to run): removed here
+      --customize-hook='printf "%s\n" "DPkg::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "APT::Update::Post-Invoke { \"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true\"; };" "Dir::Cache::pkgcache \"\";" "Dir::Cache::srcpkgcache \"\";" > "$1/etc/apt/apt.conf.d/docker-clean" && rm -f "$1"/var/cache/apt/*.bin'
       --customize-hook='rm -f "$1/etc/machine-id" "$1/var/lib/dbus/machine-id" "$1/etc/hostname" "$1/etc/resolv.conf"'
+      # apt leaves its partial dirs to its sandbox user _apt, unless _apt cannot reach them (a
+      # cache dir under a 0700 parent): the same owner either way
+      --customize-hook='mkdir -p "$1/var/lib/apt/mirrors/partial" && chroot "$1" chown _apt:root /var/cache/apt/archives/partial /var/lib/apt/lists/partial'
     )
     if [ ${#cas[@]} -gt 0 ]; then
       local ca
@@ -177,6 +182,11 @@ debian_rootfs() {
 
 make_debian() {
   debian_rootfs
+  # a recipe's directory is touched at each use; other recipes of this base (this script as it
+  # was in other checkouts) unused for a week are removed
+  touch "$(dirname "$entry")"
+  find "$(dirname "$(dirname "$entry")")" -mindepth 1 -maxdepth 1 -type d ! -path "$(dirname "$entry")" -mtime +7 \
+    -exec rm -rf --one-file-system {} + 2>/dev/null || true
   if [ -n "$tar_only" ]; then
     cp --reflink=auto "$entry/rootfs.tar" "$tar_only"
     echo "$tar_only"

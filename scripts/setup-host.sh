@@ -28,9 +28,7 @@ want zstd zstd
 # the Debian bases (scripts/make-base-image.sh debian:bookworm, node:18-bookworm)
 want mmdebstrap mmdebstrap
 want curl curl
-# the RUN sandbox's network (pasta, else slirp4netns), ssh mounts and git sources
-want pasta passt
-want slirp4netns slirp4netns
+# ssh mounts and git sources (the tests start their own sshd)
 want ssh-agent openssh-client
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 want git git
