@@ -136,6 +136,10 @@ port('testNamedImageContextPlatform', async () => {
 port('testNamedImageContextTimestamps', async () => {
   const alp = await alpineImage();
   const base = await parent({ dockerfile: `FROM ${alp}\nRUN echo foo >> /test\n` });
+  // kiln's created time has whole seconds (BuildKit's has nanoseconds): on a fast machine both
+  // builds can fall in one second, so the derived one starts in the next
+  const baseSecond = Math.floor(Date.parse((await configOf(base)).created!) / 1000);
+  while (Math.floor(Date.now() / 1000) <= baseSecond) await new Promise((r) => setTimeout(r, 50));
   const derived = await parent({ dockerfile: 'FROM alpine\nRUN echo foo >> /test\n', kilnArgs: contexts({ alpine: `docker-image://${base}` }) });
   const a = Date.parse((await configOf(base)).created!);
   const b = Date.parse((await configOf(derived)).created!);
