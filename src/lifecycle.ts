@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { kilnPaths } from './paths.js';
-import { ownerAlive, ownerToken, processStartTime } from './owner.js';
+import { killRecorded, ownerAlive, ownerToken } from './owner.js';
 
 /** `<kind>-<pid>-<start>-<hex>`: kinds are lower-case words (no digits), so the split is unambiguous. */
 const OWNED_NAME = /^[a-z][a-z-]*?-(\d+)-(\d+)-[0-9a-f]{8,}(?:\.[a-z0-9.]+)?$/;
@@ -366,15 +366,7 @@ function sweepContainers(root: string, mode: Mode): void {
  * parent-death signal; this is the fallback), and its namespace, bind-mounted in the bundle.
  */
 function releaseNetwork(bundle: string): void {
-  const [pid, start] = (readOwnerFile(path.join(bundle, 'helper')) ?? '').split(/\s+/);
-  if (pid && /^\d+$/.test(pid) && processStartTime(Number(pid)) === start) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-      swept++;
-    } catch {
-      // gone
-    }
-  }
+  if (killRecorded(readOwnerFile(path.join(bundle, 'helper')) ?? '')) swept++;
   // the namespace's bind mount, before the bundle can be removed
   const netns = path.join(bundle, 'netns');
   if (mountsUnder(netns).length > 0) spawnSync('umount', ['-l', netns], { stdio: 'ignore', timeout: 10_000 });

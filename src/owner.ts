@@ -15,9 +15,31 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+/** "pid starttime" identifying process `pid` (a helper kiln started and records, say). */
+export function processToken(pid: number): string {
+  return `${pid} ${processStartTime(pid) ?? '0'}`;
+}
+
 /** "pid starttime" identifying this process. */
 export function ownerToken(): string {
-  return `${process.pid} ${processStartTime(process.pid) ?? '0'}`;
+  return processToken(process.pid);
+}
+
+/**
+ * Kills (SIGKILL) the process a `processToken` names if that very process still runs: its
+ * start time must match, and an unknown one never does, so a reused pid is never killed
+ * (stricter than `ownerAlive`, which errs towards "alive"). True when the signal was sent.
+ */
+export function killRecorded(token: string): boolean {
+  const [pidText, start] = token.trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0 || start === undefined || processStartTime(pid) !== start) return false;
+  try {
+    process.kill(pid, 'SIGKILL');
+    return true;
+  } catch {
+    return false; // gone meanwhile
+  }
 }
 
 /** True when the owner recorded by `ownerToken()` in `token` is still running. */

@@ -18,7 +18,7 @@ import { promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fromErrno, isErrnoError, KilnError } from '../errors.js';
-import { processStartTime } from '../owner.js';
+import { processToken } from '../owner.js';
 import { findRuntimeBinary } from './runtime.js';
 
 /** How a container is networked: its own sandboxed namespace, none (loopback only) or the host's. */
@@ -205,18 +205,6 @@ function umountNetns(file: string): void {
   rmSync(file, { force: true });
 }
 
-/** Kills a helper recorded as "pid starttime", if that very process still runs. */
-export function killRecordedHelper(record: string): void {
-  const [pidText, start] = record.trim().split(/\s+/);
-  const pid = Number(pidText);
-  if (!Number.isInteger(pid) || pid <= 0 || processStartTime(pid) !== start) return;
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone meanwhile
-  }
-}
-
 /**
  * Makes the namespace under `dir` (the container's bundle) and starts a helper for it.
  * Tries pasta, then slirp4netns (or only KILN_NETWORK_HELPER); a helper that fails to start is
@@ -320,7 +308,7 @@ function startHelper(name: NetworkHelperName, dir: string, netns: string, ports:
       // recorded for the reaper; on a full disk the network is dropped and the step fails clearly
       // (an exception here would escape from an event handler and end the process)
       try {
-        if (child.pid !== undefined) writeFileSync(path.join(dir, HELPER_FILE), `${child.pid} ${processStartTime(child.pid) ?? '0'}\n`);
+        if (child.pid !== undefined) writeFileSync(path.join(dir, HELPER_FILE), `${processToken(child.pid)}\n`);
       } catch (e) {
         closeSync();
         reject(isErrnoError(e) ? fromErrno(e, `recording the ${name} network helper of a RUN step`) : e);

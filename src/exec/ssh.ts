@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { ownedName, ownerInName } from '../lifecycle.js';
-import { ownerAlive, processStartTime } from '../owner.js';
+import { killRecorded, ownerAlive, processToken } from '../owner.js';
 
 /** One `--ssh` value: an id and the agent sockets or key files behind it (none: `$SSH_AUTH_SOCK`). */
 export interface SshSpec {
@@ -98,8 +98,7 @@ export function removeStaleSshDirs(root = tempRoot()): void {
     for (const f of safeReaddir(dir)) {
       if (!f.endsWith('.pid')) continue;
       try {
-        const [pid, start] = readFileSync(path.join(dir, f), 'utf8').trim().split(/\s+/);
-        if (processStartTime(Number(pid)) === start) process.kill(Number(pid), 'SIGKILL');
+        killRecorded(readFileSync(path.join(dir, f), 'utf8'));
       } catch {
         // gone, or not readable
       }
@@ -222,7 +221,7 @@ export async function startSshAgents(specs: SshSpec[], env: NodeJS.ProcessEnv = 
     child.on('exit', (code, sig) => (exited ??= `exited (${sig ?? code ?? ''})`));
     if (child.pid) {
       agentPids.add(child.pid);
-      await fsp.writeFile(path.join(dir, `agent-${n}.pid`), `${child.pid} ${processStartTime(child.pid) ?? ''}\n`);
+      await fsp.writeFile(path.join(dir, `agent-${n}.pid`), `${processToken(child.pid)}\n`);
     }
     await waitFor(
       async () => {

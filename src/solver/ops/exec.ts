@@ -36,7 +36,6 @@ const STUB_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 /** A RUN's hostname unless BUILDKIT_SANDBOX_HOSTNAME says otherwise, as in BuildKit. */
 const DEFAULT_HOSTNAME = 'buildkitsandbox';
 
-export { cacheMountDir, cacheMountId, cacheMountName } from './cachemount.js';
 
 /** Runs `v` over `mount`; the mounts it makes for the step go to `extra`, released by the caller. */
 export async function runExec(deps: OpDeps, v: ExecVertex, others: SolvedState[], mount: ActiveMount, extra: ActiveMount[], ctx: StepContext): Promise<void> {

@@ -15,7 +15,8 @@ import { directSource, runFileOp } from './file.js';
 import type { ImageResolver } from './source.js';
 
 export type { OpDeps } from './deps.js';
-export { runtimeExecutor, cacheMountDir, cacheMountId, cacheMountName, type Executor } from './exec.js';
+export { runtimeExecutor, type Executor } from './exec.js';
+export { cacheMountDir, cacheMountId, cacheMountName } from './cachemount.js';
 export { GitSources, HttpSources, localImages, type ImageResolver } from './source.js';
 
 /** KILN_DIRECT_FILEOPS=0 mounts for every file operation (to compare the two paths). */
