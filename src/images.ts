@@ -4,6 +4,9 @@
  */
 import { ContentStore } from './oci/store.js';
 import { imageSize, loadImage, resolveByImageId } from './oci/image.js';
+import { isIndexType, isManifestType } from './oci/walk.js';
+import { formatPlatform } from './oci/platform.js';
+import type { ImageIndex } from './oci/types.js';
 import { isDigest } from './oci/digest.js';
 import { normalizeName, parseReference, splitRepoTag } from './oci/reference.js';
 import { repoDigests } from './registry/sources.js';
@@ -28,6 +31,23 @@ export interface ImageSummary {
    * `digest` when the push gzipped the layers the store keeps uncompressed.
    */
   repoDigests: string[];
+  /**
+   * For a multi-platform image (an index): the platforms it has images for ("linux/amd64",
+   * "linux/arm64"), in the index's order; its `id` is then the index digest, as for a
+   * containerd-backed docker, since no one config stands for it.
+   */
+  platforms?: string[];
+}
+
+/** The platforms of an index's image manifests (attestations left out). */
+function indexPlatforms(index: ImageIndex): string[] {
+  const out: string[] = [];
+  for (const m of Array.isArray(index.manifests) ? index.manifests : []) {
+    if (!isManifestType(m.mediaType) || m.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') continue;
+    const p = m.platform ? formatPlatform(m.platform) : 'unknown';
+    if (!out.includes(p)) out.push(p);
+  }
+  return out;
 }
 
 /**
@@ -47,12 +67,22 @@ export async function listImages(root: string, filter?: string): Promise<ImageSu
     if (want && (want.repository !== repository || (want.tag !== undefined && want.tag !== tag))) continue;
     let created = NaN;
     let id = descriptor.digest;
+    let platforms: string[] | undefined;
     try {
-      const img = await loadImage(store, descriptor.digest);
-      created = img.config.created ? Date.parse(img.config.created) : NaN;
-      id = img.configDescriptor.digest;
+      if (isIndexType(descriptor.mediaType)) {
+        const index = await store.readJSON<ImageIndex>(descriptor.digest);
+        platforms = indexPlatforms(index);
+        // created: this machine's image, else the first platform's
+        const first = index.manifests.find((m) => isManifestType(m.mediaType) && m.platform);
+        const img = await loadImage(store, descriptor.digest).catch(() => (first?.platform ? loadImage(store, descriptor.digest, first.platform) : undefined));
+        created = img?.config.created ? Date.parse(img.config.created) : NaN;
+      } else {
+        const img = await loadImage(store, descriptor.digest);
+        created = img.config.created ? Date.parse(img.config.created) : NaN;
+        id = img.configDescriptor.digest;
+      }
     } catch {
-      // an index without this platform, or a foreign artifact: still listed
+      // an incomplete index, or a foreign artifact: still listed
     }
     let size: number | undefined;
     try {
@@ -67,6 +97,7 @@ export async function listImages(root: string, filter?: string): Promise<ImageSu
       id,
       digest: descriptor.digest,
       repoDigests: await repoDigests(root, descriptor.digest),
+      ...(platforms ? { platforms } : {}),
       ...(Number.isNaN(created) ? {} : { created: new Date(created).toISOString() }),
       ...(size === undefined || Number.isNaN(size) ? {} : { size }),
       at: Number.isNaN(created) ? -Infinity : created,

@@ -7,6 +7,8 @@ import { kilnPaths } from './paths.js';
 import { KilnError } from './errors.js';
 import { ContentStore } from './oci/store.js';
 import { loadImage } from './oci/image.js';
+import { executionProblem, formatPlatform } from './oci/platform.js';
+import type { Platform } from './oci/types.js';
 import { Snapshotter } from './snapshot/snapshotter.js';
 import { runContainer, type PortMapping, type RunResult } from './exec/index.js';
 import { DEFAULT_PATH } from './frontend/plan.js';
@@ -19,6 +21,8 @@ export interface RunImageOptions {
   root: string;
   /** Image name, digest or ID in the store. */
   image: string;
+  /** The platform to pick from a multi-platform image (default: this machine's); a foreign one runs under emulation. */
+  platform?: Platform;
   /** Replaces the image's CMD (and, with `entrypoint`, follows it). */
   args?: string[];
   /** Replaces the image's ENTRYPOINT; "" clears it. */
@@ -82,7 +86,16 @@ async function runOnce(options: RunImageOptions): Promise<RunResult> {
   const { root, image } = options;
   const binds = await checkBinds(options.binds ?? []);
   const store = await ContentStore.open(root);
-  const img = await loadImage(store, image);
+  const img = await loadImage(store, image, options.platform);
+  // a foreign image runs only under a binfmt_misc handler: say so before runc's "exec format error"
+  const imagePlatform: Platform = { os: img.config.os ?? 'linux', architecture: img.config.architecture ?? 'amd64', ...(img.config.variant ? { variant: img.config.variant } : {}) };
+  const problem = executionProblem(imagePlatform);
+  if (problem) {
+    throw new KilnError(`cannot run ${img.name} (${formatPlatform(imagePlatform)}): ${problem}`, {
+      code: 'unsupported',
+      hint: 'register QEMU user emulation for it (kiln setup binfmt, as root), or run an image of this machine\'s platform (--platform)',
+    });
+  }
   const cfg = img.config.config ?? {};
   const args = processArgs(cfg.Entrypoint, cfg.Cmd, { entrypoint: options.entrypoint, args: options.args ?? [] });
   if (args.length === 0) throw new KilnError(`no command specified: image ${image} has no ENTRYPOINT or CMD`, { hint: `kiln run ${image} COMMAND` });

@@ -21,6 +21,8 @@ export interface ImageRow {
   RepoDigests: string[];
   /** With --digests: the repo digest of this row's repository ("sha256:…"), or "<none>". */
   RepoDigest?: string;
+  /** A multi-platform image's platforms ("linux/amd64,linux/arm64"); "" for a single-platform one. */
+  Platforms: string;
 }
 
 /** The digest part of the first repo digest in `repository`, or "<none>" (docker images --digests). */
@@ -64,6 +66,7 @@ function imageRow(image: ImageSummary, now: number): ImageRow {
     Size: image.size === undefined ? 'N/A' : humanSize(image.size),
     SizeBytes: image.size ?? 0,
     RepoDigests: image.repoDigests,
+    Platforms: image.platforms?.join(',') ?? '',
   };
 }
 
@@ -98,6 +101,8 @@ export const register: Registrar = (program: Command, globals) => {
       const table = o.digests
         ? [['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.Repository, r.Tag, r.RepoDigest ?? '<none>', id(r), r.CreatedSince, r.Size])]
         : [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.Repository, r.Tag, id(r), r.CreatedSince, r.Size])];
+      // a PLATFORMS column once the store holds a multi-platform image (the table is docker's otherwise)
+      if (rows.some((r) => r.Platforms !== '')) table.forEach((line, i) => line.push(i === 0 ? 'PLATFORMS' : rows[i - 1].Platforms));
       process.stdout.write(formatTable(table));
     });
 };

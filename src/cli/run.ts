@@ -4,6 +4,7 @@ import { collect } from './options.js';
 import { parseVolume, runImage } from '../run.js';
 import { KilnError } from '../errors.js';
 import { parsePortMapping } from '../exec/index.js';
+import { parsePlatform } from '../oci/platform.js';
 
 export const register: Registrar = (program: Command, globals) => {
   program
@@ -22,6 +23,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('-t, --tty', 'give the process a terminal (with -i: an interactive session; ^C goes to the process)')
     .option('--name <name>', 'a name for the container, unique among the running ones')
     .option('-v, --volume <host:container[:ro]>', 'bind-mount a host path into the container (repeatable)', collect, [])
+    .option('--platform <os/arch>', "the platform to run of a multi-platform image (default: this machine's; a foreign one runs under QEMU emulation)")
     .passThroughOptions()
     .action(async (image: string, command: string[], o: Record<string, unknown>) => {
       // -e KEY takes KEY's value from our environment, as docker does (and is left out when unset)
@@ -38,6 +40,7 @@ export const register: Registrar = (program: Command, globals) => {
       const result = await runImage({
         root: globals().root,
         image,
+        platform: o.platform === undefined ? undefined : parsePlatform(o.platform as string, '--platform'),
         args: command,
         entrypoint: o.entrypoint as string | undefined,
         env,

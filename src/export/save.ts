@@ -2,7 +2,9 @@
 import { KilnError } from '../errors.js';
 import { normalizeName, parseReference } from '../oci/reference.js';
 import { isDigest } from '../oci/digest.js';
-import { loadImage } from '../oci/image.js';
+import { loadImage, type LoadedImage } from '../oci/image.js';
+import { isIndexType } from '../oci/walk.js';
+import type { Platform } from '../oci/types.js';
 import { ContentStore } from '../oci/store.js';
 import { Snapshotter } from '../snapshot/snapshotter.js';
 import { sharedFilesystem } from './filesystem.js';
@@ -37,29 +39,55 @@ async function tagFor(store: ContentStore, name: string): Promise<string | undef
   return refs.some((r) => r.name === tagged) ? tagged : undefined;
 }
 
+export interface SaveOptions {
+  /**
+   * One platform of a multi-platform image: its manifest alone is saved (both formats). Without
+   * it `oci` keeps the whole index and `docker` takes this machine's platform.
+   */
+  platform?: Platform;
+}
+
 /**
  * Writes the named images to a tar archive: `docker` is what `docker save` writes and
  * `docker load` reads; `oci` is an OCI image layout with the names as ref.name annotations.
  * A name given by tag is recorded in the archive; a digest or image id is not. For `oci` a
- * name pointing at an index keeps the index; `docker` takes this platform's manifest from it
- * and also accepts image ids. A file is written to a temp name and renamed when complete.
+ * name pointing at an index keeps the index (or, with `platform`, that platform's manifest);
+ * `docker` takes one platform's manifest from it (`platform`, default this machine's) and also
+ * accepts image ids. A file is written to a temp name and renamed when complete.
  */
-export async function saveImages(store: ContentStore, names: string[], out: ExportDestination, format: ArchiveFormat = 'docker'): Promise<ExportResult> {
+export async function saveImages(store: ContentStore, names: string[], out: ExportDestination, format: ArchiveFormat = 'docker', options: SaveOptions = {}): Promise<ExportResult> {
   if (names.length === 0) throw new KilnError('no images to save', { hint: 'name at least one image' });
   const images: ExportImage[] = [];
   for (const name of names) {
     let descriptor;
-    if (format === 'oci') {
+    if (format === 'oci' && !options.platform) {
       descriptor = await store.resolve(name);
       if (!descriptor) throw notFound(name);
     } else {
-      descriptor = (await loadImage(store, name)).manifestDescriptor;
+      descriptor = (await loadPlatform(store, name, format, options.platform)).manifestDescriptor;
     }
     const tag = await tagFor(store, name);
     images.push({ descriptor, names: tag ? [tag] : [] });
   }
   const exporter = format === 'oci' ? ociArchiveExporter({ dest: out }) : dockerArchiveExporter({ dest: out });
   return exporter.export({ images, store });
+}
+
+/**
+ * The image `name` names, for one platform: a docker archive holds single-platform images only,
+ * so an index without this machine's platform says how to choose one.
+ */
+async function loadPlatform(store: ContentStore, name: string, format: ArchiveFormat, platform: Platform | undefined): Promise<LoadedImage> {
+  try {
+    return await loadImage(store, name, platform);
+  } catch (e) {
+    if (platform || !(e instanceof KilnError) || e.code !== 'not-found' || !isIndexType((await store.resolve(name).catch(() => undefined))?.mediaType)) throw e;
+    throw new KilnError(`${e.message}: a ${format} archive holds one platform of it`, {
+      code: 'not-found',
+      hint: `choose one with kiln save --platform OS/ARCH, or keep every platform with kiln save --format oci`,
+      cause: e,
+    });
+  }
 }
 
 /**

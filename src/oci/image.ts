@@ -78,6 +78,8 @@ export async function resolveByImageId(store: Provider & RefStore, id: string): 
   const hex = id.replace(/^sha256:/, '');
   if (!/^[0-9a-f]{4,64}$/.test(hex)) return undefined;
   for (const { descriptor } of await store.listRefs()) {
+    // a multi-platform image's id is its index digest (kiln images, kiln build -q)
+    if (isIndexType(descriptor.mediaType) && descriptor.digest.slice(7).startsWith(hex)) return descriptor;
     if (!isManifestType(descriptor.mediaType)) continue;
     const manifest = await store.readJSON<ImageManifest>(descriptor.digest).catch(() => undefined);
     if (manifest?.config?.digest.slice(7).startsWith(hex)) return descriptor;
