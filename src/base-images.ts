@@ -6,10 +6,10 @@
 import { errorCode, isKilnError, KilnError } from './errors.js';
 import { formatPlatform, platformMatches } from './oci/platform.js';
 import type { ContentStore } from './oci/store.js';
-import { loadImage, type LoadedImage } from './oci/image.js';
+import { chooseManifest, loadImage, type LoadedImage } from './oci/image.js';
 import { isDigest } from './oci/digest.js';
 import { canonicalName, displayName, tryParseCanonicalReference } from './oci/reference.js';
-import type { ImageConfig, Platform } from './oci/types.js';
+import type { ImageConfig, ImageIndex, Platform } from './oci/types.js';
 import { networkFailure, pullImage } from './registry/pull.js';
 import { repoDigests } from './registry/sources.js';
 import { registryClient } from './registry/settings.js';
@@ -81,7 +81,11 @@ export function basePuller(
     });
     if (local && !('missing' in local)) {
       if (remote.digest !== undefined || !(await pulledForAnotherPlatform(opts.root, local, platform))) return local;
-      // a tag pulled for another platform (kiln pull --platform): this platform's manifest is pulled
+      // a tag pulled for another platform (kiln pull --platform, or the other half of a
+      // multi-platform build): this platform's manifest of the same index, when an earlier pull
+      // stored it; else it is pulled
+      const sibling = await siblingManifest(store, opts.root, remote.repository, local, platform);
+      if (sibling) return sibling;
       const stored = local;
       return pull(ref, platform).catch((e: unknown) => {
         opts.warn?.(`base image ${stored.name} in the store is for ${platformOf(stored.config)}, not ${formatPlatform(platform)}, and pulling that failed: ${(e as Error).message}`);
@@ -126,6 +130,31 @@ async function pulledForAnotherPlatform(root: string, img: LoadedImage, platform
   const have = { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) };
   if (platformMatches(platform, have)) return false;
   return (await repoDigests(root, img.manifestDescriptor.digest)).length > 0;
+}
+
+/**
+ * The manifest for `platform` of the index `img` was pulled from (its repo digest names the
+ * index), when the store holds both: a tag names one platform's manifest, and this finds the
+ * others pulled under it without asking the registry again.
+ */
+async function siblingManifest(store: ContentStore, root: string, repository: string, img: LoadedImage, platform: Platform): Promise<LoadedImage | undefined> {
+  for (const rd of await repoDigests(root, img.manifestDescriptor.digest)) {
+    // the newest first; only the index of the tag's own repository
+    if (rd.slice(0, rd.lastIndexOf('@')) !== repository) continue;
+    const digest = rd.slice(rd.lastIndexOf('@') + 1);
+    if (digest === img.manifestDescriptor.digest || !(await store.hasBlob(digest))) continue;
+    try {
+      const index = await store.readJSON<ImageIndex>(digest);
+      if (!Array.isArray(index.manifests)) continue;
+      const pick = chooseManifest(index, platform, img.name);
+      if (!(await store.hasBlob(pick.digest))) continue;
+      const found = await loadImage(store, pick.digest, platform);
+      return { ...found, name: img.name };
+    } catch {
+      // not an index, or not for this platform: pulled as usual
+    }
+  }
+  return undefined;
 }
 
 /** A base image neither in the store nor pullable: both said, with what the registry answered. */

@@ -212,3 +212,41 @@ describe('a multi-platform image in the store', { skip }, () => {
     }
   });
 });
+
+describe('multi-platform bases from a registry', { skip }, () => {
+  it('a fresh root pulls each platform of the base from its index, and builds both', async (t) => {
+    if (!haveRegistry()) return t.skip('needs docker-registry');
+    const emulation = ensureArm64Emulation();
+    if (emulation) return t.skip(emulation);
+    const ws = await workspace();
+    const reg = await startRegistry();
+    const fresh = await tempDir('kiln-mp-pull-');
+    try {
+      await multiPlatformBusybox(ws.root);
+      const base = `${reg.host}/lib/busybox:latest`;
+      assert.equal((await runKiln(['tag', 'busybox:latest', base], { root: ws.root })).code, 0);
+      const pushed = await runKiln(['push', base], { root: ws.root });
+      assert.equal(pushed.code, 0, pushed.stderr);
+      const ctx = await ws.context({ Dockerfile: `FROM ${base}\nRUN uname -m > /arch\n` });
+      const root = path.join(fresh.dir, 'root');
+      const env = { SOURCE_DATE_EPOCH: '1700000000' };
+      const r = await runKiln(['build', '-q', '--platform', 'linux/amd64,linux/arm64', '-t', 'pulled:1', ctx], { root, env });
+      assert.equal(r.code, 0, r.stderr);
+      for (const [p, arch] of [['linux/amd64', 'x86_64'], ['linux/arm64', 'aarch64']]) {
+        const run = await runKiln(['run', '--platform', p, 'pulled:1', 'cat', '/arch'], { root });
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(run.stdout.trim(), arch);
+      }
+      // built again from the store: each platform's base is there (base-images.ts tells a tag
+      // pulled for another platform), so nothing is pulled and the index is the same
+      await reg.stop();
+      const again = await runKiln(['build', '-q', '--platform', 'linux/amd64,linux/arm64', '-t', 'pulled:2', ctx], { root, env });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(again.stdout.trim(), r.stdout.trim(), again.stderr);
+    } finally {
+      await fresh.cleanup();
+      await reg.stop();
+      await ws.cleanup();
+    }
+  });
+});

@@ -242,14 +242,24 @@ test('an index: the host platform by default, --platform another, a clear error 
   assert.equal(arm.digest, pushed.arm64);
   assert.equal(arm.config.architecture, 'arm64');
 
-  // the tag names the arm64 manifest now: a build for this machine pulls its own platform's
+  // the tag names the arm64 manifest now: a build for this machine takes its own platform's
+  // manifest of the same index, which the first pull stored, without asking the registry
   const ctx = await ws.context({ Dockerfile: `FROM ${host}/multi:1\nLABEL built=yes\n` });
+  const before = requestCount();
   const built = await runKiln(['build', '--progress', 'plain', ctx], { root });
   assert.equal(built.code, 0, built.stderr);
-  assert.match(built.stderr, /\[internal\] pull /);
-  assert.equal((JSON.parse(await mustKiln(root, ['inspect', `${host}/multi:1`])) as { digest: string }).digest, pushed.amd64);
+  assert.doesNotMatch(built.stderr, /\[internal\] pull /);
+  assert.doesNotMatch(built.stderr, /InvalidBaseImagePlatform/);
+  assert.equal(requestCount(), before);
+  // a root that has only the arm64 manifest pulls this machine's platform's, and the tag names it
+  const armOnly = await freshRoot();
+  await mustKiln(armOnly, ['pull', '-q', '--platform', 'linux/arm64', `${host}/multi:1`]);
+  const pulledBuild = await runKiln(['build', '--progress', 'plain', ctx], { root: armOnly });
+  assert.equal(pulledBuild.code, 0, pulledBuild.stderr);
+  assert.match(pulledBuild.stderr, /\[internal\] pull /);
+  assert.equal((JSON.parse(await mustKiln(armOnly, ['inspect', `${host}/multi:1`])) as { digest: string }).digest, pushed.amd64);
   const requests = requestCount();
-  const again = await runKiln(['build', '--progress', 'plain', ctx], { root });
+  const again = await runKiln(['build', '--progress', 'plain', ctx], { root: armOnly });
   assert.equal(again.code, 0, again.stderr);
   assert.equal(requestCount(), requests);
 
