@@ -33,6 +33,15 @@ want ssh-agent openssh-client
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 want git git
 [ -x /usr/bin/docker ] || need+=(docker.io)
+# foreign platforms: QEMU user emulation (kiln setup binfmt registers its handlers)
+want qemu-aarch64-static qemu-user-static
+# the arm64 test base (scripts/make-base-image.sh --arch arm64 fetches busybox-static:arm64):
+# Debian's arm64 packages, with their lists fetched once
+if [ "$(id -u)" = 0 ] && ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
+  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+  echo "setup-host: adding Debian's arm64 packages (dpkg --add-architecture arm64, apt-get update)" >&2
+  apt-get update -qq >/dev/null || echo "setup-host: apt-get update failed: busybox-static:arm64 may not be fetchable" >&2
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -121,3 +121,7 @@ export { pullImage, resolveRemoteImage, remoteConfig, type PullOptions, type Pul
 export { pushImage, type PushOptions, type PushResult, type PushedBlob } from './registry/push.js';
 export { repoDigests } from './registry/sources.js';
 export type { TransferEvent, RemoteRepository, PushBlobResult } from './registry/types.js';
+
+// host setup: QEMU user emulation for foreign platforms (kiln setup binfmt)
+export { setupBinfmt, ensureBinfmt, debianHandlers, registrationLine, type BinfmtChange, type BinfmtHandler, type SetupBinfmtOptions } from './setup.js';
+export { executionProblem, readBinfmtHandler, type RegisteredHandler } from './oci/platform.js';

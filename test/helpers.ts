@@ -2,6 +2,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, promises as fs } from 'node:fs';
 import { processStartTime } from '../src/owner.js';
+import { ContentStore } from '../src/oci/store.js';
+import { hostPlatform, parsePlatform } from '../src/oci/platform.js';
+import type { Descriptor } from '../src/oci/types.js';
+import { writeIndex } from '../src/oci/walk.js';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,15 +57,21 @@ export function runCommand(cmd: string, args: string[], opts: { cwd?: string; en
   });
 }
 
-let baseTar: string | undefined;
+const baseTars = new Map<string, string>();
 
-/** The busybox rootfs tarball from scripts/make-base-image.sh, made once per process. */
-export async function busyboxRootfsTar(): Promise<string> {
-  if (baseTar && existsSync(baseTar)) return baseTar;
-  const out = path.join(os.tmpdir(), `kiln-test-busybox-${process.pid}.tar`);
-  const r = await runCommand('bash', [path.join(repoRoot, 'scripts', 'make-base-image.sh'), '--tar-only', out]);
+/**
+ * The busybox rootfs tarball from scripts/make-base-image.sh, made once per process; `arch` (a
+ * Debian architecture, e.g. arm64) gives that architecture's busybox (Debian's
+ * busybox-static:ARCH, which scripts/setup-host.sh makes fetchable), default this machine's.
+ */
+export async function busyboxRootfsTar(arch?: string): Promise<string> {
+  const key = arch ?? '';
+  const made = baseTars.get(key);
+  if (made && existsSync(made)) return made;
+  const out = path.join(os.tmpdir(), `kiln-test-busybox-${arch ? `${arch}-` : ''}${process.pid}.tar`);
+  const r = await runCommand('bash', [path.join(repoRoot, 'scripts', 'make-base-image.sh'), ...(arch ? ['--arch', arch] : []), '--tar-only', out]);
   if (r.code !== 0) throw new Error(`make-base-image failed: ${r.stderr}`);
-  baseTar = out;
+  baseTars.set(key, out);
   process.on('exit', () => {
     try {
       spawnSync('rm', ['-f', out]);
@@ -86,6 +96,67 @@ export async function rootWithBusybox(): Promise<{ root: string; cleanup: () => 
     await cleanup();
   };
   return { root: dir, cleanup: unmountAndClean };
+}
+
+/**
+ * Imports a linux/arm64 busybox (Debian's busybox-static:arm64, through scripts/make-base-image.sh
+ * --arch arm64) into the kiln root as `name`; gives its manifest descriptor (with its platform).
+ */
+export async function importArm64Busybox(root: string, name = 'busybox:arm64'): Promise<Descriptor> {
+  const tar = await busyboxRootfsTar('arm64');
+  const r = await runKiln(['import', '--platform', 'linux/arm64', tar, name], { root });
+  if (r.code !== 0) throw new Error(`kiln import (arm64) failed: ${r.stderr}`);
+  const store = await ContentStore.open(root);
+  const desc = await store.resolve(name);
+  if (!desc) throw new Error(`${name} missing after kiln import`);
+  return { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, platform: { architecture: 'arm64', os: 'linux' } };
+}
+
+/**
+ * Makes `name` (default busybox:latest) in the kiln root a two-platform image: an OCI index of
+ * this machine's busybox (tagged busybox:<host arch>) and the arm64 one (busybox:arm64), as a
+ * multi-platform base pulled from a registry would be. Gives the index descriptor.
+ */
+export async function multiPlatformBusybox(root: string, name = 'busybox:latest'): Promise<Descriptor> {
+  const host = hostPlatform();
+  if (host.architecture === 'arm64') throw new Error('multiPlatformBusybox: this machine is arm64; the second platform would be the same');
+  const hostName = `busybox:${host.architecture}`;
+  const imported = await runKiln(['import', await busyboxRootfsTar(), hostName], { root });
+  if (imported.code !== 0) throw new Error(`kiln import failed: ${imported.stderr}`);
+  const arm64 = await importArm64Busybox(root);
+  const store = await ContentStore.open(root);
+  const own = await store.resolve(hostName);
+  if (!own) throw new Error(`${hostName} missing after kiln import`);
+  const index = await writeIndex(store, [{ mediaType: own.mediaType, digest: own.digest, size: own.size, platform: host }, arm64]);
+  await store.setRef(name, index);
+  return index;
+}
+
+/**
+ * A workspace whose busybox:latest is an index for linux/<host arch> and linux/arm64 (see
+ * multiPlatformBusybox; busybox:amd64 and busybox:arm64 name each platform's image). arm64 RUN
+ * steps also need the binfmt handler: ensureEmulation('linux/arm64').
+ */
+export async function arm64Workspace(): Promise<Workspace> {
+  const ws = await workspace();
+  try {
+    await multiPlatformBusybox(ws.root);
+  } catch (e) {
+    await ws.cleanup();
+    throw e;
+  }
+  return ws;
+}
+
+/**
+ * Makes sure programs of `platform` (default linux/arm64) run here under QEMU user emulation:
+ * mounts binfmt_misc and registers Debian's qemu-user-static handler with the F flag when it is
+ * missing (idempotent; other suites may share the handler, so it is never removed). Throws when
+ * that cannot be done (not root, qemu-user-static missing).
+ */
+export async function ensureEmulation(platform = 'linux/arm64'): Promise<void> {
+  const { ensureBinfmt } = await import('../src/setup.js');
+  await ensureBinfmt([parsePlatform(platform)]);
 }
 
 /** Writes files (path → content) under dir. */

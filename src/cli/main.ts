@@ -37,6 +37,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   login: () => import('./login.js'),
   logout: () => import('./login.js'),
   push: () => import('./push.js'),
+  setup: () => import('./setup.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
@@ -54,7 +55,7 @@ function commandWord(argv: string[]): string | undefined {
 }
 
 /** Commands that never touch the kiln root. */
-const ROOTLESS = new Set(['check', 'debug', 'help']);
+const ROOTLESS = new Set(['check', 'debug', 'help', 'setup']);
 
 let interrupting = false;
 

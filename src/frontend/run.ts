@@ -20,7 +20,7 @@ export async function dispatchRun(c: Converter, ctx: StageContext, cmd: RunComma
       inst,
       `RUN for ${formatPlatform(ctx.platform)} cannot execute: ${cannotRun}`,
       ctx.platform.os === 'linux'
-        ? "install QEMU user emulation (apt-get install qemu-user-static binfmt-support), or build for this machine's platform (--platform, FROM --platform=$BUILDPLATFORM)"
+        ? `register QEMU user emulation as root: kiln setup binfmt --platform ${formatPlatform(ctx.platform)} (needs Debian's qemu-user-static); or build for this machine's platform (--platform, FROM --platform=$BUILDPLATFORM)`
         : 'kiln builds Linux images: use --platform linux/ARCH',
     );
   }

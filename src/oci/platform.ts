@@ -1,5 +1,5 @@
 /** Platforms in OCI terms (the one platform model): the host's, parsing and formatting, matching, and the ARGs BuildKit predefines. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { KilnError } from '../errors.js';
 import { withSuggestion } from '../suggest.js';
@@ -165,28 +165,60 @@ export function predefinedPlatformArgs(target: Platform, build: Platform): Recor
 }
 
 /** QEMU's name for an OCI architecture (the binfmt_misc handler is qemu-NAME). */
-const QEMU_ARCH: Record<string, string> = {
+export const QEMU_ARCH: Readonly<Record<string, string>> = {
   '386': 'i386', amd64: 'x86_64', arm: 'arm', arm64: 'aarch64', loong64: 'loongarch64', mips: 'mips', mipsle: 'mipsel',
   mips64: 'mips64', mips64le: 'mips64el', ppc64: 'ppc64', ppc64le: 'ppc64le', riscv64: 'riscv64', s390x: 's390x', sparc64: 'sparc64',
 };
 
 /** Architectures a kernel runs natively besides its own (32-bit modes of 64-bit CPUs). */
-const NATIVE_COMPAT: Record<string, string[]> = { amd64: ['386'], arm64: ['arm'] };
+export const NATIVE_COMPAT: Readonly<Record<string, string[]>> = { amd64: ['386'], arm64: ['arm'] };
+
+/** Where the kernel's binfmt_misc file system is mounted. */
+export const BINFMT_DIR = '/proc/sys/fs/binfmt_misc';
+
+/** A registered binfmt_misc handler, as its file in binfmt_misc describes it. */
+export interface RegisteredHandler {
+  enabled: boolean;
+  interpreter: string;
+  /** The flags (P, O, C, F), "" when none. */
+  flags: string;
+}
+
+/** The handler `name` registered in binfmt_misc at dir, or undefined when there is none. */
+export function readBinfmtHandler(dir: string, name: string): RegisteredHandler | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path.join(dir, name), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const lines = text.split('\n');
+  const value = (key: string) => lines.find((l) => l.startsWith(`${key} `) || l.startsWith(`${key}:`))?.slice(key.length + 1).trim() ?? '';
+  return { enabled: lines[0] === 'enabled', interpreter: value('interpreter'), flags: value('flags').replace(/^:\s*/, '') };
+}
 
 /**
  * Why a process for `target` cannot run on this machine, or undefined when it can: natively,
- * or through a registered (and enabled) binfmt_misc handler for QEMU user emulation.
+ * or through a registered, enabled binfmt_misc handler for QEMU user emulation that has the F
+ * (fix-binary) flag: without F the kernel looks the interpreter up when a program starts, inside
+ * the container's rootfs, where there is none. The fix is `kiln setup binfmt --platform P`.
  */
-export function executionProblem(target: Platform, host: Platform = hostPlatform(), binfmtDir = '/proc/sys/fs/binfmt_misc'): string | undefined {
+export function executionProblem(target: Platform, host: Platform = hostPlatform(), binfmtDir = BINFMT_DIR): string | undefined {
   if (target.os !== 'linux') return `kiln runs Linux containers only, not ${target.os}`;
   if (target.architecture === host.architecture || NATIVE_COMPAT[host.architecture]?.includes(target.architecture)) return undefined;
   const qemu = QEMU_ARCH[target.architecture] ?? target.architecture;
-  for (const name of [`qemu-${qemu}`, `buildkit-qemu-${qemu}`]) {
-    try {
-      if (readFileSync(path.join(binfmtDir, name), 'utf8').startsWith('enabled')) return undefined;
-    } catch {
-      // not registered under this name
-    }
+  const where = `${formatPlatform(target)} programs cannot run on this ${formatPlatform(host)} machine`;
+  if (!existsSync(path.join(binfmtDir, 'register'))) {
+    return `no binfmt_misc handler for ${target.architecture} is registered (binfmt_misc is not even mounted on ${binfmtDir}), so ${where}`;
   }
-  return `no binfmt_misc handler for ${target.architecture} is registered (${path.join(binfmtDir, `qemu-${qemu}`)}), so ${formatPlatform(target)} programs cannot run on this ${formatPlatform(host)} machine`;
+  let found: { name: string; handler: RegisteredHandler } | undefined;
+  for (const name of [`qemu-${qemu}`, `buildkit-qemu-${qemu}`]) {
+    const handler = readBinfmtHandler(binfmtDir, name);
+    if (handler?.enabled && handler.flags.includes('F')) return undefined;
+    found ??= handler ? { name, handler } : undefined;
+  }
+  if (!found) return `no binfmt_misc handler for ${target.architecture} is registered (${path.join(binfmtDir, `qemu-${qemu}`)}), so ${where}`;
+  const file = path.join(binfmtDir, found.name);
+  if (!found.handler.enabled) return `the binfmt_misc handler ${file} is disabled, so ${where}`;
+  return `the binfmt_misc handler ${file} is registered without the F (fix-binary) flag, so the kernel looks for its interpreter ${found.handler.interpreter} inside the container, where it is missing`;
 }

@@ -97,7 +97,7 @@ const CASES: Case[] = [
     name: '--platform this machine cannot run',
     files: DF(FROM, 'RUN echo hi'),
     args: (ctx) => ['build', '--platform', 'linux/s390x', ctx],
-    where: /^error: Dockerfile:2:1: RUN for linux\/s390x cannot execute: no binfmt_misc handler[\s\S]*apt-get install qemu-user-static binfmt-support/m,
+    where: /^error: Dockerfile:2:1: RUN for linux\/s390x cannot execute: no binfmt_misc handler[\s\S]*kiln setup binfmt --platform linux\/s390x/m,
     skip: () => (existsSync('/proc/sys/fs/binfmt_misc/qemu-s390x') || process.arch === 's390x' ? 's390x programs can run here' : false),
   },
   { name: 'empty --root', files: DF(FROM), args: (ctx) => ['--root', '', 'build', ctx], where: /^error: --root needs a directory/m },

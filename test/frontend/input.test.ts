@@ -188,7 +188,7 @@ describe('--platform', () => {
     });
     assert.match(e.message, /^RUN for linux\/s390x cannot execute: no binfmt_misc handler for s390x/);
     assert.equal(e.location?.line, 3);
-    assert.match(e.hint ?? '', /apt-get install qemu-user-static binfmt-support/);
+    assert.match(e.hint ?? '', /as root: kiln setup binfmt --platform linux\/s390x \(needs Debian's qemu-user-static\)/);
     const win = await planError('FROM base\nRUN echo hi\n', { platform: { os: 'windows', architecture: 'amd64' }, executionProblem: (pl) => executionProblem(pl, AMD64) });
     assert.match(win.message, /kiln runs Linux containers only, not windows/);
     assert.match(win.hint ?? '', /--platform linux\/ARCH/);
@@ -203,10 +203,15 @@ describe('--platform', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-binfmt-'));
     try {
       const s390x: Platform = { os: 'linux', architecture: 's390x' };
-      assert.match(executionProblem(s390x, AMD64, dir) ?? '', /qemu-s390x/);
-      writeFileSync(path.join(dir, 'qemu-s390x'), 'disabled\ninterpreter /usr/bin/qemu-s390x-static\n');
-      assert.ok(executionProblem(s390x, AMD64, dir));
-      writeFileSync(path.join(dir, 'qemu-s390x'), 'enabled\ninterpreter /usr/bin/qemu-s390x-static\n');
+      assert.match(executionProblem(s390x, AMD64, dir) ?? '', /no binfmt_misc handler for s390x .*not even mounted/);
+      writeFileSync(path.join(dir, 'register'), '');
+      assert.match(executionProblem(s390x, AMD64, dir) ?? '', /no binfmt_misc handler for s390x is registered \(.*qemu-s390x\)/);
+      writeFileSync(path.join(dir, 'qemu-s390x'), 'disabled\ninterpreter /usr/bin/qemu-s390x-static\nflags: F\n');
+      assert.match(executionProblem(s390x, AMD64, dir) ?? '', /qemu-s390x is disabled/);
+      // without F the interpreter is looked up inside the container: not enough
+      writeFileSync(path.join(dir, 'qemu-s390x'), 'enabled\ninterpreter /usr/bin/qemu-s390x-static\nflags: P\n');
+      assert.match(executionProblem(s390x, AMD64, dir) ?? '', /without the F \(fix-binary\) flag.*\/usr\/bin\/qemu-s390x-static inside the container/);
+      writeFileSync(path.join(dir, 'qemu-s390x'), 'enabled\ninterpreter /usr/bin/qemu-s390x-static\nflags: PF\noffset 0\n');
       assert.equal(executionProblem(s390x, AMD64, dir), undefined);
       mkdirSync(path.join(dir, 'sub'));
       assert.equal(executionProblem({ os: 'linux', architecture: '386' }, AMD64, dir), undefined);
