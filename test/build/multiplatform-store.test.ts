@@ -10,14 +10,14 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { dockerCli, haveTool, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { dockerCli, haveTool, isRoot, multiPlatformBusybox, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { build, parseCacheFrom, parseCacheTo } from '../../src/build.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { validateOCI } from '../../src/oci/schema.js';
 import { MediaType, type ImageIndex } from '../../src/oci/types.js';
 import { writeIndex } from '../../src/oci/walk.js';
 import { startRegistry, haveRegistry } from '../registry/harness.js';
-import { ensureArm64Emulation, inspectJSON, multiPlatformBusybox } from './multiplatform-helpers.js';
+import { arm64Problem, inspectJSON } from './multiplatform-helpers.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
 const AMD64 = { os: 'linux', architecture: 'amd64' };
@@ -33,7 +33,7 @@ describe('a multi-platform image in the store', { skip }, () => {
 
   before(async () => {
     ws = await workspace();
-    emulation = ensureArm64Emulation();
+    emulation = await arm64Problem();
     if (emulation) return;
     await multiPlatformBusybox(ws.root);
     ctx = await ws.context({ Dockerfile: dockerfile });
@@ -216,7 +216,7 @@ describe('a multi-platform image in the store', { skip }, () => {
 describe('multi-platform bases from a registry', { skip }, () => {
   it('a fresh root pulls each platform of the base from its index, and builds both', async (t) => {
     if (!haveRegistry()) return t.skip('needs docker-registry');
-    const emulation = ensureArm64Emulation();
+    const emulation = await arm64Problem();
     if (emulation) return t.skip(emulation);
     const ws = await workspace();
     const reg = await startRegistry();

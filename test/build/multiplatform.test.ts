@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { isRoot, runKiln, workspace, type Workspace } from '../helpers.js';
+import { isRoot, multiPlatformBusybox, runKiln, workspace, type Workspace } from '../helpers.js';
 import { build } from '../../src/build.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { validateOCI } from '../../src/oci/schema.js';
 import { MediaType, type ImageConfig, type ImageIndex, type ImageManifest } from '../../src/oci/types.js';
-import { ensureArm64Emulation, inspectJSON, multiPlatformBusybox } from './multiplatform-helpers.js';
+import { arm64Problem, inspectJSON } from './multiplatform-helpers.js';
 
 const skip = isRoot() ? false : 'RUN and overlayfs need root';
 
@@ -49,7 +49,7 @@ describe('multi-platform builds', { skip }, () => {
 
   before(async () => {
     ws = await workspace();
-    emulation = ensureArm64Emulation();
+    emulation = await arm64Problem();
     await multiPlatformBusybox(ws.root);
   });
   after(() => ws.cleanup());
