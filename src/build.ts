@@ -250,6 +250,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     store,
     lease,
     platform: platforms[0] ?? buildPlatform,
+    ...(multi ? { platforms: platforms as Platform[] } : {}),
     registry: () => (client ??= opts.registry ?? registryClient({ root: opts.root, insecureRegistries: opts.insecureRegistries, signal: opts.signal })),
     sources: { known: (host, digest) => blobSources(opts.root, host, digest), record: (host, repo, digests) => recordBlobSources(opts.root, host, repo, digests) },
     warn: opts.warn,

@@ -11,7 +11,7 @@ import type { Platform } from '../oci/types.js';
 import type { Vertex } from '../graph/types.js';
 import type { SolvedLayer, Solver } from '../solver/solver.js';
 import { inlineMetadata, type CacheMetadata } from './format.js';
-import { ImportedCache } from './imported.js';
+import { ImportedCache, type CacheSource } from './imported.js';
 import { exportCache, openCacheSources, type BlobSources, type CacheExportInput, type CacheExportResult, type CacheRegistry, type ExportLayer } from './remote.js';
 import { describeCacheSpec, type CacheExportSpec, type CacheImportSpec } from './spec.js';
 
@@ -22,12 +22,23 @@ export interface CacheSessionDeps {
   registry: () => CacheRegistry;
   sources?: BlobSources;
   warn?: (message: string) => void;
+  /**
+   * Every target platform of a multi-platform build (`platform` is the first): a cache that is
+   * an index (an image with an inline cache) is read for each, so every platform's records are found.
+   */
+  platforms?: Platform[];
 }
 
 /** Reads the --cache-from caches (manifests and configs only); undefined when none could be read. */
 export async function importCaches(specs: CacheImportSpec[], deps: CacheSessionDeps): Promise<ImportedCache | undefined> {
   if (specs.length === 0) return undefined;
-  const sources = await openCacheSources(specs, deps);
+  let sources = await openCacheSources(specs, deps);
+  for (const platform of (deps.platforms ?? []).slice(1)) {
+    // only a cache that is an index has another manifest for another platform
+    const more = await openCacheSources(specs, { ...deps, platform, warn: undefined });
+    const same = (a: CacheSource, b: CacheSource): boolean => a.where === b.where && a.records.steps.size === b.records.steps.size && [...b.records.steps.keys()].every((k) => a.records.steps.has(k));
+    sources = [...sources, ...more.filter((m) => !sources.some((s) => same(s, m)))];
+  }
   return sources.length > 0 ? new ImportedCache(sources, { store: deps.store, lease: deps.lease }) : undefined;
 }
 

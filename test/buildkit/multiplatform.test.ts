@@ -1,6 +1,7 @@
 /**
- * Port of BuildKit's multi-platform export test (frontend/dockerfile/dockerfile_export_test.go
- * testExportMultiPlatform; see test/buildkit/README.md). docker 20.10's frontend builds one
+ * Ports of BuildKit's multi-platform tests (frontend/dockerfile/dockerfile_export_test.go
+ * testExportMultiPlatform, dockerfile_cache_test.go testCacheMultiPlatformImportExport; see
+ * test/buildkit/README.md). docker 20.10's frontend builds one
  * platform per build, so this is an assertion case on kiln alone. The Go test's local export
  * (one directory per platform) is read from each platform's image in the OCI archive instead:
  * `-o type=local` belongs to the outputs of #12.
@@ -10,8 +11,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import tar from 'tar-stream';
-import { tempDir } from '../helpers.js';
-import { port, useHarness } from './harness.js';
+import { createHash } from 'node:crypto';
+import { runCommand, runKiln, tempDir } from '../helpers.js';
+import { ContentStore } from '../../src/oci/store.js';
+import { newRegistry, port, useHarness } from './harness.js';
 
 const h = useHarness();
 
@@ -103,5 +106,66 @@ port('testExportMultiPlatform', async () => {
     assert.equal(oci[i].img.os, exp.os);
     assert.equal(oci[i].img.architecture, exp.arch);
     assert.equal(oci[i].img.config.Labels?.target, exp.p);
+  }
+});
+
+/** Each platform's image of the index `name` names in `root`: its layers as maps of files. */
+async function platformLayers(root: string, name: string): Promise<Map<string, Array<Map<string, Buffer>>>> {
+  const store = await ContentStore.open(root);
+  const top = await store.resolve(name);
+  assert.ok(top, `${name} is in the store`);
+  const index = await store.readJSON<{ manifests: Desc[] }>(top.digest);
+  const out = new Map<string, Array<Map<string, Buffer>>>();
+  for (const d of index.manifests) {
+    const m = await store.readJSON<{ layers: Desc[] }>(d.digest);
+    out.set(format(d.platform), await Promise.all(m.layers.map(async (l) => readTarToMap(await store.readBlob(l.digest)))));
+  }
+  return out;
+}
+
+port('testCacheMultiPlatformImportExport', async (t) => {
+  const reg = await newRegistry(t);
+  if (!reg) return;
+  const spec = {
+    dockerfile: `
+FROM --platform=$BUILDPLATFORM busybox AS base
+ARG TARGETARCH
+RUN echo -n $TARGETARCH> arch && cat /dev/urandom | head -c 100 | sha256sum > unique
+FROM scratch
+COPY --from=base unique /
+COPY --from=base arch /
+`,
+  };
+  const target = `${reg.host}/buildkit/testexportdf:multi`;
+  const importCache = `${target}-img`;
+  const ctx = await h.context(spec);
+  const buildPush = (root: string, extra: string[]) =>
+    runKiln(['build', '--progress', 'plain', '--platform', 'linux/amd64,linux/arm/v7', '--cache-to', 'type=inline', ...extra, '--push', '-t', importCache, ctx.dir], { root });
+  const first = await buildPush(h.root, []);
+  assert.equal(first.code, 0, first.stderr);
+  const registryDigest = async () => {
+    const raw = await runCommand('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${importCache}`]);
+    assert.equal(raw.code, 0, raw.stderr);
+    return `sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`;
+  };
+  const desc = await registryDigest();
+  const imgs = await platformLayers(h.root, importCache);
+  assert.equal(imgs.size, 2);
+  assert.equal(imgs.get('linux/amd64')![1].get('arch')?.toString().trim(), 'amd64');
+  const dtamd = imgs.get('linux/amd64')![0].get('unique')?.toString();
+  const dtarm = imgs.get('linux/arm/v7')![0].get('unique')?.toString();
+  assert.notEqual(dtamd, dtarm);
+
+  for (let i = 0; i < 2; i++) {
+    // ensurePruneAll: a fresh root with the same busybox
+    const root = await h.freshRoot(t);
+    const again = await buildPush(root, ['--cache-from', importCache]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await registryDigest(), desc);
+    const imgs2 = await platformLayers(root, importCache);
+    assert.equal(imgs2.size, 2);
+    assert.equal(imgs2.get('linux/arm/v7')![1].get('arch')?.toString().trim(), 'arm');
+    assert.equal(imgs2.get('linux/amd64')![0].get('unique')?.toString(), dtamd);
+    assert.equal(imgs2.get('linux/arm/v7')![0].get('unique')?.toString(), dtarm);
   }
 });
