@@ -167,6 +167,17 @@ describe('multi-platform builds', { skip }, () => {
     assert.deepEqual(index.manifests.map((d) => d.platform?.architecture), ['arm64', 'amd64'], 'the index keeps the order asked for');
   });
 
+  it('a bad --platform list is a clear error before anything is built', async () => {
+    const ctx = await ws.context({ Dockerfile: 'FROM busybox\nRUN true\n' });
+    const empty = await runKiln(['build', '--platform', 'linux/amd64,,linux/arm64', ctx], { root: ws.root });
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /--platform linux\/amd64,,linux\/arm64 has an empty platform/);
+    const unknown = await runKiln(['build', '--platform', 'linux/amd64,linux/arm65', ctx], { root: ws.root });
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /invalid --platform "linux\/arm65": unknown architecture "arm65"/);
+    assert.doesNotMatch(unknown.stderr + empty.stderr, /\n\s+at /, 'no stack trace');
+  });
+
   it('one platform gives a plain manifest, as before', async () => {
     const ctx = await ws.context({ Dockerfile: 'FROM busybox\nRUN uname -m > /arch\n' });
     const r = await runKiln(['build', '-q', '--platform', 'linux/amd64', '-t', 'mp:single', ctx], { root: ws.root });
