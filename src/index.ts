@@ -42,7 +42,7 @@ export type {
   HttpVertex,
   GitVertex,
 } from './graph/types.js';
-export { build, readDockerfile, type BuildOptions, type BuildResult } from './build.js';
+export { build, readDockerfile, type BuildOptions, type BuildResult, type PlatformImage } from './build.js';
 export type { ProgressEvent, StepRecord } from './solver/solver.js';
 export { runtimeExecutor, localImages, type Executor, type ImageResolver } from './solver/ops/index.js';
 export { StepError, failedVertex, type FailedVertex } from './solver/errors.js';
