@@ -21,6 +21,22 @@ function removeRiscv(): void {
 }
 
 describe("Debian's handler descriptions", { skip: haveQemu ? false : "needs Debian's qemu-user-static" }, () => {
+  it('each platform maps to its QEMU handler: arm/v7 to qemu-arm, 386 natively on amd64', async () => {
+    const dir = await tempDir('kiln-binfmt-');
+    try {
+      writeFileSync(`${dir.dir}/register`, '');
+      const amd64 = { os: 'linux', architecture: 'amd64' };
+      assert.match(executionProblem({ os: 'linux', architecture: 'arm', variant: 'v7' }, amd64, dir.dir) ?? '', /no binfmt_misc handler for arm is registered \(.*\/qemu-arm\)/);
+      assert.match(executionProblem({ os: 'linux', architecture: 'ppc64le' }, amd64, dir.dir) ?? '', /\/qemu-ppc64le\)/);
+      assert.equal(executionProblem({ os: 'linux', architecture: '386' }, amd64, dir.dir), undefined);
+      const changes = setupBinfmt({ dir: dir.dir, platforms: [{ os: 'linux', architecture: 'arm', variant: 'v7' }, { os: 'linux', architecture: '386' }], host: amd64 });
+      assert.deepEqual(changes.map((c) => `${c.name} ${c.action}`), ['qemu-arm registered', 'qemu-i386 native']);
+      assert.match(readFileSync(`${dir.dir}/register`, 'utf8'), /^:qemu-arm:M::\\x7f\\x45\\x4c\\x46\\x01.*:\/usr\/libexec\/qemu-binfmt\/arm-binfmt-P:[POC]*F$/);
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
   it('binfmt.d and binfmt-support describe the same handler; registration always asks for F', () => {
     const fromConf = debianHandlers({ binfmts: '/nonexistent' }).get('qemu-aarch64');
     const fromBinfmts = debianHandlers({ binfmtD: '/nonexistent' }).get('qemu-aarch64');
