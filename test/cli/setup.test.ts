@@ -3,13 +3,13 @@
  * binfmt_misc, with the F flag. The register/uninstall cases use linux/riscv64, a handler no other
  * suite relies on (qemu-aarch64 is shared with the arm64 builds and is never removed here).
  */
-import { after, describe, it } from 'node:test';
+import { after, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { debianHandlers, registrationLine, setupBinfmt } from '../../src/setup.js';
 import { BINFMT_DIR, executionProblem, readBinfmtHandler } from '../../src/oci/platform.js';
 import { KilnError } from '../../src/errors.js';
-import { haveTool, isRoot, kilnBin, runCommand, runKiln, tempDir } from '../helpers.js';
+import { haveTool, isRoot, kilnBin, runCommand, runKiln, tempDir, workspace } from '../helpers.js';
 
 const RISCV = `${BINFMT_DIR}/qemu-riscv64`;
 const haveQemu = existsSync('/usr/lib/binfmt.d/qemu-riscv64.conf') && haveTool('qemu-riscv64-static');
@@ -52,6 +52,7 @@ describe("Debian's handler descriptions", { skip: haveQemu ? false : "needs Debi
 });
 
 describe('kiln setup binfmt', { skip }, () => {
+  beforeEach(removeRiscv);
   after(removeRiscv);
 
   it('registers a handler with F, says so, is idempotent, and --uninstall removes it', async () => {
@@ -79,6 +80,17 @@ describe('kiln setup binfmt', { skip }, () => {
     const h = debianHandlers().get('qemu-riscv64')!;
     writeFileSync(`${BINFMT_DIR}/register`, `:qemu-riscv64:M::${h.magic}:${h.mask}:${h.interpreter}:P`);
     assert.match(executionProblem({ os: 'linux', architecture: 'riscv64' }) ?? '', /registered without the F \(fix-binary\) flag, so the kernel looks for its interpreter \/usr\/libexec\/qemu-binfmt\/riscv64-binfmt-P inside the container/);
+    // a build's RUN for that platform stops there, saying so and what to run
+    const ws = await workspace();
+    try {
+      const ctx = await ws.context({ Dockerfile: 'FROM busybox:latest\nRUN true\n' });
+      const b = await runKiln(['build', '--platform', 'linux/riscv64', ctx], { root: ws.root });
+      assert.equal(b.code, 1, b.stderr);
+      assert.match(b.stderr, /^error: \S*Dockerfile:2:1: RUN for linux\/riscv64 cannot execute: the binfmt_misc handler \/proc\/sys\/fs\/binfmt_misc\/qemu-riscv64 is registered without the F \(fix-binary\) flag/m);
+      assert.match(b.stderr, /hint: register QEMU user emulation as root: kiln setup binfmt --platform linux\/riscv64/);
+    } finally {
+      await ws.cleanup();
+    }
     const r = await runKiln(['setup', 'binfmt', '--platform', 'linux/riscv64'], { root: '/nonexistent-kiln-root' });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^registered qemu-riscv64 for linux\/riscv64 again, with the F flag \(.*flags POF\)\n$/);
