@@ -37,10 +37,14 @@ want git git
 want qemu-aarch64-static qemu-user-static
 # the arm64 test base (scripts/make-base-image.sh --arch arm64 fetches busybox-static:arm64):
 # Debian's arm64 packages, with their lists fetched once
-if [ "$(id -u)" = 0 ] && ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
-  dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-  echo "setup-host: adding Debian's arm64 packages (dpkg --add-architecture arm64, apt-get update)" >&2
-  apt-get update -qq >/dev/null || echo "setup-host: apt-get update failed: busybox-static:arm64 may not be fetchable" >&2
+if ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+    echo "setup-host: adding Debian's arm64 packages (dpkg --add-architecture arm64, apt-get update)" >&2
+    apt-get update -qq >/dev/null || echo "setup-host: apt-get update failed: busybox-static:arm64 may not be fetchable" >&2
+  else
+    echo "setup-host: busybox-static:arm64 is not fetchable and not root: run dpkg --add-architecture arm64 && apt-get update as root" >&2
+  fi
 fi
 
 if [ ${#need[@]} -eq 0 ]; then

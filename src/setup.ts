@@ -238,7 +238,15 @@ export function setupBinfmt(options: SetupBinfmtOptions = {}): BinfmtChange[] {
       writeControl(entry, '-1', `remove the binfmt_misc handler ${w.name} (registered without the F flag)`);
       action = 'replaced';
     }
-    writeControl(path.join(dir, 'register'), registrationLine(h), `register the binfmt_misc handler ${w.name}`);
+    try {
+      writeControl(path.join(dir, 'register'), registrationLine(h), `register the binfmt_misc handler ${w.name}`);
+    } catch (e) {
+      // another process (a concurrent kiln setup binfmt) registered it meanwhile: fine if it has F
+      const raced = readBinfmtHandler(dir, w.name);
+      if (!raced?.flags.includes('F')) throw e;
+      out.push({ platform: w.platform, name: w.name, action: 'present', interpreter: raced.interpreter, flags: raced.flags });
+      continue;
+    }
     const now = readBinfmtHandler(dir, w.name);
     out.push({ platform: w.platform, name: w.name, action, interpreter: now?.interpreter ?? h.interpreter, flags: now?.flags ?? '' });
   }

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { KilnError } from '../errors.js';
 import type { Dockerfile, Instruction } from '../dockerfile/ast.js';
 import { parseDockerfile } from '../dockerfile/parser.js';
+import { skippedAt } from '../dockerfile/checks/config.js';
 import { ShellLexer } from '../dockerfile/shell.js';
 import { displayText, locate, parseFrom, parseStepCommand, type ArgCommand, type SourceText, type ValueCommand } from '../dockerfile/instructions.js';
 import {
@@ -261,7 +262,7 @@ export class Planner implements Converter {
       });
       // BuildKit's InvalidBaseImagePlatform: a base (a single-platform manifest) of another platform
       const pulled = resolved.config.os && resolved.config.architecture ? { os: resolved.config.os, architecture: resolved.config.architecture, variant: resolved.config.variant } : undefined;
-      if (pulled && !platformMatches(platform, pulled)) {
+      if (pulled && !platformMatches(platform, pulled) && !skippedAt(this.df, 'InvalidBaseImagePlatform', stage.from, this.buildArgs)) {
         this.warn(stage.from, rawImage, `InvalidBaseImagePlatform: Base image ${image} was pulled with platform "${formatPlatform(pulled)}", expected "${formatPlatform(platform)}" for current build`);
       }
       state = {

@@ -78,4 +78,24 @@ describe('RUN under QEMU user emulation', { skip }, () => {
     const out = await runKiln(['run', 'emu-cross:1', 'cat', '/out'], { root: ws.root });
     assert.equal(out.stdout, 'built on x86_64 (linux/amd64) for arm64 (linux/arm64)\nruns on aarch64 as arm64\n', out.stderr);
   });
+
+  it('InvalidBaseImagePlatform: a single-platform base of another platform warns at its FROM (BuildKit\'s wording), unless the check configuration skips it', async () => {
+    const warning = 'InvalidBaseImagePlatform: Base image busybox:amd64 was pulled with platform "linux/amd64", expected "linux/arm64" for current build';
+    const build = async (dockerfile: string, extra: string[] = []) => {
+      const ctx = await ws.context({ Dockerfile: dockerfile });
+      const r = await runKiln(['build', '--progress', 'plain', '--platform', 'linux/arm64', ...extra, ctx], { root: ws.root });
+      assert.equal(r.code, 0, r.stderr);
+      return r.stderr.split('\n').filter((l) => l.includes('InvalidBaseImagePlatform'));
+    };
+    const warned = await build('FROM busybox:latest AS ok\n\nFROM busybox:amd64\nCOPY --from=ok /bin/busybox /arm64-busybox\n');
+    assert.equal(warned.length, 1, warned.join('\n'));
+    assert.match(warned[0] ?? '', /Dockerfile:3:\d+: /);
+    assert.ok(warned[0]?.endsWith(warning), warned[0]);
+    // the index's arm64 entry, and a base of the platform asked for, give no warning
+    assert.deepEqual(await build('FROM busybox:latest\nFROM busybox:arm64\n'), []);
+    assert.deepEqual(await build('# check=skip=InvalidBaseImagePlatform\nFROM busybox:amd64\n'), []);
+    assert.deepEqual(await build('FROM busybox:latest\n# check=skip=InvalidBaseImagePlatform\nFROM busybox:amd64\n'), []);
+    assert.deepEqual(await build('FROM busybox:amd64\n', ['--build-arg', 'BUILDKIT_DOCKERFILE_CHECK=skip=all']), []);
+    assert.equal((await build('# check=skip=UndefinedVar\nFROM busybox:amd64\n')).length, 1);
+  });
 });

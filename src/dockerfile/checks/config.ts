@@ -4,7 +4,7 @@
  * options a caller adds.
  */
 import { KilnError } from '../../errors.js';
-import type { Dockerfile } from '../ast.js';
+import type { Dockerfile, Instruction } from '../ast.js';
 import type { CheckOptions } from './types.js';
 import { quote } from './words.js';
 
@@ -111,4 +111,20 @@ export function resolveCheckConfig(df: Dockerfile, options: CheckOptions = {}): 
   }
   if (options.errorOnWarnings !== undefined) cfg.error = options.errorOnWarnings;
   return cfg;
+}
+
+/**
+ * Whether the build's check configuration (the `# check=` directive or the
+ * BUILDKIT_DOCKERFILE_CHECK build arg, and the `# check=` comment above `inst`) skips `rule`
+ * there: for the rules the build itself reports (InvalidBaseImagePlatform needs the resolved
+ * base). A malformed directive skips nothing here; kiln check and --check report it.
+ */
+export function skippedAt(df: Dockerfile, rule: string, inst: Instruction, buildArgs: Record<string, string> = {}): boolean {
+  let cfg: CheckConfig;
+  try {
+    cfg = withCommentConfig(resolveCheckConfig(df, { buildArgs }), inst.comments);
+  } catch {
+    return false;
+  }
+  return cfg.skipAll || cfg.skip.has(rule);
 }
