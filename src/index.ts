@@ -121,3 +121,6 @@ export { pullImage, resolveRemoteImage, remoteConfig, type PullOptions, type Pul
 export { pushImage, type PushOptions, type PushResult, type PushedBlob } from './registry/push.js';
 export { repoDigests } from './registry/sources.js';
 export type { TransferEvent, RemoteRepository, PushBlobResult } from './registry/types.js';
+
+// imagetools: inspect indexes and combine images into one (store or registry)
+export { openImage, inspectImage, formatInspect, inspectJSON, planIndex, createIndex, type ImagetoolsContext, type SourceImage, type Inspected, type CreateOptions, type CreateResult } from './imagetools.js';

@@ -37,6 +37,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   login: () => import('./login.js'),
   logout: () => import('./login.js'),
   push: () => import('./push.js'),
+  imagetools: () => import('./imagetools.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
