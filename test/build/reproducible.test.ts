@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promises as fs } from 'node:fs';
 import { haveTool, isRoot, kilnBin, runCommand, runKiln, tempDir, workspace, type CliResult } from '../helpers.js';
 import { skipUnlessRegistry, startRegistry } from '../registry/harness.js';
+import { ensureArm64Emulation, multiPlatformBusybox } from './multiplatform-helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -49,12 +50,12 @@ function runKilnElsewhere(args: string[], root: string, env: Record<string, stri
   return runCommand('unshare', ['-u', 'sh', '-c', 'hostname kiln-repro-other && umask 077 && exec "$@"', 'sh', ...inner], { env: { TZ: 'Asia/Tokyo', ...env } });
 }
 
-/** A second root holding the same base image as `from` (saved and loaded: the base keeps its digest). */
-async function rootWithSameBase(from: string): Promise<string> {
+/** A second root holding the same base image as `from` (saved and loaded: the base keeps its digest; `oci` keeps an index). */
+async function rootWithSameBase(from: string, format: 'docker' | 'oci' = 'docker'): Promise<string> {
   const t = await tempDir('kiln-repro-root-');
   cleanups.push(t.cleanup);
   const base = path.join(t.dir, 'busybox.tar');
-  const s = await runKiln(['save', '-o', base, 'busybox:latest'], { root: from });
+  const s = await runKiln(['save', '--format', format, '-o', base, 'busybox:latest'], { root: from });
   assert.equal(s.code, 0, s.stderr);
   const root = path.join(t.dir, 'nested', 'root');
   const l = await runKiln(['load', '-i', base], { root });
@@ -63,6 +64,7 @@ async function rootWithSameBase(from: string): Promise<string> {
   const b = await inspect(root, 'busybox:latest');
   assert.match(a.digest, /^sha256:[a-f0-9]{64}$/);
   assert.equal(b.digest, a.digest, 'a loaded base keeps its digest');
+  assert.equal(b.index?.digest, a.index?.digest, 'a loaded base index keeps its digest');
   return root;
 }
 
@@ -79,7 +81,7 @@ async function copyWithOtherTimes(ctx: string): Promise<string> {
   return dest;
 }
 
-async function inspect(root: string, name: string): Promise<{ digest: string; config: { created?: string; history?: Array<{ created?: string }> } }> {
+async function inspect(root: string, name: string): Promise<{ digest: string; index?: { digest: string; manifests: Array<{ digest: string; platform?: { architecture: string } }> }; config: { created?: string; history?: Array<{ created?: string }> } }> {
   const r = await runKiln(['inspect', name], { root });
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as never;
@@ -161,4 +163,58 @@ test('the same Dockerfile and context on two fresh roots, hosts, clocks and time
   assert.equal(await digestOf('b'), da, 'both roots push the same manifest');
   assert.equal(await savedOciManifestDigest(ws.root, 'repro:a'), da, 'the registry digest is the saved OCI manifest digest');
   assert.equal(await savedOciManifestDigest(rootB, 'repro:b'), da);
+});
+
+test('a two-platform build (amd64 + arm64 RUN under emulation) gives the same index digest on another root, host, clock and TZ, locally and pushed', { skip: isRoot() ? false : 'RUN needs root' }, async (t) => {
+  const problem = ensureArm64Emulation();
+  if (problem) {
+    t.skip(`arm64 RUN cannot execute here: ${problem}`);
+    return;
+  }
+  const ws = await workspace();
+  cleanups.push(() => ws.cleanup());
+  await multiPlatformBusybox(ws.root);
+  const files = {
+    ...REPRO_FILES,
+    Dockerfile: [
+      'FROM --platform=$BUILDPLATFORM busybox AS tools',
+      'RUN mkdir -p /out && echo tool > /out/tool',
+      'FROM busybox',
+      'ARG TARGETPLATFORM',
+      'COPY --from=tools /out /tools',
+      'COPY app/ /app/',
+      'RUN uname -m > /arch && echo "$TARGETPLATFORM" > /target && mkdir -p /var/made/sub && echo made > /var/made/sub/f && rm /bin/vi',
+      'WORKDIR /work/dir',
+      '',
+    ].join('\n'),
+  };
+  const ctxA = await ws.context(files);
+  const ctxB = await copyWithOtherTimes(ctxA);
+  const rootB = await rootWithSameBase(ws.root, 'oci');
+  const platforms = ['--platform', 'linux/amd64,linux/arm64'];
+  const a = await runKiln(['build', '-q', ...platforms, '-t', 'mp:a', ctxA], { root: ws.root, env: { SOURCE_DATE_EPOCH: EPOCH, TZ: 'UTC' } });
+  assert.equal(a.code, 0, a.stderr);
+  const b = await runKilnElsewhere(['build', '-q', ...platforms, '-t', 'mp:b', ctxB], rootB, { SOURCE_DATE_EPOCH: EPOCH });
+  assert.equal(b.code, 0, b.stderr);
+
+  const ia = await inspect(ws.root, 'mp:a');
+  const ib = await inspect(rootB, 'mp:b');
+  assert.ok(ia.index, 'a two-platform build names an index');
+  assert.deepEqual(ia.index.manifests.map((m) => m.platform?.architecture), ['amd64', 'arm64']);
+  assert.equal(ib.index?.digest, ia.index.digest, 'the same index from another root, host, clock and TZ');
+
+  if (skipUnlessRegistry(t)) return;
+  const reg = await startRegistry();
+  cleanups.push(() => reg.stop());
+  assert.equal((await runKiln(['push', 'mp:a', `${reg.host}/repro/mp:a`], { root: ws.root })).code, 0);
+  const pb = await runKilnElsewhere(['push', 'mp:b', `${reg.host}/repro/mp:b`], rootB, {});
+  assert.equal(pb.code, 0, pb.stderr);
+  const digestOf = async (tag: string) => {
+    const r = await fetch(`${reg.url}/v2/repro/mp/manifests/${tag}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+    assert.equal(r.status, 200);
+    return String(r.headers.get('docker-content-digest'));
+  };
+  const da = await digestOf('a');
+  assert.equal(await digestOf('b'), da, 'both roots push the same index');
+  assert.equal(await savedOciManifestDigest(ws.root, 'mp:a'), da, 'the registry digest is the saved OCI index digest');
 });
