@@ -76,6 +76,12 @@ describe('kiln imagetools', () => {
     const again = await kiln(['imagetools', 'create', '--dry-run', 'bb:amd64', 'bb:arm64']);
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(JSON.parse(again.stdout), index);
+
+    // an index as a source gives its manifests; a manifest listed twice is listed once
+    const nested = await kiln(['imagetools', 'create', '-t', 'multi:2', 'multi:1', 'bb:amd64']);
+    assert.equal(nested.code, 0, nested.stderr);
+    const two = JSON.parse((await kiln(['imagetools', 'inspect', '--raw', 'multi:2'])).stdout) as ImageIndex;
+    assert.deepEqual(two, index);
   });
 
   it('--dry-run prints the index and stores nothing; annotations land on the index and its entries', async () => {
