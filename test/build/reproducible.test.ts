@@ -219,4 +219,10 @@ test('a two-platform build (amd64 + arm64 RUN under emulation) gives the same in
   const da = await digestOf('a');
   assert.equal(await digestOf('b'), da, 'both roots push the same index');
   assert.equal(await savedOciManifestDigest(ws.root, 'mp:a'), da, 'the registry digest is the saved OCI index digest');
+  // imagetools reads the pushed index and each platform's manifest and config from the registry
+  const it = await runKiln(['imagetools', 'inspect', '--format', 'json', `${reg.host}/repro/mp:a`], { root: ws.root });
+  assert.equal(it.code, 0, it.stderr);
+  const seen = JSON.parse(it.stdout) as { manifest: { digest: string }; image: Record<string, { architecture: string }> };
+  assert.equal(seen.manifest.digest, da);
+  assert.deepEqual(Object.keys(seen.image), ['linux/amd64', 'linux/arm64']);
 });
