@@ -299,7 +299,7 @@ export async function createIndex(ctx: ImagetoolsContext, options: CreateOptions
     try {
       await lease.add(plan.descriptor.digest);
       const written = await store.writeJSON(plan.index, plan.descriptor.mediaType);
-      if (written.digest !== plan.descriptor.digest) throw new KilnError(`imagetools create: the index was written as ${written.digest}, planned as ${plan.descriptor.digest}`);
+      if (written.digest !== plan.descriptor.digest) throw new KilnError(`imagetools create: the index was written as ${written.digest}, planned as ${plan.descriptor.digest}`, { code: 'failed' });
       for (const t of targets.filter((x) => !x.remote)) {
         await store.setRef(t.ref, plan.descriptor);
         result.references.push(`${t.ref}@${plan.descriptor.digest}`);
