@@ -24,13 +24,13 @@ const EPOCH = '1700000000';
 
 const REPRO_DOCKERFILE = `FROM busybox AS gen
 WORKDIR /src/deep
-RUN mkdir -p /out/a/b && echo generated > /out/a/b/file && ln -s file /out/a/b/link && touch /out/stamp && cp /bin/busybox /out/copied
+RUN mkdir -p /out/a/b && echo generated > /out/a/b/file && ln -s file /out/a/b/link && ln /out/a/b/file /out/a/b/hard && ln /out/a/b/file /out/0first && touch /out/stamp && cp /bin/busybox /out/copied
 
 FROM busybox
 COPY --from=gen /out /from-stage
 COPY app/ /app/
 COPY top.txt /top.txt
-RUN rm /bin/vi && mkdir -p /var/made/sub && echo made > /var/made/sub/f && chmod 0750 /var/made && touch /etc/passwd
+RUN rm /bin/vi && mkdir -p /var/made/sub && echo made > /var/made/sub/f && ln /var/made/sub/f /var/made/a-link && chmod 0750 /var/made && touch /etc/passwd
 WORKDIR /work/dir
 RUN echo "$(pwd)" > here.txt
 CMD ["sh"]
@@ -106,6 +106,8 @@ test('the same Dockerfile and context on two fresh roots, hosts, clocks and time
   const ws = await workspace();
   cleanups.push(() => ws.cleanup());
   const ctxA = await ws.context(REPRO_FILES);
+  // hard links in the context too (cp -a keeps them)
+  await fs.link(path.join(ctxA, 'app', 'index.js'), path.join(ctxA, 'app', 'lib', 'again.js'));
   const ctxB = await copyWithOtherTimes(ctxA);
   const rootB = await rootWithSameBase(ws.root);
 
