@@ -187,6 +187,29 @@ describe('kiln imagetools', () => {
       assert.notEqual(tags.status, 200, 'nothing was pushed');
     });
 
+    it('create into another registry streams the blobs from the source registry', async () => {
+      const other = await startRegistry();
+      try {
+        const target = `${other.host}/copied/multi:1`;
+        const c = await kiln(['imagetools', 'create', '-t', target, `${reg.host}/src/amd64:1`, `${reg.host}/src/arm64:1`]);
+        assert.equal(c.code, 0, c.stderr);
+        const digest = c.stdout.trim().split('@')[1];
+        if (haveTool('skopeo')) {
+          assert.equal(sha(await skopeoRaw(target)), digest);
+          const out = await tempDir('kiln-imagetools-copy2-');
+          try {
+            // every blob of both platforms is in the other registry
+            const copy = await runCommand('skopeo', ['copy', '--all', '--src-tls-verify=false', `docker://${target}`, `oci:${out.dir}/layout:multi`]);
+            assert.equal(copy.code, 0, copy.stderr);
+          } finally {
+            await out.cleanup();
+          }
+        }
+      } finally {
+        await other.stop();
+      }
+    });
+
     it('a missing source is a clear error and tags nothing', async () => {
       const r = await kiln(['imagetools', 'create', '-t', `${reg.host}/dst/none:1`, `${reg.host}/src/amd64:1`, `${reg.host}/src/nothere:1`]);
       assert.equal(r.code, 1);
