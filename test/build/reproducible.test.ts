@@ -30,6 +30,7 @@ FROM busybox
 COPY --from=gen /out /from-stage
 COPY app/ /app/
 COPY top.txt /top.txt
+ADD later.tar /unpacked/
 RUN rm /bin/vi && mkdir -p /var/made/sub && echo made > /var/made/sub/f && ln /var/made/sub/f /var/made/a-link && chmod 0750 /var/made && touch /etc/passwd
 WORKDIR /work/dir
 RUN echo "$(pwd)" > here.txt
@@ -106,6 +107,9 @@ test('the same Dockerfile and context on two fresh roots, hosts, clocks and time
   const ws = await workspace();
   cleanups.push(() => ws.cleanup());
   const ctxA = await ws.context(REPRO_FILES);
+  // an archive ADD unpacks, its members dated after SOURCE_DATE_EPOCH
+  const made = await runCommand('tar', ['--mtime=2030-01-01 00:00:00', '--owner=0', '--group=0', '-cf', 'later.tar', 'top.txt', 'app'], { cwd: ctxA });
+  assert.equal(made.code, 0, made.stderr);
   // hard links in the context too (cp -a keeps them)
   await fs.link(path.join(ctxA, 'app', 'index.js'), path.join(ctxA, 'app', 'lib', 'again.js'));
   const ctxB = await copyWithOtherTimes(ctxA);
