@@ -90,7 +90,16 @@ async function remoteImage(ctx: ImagetoolsContext, ref: string): Promise<SourceI
 /** `docker://REF` reads the registry; a name the store holds reads the store; any other name the registry. */
 export async function openImage(ctx: ImagetoolsContext, ref: string): Promise<SourceImage> {
   if (ref.startsWith(REMOTE_PREFIX)) return remoteImage(ctx, ref.slice(REMOTE_PREFIX.length));
-  return (await localImage(ctx, ref)) ?? remoteImage(ctx, ref);
+  const local = await localImage(ctx, ref);
+  if (local) return local;
+  return remoteImage(ctx, ref).catch((e: unknown) => {
+    if (!(e instanceof KilnError)) throw e;
+    throw new KilnError(`${ref} is not in the store, and its registry answered: ${e.message}`, {
+      code: e.code,
+      hint: e.hint ?? 'kiln images lists what the store holds; docker://REF always reads the registry',
+      cause: e,
+    });
+  });
 }
 
 export interface InspectedManifest {

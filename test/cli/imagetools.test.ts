@@ -108,7 +108,10 @@ describe('kiln imagetools', () => {
     const fmt = await kiln(['imagetools', 'inspect', '--format', 'yaml', 'bb:amd64']);
     assert.equal(fmt.code, 1);
     assert.match(fmt.stderr, /unknown --format "yaml"/);
-    for (const r of [bad, none, digestTarget, fmt]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    const nowhere = await kiln(['imagetools', 'inspect', '127.0.0.1:1/nothere:1']);
+    assert.equal(nowhere.code, 1);
+    assert.match(nowhere.stderr, /127\.0\.0\.1:1\/nothere:1 is not in the store, and its registry answered: /);
+    for (const r of [bad, none, digestTarget, fmt, nowhere]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   });
 
   describe('against a registry', { skip: haveRegistry() ? false : 'docker-registry is not installed' }, () => {
