@@ -21,6 +21,8 @@ want dockerd docker.io
 want buildah buildah
 want openssl openssl
 want htpasswd apache2-utils
+# test/build/reproducible: the second build runs on a later wall clock
+want faketime faketime
 # ADD reads bzip2, xz and zstd archives through these decompressors
 want bzip2 bzip2
 want xz xz-utils

@@ -125,3 +125,5 @@ export type { TransferEvent, RemoteRepository, PushBlobResult } from './registry
 // host setup: QEMU user emulation for foreign platforms (kiln setup binfmt)
 export { setupBinfmt, ensureBinfmt, debianHandlers, registrationLine, type BinfmtChange, type BinfmtHandler, type SetupBinfmtOptions } from './setup.js';
 export { executionProblem, readBinfmtHandler, type RegisteredHandler } from './oci/platform.js';
+// imagetools: inspect indexes and combine images into one (store or registry)
+export { openImage, inspectImage, formatInspect, inspectJSON, planIndex, createIndex, type ImagetoolsContext, type SourceImage, type Inspected, type CreateOptions, type CreateResult } from './imagetools.js';

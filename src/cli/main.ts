@@ -38,6 +38,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   logout: () => import('./login.js'),
   push: () => import('./push.js'),
   setup: () => import('./setup.js'),
+  imagetools: () => import('./imagetools.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
