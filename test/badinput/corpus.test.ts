@@ -91,8 +91,8 @@ const CASES: Case[] = [
   { name: 'debug parse of a missing file', args: (ctx) => ['debug', 'parse', '-f', path.join(ctx, 'nope')], where: /^error: cannot read .*nope: no such file or directory/m },
   // --- command line
   { name: 'bad --build-arg', files: DF(FROM), args: (ctx) => ['build', '--build-arg', '=x', ctx], where: /^error: invalid --build-arg "=x": expected KEY=VALUE/m },
-  { name: 'bad --platform', files: DF(FROM), args: (ctx) => ['build', '--platform', '!!/??', ctx], where: /^error: invalid platform "!!\/\?\?"/m },
-  { name: 'unknown --platform architecture', files: DF(FROM), args: (ctx) => ['build', '--platform', 'linux/amd65', ctx], where: /^error: invalid platform "linux\/amd65": unknown architecture "amd65" \(did you mean amd64\?\)/m },
+  { name: 'bad --platform', files: DF(FROM), args: (ctx) => ['build', '--platform', '!!/??', ctx], where: /^error: invalid --platform "!!\/\?\?"/m },
+  { name: 'unknown --platform architecture', files: DF(FROM), args: (ctx) => ['build', '--platform', 'linux/amd65', ctx], where: /^error: invalid --platform "linux\/amd65": unknown architecture "amd65" \(did you mean amd64\?\)/m },
   {
     name: '--platform this machine cannot run',
     files: DF(FROM, 'RUN echo hi'),

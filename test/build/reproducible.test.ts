@@ -11,9 +11,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { promises as fs } from 'node:fs';
-import { haveTool, isRoot, kilnBin, runCommand, runKiln, tempDir, workspace, type CliResult } from '../helpers.js';
+import { haveTool, isRoot, kilnBin, runCommand, runKiln, tempDir, workspace, multiPlatformBusybox, type CliResult } from '../helpers.js';
 import { skipUnlessRegistry, startRegistry } from '../registry/harness.js';
-import { ensureArm64Emulation, multiPlatformBusybox } from './multiplatform-helpers.js';
+import { arm64Problem } from './multiplatform-helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 after(async () => {
@@ -174,7 +174,7 @@ test('the same Dockerfile and context on two fresh roots, hosts, clocks and time
 });
 
 test('a two-platform build (amd64 + arm64 RUN under emulation) gives the same index digest on another root, host, clock and TZ, locally and pushed', { skip: isRoot() ? false : 'RUN needs root' }, async (t) => {
-  const problem = ensureArm64Emulation();
+  const problem = await arm64Problem();
   if (problem) {
     t.skip(`arm64 RUN cannot execute here: ${problem}`);
     return;
