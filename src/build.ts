@@ -29,6 +29,8 @@ import { reapStale } from './lifecycle.js';
 import { finalizeConfig, type SolvedStep } from './export/config.js';
 import { imageStoreExporter } from './export/image-store.js';
 import { sharedFilesystem } from './export/filesystem.js';
+import { convertImage, persistConverted } from './export/convert.js';
+import type { AnnotationSpec } from './export/output-spec.js';
 import type { Exporter, ExportImage, ExportResult, ExportSource } from './export/types.js';
 import { normalizeTagName } from './oci/reference.js';
 import { CACHE_CONFIG_KEY } from './cache/format.js';
@@ -100,6 +102,11 @@ export interface BuildOptions {
   buildContexts?: Record<string, string>;
   /** SSH agents for RUN --mount=type=ssh (--ssh): $SSH_AUTH_SOCK, agent sockets, or key files loaded into an agent of the build. */
   ssh?: SshSpec[];
+  /**
+   * Annotations of the image (--annotation): on its manifest, or where each says (index,
+   * manifest-descriptor); the store names the annotated image, and every exporter gets it.
+   */
+  annotations?: AnnotationSpec[];
 }
 
 export interface BuildResult {
@@ -266,7 +273,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // layers, then the cache records are written, then the image is named and exported
     const written = await prepareImage(store, { config, layers: layers.map((l) => l.descriptor) });
     await solver.flush(written.unsynced);
-    const image = { descriptor: written.manifestDescriptor, names: names.map((n) => normalizeTagName(n)) };
+    const annotated = opts.annotations?.length ? await persistConverted(store, await convertImage(store, written.manifestDescriptor, { annotations: opts.annotations })) : written.manifestDescriptor;
+    const image = { descriptor: annotated, names: names.map((n) => normalizeTagName(n)) };
     const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
     const cacheExports = opts.cacheTo?.length ? await exportCaches(opts.cacheTo, solver, plan.target.state, cacheDeps, imported) : undefined;
     // the build no longer uses its layers and cache mounts: the limit below may evict them
@@ -282,7 +290,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     trace('build: image written, cache limit checked');
     if (evicted && evicted.freedBytes > 0) opts.warn?.(`cache over its size limit: evicted ${evicted.records} records, freed ${(evicted.freedBytes / 1e6).toFixed(1)} MB`);
     return {
-      manifestDescriptor: written.manifestDescriptor,
+      manifestDescriptor: annotated,
       configDescriptor: written.configDescriptor,
       imageId: written.configDescriptor.digest,
       names,
