@@ -9,9 +9,10 @@ import { createHash } from 'node:crypto';
 import { KilnError } from './errors.js';
 import { ignoreFileFor, readDockerfile } from './frontend/source.js';
 import { planBuild, type BuildPlan, type ResolvedImage } from './frontend/plan.js';
-import { executionProblem, hostPlatform } from './oci/platform.js';
+import { executionProblem, formatPlatform, hostPlatform } from './oci/platform.js';
 import { ContentStore, type Lease } from './oci/store.js';
 import { prepareImage } from './oci/image.js';
+import { writeIndex } from './oci/walk.js';
 import { basePuller } from './base-images.js';
 import type { Descriptor, ImageConfig, Platform } from './oci/types.js';
 import { CacheRecords } from './cache/records.js';
@@ -20,7 +21,7 @@ import { Snapshotter } from './snapshot/snapshotter.js';
 import { BuildContext, readChecksumFiles } from './solver/context.js';
 import { Solver, type ProgressEvent, type StepRecord } from './solver/solver.js';
 import { explainSteps, type Explanation } from './solver/explain.js';
-import type { Vertex } from './graph/types.js';
+import { vertexInputs, type Vertex } from './graph/types.js';
 import { trace } from './trace.js';
 import { detectRuntime } from './exec/index.js';
 import type { Ulimit } from './exec/spec.js';
@@ -107,6 +108,20 @@ export interface BuildOptions {
    * manifest-descriptor); the store names the annotated image, and every exporter gets it.
    */
   annotations?: AnnotationSpec[];
+  /**
+   * Target platforms (--platform a,b): each is planned, all are solved in one solver (a step
+   * every platform shares runs once), and the result is an OCI image index with one manifest
+   * per platform. One platform (or none: `platform`, else this machine's) gives a plain manifest.
+   */
+  platforms?: Platform[];
+}
+
+/** One platform's image of a build (BuildResult.platforms). */
+export interface PlatformImage {
+  platform: Platform;
+  manifestDescriptor: Descriptor;
+  configDescriptor: Descriptor;
+  config: ImageConfig;
 }
 
 export interface BuildResult {
@@ -126,6 +141,31 @@ export interface BuildResult {
   cacheFetched?: string[];
   /** With `cacheTo`: each export's cache manifest digest, or why it failed (a warning). */
   cacheExports?: CacheExportOutcome[];
+  /**
+   * With several `platforms`: each platform's image, in the order asked for; then
+   * `manifestDescriptor` (and `imageId`) is the index listing them, `configDescriptor` and
+   * `config` the first platform's, and `plans` has every platform's plan.
+   */
+  platforms?: PlatformImage[];
+  /** Every platform's plan, in the order of `platforms` (one element for a single-platform build). */
+  plans?: BuildPlan[];
+}
+
+/**
+ * The platforms a build targets, duplicates (after normalising) dropped: `platforms`, else
+ * `platform`; [undefined] for the build platform.
+ */
+export function targetPlatforms(opts: Pick<BuildOptions, 'platform' | 'platforms'>): Array<Platform | undefined> {
+  const list = opts.platforms?.length ? opts.platforms : opts.platform ? [opts.platform] : [];
+  const seen = new Set<string>();
+  const out: Platform[] = [];
+  for (const p of list) {
+    const key = formatPlatform(p);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(p);
+  }
+  return out.length ? out : [undefined];
 }
 
 export function sourceDateEpoch(): number | undefined {
@@ -161,10 +201,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return { ref: img.name, manifestDigest: img.manifestDescriptor.digest, config: img.config, layers: img.manifest.layers };
   };
   const named = new NamedContexts(namedSpecs, { store, resolveImage });
-  const plan = await planBuild(df, {
+  const platforms = targetPlatforms(opts);
+  const multi = platforms.length > 1;
+  // every platform is planned from the same Dockerfile and args; a stage whose steps do not
+  // depend on the target platform (FROM --platform=$BUILDPLATFORM) gets the same vertex
+  // digests in each plan, so the solver below runs it once
+  const planFor = (platform: Platform | undefined) => planBuild(df, {
     buildArgs,
     target: opts.target,
-    platform: opts.platform,
+    platform,
     buildPlatform,
     resolveImage,
     noCache: opts.noCache,
@@ -176,7 +221,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ulimits: opts.ulimits,
     memory: opts.memory,
     namedContext: namedSpecs.size > 0 ? (name, platform) => named.lookup(name, platform) : undefined,
-  })
+  });
+  const plans = await Promise.all(platforms.map(planFor))
     .catch(async (e: unknown) => {
       await named.close();
       throw e;
@@ -189,11 +235,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     namedContexts.set(source, await BuildContext.open(dir, { hashCacheFile: path.join(kilnPaths(opts.root).cacheContexts, `${key}.json`), ignoreFile: path.join(dir, '.dockerignore') }));
   }
   trace('build: planned');
+  if (multi) labelPlatforms(plans, platforms as Platform[]);
+  const plan = plans[0];
   const epoch = plan.sourceDateEpoch;
   if (epoch !== undefined) created = new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-  for (const w of plan.warnings) opts.warn?.(w);
-  if (plan.unusedBuildArgs.length) {
-    opts.warn?.(`[Warning] One or more build-args [${plan.unusedBuildArgs.join(' ')}] were not consumed`);
+  // a warning every platform's plan gives is said once; an arg is unused when no platform used it
+  for (const w of new Set(plans.flatMap((p) => p.warnings))) opts.warn?.(w);
+  const unused = plan.unusedBuildArgs.filter((a) => plans.every((p) => p.unusedBuildArgs.includes(a)));
+  if (unused.length) {
+    opts.warn?.(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
   }
 
   trace('build: context opened');
@@ -206,7 +256,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const cacheDeps: CacheSessionDeps = {
     store,
     lease,
-    platform: opts.platform ?? buildPlatform,
+    platform: platforms[0] ?? buildPlatform,
     registry: () => (client ??= opts.registry ?? registryClient({ root: opts.root, insecureRegistries: opts.insecureRegistries, signal: opts.signal })),
     sources: { known: (host, digest) => blobSources(opts.root, host, digest), record: (host, repo, digests) => recordBlobSources(opts.root, host, repo, digests) },
     warn: opts.warn,
@@ -233,14 +283,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       definitionKeys: (opts.cacheFrom?.length ?? 0) > 0 || (opts.cacheTo?.length ?? 0) > 0,
       ssh,
     });
-    const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}`;
+    const platformKey = multi ? `\0${platforms.map((p) => formatPlatform(p ?? buildPlatform)).join(',')}` : '';
+    const historyKey = `${path.resolve(opts.contextDir)}\0${opts.dockerfile ? path.resolve(opts.dockerfile) : '-'}\0${opts.target ?? ''}${platformKey}`;
     const historyFile = path.join(kilnPaths(opts.root).cacheBuilds, `${createHash('sha256').update(historyKey).digest('hex').slice(0, 32)}.json`);
     const previous = opts.explain ? await readSteps(historyFile) : undefined;
     trace('build: solving');
     let solved;
     try {
-      await solver.resetCacheMounts(plan.target.state);
-      solved = await solver.solve(plan.target.state);
+      for (const p of plans) await solver.resetCacheMounts(p.target.state);
+      // every platform at once: the scheduler runs each vertex digest once, under one parallelism limit
+      solved = await Promise.all(plans.map((p) => solver.solve(p.target.state)));
       // layers still being stored in the background
       await solver.drain();
       if (solver.firstError !== undefined) throw solver.firstError;
@@ -256,27 +308,40 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     trace('build: solved');
     await writeSteps(historyFile, solver.steps).catch(() => undefined);
 
-    const layers = await solver.layersOf(solved);
-    const config = finalizeConfig(plan.target.config, {
-      baseHistoryLength: plan.target.baseHistoryLength,
-      diffIds: layers.map((l) => l.diffId),
-      chain: await solvedChain(solver, plan.target.state),
-      epochTime: epoch === undefined ? undefined : created,
-      labels: opts.labels,
-    });
-    if (opts.cacheTo?.some((c) => c.type === 'inline')) {
-      (config as unknown as Record<string, unknown>)[CACHE_CONFIG_KEY] = await inlineCacheRecords(solver, plan.target.state, config.rootfs.diff_ids);
-    }
     const names = opts.tags ?? [];
     trace('build: writing image');
-    // the image's config and manifest are made durable in the same fsync round as the
-    // layers, then the cache records are written, then the image is named and exported
-    const written = await prepareImage(store, { config, layers: layers.map((l) => l.descriptor) });
-    await solver.flush(written.unsynced);
-    const annotated = opts.annotations?.length ? await persistConverted(store, await convertImage(store, written.manifestDescriptor, { annotations: opts.annotations })) : written.manifestDescriptor;
+    const images = await Promise.all(
+      plans.map(async (p, i) => {
+        const layers = await solver.layersOf(solved[i]);
+        const config = finalizeConfig(p.target.config, {
+          baseHistoryLength: p.target.baseHistoryLength,
+          diffIds: layers.map((l) => l.diffId),
+          chain: await solvedChain(solver, p.target.state),
+          epochTime: epoch === undefined ? undefined : created,
+          labels: opts.labels,
+        });
+        if (opts.cacheTo?.some((c) => c.type === 'inline')) {
+          (config as unknown as Record<string, unknown>)[CACHE_CONFIG_KEY] = await inlineCacheRecords(solver, p.target.state, config.rootfs.diff_ids);
+        }
+        return { config, written: await prepareImage(store, { config, layers: layers.map((l) => l.descriptor) }) };
+      }),
+    );
+    // the images' configs and manifests are made durable in the same fsync round as the
+    // layers, then the cache records are written, then the index (several platforms), then
+    // the image is named and exported
+    await solver.flush(images.flatMap((im) => im.written.unsynced));
+    const perPlatform: PlatformImage[] = images.map(({ config, written }) => ({
+      platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) },
+      manifestDescriptor: written.manifestDescriptor,
+      configDescriptor: written.configDescriptor,
+      config,
+    }));
+    const top = multi ? await writePlatformIndex(store, lease, perPlatform) : images[0].written.manifestDescriptor;
+    const { config, written } = images[0];
+    const annotated = opts.annotations?.length ? await persistConverted(store, await convertImage(store, top, { annotations: opts.annotations })) : top;
     const image = { descriptor: annotated, names: names.map((n) => normalizeTagName(n)) };
     const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
-    const cacheExports = opts.cacheTo?.length ? await exportCaches(opts.cacheTo, solver, plan.target.state, cacheDeps, imported) : undefined;
+    const cacheExports = opts.cacheTo?.length ? await exportCaches(opts.cacheTo, solver, plans.map((p) => p.target.state), cacheDeps, imported) : undefined;
     // the build no longer uses its layers and cache mounts: the limit below may evict them
     await lease.release();
     // the image is named: evicting cache down to the limit cannot touch it. A build that ran
@@ -292,11 +357,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return {
       manifestDescriptor: annotated,
       configDescriptor: written.configDescriptor,
-      imageId: written.configDescriptor.digest,
+      // buildx's image id of a multi-platform result is the index digest (there is no one config)
+      imageId: multi ? annotated.digest : written.configDescriptor.digest,
       names,
       config,
       steps: solver.steps,
       plan,
+      plans,
+      ...(multi ? { platforms: perPlatform } : {}),
       exports,
       cacheFetched: imported?.fetched,
       cacheExports,
@@ -307,6 +375,41 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await lease.release();
     await named.close();
   }
+}
+
+/**
+ * Puts each step's platform into its progress label ("[linux/arm64 stage 2/3] RUN …"), as
+ * BuildKit does when a build has several: the same step of two platforms is told apart. The
+ * label is not part of a vertex's digest, so a step every platform shares stays one.
+ */
+function labelPlatforms(plans: BuildPlan[], targets: Platform[]): void {
+  const seen = new Set<Vertex>();
+  const visit = (v: Vertex, target: Platform): void => {
+    if (seen.has(v)) return;
+    seen.add(v);
+    if (v.platform && v.name.startsWith('[')) {
+      // a stage of another platform than the target (FROM --platform=$BUILDPLATFORM) says both
+      const own = formatPlatform(v.platform);
+      const label = own === formatPlatform(target) ? own : `${own}->${formatPlatform(target).replace(/^linux\//, '')}`;
+      v.name = `[${label} ${v.name.slice(1)}`;
+    }
+    for (const input of vertexInputs(v)) visit(input, target);
+  };
+  plans.forEach((p, i) => visit(p.target.state, targets[i]));
+}
+
+/**
+ * Writes the OCI image index of a multi-platform build: one entry per platform, in the order
+ * asked for, each with its platform (variant included), as BuildKit's image exporter writes it.
+ * Kept under the build's lease until it is named.
+ */
+async function writePlatformIndex(store: ContentStore, lease: Lease, images: PlatformImage[]): Promise<Descriptor> {
+  const index = await writeIndex(
+    store,
+    images.map((im) => ({ ...im.manifestDescriptor, platform: im.platform })),
+  );
+  await lease.add(index.digest);
+  return index;
 }
 
 /**

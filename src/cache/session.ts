@@ -35,8 +35,22 @@ function exportLayer(l: SolvedLayer, ready: { descriptor: ExportLayer['descripto
   return { diffId: l.diffId, descriptor: ready.descriptor, local: () => (l.fetch ? l.fetch() : l.ready) };
 }
 
-async function stepsOf(solver: Solver, target: Vertex, mode: 'min' | 'max'): Promise<CacheExportInput['steps']> {
-  const steps = await solver.solvedSteps(target, mode === 'min');
+/** The solved steps under each target (a multi-platform build has one per platform), each key once. */
+async function solvedStepsOf(solver: Solver, targets: Vertex[], finalStage: boolean): Promise<Awaited<ReturnType<Solver['solvedSteps']>>> {
+  const seen = new Set<string>();
+  const out: Awaited<ReturnType<Solver['solvedSteps']>> = [];
+  for (const t of targets) {
+    for (const s of await solver.solvedSteps(t, finalStage)) {
+      if (seen.has(s.key)) continue;
+      seen.add(s.key);
+      out.push(s);
+    }
+  }
+  return out;
+}
+
+async function stepsOf(solver: Solver, target: Vertex | Vertex[], mode: 'min' | 'max'): Promise<CacheExportInput['steps']> {
+  const steps = await solvedStepsOf(solver, Array.isArray(target) ? target : [target], mode === 'min');
   const toExport = async (l: SolvedLayer): Promise<ExportLayer> => exportLayer(l, await l.ready);
   return Promise.all(
     steps.map(async (s) => ({
@@ -55,9 +69,10 @@ export async function inlineCacheRecords(solver: Solver, target: Vertex, diffIds
 }
 
 /** The layers of the cache mounts `spec` asks for: this build's contents, else what an imported cache held. */
-async function mountsOf(spec: CacheExportSpec, solver: Solver, target: Vertex, deps: CacheSessionDeps, imported?: ImportedCache): Promise<CacheExportInput['mounts']> {
+async function mountsOf(spec: CacheExportSpec, solver: Solver, target: Vertex | Vertex[], deps: CacheSessionDeps, imported?: ImportedCache): Promise<CacheExportInput['mounts']> {
   if (!spec.cacheMounts) return [];
-  const mounts = solver.cacheMounts(target);
+  const all = (Array.isArray(target) ? target : [target]).flatMap((t) => solver.cacheMounts(t));
+  const mounts = all.filter((m, i) => all.findIndex((o) => o.id === m.id) === i);
   const wanted = spec.cacheMounts === 'all' ? mounts : mounts.filter((m) => (spec.cacheMounts as string[]).includes(m.id));
   if (spec.cacheMounts !== 'all') {
     for (const id of spec.cacheMounts) if (!mounts.some((m) => m.id === id)) deps.warn?.(`--cache-to ${describeCacheSpec(spec)}: no RUN --mount=type=cache in this build has the id ${id}`);
@@ -93,7 +108,8 @@ export interface CacheExportOutcome {
 export async function exportCaches(
   specs: CacheExportSpec[],
   solver: Solver,
-  target: Vertex,
+  /** The final state, or each platform's of a multi-platform build (one cache holds them all). */
+  target: Vertex | Vertex[],
   deps: CacheSessionDeps,
   imported?: ImportedCache,
 ): Promise<CacheExportOutcome[]> {

@@ -34,6 +34,13 @@ function sandboxOptions(o: Record<string, unknown>): Pick<BuildOptions, 'entitle
 }
 import { parseSshSpec } from '../exec/index.js';
 
+/** --platform values (each may be a comma-separated list, as buildx's) as one list of platform texts. */
+export function platformFlags(values: string[]): string[] {
+  const out = values.flatMap((v) => v.split(',')).map((v) => v.trim());
+  if (out.some((v) => v === '')) throw new KilnError(`--platform ${values.join(',')} has an empty platform`, { code: 'invalid', hint: 'write --platform linux/amd64,linux/arm64' });
+  return out;
+}
+
 export const register: Registrar = (program: Command, globals) => {
   program
     .command('build')
@@ -43,7 +50,7 @@ export const register: Registrar = (program: Command, globals) => {
     .option('-t, --tag <name>', 'name and tag the image (repeatable)', collect, [])
     .option('--build-arg <k=v>', 'set a build-time variable (repeatable)', collect, [])
     .option('--target <stage>', 'build this stage and what it needs, not the last one')
-    .option('--platform <os/arch>', 'target platform (default: this machine\'s)')
+    .option('--platform <os/arch[,os/arch…]>', 'target platforms, comma-separated (repeatable); several give an image index (default: this machine\'s)', collect, [])
     .option('--no-cache', 'run every step, ignoring cached results')
     .option('--no-cache-filter <stage>', 'ignore the cache for this stage (repeatable)', collect, [])
     .option('--parallel <n>', 'at most this many steps at once (default: number of cores)')
@@ -71,7 +78,7 @@ export const register: Registrar = (program: Command, globals) => {
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
-        const { output, failed } = await checkCommand(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: o.platform, skip: [] }, root);
+        const { output, failed } = await checkCommand(contextDir, { file: o.file, format: 'text', target: o.target, buildArg: o.buildArg, platform: platformFlags(o.platform as string[])[0], skip: [] }, root);
         process.stdout.write(output);
         if (failed) process.exitCode = 1;
         return;
@@ -117,7 +124,7 @@ export const register: Registrar = (program: Command, globals) => {
           tags: o.tag as string[],
           buildArgs: parseKeyValues(o.buildArg as string[], '--build-arg'),
           target: o.target as string | undefined,
-          platform: o.platform ? parsePlatform(o.platform as string) : undefined,
+          platforms: platformFlags(o.platform as string[]).map((p) => parsePlatform(p, '--platform')),
           noCache: o.cache === false,
           noCacheFilter: o.cacheFilter as string[], // commander names "--no-cache-filter" cacheFilter
           parallelism: parallel,
@@ -141,8 +148,9 @@ export const register: Registrar = (program: Command, globals) => {
         if (o.iidfile !== undefined) await writeOutputFile(o.iidfile as string, result.imageId, '--iidfile');
         const pushed = result.exports.find((e) => e.type === 'registry');
         if (o.metadataFile !== undefined) {
+          // as buildx: an index has no one config, so a multi-platform result has no config digest
           const meta = {
-            'containerimage.config.digest': result.configDescriptor.digest,
+            ...(result.platforms ? {} : { 'containerimage.config.digest': result.configDescriptor.digest }),
             'containerimage.digest': (pushed?.descriptor ?? result.manifestDescriptor).digest,
             'containerimage.descriptor': pushed?.descriptor ?? result.manifestDescriptor,
             'image.name': result.names.join(','),

@@ -97,7 +97,8 @@ export function outputExporters(specs: OutputSpec[], deps: OutputDeps): Exporter
       case 'docker':
         // a docker archive is made from the config and layers alone: media types, compression
         // and annotations have no place in it (output-spec.ts refuses them for type=docker)
-        return onePlatform(converting(dest === undefined ? dockerEngineExporter() : dockerArchiveExporter({ dest }), {}, names));
+        // without dest: the engine (--load), which takes an index only into a containerd image store
+        return dest === undefined ? converting(dockerEngineExporter(), {}, names) : onePlatform(converting(dockerArchiveExporter({ dest }), {}, names));
       case 'local':
         return localExporter({ dest: spec.dest! });
       case 'tar':

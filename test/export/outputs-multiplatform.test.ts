@@ -30,6 +30,7 @@ import { registryClient } from '../../src/registry/settings.js';
 import { isKilnError } from '../../src/errors.js';
 import { dockerCli, isRoot, repoRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { haveRegistry, startRegistry } from '../registry/harness.js';
+import { multiPlatformBusybox } from '../build/multiplatform-helpers.js';
 
 const skip = isRoot() ? false : 'overlay mounts need root';
 const dockerReady = isRoot() && existsSync(dockerCli) && spawnSync(dockerCli, ['info'], { stdio: 'ignore', timeout: 20_000 }).status === 0;
@@ -176,5 +177,44 @@ describe('outputs of a two-platform index', { skip }, () => {
     } finally {
       await reg.stop();
     }
+  });
+});
+
+describe('kiln build --platform linux/amd64,linux/arm64 -o …', { skip }, () => {
+  let ws: Workspace;
+  let work: { dir: string; cleanup: () => Promise<void> };
+  let ctx: string;
+
+  before(async () => {
+    ws = await workspace();
+    work = await tempDir('kiln-out-mpcli-');
+    await multiPlatformBusybox(ws.root);
+    // no RUN: the arm64 side needs no emulation to be built, only to be copied
+    ctx = await ws.context({ Dockerfile: 'FROM busybox:latest\nARG TARGETARCH\nCOPY f /f\nLABEL arch=$TARGETARCH\n', f: 'both platforms\n' });
+  });
+  after(async () => {
+    await work?.cleanup();
+    await ws?.cleanup();
+  });
+
+  it('writes per-platform trees and an OCI index; --load of it is refused by docker 20.10', async () => {
+    const dest = path.join(work.dir, 'trees');
+    const file = path.join(work.dir, 'mp.tar');
+    const r = await runKiln(['build', '--platform', 'linux/amd64,linux/arm64', '-t', 'mp-out:1', '-o', `type=local,dest=${dest}`, '-o', `type=oci,dest=${file},annotation-index.org.example.i=cli`, ctx], { root: ws.root, timeoutMs: 180_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((await fsp.readdir(dest)).sort(), ['linux_amd64', 'linux_arm64']);
+    for (const d of ['linux_amd64', 'linux_arm64']) assert.equal(await fsp.readFile(path.join(dest, d, 'f'), 'utf8'), 'both platforms\n');
+    assert.equal(await elfMachine(path.join(dest, 'linux_arm64', 'bin', 'busybox')), 183);
+    const raw = await runCommand('skopeo', ['inspect', '--raw', `oci-archive:${file}`]);
+    assert.equal(raw.code, 0, raw.stderr);
+    const top = JSON.parse(raw.stdout) as ImageIndex;
+    assert.deepEqual(validateOCI('index', top), []);
+    assert.equal(top.annotations?.['org.example.i'], 'cli');
+    assert.deepEqual(top.manifests.map((m) => m.platform?.architecture), ['amd64', 'arm64']);
+    if (!dockerReady) return;
+    const load = await runKiln(['build', '--platform', 'linux/amd64,linux/arm64', '--load', '-t', `kiln-out-mp-${process.pid}:1`, ctx], { root: ws.root, timeoutMs: 180_000 });
+    assert.equal(load.code, 1);
+    assert.match(load.stderr, /keeps one platform per image, and this build made 2 \(linux\/amd64, linux\/arm64\)/);
+    assert.doesNotMatch((await runCommand(dockerCli, ['images', '-q', `kiln-out-mp-${process.pid}`])).stdout, /\S/);
   });
 });
