@@ -183,6 +183,38 @@ describe('kiln build -o', { skip }, () => {
     assert.equal(existsSync(path.join(work.dir, 'never.tar')), false);
   });
 
+  it('a context in a git checkout: revision, source (no credentials) and created annotations; BUILDX_GIT_INFO=0 and --annotation win', async () => {
+    const repo = await ws.context({ Dockerfile: 'FROM busybox:latest\nCOPY f /f\n', f: 'in git\n' });
+    const git = async (...args: string[]) => {
+      const r = await runCommand('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    await git('init', '-q');
+    await git('add', '.');
+    await git('commit', '-qm', 'first');
+    await git('remote', 'add', 'origin', 'https://someone:s3cret@example.com/org/app.git');
+    const head = await git('rev-parse', 'HEAD');
+    const store = await ContentStore.open(ws.root);
+    const manifestOf = async (env?: Record<string, string>, extra: string[] = []) => {
+      const r = await runKiln(['build', '-t', 'git-annotated:1', ...extra, repo], { root: ws.root, env, timeoutMs: 120_000 });
+      assert.equal(r.code, 0, r.stderr);
+      return store.readJSON<ImageManifest>((await store.resolve('git-annotated:1'))!.digest);
+    };
+    const m = await manifestOf();
+    const config = await store.readJSON<ImageConfig>(m.config.digest);
+    assert.deepEqual(m.annotations, {
+      'org.opencontainers.image.created': config.created,
+      'org.opencontainers.image.revision': head,
+      'org.opencontainers.image.source': 'https://example.com/org/app.git',
+    });
+    assert.deepEqual(validateOCI('manifest', m), []);
+    assert.equal((await manifestOf({ BUILDX_GIT_INFO: '0' })).annotations, undefined);
+    const overridden = await manifestOf(undefined, ['--annotation', 'org.opencontainers.image.source=https://example.com/mirror']);
+    assert.equal(overridden.annotations?.['org.opencontainers.image.source'], 'https://example.com/mirror');
+    assert.equal(overridden.annotations?.['org.opencontainers.image.revision'], head);
+  });
+
   it('type=docker,dest=FILE is loaded by docker load and runs', { skip: noDocker }, async () => {
     const file = path.join(work.dir, 'docker.tar');
     const name = `kiln-out-docker-${process.pid}:1`;
