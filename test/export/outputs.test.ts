@@ -177,6 +177,16 @@ describe('kiln build -o', { skip }, () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /type=oci has no option "colour"/);
     assert.doesNotMatch(bad.stderr, /at .*\.js:\d+/);
+    // until the compression slice's layerVariant levels are merged: a clear refusal, not a silent level 6
+    const level = await build(['-o', `type=oci,dest=${path.join(work.dir, 'never.tar')},compression=gzip,compression-level=9`]);
+    assert.equal(level.code, 1);
+    assert.match(level.stderr, /compression-level is not supported by this kiln yet/);
+    const rewrite = await build(['-o', `type=oci,dest=${path.join(work.dir, 'rw.tar')},rewrite-timestamp=true`]);
+    assert.equal(rewrite.code, 0, rewrite.stderr);
+    assert.match(rewrite.stderr, /rewrite-timestamp=true has no effect without SOURCE_DATE_EPOCH/);
+    const rewriteEpoch = await build(['-o', `type=oci,dest=${path.join(work.dir, 'rw.tar')},rewrite-timestamp=true`], { SOURCE_DATE_EPOCH: '1700000000' });
+    assert.equal(rewriteEpoch.code, 0, rewriteEpoch.stderr);
+    assert.doesNotMatch(rewriteEpoch.stderr, /rewrite-timestamp/);
     const index = await build(['-o', `type=oci,dest=${path.join(work.dir, 'never.tar')},annotation-index.a=b`]);
     assert.equal(index.code, 1);
     assert.match(index.stderr, /needs an image index/);
