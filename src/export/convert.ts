@@ -112,10 +112,12 @@ export async function convertImage(store: ContentStore, top: Descriptor, options
     const mediaType = oci ? MediaType.ociManifest : MediaType.dockerManifest;
     const configType = oci ? MediaType.ociConfig : MediaType.dockerConfig;
     const annotations = { ...(manifest.annotations ?? {}), ...annotationsFor(specs, 'manifest', platform) };
+    // fields are only added or changed where the conversion asks: an image that needs nothing
+    // keeps its very bytes (and digest), whatever it omits
     const value: ImageManifest = {
       ...manifest,
-      mediaType,
-      config: { ...manifest.config, mediaType: configType },
+      ...(manifest.mediaType !== undefined || mediaType !== d.mediaType ? { mediaType } : {}),
+      config: configType === manifest.config.mediaType ? manifest.config : { ...manifest.config, mediaType: configType },
       layers,
       ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     };
@@ -154,7 +156,12 @@ export async function convertImage(store: ContentStore, top: Descriptor, options
   const oci = options.ociMediatypes ?? top.mediaType !== MediaType.dockerManifestList;
   const mediaType = oci ? MediaType.ociIndex : MediaType.dockerManifestList;
   const annotations = { ...(index.annotations ?? {}), ...annotationsFor(specs, 'index') };
-  const value: ImageIndex = { ...index, mediaType, manifests, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) };
+  const value: ImageIndex = {
+    ...index,
+    ...(index.mediaType !== undefined || mediaType !== top.mediaType ? { mediaType } : {}),
+    manifests,
+    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+  };
   const same = canonicalJSON(value) === canonicalJSON(index) && mediaType === top.mediaType;
   return { descriptor: same ? top : keep(document(mediaType, value)), documents, descriptorAnnotations: annotationsFor(specs, 'index-descriptor') };
 }
