@@ -108,6 +108,31 @@ describe('kiln build -o', { skip }, () => {
     assert.equal(await fsp.readFile(path.join(bundle, 'rootfs', 'ran'), 'utf8'), 'made-by-run\n');
   });
 
+  it('type=oci,tar=false again into the layout updates it; a directory of other files is refused; type=image,name= names the annotated image', async () => {
+    const dest = path.join(work.dir, 'layout2');
+    assert.equal((await build(['-o', `type=oci,tar=false,dest=${dest}`])).code, 0);
+    const first = await readLayout(dest);
+    const r = await build(['-o', `type=oci,tar=false,dest=${dest},annotation.again=yes`]);
+    assert.equal(r.code, 0, r.stderr);
+    const second = await readLayout(dest);
+    assert.notEqual(second.index.manifests[0].digest, first.index.manifests[0].digest);
+    assert.equal((await second.json<ImageManifest>(second.index.manifests[0])).annotations?.again, 'yes');
+    assert.deepEqual((await fsp.readdir(work.dir)).filter((n) => n.includes('.kiln-')), [], 'no temp files left beside it');
+    const other = path.join(work.dir, 'other');
+    await fsp.mkdir(other);
+    await fsp.writeFile(path.join(other, 'keep'), 'x');
+    const refused = await build(['-o', `type=oci,tar=false,dest=${other}`]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /the directory holds other files/);
+    assert.deepEqual(await fsp.readdir(other), ['keep']);
+    const named = await build(['-o', 'type=image,name=kiln-out-other:2,annotation.org.example.k=v']);
+    assert.equal(named.code, 0, named.stderr);
+    const store = await ContentStore.open(ws.root);
+    const m = await store.readJSON<ImageManifest>((await store.resolve('kiln-out-other:2'))!.digest);
+    assert.equal(m.annotations?.['org.example.k'], 'v');
+    for (const l of m.layers.slice(1)) assert.equal(l.mediaType, MediaType.ociLayerTar, 'the store keeps its layers as they are');
+  });
+
   it('type=oci to a file and to stdout: the same archive, read by skopeo as oci-archive', async () => {
     const file = path.join(work.dir, 'img.tar');
     const r = await build(['-o', `type=oci,dest=${file}`]);
