@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fsp } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { ContentStore } from '../../src/oci/store.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest } from '../../src/oci/types.js';
@@ -277,6 +278,26 @@ describe('kiln build -o', { skip }, () => {
       assert.equal(run.stdout, 'from the context\n');
     } finally {
       await runCommand(dockerCli, ['rmi', '-f', name]);
+    }
+    // DOCKER_HOST=tcp://: the engine's socket forwarded to a TCP port of this test
+    const forward = net.createServer((c) => {
+      const u = net.connect('/var/run/docker.sock');
+      c.pipe(u).pipe(c);
+      c.on('error', () => u.destroy());
+      u.on('error', () => c.destroy());
+    });
+    await new Promise<void>((resolve) => forward.listen(0, '127.0.0.1', resolve));
+    const viaTcp = `kiln-out-tcp-${process.pid}:1`;
+    try {
+      const port = (forward.address() as net.AddressInfo).port;
+      const r = await runKiln(['build', '--load', '-t', viaTcp, ctx], { root: ws.root, env: { DOCKER_HOST: `tcp://127.0.0.1:${port}` }, timeoutMs: 180_000 });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`into the docker engine at tcp://127\\.0\\.0\\.1:${port}`));
+      const run = await runCommand(dockerCli, ['run', '--rm', viaTcp, 'cat', '/ran']);
+      assert.equal(run.stdout, 'made-by-run\n');
+    } finally {
+      forward.close();
+      await runCommand(dockerCli, ['rmi', '-f', viaTcp]);
     }
     const none = await runKiln(['build', '--load', '-t', name, ctx], { root: ws.root, env: { DOCKER_HOST: `unix://${work.dir}/no.sock` } });
     assert.equal(none.code, 1);
