@@ -91,10 +91,10 @@ export const register: Registrar = (program: Command, globals) => {
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
       if (o.push && (o.tag as string[]).length === 0) throw new KilnError('--push needs a name to push to', { code: 'invalid', hint: 'add -t REGISTRY/REPOSITORY:TAG' });
       // push progress as lines (the build's own renderer owns a terminal while it runs)
-      const pushLines = o.push && mode !== 'quiet' && mode !== 'json' ? transferRenderer('plain') : undefined;
-      const pushTo = (names?: string[]) => registryExporter({ names, client: registryClient({ root, insecureRegistries }), progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`) });
       const annotations = (o.annotation as string[]).flatMap(parseAnnotationFlag);
       const outputs = (o.output as string[]).map(parseOutput);
+      const pushLines = (o.push || outputs.some((s) => s.push)) && mode !== 'quiet' && mode !== 'json' ? transferRenderer('plain') : undefined;
+      const pushTo = (names?: string[]) => registryExporter({ names, client: registryClient({ root, insecureRegistries }), progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`) });
       if (o.load) outputs.push({ type: 'docker', annotations: [] });
       if (outputs.some((s) => s.rewriteTimestamp) && process.env.SOURCE_DATE_EPOCH === undefined && !(o.buildArg as string[]).some((a) => a.startsWith('SOURCE_DATE_EPOCH='))) {
         process.stderr.write('WARNING: rewrite-timestamp=true has no effect without SOURCE_DATE_EPOCH (set it in the environment or as --build-arg)\n');
