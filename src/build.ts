@@ -30,6 +30,9 @@ import { reapStale } from './lifecycle.js';
 import { finalizeConfig, type SolvedStep } from './export/config.js';
 import { imageStoreExporter } from './export/image-store.js';
 import { sharedFilesystem } from './export/filesystem.js';
+import { convertImage, persistConverted } from './export/convert.js';
+import type { AnnotationSpec } from './export/output-spec.js';
+import { CreatedAnnotation, gitAnnotations } from './vcs.js';
 import type { Exporter, ExportImage, ExportResult, ExportSource } from './export/types.js';
 import { normalizeTagName } from './oci/reference.js';
 import { CACHE_CONFIG_KEY } from './cache/format.js';
@@ -101,6 +104,11 @@ export interface BuildOptions {
   buildContexts?: Record<string, string>;
   /** SSH agents for RUN --mount=type=ssh (--ssh): $SSH_AUTH_SOCK, agent sockets, or key files loaded into an agent of the build. */
   ssh?: SshSpec[];
+  /**
+   * Annotations of the image (--annotation): on its manifest, or where each says (index,
+   * manifest-descriptor); the store names the annotated image, and every exporter gets it.
+   */
+  annotations?: AnnotationSpec[];
   /**
    * Target platforms (--platform a,b): each is planned, all are solved in one solver (a step
    * every platform shares runs once), and the result is an OCI image index with one manifest
@@ -182,6 +190,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const hashCacheFile = path.join(kilnPaths(opts.root).cacheContexts, `${ctxKey}.json`);
   const context = await BuildContext.open(opts.contextDir, { hashCacheFile, ignoreFile: await ignoreFileFor(opts) });
   const df = await readDockerfile(opts);
+  // the context's git checkout, read while the build runs: annotations of the image
+  const vcs = gitAnnotations(opts.contextDir);
   // the OCI runtime is looked up (and remembered) while the build is planned, not at the
   // first RUN; its errors surface there, where they belong
   if (df.instructions.some((i) => i.keyword === 'run' || i.keyword === 'onbuild')) detectRuntime(kilnPaths(opts.root).run).catch(() => undefined);
@@ -332,7 +342,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }));
     const top = multi ? await writePlatformIndex(store, lease, perPlatform) : images[0].written.manifestDescriptor;
     const { config, written } = images[0];
-    const image = { descriptor: top, names: names.map((n) => normalizeTagName(n)) };
+    const annotations = [...vcsAnnotationSpecs(await vcs, config.created, multi), ...(opts.annotations ?? [])];
+    const annotated = annotations.length ? await persistConverted(store, await convertImage(store, top, { annotations })) : top;
+    const image = { descriptor: annotated, names: names.map((n) => normalizeTagName(n)) };
     const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
     const cacheExports = opts.cacheTo?.length ? await exportCaches(opts.cacheTo, solver, plans.map((p) => p.target.state), cacheDeps, imported) : undefined;
     // the build no longer uses its layers and cache mounts: the limit below may evict them
@@ -348,10 +360,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     trace('build: image written, cache limit checked');
     if (evicted && evicted.freedBytes > 0) opts.warn?.(`cache over its size limit: evicted ${evicted.records} records, freed ${(evicted.freedBytes / 1e6).toFixed(1)} MB`);
     return {
-      manifestDescriptor: top,
+      manifestDescriptor: annotated,
       configDescriptor: written.configDescriptor,
       // buildx's image id of a multi-platform result is the index digest (there is no one config)
-      imageId: multi ? top.digest : written.configDescriptor.digest,
+      imageId: multi ? annotated.digest : written.configDescriptor.digest,
       names,
       config,
       steps: solver.steps,
@@ -427,6 +439,18 @@ async function exportBuild(store: ContentStore, snapshotter: Snapshotter, lease:
     await fs.release();
   }
   return results;
+}
+
+/**
+ * The git checkout's revision and source, with the image's created time, as annotations of
+ * every manifest (and of the index, for several platforms); none outside a checkout. An
+ * --annotation of the same key, after them, wins.
+ */
+function vcsAnnotationSpecs(vcs: Record<string, string>, created: string | undefined, multi: boolean): AnnotationSpec[] {
+  if (Object.keys(vcs).length === 0) return [];
+  const all = { ...(created ? { [CreatedAnnotation]: created } : {}), ...vcs };
+  const targets: AnnotationSpec['target'][] = multi ? ['manifest', 'index'] : ['manifest'];
+  return targets.flatMap((target) => Object.entries(all).map(([key, value]) => ({ target, key, value })));
 }
 
 /** For each exec/file vertex on the target's parent chain (base first): did it add a layer, and when was it made? */

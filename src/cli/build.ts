@@ -7,7 +7,7 @@ import { parsePlatform } from '../oci/platform.js';
 import { checkCommand } from './check.js';
 import { loadSecrets } from './secrets.js';
 import { progressRenderer, type ProgressMode } from './progress.js';
-import { registryExporter } from '../export/index.js';
+import { outputExporters, parseAnnotationFlag, parseOutput, registryExporter } from '../export/index.js';
 import { transferRenderer } from './transfer.js';
 import { registryClient } from '../registry/settings.js';
 import { parseMemory, parseUlimit } from '../exec/index.js';
@@ -71,6 +71,9 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--ulimit <name=soft[:hard]>', 'resource limit of every RUN, e.g. nofile=1024:2048 (repeatable)', collect, [])
     .option('--memory <bytes>', 'memory limit of every RUN, e.g. 512m (needs the cgroup memory controller)')
     .option('--build-context <name=value>', 'a named context for FROM, COPY --from and RUN --mount from=: NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://PATH[:TAG][@sha256:DIGEST] (repeatable)', collect, [])
+    .option('-o, --output <spec>', 'where the result goes: type=image|registry|oci|docker|local|tar,dest=PATH|-,name=…,push=true, compression=gzip|zstd|uncompressed, oci-mediatypes=true|false, annotation.KEY=VALUE, tar=false (oci); DIR is type=local,dest=DIR, - a tar on stdout (repeatable)', collect, [])
+    .option('--load', 'hand the image to the docker engine ($DOCKER_HOST, default its unix socket), as -o type=docker')
+    .option('--annotation <[TYPE[,TYPE][[PLATFORM]]:]KEY=VALUE>', 'annotate the image: manifest (default), manifest-descriptor, index, index-descriptor (repeatable)', collect, [])
     .option('--ssh <default|ID[=PATH[,PATH]]>', 'expose an ssh agent to RUN --mount=type=ssh: $SSH_AUTH_SOCK, an agent socket, or key files (repeatable)', collect, [])
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
@@ -88,10 +91,15 @@ export const register: Registrar = (program: Command, globals) => {
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
       if (o.push && (o.tag as string[]).length === 0) throw new KilnError('--push needs a name to push to', { code: 'invalid', hint: 'add -t REGISTRY/REPOSITORY:TAG' });
       // push progress as lines (the build's own renderer owns a terminal while it runs)
-      const pushLines = o.push && mode !== 'quiet' && mode !== 'json' ? transferRenderer('plain') : undefined;
-      const exporters = o.push
-        ? [registryExporter({ client: registryClient({ root, insecureRegistries }), progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`) })]
-        : [];
+      const annotations = (o.annotation as string[]).flatMap(parseAnnotationFlag);
+      const outputs = (o.output as string[]).map(parseOutput);
+      const pushLines = (o.push || outputs.some((s) => s.push)) && mode !== 'quiet' && mode !== 'json' ? transferRenderer('plain') : undefined;
+      const pushTo = (names?: string[]) => registryExporter({ names, client: registryClient({ root, insecureRegistries }), progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`) });
+      if (o.load) outputs.push({ type: 'docker', annotations: [] });
+      if (outputs.some((s) => s.rewriteTimestamp) && process.env.SOURCE_DATE_EPOCH === undefined && !(o.buildArg as string[]).some((a) => a.startsWith('SOURCE_DATE_EPOCH='))) {
+        process.stderr.write('WARNING: rewrite-timestamp=true has no effect without SOURCE_DATE_EPOCH (set it in the environment or as --build-arg)\n');
+      }
+      const exporters = [...(o.push ? [pushTo()] : []), ...outputExporters(outputs, { tags: o.tag as string[], registry: (names) => pushTo(names), annotations })];
       const cacheTo = (o.cacheTo as string[]).map(parseCacheTo);
       const cacheFrom = (o.cacheFrom as string[]).map(parseCacheFrom);
       const renderer = progressRenderer(mode);
@@ -133,6 +141,7 @@ export const register: Registrar = (program: Command, globals) => {
           ...sandboxOptions(o),
           buildContexts: buildContextFlags(o.buildContext as string[]),
           ssh: (o.ssh as string[]).map(parseSshSpec),
+          annotations,
         });
         renderer.finish();
         finished = true;
@@ -154,12 +163,17 @@ export const register: Registrar = (program: Command, globals) => {
           for (const x of ran) process.stderr.write(`  ${x.step}\n${x.reasons.map((r) => `    - ${r}\n`).join('')}`);
         }
         if (mode === 'quiet') {
-          process.stdout.write(`${result.imageId}\n`);
+          // an archive on stdout (dest=-) owns it: the id goes to stderr then
+          (outputs.some((s) => s.dest === '-') ? process.stderr : process.stdout).write(`${result.imageId}\n`);
         } else {
           const secs = ((Date.now() - started) / 1000).toFixed(1);
           process.stderr.write(`writing image ${result.imageId} done (${secs}s)\n`);
           for (const n of result.names) process.stderr.write(`naming to ${n} done\n`);
-          for (const r of pushed?.names ?? []) process.stderr.write(`pushed ${r}\n`);
+          for (const e of result.exports) {
+            if (e.type === 'registry') for (const r of e.names ?? []) process.stderr.write(`pushed ${r}\n`);
+            else if (e.type === 'docker' && e.dest?.includes('://')) process.stderr.write(`loaded ${e.names?.join(', ') || e.descriptor?.digest} into the docker engine at ${e.dest}\n`);
+            else if (e.dest !== undefined && e.dest !== '-') process.stderr.write(`exported ${e.type} to ${e.dest}\n`);
+          }
         }
       } finally {
         if (!finished) renderer.finish();

@@ -6,7 +6,8 @@
 import { loadImage } from '../oci/image.js';
 import { layerEntriesFromDirectory, type LayerEntry } from '../oci/layer.js';
 import type { ContentStore, Lease } from '../oci/store.js';
-import type { Descriptor } from '../oci/types.js';
+import type { Descriptor, ImageIndex, Platform } from '../oci/types.js';
+import { isIndexType, isManifestType } from '../oci/walk.js';
 import type { Snapshotter } from '../snapshot/snapshotter.js';
 import { KilnError } from '../errors.js';
 import type { ExportSource, MountedFilesystem } from './types.js';
@@ -35,19 +36,56 @@ export async function mountImageFilesystem(store: Provider & RefStore, snapshott
 
 /**
  * An image's filesystem for a run of exporters: mounted when the first asks for it, shared by
- * the rest (what they release is a no-op), unmounted by `release` at the end.
+ * the rest (what they release is a no-op), unmounted by `release` at the end. `descriptor` may
+ * be an index: `filesystem(manifest)` mounts that platform's, `filesystem()` this machine's.
  */
-export function sharedFilesystem(store: ContentStore, snapshotter: Snapshotter, descriptor: Descriptor, lease?: Lease): { filesystem: () => Promise<MountedFilesystem>; release: () => Promise<void> } {
-  let mounted: Promise<MountedFilesystem> | undefined;
+export function sharedFilesystem(
+  store: ContentStore,
+  snapshotter: Snapshotter,
+  descriptor: Descriptor,
+  lease?: Lease,
+): { filesystem: (manifest?: Descriptor) => Promise<MountedFilesystem>; release: () => Promise<void> } {
+  const mounted = new Map<string, Promise<MountedFilesystem>>();
   return {
-    filesystem: async () => {
-      mounted ??= mountImageFilesystem(store, snapshotter, descriptor, lease);
-      return { dir: (await mounted).dir, release: async () => undefined };
+    filesystem: async (manifest?: Descriptor) => {
+      const which = manifest ?? descriptor;
+      let m = mounted.get(which.digest);
+      if (!m) {
+        m = mountImageFilesystem(store, snapshotter, which, lease);
+        mounted.set(which.digest, m);
+      }
+      return { dir: (await m).dir, release: async () => undefined };
     },
     release: async () => {
-      if (mounted) await (await mounted.catch(() => undefined))?.release();
+      for (const m of mounted.values()) await (await m.catch(() => undefined))?.release();
     },
   };
+}
+
+/** One platform's image of an index, as the file-writing exporters lay them out. */
+export interface PlatformManifest {
+  platform: Platform;
+  descriptor: Descriptor;
+  /** The subdirectory buildx gives it: os_arch[_variant] (linux_amd64, linux_arm_v7). */
+  dir: string;
+}
+
+/**
+ * The platform images of `descriptor` when it is an index with more than one (attestations
+ * and platforms not in the store left out); undefined for a manifest or an index of one,
+ * whose filesystem is written as it is.
+ */
+export async function platformManifests(store: Pick<Provider, 'readJSON' | 'hasBlob'>, descriptor: Descriptor): Promise<PlatformManifest[] | undefined> {
+  if (!isIndexType(descriptor.mediaType)) return undefined;
+  const index = await store.readJSON<ImageIndex>(descriptor.digest);
+  const out: PlatformManifest[] = [];
+  for (const m of index.manifests ?? []) {
+    if (!isManifestType(m.mediaType) || !m.platform || m.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') continue;
+    if (!(await store.hasBlob(m.digest))) continue;
+    const p = m.platform;
+    out.push({ platform: p, descriptor: m, dir: [p.os, p.architecture, ...(p.variant ? [p.variant] : [])].join('_') });
+  }
+  return out.length > 1 ? out : undefined;
 }
 
 /**
@@ -60,11 +98,11 @@ export function filesystemEntries(dir: string): AsyncGenerator<LayerEntry> {
 }
 
 /** Needs the source's filesystem; throws a KilnError naming the exporter when it has none. */
-export async function sourceFilesystem(source: ExportSource, type: string): Promise<MountedFilesystem> {
+export async function sourceFilesystem(source: ExportSource, type: string, manifest?: Descriptor): Promise<MountedFilesystem> {
   if (!source.filesystem || source.images.length !== 1) {
     throw new KilnError(`the ${type} exporter writes the filesystem of one image, and this export has ${source.filesystem ? `${source.images.length} images` : 'no filesystem to read'}`, {
       hint: 'export a single built image, or use the oci or docker exporter for several',
     });
   }
-  return source.filesystem();
+  return source.filesystem(manifest);
 }

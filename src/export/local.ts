@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describeErrno, KilnError } from '../errors.js';
 import { tarStream } from '../oci/tar.js';
 import { extractLayer } from '../snapshot/unpack.js';
-import { filesystemEntries, sourceFilesystem } from './filesystem.js';
+import { filesystemEntries, platformManifests, sourceFilesystem } from './filesystem.js';
 import type { LayerEntry } from '../oci/layer.js';
 import type { Exporter, ExportSource } from './types.js';
 
@@ -29,7 +29,8 @@ export interface LocalExportOptions {
  * image has the same path, which is replaced (BuildKit's merge); every path is made inside
  * `dest` (an existing symlink on the way is replaced by the image's directory, never
  * followed). The tree goes through the same safe extractor as layers do (snapshot/unpack.ts),
- * fed a tar of the mounted filesystem.
+ * fed a tar of the mounted filesystem. An index of several platforms gives one subdirectory
+ * per platform (`linux_amd64/`, `linux_arm_v7/`), as buildx writes them.
  */
 export function localExporter(options: LocalExportOptions): Exporter {
   return {
@@ -46,12 +47,18 @@ export function localExporter(options: LocalExportOptions): Exporter {
           throw new KilnError(`cannot make the export directory ${options.dest}: ${describeErrno(e).what}`, { hint: 'name a directory you can write to', cause: e });
         });
       }
-      const fs = await sourceFilesystem(source, 'local');
-      try {
-        const entries = filesystemEntries(fs.dir);
-        await extractLayer(tarStream(options.owners === 'image' ? entries : ownedBy(entries, process.getuid?.() ?? 0, process.getgid?.() ?? 0)), dest, 'export');
-      } finally {
-        await fs.release();
+      // several platforms: each in its own subdirectory (linux_amd64/, linux_arm64/), as buildx
+      const platforms = source.images[0] ? await platformManifests(source.store, source.images[0].descriptor) : undefined;
+      for (const p of platforms ?? [undefined]) {
+        const fs = await sourceFilesystem(source, 'local', p?.descriptor);
+        try {
+          const into = p ? path.join(dest, p.dir) : dest;
+          if (p) await fsp.mkdir(into, { recursive: true });
+          const entries = filesystemEntries(fs.dir);
+          await extractLayer(tarStream(options.owners === 'image' ? entries : ownedBy(entries, process.getuid?.() ?? 0, process.getgid?.() ?? 0)), into, 'export');
+        } finally {
+          await fs.release();
+        }
       }
       return { type: 'local', descriptor: source.images[0].descriptor, dest: options.dest };
     },

@@ -39,10 +39,11 @@ export interface ExportSource {
    */
   store: ContentStore;
   /**
-   * The final filesystem of `images[0]`, for exporters that write files (local, tar). Absent
+   * The final filesystem of `images[0]`, for exporters that write files (local, tar): of
+   * `manifest` when given (one platform of an index), else of this machine's platform. Absent
    * when the source has none to give (an archive of several images).
    */
-  filesystem?: () => Promise<MountedFilesystem>;
+  filesystem?: (manifest?: Descriptor) => Promise<MountedFilesystem>;
 }
 
 /** What an export wrote. */
@@ -65,4 +66,15 @@ export interface ExportContext {
 export interface Exporter {
   readonly type: string;
   export(source: ExportSource, context?: ExportContext): Promise<ExportResult>;
+}
+
+/**
+ * How an export compresses layers (`compression=`, `compression-level=`, `force-compression=`
+ * of an output): layers the store keeps uncompressed get `compression`; layers already
+ * compressed keep their form unless `force`.
+ */
+export interface ExportCompression {
+  compression: 'gzip' | 'zstd' | 'none';
+  level?: number;
+  force?: boolean;
 }
