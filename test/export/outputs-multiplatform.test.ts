@@ -28,9 +28,8 @@ import { registryExporter } from '../../src/export/registry.js';
 import type { Exporter, ExportResult } from '../../src/export/types.js';
 import { registryClient } from '../../src/registry/settings.js';
 import { isKilnError } from '../../src/errors.js';
-import { dockerCli, isRoot, repoRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { dockerCli, isRoot, multiPlatformBusybox, repoRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { haveRegistry, startRegistry } from '../registry/harness.js';
-import { multiPlatformBusybox } from '../build/multiplatform-helpers.js';
 
 const skip = isRoot() ? false : 'overlay mounts need root';
 const dockerReady = isRoot() && existsSync(dockerCli) && spawnSync(dockerCli, ['info'], { stdio: 'ignore', timeout: 20_000 }).status === 0;
