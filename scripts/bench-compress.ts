@@ -18,8 +18,8 @@
  *
  * In `npm run bench` (`--only compress`), or alone: node dist/scripts/bench-compress.js [--quick] [--runs N]
  */
-import { spawnSync } from 'node:child_process';
-import { createWriteStream, mkdtempSync, promises as fs } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -66,23 +66,33 @@ const TOOLS: Tool[] = [
   { id: 'zstd -3 -T0', cmd: 'zstd', args: ['-3', '-T0', '-q', '-c'] },
 ];
 
+/** The first `bytes` of a tar of the host's /usr, as often as needed, into `out`. */
+async function usrTar(out: string, bytes: number): Promise<void> {
+  const fh = await fs.open(out, 'w');
+  let written = 0;
+  try {
+    while (written < bytes) {
+      const tar = spawn('tar', ['--sort=name', '--numeric-owner', '-cf', '-', '-C', '/', 'usr/bin', 'usr/lib', 'usr/share'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const before = written;
+      for await (const chunk of tar.stdout as AsyncIterable<Buffer>) {
+        const part = chunk.subarray(0, bytes - written);
+        await fh.write(part);
+        written += part.length;
+        if (written >= bytes) break;
+      }
+      tar.kill();
+      if (written === before) throw new Error('tar of /usr gave nothing');
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 /** The layer's content: /usr as tar, repeated to 90 % of `bytes`, then pseudo-random to `bytes`. */
 async function makeData(dir: string, bytes: number): Promise<{ rootfs: string; random: string }> {
-  const usr = path.join(dir, 'usr.tar');
-  const r = spawnSync('tar', ['--sort=name', '--numeric-owner', '-cf', usr, '-C', '/', 'usr/bin', 'usr/lib', 'usr/share'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status !== 0 && r.status !== 1) throw new Error(`tar of /usr failed: ${tail(String(r.stderr), 3)}`);
   const rootfs = path.join(dir, 'rootfs.tar');
   const want = Math.floor(bytes * 0.9);
-  const out = createWriteStream(rootfs);
-  let written = 0;
-  while (written < want) {
-    for await (const chunk of (await fs.open(usr)).createReadStream({ end: want - written - 1 }) as AsyncIterable<Buffer>) {
-      if (!out.write(chunk)) await new Promise<void>((res) => out.once('drain', () => res()));
-      written += chunk.length;
-    }
-  }
-  await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
-  await fs.rm(usr);
+  await usrTar(rootfs, want);
   const random = path.join(dir, 'random.bin');
   const rs = new ByteStream('kiln-bench-compress');
   const fh = await fs.open(random, 'w');
