@@ -249,3 +249,37 @@ const KNOWN = {
   gzip9: 'sha256:e2462d953389ed389016f853e4ab654a1141c4ac6bec21f8aa36e6b73f4bef4f',
   zstd3: 'sha256:083fb74bfc90054266d1cc2db648568469a3ff2a704390f45f4d3e9024f2a595',
 };
+
+test('docker load reads a docker archive whose layers are kiln multi-member gzip and multi-frame zstd', async (t) => {
+  if (!have('docker') || run('docker', ['info']).status !== 0) return t.skip('no docker engine answers');
+  const root = tempDir(t);
+  const store = await ContentStore.open(root);
+  const data = mixedData(2 * COMPRESS_BLOCK + 4321, 'docker');
+  const layer = await writeLayer(store, layerEntries(data), { compression: 'none' });
+  for (const compression of ['gzip', 'zstd'] as const) {
+    const v = await layerVariant(store, layer, compression);
+    const name = `kiln-compress-test-${process.pid}:${compression}`;
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [layer.diffId] } }));
+    const dir = path.join(tempDir(t), 'archive');
+    mkdirSync(dir);
+    const configName = `${digestOf(config).slice(7)}.json`;
+    writeFileSync(path.join(dir, configName), config);
+    writeFileSync(path.join(dir, `layer.${compression}`), readFileSync(store.blobPath(v.descriptor.digest)));
+    writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [name], Layers: [`layer.${compression}`] }]));
+    const tarFile = `${dir}.tar`;
+    mustRun('tar', ['-cf', tarFile, '-C', dir, '.']);
+    try {
+      const load = run('docker', ['load', '-i', tarFile]);
+      if (compression === 'zstd' && load.status !== 0 && /unsupported|invalid tar header|zstd/i.test(load.stderr)) {
+        t.diagnostic(`docker load of a zstd layer: ${load.stderr.trim()}`);
+        continue;
+      }
+      assert.equal(load.status, 0, load.stderr);
+      // docker decompressed the whole layer: the diff id it computed is the config's
+      const layers = JSON.parse(mustRun('docker', ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', name])) as string[];
+      assert.deepEqual(layers, [layer.diffId]);
+    } finally {
+      run('docker', ['rmi', '-f', name]);
+    }
+  }
+});
