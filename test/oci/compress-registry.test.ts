@@ -1,6 +1,6 @@
 /**
  * Pulled layers keep their compressed form: a base whose layers another tool compressed (a
- * one-member GNU gzip -9, a streamed zstd frame) is pulled, pushed again and built upon, and
+ * one-member GNU gzip -9, a streamed zstd frame) or kiln (zstd frames) is pulled, pushed again and built upon, and
  * against a real docker-registry behind a recording proxy no byte of its layers is uploaded
  * again: the pushed manifest is the very one pulled, and a build on it uploads only its own
  * layer and config.
@@ -12,6 +12,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { digestOf } from '../../src/oci/digest.js';
 import { loadImage, writeImage } from '../../src/oci/image.js';
+import { zstdBlocks } from '../../src/oci/compress.js';
 import { writeLayer } from '../../src/oci/layer.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { MediaType, type ImageManifest } from '../../src/oci/types.js';
@@ -21,10 +22,10 @@ import { startProxy } from '../registry/proxy.js';
 import { textData } from '../registry/push-fixtures.js';
 
 /** `foreign:1` in `root`: busybox with a one-member gzip -9 layer and a streamed zstd layer over it. */
-async function foreignBase(root: string, work: string): Promise<{ gzip: string; zstd: string }> {
+async function foreignBase(root: string, work: string): Promise<{ gzip: string; zstd: string; kiln: string }> {
   const store = await ContentStore.open(root);
   const tars: Buffer[] = [];
-  for (const [i, seed] of ['gzip', 'zstd'].entries()) {
+  for (const [i, seed] of ['gzip', 'zstd', 'kiln'].entries()) {
     const content = textData(3 << 20, seed);
     const plain = await writeLayer(store, [{ path: `data/${seed}.txt`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1_700_000_000 + i, content, size: content.length }], { compression: 'none' });
     tars.push(await fs.readFile(store.blobPath(plain.descriptor.digest)));
@@ -38,13 +39,25 @@ async function foreignBase(root: string, work: string): Promise<{ gzip: string; 
   const busybox = await loadImage(store, 'busybox:latest');
   const layers = [...busybox.manifest.layers];
   const diffIds = [...busybox.config.rootfs.diff_ids];
-  for (const [blob, mediaType, tar] of [[gz, MediaType.ociLayerGzip, tars[0]], [zst, MediaType.ociLayerZstd, tars[1]]] as const) {
+  // and kiln's own zstd (frames with their sizes: read by the native binding in parallel)
+  const ours = await collect(zstdBlocks(chunked(tars[2], 65536)));
+  for (const [blob, mediaType, tar] of [[gz, MediaType.ociLayerGzip, tars[0]], [zst, MediaType.ociLayerZstd, tars[1]], [ours, MediaType.ociLayerZstd, tars[2]]] as const) {
     const { digest, size } = await store.writeBlob(blob);
     layers.push({ mediaType, digest, size });
     diffIds.push(digestOf(tar));
   }
   await writeImage(store, { config: { ...busybox.config, rootfs: { type: 'layers', diff_ids: diffIds } }, layers }, ['foreign:1']);
-  return { gzip: digestOf(gz), zstd: digestOf(zst) };
+  return { gzip: digestOf(gz), zstd: digestOf(zst), kiln: digestOf(ours) };
+}
+
+async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of it) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+async function* chunked(b: Buffer, chunk: number): AsyncGenerator<Buffer> {
+  for (let i = 0; i < b.length; i += chunk) yield b.subarray(i, i + chunk);
 }
 
 test('a pulled base keeps its compressed layers: pushing it again or building on it uploads none of them', { skip: !haveTool('zstd') && 'zstd not installed' }, async (t) => {
@@ -66,13 +79,13 @@ test('a pulled base keeps its compressed layers: pushing it again or building on
   const baseDigest = /@(sha256:[a-f0-9]{64})/.exec(up.stdout)?.[1];
   assert.ok(baseDigest, up.stdout);
   const pushed = (await (await fetch(`${reg.url}/v2/base/manifests/1`, { headers: { accept: MediaType.ociManifest } })).json()) as ImageManifest;
-  assert.deepEqual(pushed.layers.slice(-2).map((l) => l.digest), [foreign.gzip, foreign.zstd], 'already-compressed layers go up byte for byte');
+  assert.deepEqual(pushed.layers.slice(-3).map((l) => l.digest), [foreign.gzip, foreign.zstd, foreign.kiln], 'already-compressed layers go up byte for byte');
 
   // root b: pull through the proxy, then push the base to another repository
   const pull = await runKiln(['pull', `${proxy.host}/base:1`], { root: b.dir });
   assert.equal(pull.code, 0, pull.stderr);
   const store = await ContentStore.open(b.dir);
-  for (const d of [foreign.gzip, foreign.zstd]) assert.ok(await store.hasBlob(d), `the pulled layer ${d} is stored as it came`);
+  for (const d of [foreign.gzip, foreign.zstd, foreign.kiln]) assert.ok(await store.hasBlob(d), `the pulled layer ${d} is stored as it came`);
 
   const uploads = (): string[] => proxy.requests.filter((r) => (r.method === 'PATCH' || r.method === 'PUT') && r.path.includes('/blobs/uploads/')).map((r) => `${r.method} ${r.path}`);
   const before = proxy.requests.length;
@@ -97,7 +110,7 @@ test('a pulled base keeps its compressed layers: pushing it again or building on
   // the new layer and the config, nothing of the base
   assert.equal(put.length, 2, proxy.requests.slice(mark).map((r) => `${r.method} ${r.path}`).join('\n'));
   if (!isRoot() || !haveTool('runc')) return t.skip('running the image needs root and runc');
-  const run = await runKiln(['run', '--rm', `${proxy.host}/app:1`, 'sh', '-c', 'cat /app.txt; wc -c < /data/zstd.txt; wc -c < /data/gzip.txt'], { root: b.dir });
+  const run = await runKiln(['run', '--rm', `${proxy.host}/app:1`, 'sh', '-c', 'cat /app.txt; wc -c < /data/zstd.txt; wc -c < /data/gzip.txt; wc -c < /data/kiln.txt'], { root: b.dir });
   assert.equal(run.code, 0, run.stderr);
-  assert.equal(run.stdout.replace(/\s+/g, ' ').trim(), `app ${3 << 20} ${3 << 20}`);
+  assert.equal(run.stdout.replace(/\s+/g, ' ').trim(), `app ${3 << 20} ${3 << 20} ${3 << 20}`);
 });
