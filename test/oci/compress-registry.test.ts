@@ -20,6 +20,7 @@ import { haveTool, isRoot, rootWithBusybox, runKiln, tempDir } from '../helpers.
 import { skipUnlessRegistry, startRegistry } from '../registry/harness.js';
 import { startProxy } from '../registry/proxy.js';
 import { textData } from '../registry/push-fixtures.js';
+import { chunked, collect } from './compress-util.js';
 
 /** `foreign:1` in `root`: busybox with a one-member gzip -9 layer and a streamed zstd layer over it. */
 async function foreignBase(root: string, work: string): Promise<{ gzip: string; zstd: string; kiln: string }> {
@@ -48,16 +49,6 @@ async function foreignBase(root: string, work: string): Promise<{ gzip: string; 
   }
   await writeImage(store, { config: { ...busybox.config, rootfs: { type: 'layers', diff_ids: diffIds } }, layers }, ['foreign:1']);
   return { gzip: digestOf(gz), zstd: digestOf(zst), kiln: digestOf(ours) };
-}
-
-async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of it) parts.push(c);
-  return Buffer.concat(parts);
-}
-
-async function* chunked(b: Buffer, chunk: number): AsyncGenerator<Buffer> {
-  for (let i = 0; i < b.length; i += chunk) yield b.subarray(i, i + chunk);
 }
 
 test('a pulled base keeps its compressed layers: pushing it again or building on it uploads none of them', { skip: !haveTool('zstd') && 'zstd not installed' }, async (t) => {

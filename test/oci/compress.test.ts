@@ -14,6 +14,7 @@ import { ContentStore } from '../../src/oci/store.js';
 import { decompress } from '../../src/oci/tar.js';
 import { MediaType } from '../../src/oci/types.js';
 import { have, mustRun, run, tempDir } from './util.js';
+import { chunked, collect } from './compress-util.js';
 
 /**
  * `size` bytes that are the same everywhere: runs of text (compressible) and of sha256 output
@@ -35,16 +36,7 @@ function mixedData(size: number, seed = 'kiln'): Buffer {
   return out;
 }
 
-async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of it) parts.push(c);
-  return Buffer.concat(parts);
-}
 
-/** The buffer fed in chunks of `chunk` bytes. */
-async function* chunked(b: Buffer, chunk: number): AsyncGenerator<Buffer> {
-  for (let i = 0; i < b.length; i += chunk) yield b.subarray(i, i + chunk);
-}
 
 const DATA_SIZE = 2 * COMPRESS_BLOCK + 123_457;
 
