@@ -23,6 +23,7 @@ import { registryBench } from './bench-registry.js';
 import { networkBench } from './bench-network.js';
 import { nodeAppBench } from './bench-node.js';
 import { platformsBench } from './bench-platforms.js';
+import { compressBench } from './bench-compress.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
@@ -86,7 +87,7 @@ async function writeFile(p: string, data: string | Buffer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'network' | 'node-app' | 'platforms';
+export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'network' | 'node-app' | 'platforms' | 'compress';
 
 /** Compared with a figure's kiln median. */
 export type Target =
@@ -628,7 +629,7 @@ export interface BenchOptions {
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = { runs: 3, quick: false, peers: ['kiln', 'buildkit', 'buildah'], keep: false, budgetS: 90 };
-  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms'];
+  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms', 'compress'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -662,7 +663,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms', 'compress'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -816,6 +817,8 @@ async function main(argv: string[]): Promise<number> {
   const nodeApp = !opts.only || opts.only.includes('node-app') ? await nodeAppBench({ work, kilnBin, runs: opts.runs, keep: opts.keep, peers: opts.peers, log }) : undefined;
   // the platforms scenario (scripts/bench-platforms.ts): a two-platform build, arm64 under QEMU, against buildah's
   const platforms = !opts.only || opts.only.includes('platforms') ? await platformsBench({ work, kilnBin, baseTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, peers: opts.peers, log }) : undefined;
+  // the compress scenario (scripts/bench-compress.ts): kiln's gzip and zstd against gzip, pigz, zstd
+  const compress = !opts.only || opts.only.includes('compress') ? await compressBench({ work, quick: opts.quick, runs: opts.runs, keep: opts.keep, log }) : undefined;
   for (const p of active) await p.close(opts.keep);
   if (!opts.keep) await fs.rm(work, { recursive: true, force: true });
   else log(`bench: kept ${work}`);
@@ -832,8 +835,9 @@ async function main(argv: string[]): Promise<number> {
     ...(network ? [...network.skipped.map((x) => `(network: ${x})`), network.table, ''] : []),
     ...(nodeApp ? [...nodeApp.skipped.map((x) => `(node-app: ${x})`), nodeApp.table, ''] : []),
     ...(platforms ? [...platforms.skipped.map((x) => `(platforms: ${x})`), platforms.table, ''] : []),
+    ...(compress ? [...compress.skipped.map((x) => `(compress: ${x})`), compress.table, ''] : []),
   ];
-  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(network?.failures ?? []), ...(nodeApp?.failures ?? []), ...(platforms?.failures ?? [])];
+  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(network?.failures ?? []), ...(nodeApp?.failures ?? []), ...(platforms?.failures ?? []), ...(compress?.failures ?? [])];
   if (failures.length) out.push('failures:', ...failures.map((f) => `  ${f}`), '');
   process.stdout.write(out.join('\n'));
   if (opts.json) {
@@ -849,6 +853,7 @@ async function main(argv: string[]): Promise<number> {
       ...(network ? { network: network.results } : {}),
       ...(nodeApp ? { nodeApp: nodeApp.results } : {}),
       ...(platforms ? { platforms: platforms.results } : {}),
+      ...(compress ? { compress: compress.results } : {}),
       failures,
     };
     await fs.writeFile(opts.json, `${JSON.stringify(doc, null, 2)}\n`);

@@ -27,6 +27,8 @@ want faketime faketime
 want bzip2 bzip2
 want xz xz-utils
 want zstd zstd
+# the compress bench's peer (scripts/bench-compress.ts)
+want pigz pigz
 # the Debian bases (scripts/make-base-image.sh debian:bookworm, node:18-bookworm)
 want mmdebstrap mmdebstrap
 want curl curl

@@ -2,14 +2,13 @@ import { fsPath } from '../fsname.js';
 import { execFile } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Readable, pipeline as pipelineCb } from 'node:stream';
-import zlib from 'node:zlib';
 import { KilnError } from '../errors.js';
 import type { Ingester, Provider, StagingIngester } from './content.js';
 import { Digester } from './digest.js';
-import { decompress as decompressStream, detectCompression as detectCompressionOf, tarEntries, tarStream, zstdCompress, type TarEntry, type TarReadEntry } from './tar.js';
+import { compressionLevel, gzipBlocks, zstdBlocks } from './compress.js';
+import { decompress as decompressStream, detectCompression as detectCompressionOf, tarEntries, tarStream, type TarEntry, type TarReadEntry } from './tar.js';
 import { MediaType, type Descriptor } from './types.js';
-import { compressionOfMediaType, layerMediaType, type LayerCompression, type LayerVariants } from './variants.js';
+import { compressionOfMediaType, layerMediaType, variantKey, type LayerCompression, type LayerVariants } from './variants.js';
 
 export { tarEntries, tarStream, decompress, detectCompression } from './tar.js';
 export type { TarEntry, TarEntryType, TarHeader, TarReadEntry } from './tar.js';
@@ -20,8 +19,7 @@ export type { TarEntry, TarEntryType, TarHeader, TarReadEntry } from './tar.js';
  */
 export type LayerEntry = TarEntry;
 
-/** Fixed gzip level: the same input always compresses to the same bytes (on the same zlib). */
-export const GZIP_LEVEL = 6;
+export { GZIP_LEVEL, ZSTD_LEVEL } from './compress.js';
 
 export interface WriteLayerOptions {
   /** Clamp every mtime to at most this (seconds since the epoch). */
@@ -135,50 +133,8 @@ export async function layerDiffId(
   return { diffId: diff.digest(), size: diff.size, ...(kept ? { tar: Buffer.concat(kept, diff.size) } : {}) };
 }
 
-/** Size of the independently compressed gzip members (fixed, so output is deterministic). */
-export const GZIP_BLOCK = 4 << 20;
-const GZIP_IN_FLIGHT = 4;
 /** Bytes gathered before one write to the layer file. */
 const WRITE_BATCH = 1 << 20;
-
-/**
- * gzip as a series of members, one per GZIP_BLOCK of input, compressed several at a time
- * on the threadpool and emitted in order. A multi-member gzip stream is one valid gzip
- * file (RFC 1952; Go's reader, GNU gzip and zlib read it whole); block boundaries depend
- * only on the input, so the bytes are the same on every run.
- */
-async function* gzipBlocks(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const pending: Array<Promise<Buffer>> = [];
-  const compress = (block: Buffer): void => {
-    const p = new Promise<Buffer>((resolve, reject) =>
-      zlib.gzip(block, { level: GZIP_LEVEL }, (err, out) => (err ? reject(err) : resolve(out))),
-    );
-    p.catch(() => undefined);
-    pending.push(p);
-  };
-  let parts: Buffer[] = [];
-  let size = 0;
-  let any = false;
-  for await (const chunk of input) {
-    any = true;
-    let rest = chunk;
-    while (size + rest.length >= GZIP_BLOCK) {
-      const take = GZIP_BLOCK - size;
-      parts.push(rest.subarray(0, take));
-      compress(Buffer.concat(parts));
-      parts = [];
-      size = 0;
-      rest = rest.subarray(take);
-      while (pending.length >= GZIP_IN_FLIGHT) yield await pending.shift()!;
-    }
-    if (rest.length > 0) {
-      parts.push(rest);
-      size += rest.length;
-    }
-  }
-  if (size > 0 || !any) compress(Buffer.concat(parts));
-  while (pending.length > 0) yield await pending.shift()!;
-}
 
 const PREFETCH_MAX_FILE = 1 << 20;
 const PREFETCH_WINDOW = 64;
@@ -357,7 +313,7 @@ export function readLayer(store: Pick<Provider, 'openBlob'>, descriptor: Descrip
 
 /**
  * Stores a tar stream (plain, gzip or zstd) as a gzip OCI layer: gzip input is kept byte for
- * byte (its digest survives), anything else is decompressed and recompressed at GZIP_LEVEL.
+ * byte (its digest survives), anything else is decompressed and recompressed as writeLayer does (gzipBlocks at GZIP_LEVEL).
  * The diffId is always computed from the uncompressed bytes.
  */
 export async function storeTarAsLayer(
@@ -390,27 +346,36 @@ export async function storeTarAsLayer(
       yield chunk;
     }
   }
-  const gzip = zlib.createGzip({ level: GZIP_LEVEL });
-  // pipeline destroys gzip with the source's error, which the store's read loop then throws
-  pipelineCb(Readable.from(plain()), gzip, () => undefined);
-  const { digest, size } = await store.writeBlobFromStream(gzip);
+  const { digest, size } = await store.writeBlobFromStream(gzipBlocks(plain()));
   return { descriptor: { mediaType: MediaType.ociLayerGzip, digest, size }, diffId: diff.digest() };
 }
 
 /** What layerVariant needs of a store: reads, a blob writer, re-use marks and the variant records. */
-export type VariantStore = Pick<Provider, 'openBlob'> & Pick<Ingester, 'writer'> & Pick<StagingIngester, 'touchBlob'> & { variants: LayerVariants };
+export type VariantStore = Pick<Provider, 'openBlob'> & Pick<Ingester, 'writer'> & Pick<StagingIngester, 'touchBlob'> & { variants: LayerVariants; blobPath?: (digest: string) => string };
+
+/** Read size for a plain layer blob being compressed. */
+const PLAIN_READ = 1 << 20;
+
+export interface LayerVariantOptions {
+  /** gzip 0–9 (default GZIP_LEVEL), zstd 1–22 (default ZSTD_LEVEL); not with 'none'. */
+  level?: number;
+  /** Compress again even when the layer is already stored in `compression` (force-compression). */
+  force?: boolean;
+}
 
 /**
- * The layer `diffId` (stored as `layer`) in `compression`: the layer itself when it already is,
- * else the variant recorded the first time one was asked for, while its blob is still there,
- * else made now (deterministic gzip as writeLayer's, zstd at ZSTD_LEVEL), committed to the
- * store and recorded, so every later export reuses it. The uncompressed bytes are checked
- * against diffId on the way. `reused` tells whether anything was compressed.
+ * The layer `diffId` (stored as `layer`) in `compression`: the layer itself when it already is
+ * (whatever level made it, as BuildKit does) unless `force`, else the variant recorded the
+ * first time one was asked for at that level, while its blob is still there, else made now
+ * (compress.ts: deterministic parallel gzip or zstd), committed to the store and recorded, so
+ * every later export reuses it. The uncompressed bytes are checked against diffId on the way.
+ * `reused` tells whether anything was compressed.
  */
 export async function layerVariant(
   store: VariantStore,
   layer: { descriptor: Descriptor; diffId: string },
   compression: LayerCompression,
+  options: LayerVariantOptions = {},
 ): Promise<{ descriptor: Descriptor; reused: boolean }> {
   const as = (d: Pick<Descriptor, 'mediaType' | 'digest' | 'size'>): Descriptor => ({
     ...layer.descriptor,
@@ -424,18 +389,32 @@ export async function layerVariant(
       hint: 'export it without changing its compression',
     });
   }
-  if (have === compression) return { descriptor: layer.descriptor, reused: true };
-  const recorded = (await store.variants.get(layer.diffId)).variants[compression];
-  if (recorded && (await store.touchBlob(recorded.digest))) return { descriptor: as(recorded), reused: true };
+  const level = compressionLevel(compression, options.level);
+  // an uncompressed layer is only ever one blob: forcing it changes nothing
+  if (have === compression && (!options.force || compression === 'none')) return { descriptor: layer.descriptor, reused: true };
+  const key = variantKey(compression, level);
+  const recorded = (await store.variants.get(layer.diffId)).variants[key];
+  // forced: not the very blob asked to be compressed again (recorded as the layer's stored form)
+  const usable = recorded && !(options.force && recorded.digest === layer.descriptor.digest);
+  if (usable && (await store.touchBlob(recorded.digest))) return { descriptor: as(recorded), reused: true };
 
   const diff = new Digester();
+  const digest = layer.descriptor.digest;
+  // a plain blob read straight from its file in 1 MiB reads (the diff id check below is its
+  // digest check): 64 KiB stream chunks cost the main thread more than the hashing does
+  async function* source(): AsyncGenerator<Buffer> {
+    const fh = have === 'none' && store.blobPath ? await fsp.open(store.blobPath(digest)).catch(() => undefined) : undefined;
+    // without the file, openBlob says what is missing
+    if (!fh) return yield* decompressStream(store.openBlob(digest));
+    yield* fh.createReadStream({ highWaterMark: PLAIN_READ }) as AsyncIterable<Buffer>;
+  }
   async function* tar(): AsyncGenerator<Buffer> {
-    for await (const chunk of decompressStream(store.openBlob(layer.descriptor.digest))) {
+    for await (const chunk of source()) {
       diff.update(chunk);
       yield chunk;
     }
   }
-  const bytes = compression === 'gzip' ? gzipBlocks(tar()) : compression === 'zstd' ? zstdCompress(tar()) : tar();
+  const bytes = compression === 'gzip' ? gzipBlocks(tar(), level) : compression === 'zstd' ? zstdBlocks(tar(), level) : tar();
   const w = await store.writer();
   let written: { digest: string; size: number };
   try {
@@ -451,7 +430,8 @@ export async function layerVariant(
     await w.abort();
   }
   const descriptor = as({ mediaType: layerMediaType(compression), ...written });
-  await store.variants.record(layer.diffId, have, layer.descriptor);
-  await store.variants.record(layer.diffId, compression, descriptor);
+  // the stored form is recorded under its compression only (its level is not known)
+  if (have !== compression) await store.variants.record(layer.diffId, have, layer.descriptor);
+  await store.variants.record(layer.diffId, key, descriptor);
   return { descriptor, reused: false };
 }

@@ -13,6 +13,7 @@ export async function tarStreamLib(): Promise<typeof tarStreamModule> {
   return tarLib;
 }
 import { KilnError } from '../errors.js';
+import { zstdFrames } from './compress.js';
 
 /**
  * A deterministic tar writer (POSIX.1-2001 pax where needed, ustar otherwise), and tar readers.
@@ -300,7 +301,7 @@ export function detectCompression(head: Buffer): Compression {
   return 'none';
 }
 
-type ZstdZlib = { createZstdDecompress?: () => NodeJS.ReadWriteStream; createZstdCompress?: () => NodeJS.ReadWriteStream };
+type ZstdZlib = { createZstdDecompress?: () => NodeJS.ReadWriteStream };
 
 /**
  * Bytes through a host command's stdin → stdout (zstd where node's zlib has none). The command
@@ -341,24 +342,17 @@ async function* throughCommand(cmd: string, args: string[], input: AsyncIterable
   }
 }
 
-/** zstd-decompressed bytes: node's zlib where it has zstd (22.15+), else the host's zstd command. */
-function zstdDecompress(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  const create = (zlib as unknown as ZstdZlib).createZstdDecompress;
-  if (!create) return throughCommand('zstd', ['-d', '-c', '-q'], input, 'reading a zstd-compressed layer');
-  return viaStream(input, create());
-}
-
-/** Level of the zstd variants of layers: zstd's default, as BuildKit uses. */
-export const ZSTD_LEVEL = 3;
-
 /**
- * zstd-compressed bytes (one frame, level ZSTD_LEVEL): node's zlib where it has zstd, else the
- * host's zstd command. The same input gives the same bytes from the same zstd.
+ * zstd-decompressed bytes: kiln's own frames (compress.ts) through the native binding, several
+ * at once; a stream that is not made of such frames through node's zlib where it has zstd
+ * (22.15+), else the host's zstd command.
  */
-export function zstdCompress(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  const create = (zlib as unknown as ZstdZlib).createZstdCompress;
-  if (!create) return throughCommand('zstd', ['-c', '-q', `-${ZSTD_LEVEL}`], input, 'writing a zstd-compressed layer');
-  return viaStream(input, create());
+function zstdDecompress(input: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  return zstdFrames(input, (rest) => {
+    const create = (zlib as unknown as ZstdZlib).createZstdDecompress;
+    if (!create) return throughCommand('zstd', ['-d', '-c', '-q'], rest, 'reading a zstd-compressed layer');
+    return viaStream(rest, create());
+  });
 }
 
 async function* viaStream(input: AsyncIterable<Buffer>, through: NodeJS.ReadWriteStream): AsyncGenerator<Buffer> {

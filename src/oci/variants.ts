@@ -5,7 +5,9 @@
  * time instead of compressing again.
  *
  * Stored as store metadata beside the blobs (kilnPaths(root).variants), one small file per
- * form: variants/sha256/<diff id hex>/<compression>.json holding the blob's descriptor. One
+ * form: variants/sha256/<diff id hex>/<compression>.json holding the blob's descriptor (the
+ * form at the compression's default level, or a layer's own stored form), and
+ * <compression>@<level>.json for a variant made at another level (compression-level). One
  * file each, written atomically (a temp file in the store's tmp/, renamed), so writers never
  * read-modify-write. The store's GC treats the
  * forms of a layer as one group: while any of them is reachable, all are kept; when none is,
@@ -15,6 +17,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { digestHex, isDigest } from './digest.js';
+import { GZIP_LEVEL, ZSTD_LEVEL } from './compress.js';
 import { MediaType, type Descriptor } from './types.js';
 
 export type LayerCompression = 'none' | 'gzip' | 'zstd';
@@ -40,9 +43,22 @@ export function layerMediaType(compression: LayerCompression): string {
   return compression === 'none' ? MediaType.ociLayerTar : compression === 'gzip' ? MediaType.ociLayerGzip : MediaType.ociLayerZstd;
 }
 
+/** Names one form of a layer: its compression, with `@level` when not the default level. */
+export type VariantKey = LayerCompression | `${'gzip' | 'zstd'}@${number}`;
+
+/** The key of a variant in `compression` made at `level` (undefined: the default). */
+export function variantKey(compression: LayerCompression, level?: number): VariantKey {
+  if (compression === 'none' || level === undefined) return compression;
+  if (level === (compression === 'gzip' ? GZIP_LEVEL : ZSTD_LEVEL)) return compression;
+  return `${compression}@${level}`;
+}
+
+const KEY_FILE = /^(none|gzip|zstd|(?:gzip|zstd)@\d{1,2})\.json$/;
+
 export interface VariantRecord {
   diffId: string;
-  variants: Partial<Record<LayerCompression, Descriptor>>;
+  /** By VariantKey; the default-level forms under their compression's name. */
+  variants: { [key: string]: Descriptor } & Partial<Record<LayerCompression, Descriptor>>;
 }
 
 export class LayerVariants {
@@ -59,8 +75,8 @@ export class LayerVariants {
     return path.join(this.dir, digestHex(diffId));
   }
 
-  /** Records that `descriptor` holds the layer `diffId` compressed as `compression`. */
-  async record(diffId: string, compression: LayerCompression, descriptor: Descriptor): Promise<void> {
+  /** Records that `descriptor` holds the layer `diffId` compressed as `compression` (a VariantKey). */
+  async record(diffId: string, compression: VariantKey, descriptor: Descriptor): Promise<void> {
     const { mediaType, digest, size } = descriptor;
     const dir = this.layerDir(diffId);
     await fsp.mkdir(dir, { recursive: true });
@@ -78,8 +94,11 @@ export class LayerVariants {
   async get(diffId: string): Promise<VariantRecord> {
     const variants: VariantRecord['variants'] = {};
     const dir = this.layerDir(diffId);
-    for (const c of LAYER_COMPRESSIONS) {
-      const text = await fsp.readFile(path.join(dir, `${c}.json`), 'utf8').catch(() => undefined);
+    const names = await fsp.readdir(dir).catch(() => [] as string[]);
+    for (const name of names.sort()) {
+      const c = KEY_FILE.exec(name)?.[1] as VariantKey | undefined;
+      if (!c) continue;
+      const text = await fsp.readFile(path.join(dir, name), 'utf8').catch(() => undefined);
       if (text === undefined) continue;
       try {
         const d = JSON.parse(text) as Descriptor;
