@@ -73,10 +73,6 @@ export async function convertImage(store: ContentStore, top: Descriptor, options
   };
   const layerCache = new Map<string, Descriptor>();
   const want = options.compression;
-  if (want?.level !== undefined) {
-    // the level reaches layerVariant with the compression slice's options argument
-    throw new KilnError('compression-level is not supported by this kiln yet', { code: 'unsupported', hint: 'leave compression-level out (gzip is level 6, zstd level 3)' });
-  }
 
   const convertLayer = async (layer: Descriptor, diffId: string | undefined): Promise<Descriptor> => {
     const have = compressionOfMediaType(layer.mediaType);
@@ -86,12 +82,15 @@ export async function convertImage(store: ContentStore, top: Descriptor, options
     let target: LayerCompression = stored;
     if (want && (stored === 'none' || (want.force && stored !== want.compression))) target = want.compression;
     let out = layer;
-    if (target !== stored) {
-      const key = `${layer.digest}:${target}`;
+    // force-compression also compresses again a layer already in the asked compression (at the
+    // asked level); an uncompressed one has only one form
+    const again = want?.force === true && target === stored && stored !== 'none';
+    if (target !== stored || again) {
+      const key = `${layer.digest}:${target}:${want?.level ?? ''}:${again}`;
       let converted = layerCache.get(key);
       if (!converted) {
         if (!diffId) throw new KilnError(`layer ${layer.digest} has no diff id in its image config`, { hint: 'the image is malformed; rebuild it' });
-        converted = (await layerVariant(store, { descriptor: { ...layer, mediaType: have === undefined ? MediaType.ociLayerTar : layer.mediaType }, diffId }, target)).descriptor;
+        converted = (await layerVariant(store, { descriptor: { ...layer, mediaType: have === undefined ? MediaType.ociLayerTar : layer.mediaType }, diffId }, target, { level: want?.level, force: want?.force })).descriptor;
         layerCache.set(key, converted);
       }
       out = converted;

@@ -203,10 +203,29 @@ describe('kiln build -o', { skip }, () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /type=oci has no option "colour"/);
     assert.doesNotMatch(bad.stderr, /at .*\.js:\d+/);
-    // until the compression slice's layerVariant levels are merged: a clear refusal, not a silent level 6
-    const level = await build(['-o', `type=oci,dest=${path.join(work.dir, 'never.tar')},compression=gzip,compression-level=9`]);
-    assert.equal(level.code, 1);
-    assert.match(level.stderr, /compression-level is not supported by this kiln yet/);
+    // compression-level reaches the compressor: levels 1 and 9 give other gzip bytes of the same
+    // layers, each of which still decompresses to its diff id; forced, the base's gzip layer too
+    const levels: Record<string, { manifest: ImageManifest; config: ImageConfig; blob: (d: Descriptor) => Promise<Buffer> }> = {};
+    for (const [name, extra] of [['l1', ''], ['l9', ''], ['l9f', ',force-compression=true']] as const) {
+      const file = path.join(work.dir, `${name}.tar`);
+      const level = name === 'l1' ? 1 : 9;
+      const r = await build(['-o', `type=oci,dest=${file},compression=gzip,compression-level=${level}${extra}`]);
+      assert.equal(r.code, 0, r.stderr);
+      const layout = await readLayout(await untar(file, path.join(work.dir, name)));
+      const manifest = await layout.json<ImageManifest>(layout.index.manifests[0]);
+      levels[name] = { manifest, config: await layout.json<ImageConfig>(manifest.config), blob: layout.blob };
+    }
+    const { gunzipSync } = await import('node:zlib');
+    const last = (n: string) => levels[n].manifest.layers.length - 1;
+    assert.notEqual(levels.l1.manifest.layers[last('l1')].digest, levels.l9.manifest.layers[last('l9')].digest, 'level 1 and 9 compress the built layer differently');
+    assert.equal(levels.l9.manifest.layers[0].digest, levels.l1.manifest.layers[0].digest, 'the base layer, already gzip, is kept without force');
+    assert.notEqual(levels.l9f.manifest.layers[0].digest, levels.l9.manifest.layers[0].digest, 'force-compression compresses the base layer again');
+    for (const n of ['l1', 'l9', 'l9f']) {
+      for (const [i, l] of levels[n].manifest.layers.entries()) {
+        assert.equal(l.mediaType, MediaType.ociLayerGzip);
+        assert.equal(digestOf(gunzipSync(await levels[n].blob(l))), levels[n].config.rootfs.diff_ids[i], `${n} layer ${i} decompresses to its diff id`);
+      }
+    }
     const rewrite = await build(['-o', `type=oci,dest=${path.join(work.dir, 'rw.tar')},rewrite-timestamp=true`]);
     assert.equal(rewrite.code, 0, rewrite.stderr);
     assert.match(rewrite.stderr, /rewrite-timestamp=true has no effect without SOURCE_DATE_EPOCH/);
