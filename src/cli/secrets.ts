@@ -1,7 +1,7 @@
 /** `kiln build --secret`: parsed as buildx does, each value read into memory once. */
 import { promises as fs } from 'node:fs';
 import { errnoCode, errorCode, KilnError } from '../errors.js';
-import { splitCsvFields } from '../frontend/mounts.js';
+import { splitCsvFields } from '../csv.js';
 
 const USAGE = 'use --secret id=ID,src=PATH or --secret id=ID,env=VAR';
 

@@ -5,7 +5,7 @@
  * becomes is export/outputs.ts.
  */
 import { KilnError } from '../errors.js';
-import { splitCsvFields } from '../frontend/mounts.js';
+import { splitCsvFields } from '../csv.js';
 import { parsePlatform } from '../oci/platform.js';
 import type { Platform } from '../oci/types.js';
 import type { ExportCompression } from './types.js';

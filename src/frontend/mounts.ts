@@ -1,36 +1,13 @@
 import path from 'node:path';
 import { contextSource, type MountSpec } from '../graph/types.js';
 import { withSuggestion } from '../suggest.js';
+import { splitCsvFields } from '../csv.js';
 
 const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
 /** The keys BuildKit's --mount takes, for "did you mean". */
 const MOUNT_KEYS = ['type', 'from', 'source', 'target', 'readonly', 'readwrite', 'id', 'sharing', 'required', 'mode', 'uid', 'gid', 'size', 'env'];
 
 export type ParsedMount = MountSpec & { fromName?: string };
-
-/**
- * Splits a comma-separated list of fields as Go's csv reader does for one record: a field may
- * be double-quoted (holding commas; `""` is a quote), empty fields are dropped.
- */
-export function splitCsvFields(value: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i];
-    if (c === '"') {
-      if (quoted && value[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else quoted = !quoted;
-    } else if (c === ',' && !quoted) {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out.map((f) => f.trim()).filter(Boolean);
-}
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
 

@@ -1,7 +1,8 @@
 /** RUN --mount and --secret parsing, as BuildKit's frontend and buildx define them. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMount, parseRamBytes, splitCsvFields } from '../../src/frontend/mounts.js';
+import { parseMount, parseRamBytes } from '../../src/frontend/mounts.js';
+import { splitCsvFields } from '../../src/csv.js';
 import { loadSecrets, parseSecretFlag } from '../../src/cli/secrets.js';
 
 const fail = (m: string): Error => new Error(m);
