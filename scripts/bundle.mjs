@@ -37,6 +37,9 @@ const result = await build({
   // directive would otherwise turn the whole bundle into sloppy-mode code)
   banner: { js: '"use strict";var __kilnImportMetaUrl=require("node:url").pathToFileURL(__filename).href;' },
   plugins: [builtinDynamicImport(), lazyCommanderChildProcess()],
+  // @cyclonedx/cyclonedx-library's optional plugins (XML output and validation), which it
+  // require()s inside try/catch only when asked for them; kiln writes JSON and never asks
+  external: ['xmlbuilder2', 'libxmljs2', 'ajv-formats-draft2019'],
   metafile: true,
   logLevel: 'warning',
 });

@@ -127,3 +127,9 @@ export { setupBinfmt, ensureBinfmt, debianHandlers, registrationLine, type Binfm
 export { executionProblem, readBinfmtHandler, type RegisteredHandler } from './oci/platform.js';
 // imagetools: inspect indexes and combine images into one (store or registry)
 export { openImage, inspectImage, formatInspect, inspectJSON, planIndex, createIndex, type ImagetoolsContext, type SourceImage, type Inspected, type CreateOptions, type CreateResult } from './imagetools.js';
+// SBOM (#13): catalogue an image's packages, write SPDX 2.3 / CycloneDX 1.6, read kiln's SPDX back
+export { catalogImage } from './sbom/catalog.js';
+export { spdxDocument, catalogFromSpdx, type SbomMeta } from './sbom/spdx.js';
+export { cyclonedxDocument } from './sbom/cyclonedx.js';
+export { sbomImage, sbomDocument, sbomCreated, checkSbomFormat, SBOM_FORMATS, type SbomFormat, type SbomImageOptions, type SbomImageResult } from './sbom/index.js';
+export type { Catalog, CatalogPackage, Ecosystem, OsRelease, PackageLocation } from './sbom/types.js';
