@@ -92,8 +92,12 @@ export class GoBuildInfoScanner {
     if (this.done) return;
     const buf = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     if (this.first) {
+      if (buf.length < 4) {
+        this.carry = Buffer.from(buf);
+        return;
+      }
       this.first = false;
-      if (buf.length < 4 || buf.readUInt32BE(0) !== 0x7f454c46) {
+      if (buf.readUInt32BE(0) !== 0x7f454c46) {
         this.done = true;
         return;
       }

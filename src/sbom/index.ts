@@ -3,7 +3,7 @@
  */
 import { ContentStore } from '../oci/store.js';
 import { loadImage } from '../oci/image.js';
-import { hostPlatform } from '../oci/platform.js';
+import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import type { Platform } from '../oci/types.js';
 import { KilnError } from '../errors.js';
 import { VERSION } from '../version.js';
@@ -59,6 +59,13 @@ export async function sbomImage(root: string, ref: string, options: SbomImageOpt
   checkSbomFormat(options.format);
   const store = await ContentStore.open(root);
   const image = await loadImage(store, ref, options.platform ?? hostPlatform());
+  const has = { os: image.config.os, architecture: image.config.architecture, ...(image.config.variant ? { variant: image.config.variant } : {}) };
+  if (options.platform && !image.indexDescriptor && !platformMatches(options.platform, has)) {
+    throw new KilnError(`image ${image.name} is for ${formatPlatform(has)}, not ${formatPlatform(options.platform)}`, {
+      code: 'not-found',
+      hint: 'leave out --platform, or build or pull the image for that platform',
+    });
+  }
   const catalog = await catalogImage(store, image.manifestDescriptor);
   const meta: SbomMeta = { name: image.name, created: sbomCreated(), toolVersion: VERSION };
   return { document: sbomDocument(catalog, options.format, meta), catalog, source: 'catalogued', manifestDigest: image.manifestDescriptor.digest };

@@ -27,13 +27,13 @@ export function entries(spec: Spec): LayerEntry[] {
 }
 
 /** A store holding one image made of these layers (lowest first), named `name`. */
-export async function craftImage(root: string, layers: Array<Spec | Buffer>, name = 'crafted:1'): Promise<{ store: ContentStore; manifest: Descriptor; diffIds: string[] }> {
+export async function craftImage(root: string, layers: Array<Spec | Buffer>, name = 'crafted:1', architecture = 'amd64'): Promise<{ store: ContentStore; manifest: Descriptor; diffIds: string[] }> {
   const store = await ContentStore.open(root);
   const written = [];
   for (const l of layers) written.push(Buffer.isBuffer(l) ? await storeTarAsLayer(store, () => Readable.from([l])) : await writeLayer(store, entries(l)));
   const { manifestDescriptor } = await writeImage(
     store,
-    { config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: written.map((w) => w.diffId) } }, layers: written.map((w) => w.descriptor) },
+    { config: { architecture, os: 'linux', rootfs: { type: 'layers', diff_ids: written.map((w) => w.diffId) } }, layers: written.map((w) => w.descriptor) },
     [name],
   );
   return { store, manifest: manifestDescriptor, diffIds: written.map((w) => w.diffId) };
