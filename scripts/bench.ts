@@ -24,6 +24,7 @@ import { networkBench } from './bench-network.js';
 import { nodeAppBench } from './bench-node.js';
 import { platformsBench } from './bench-platforms.js';
 import { compressBench } from './bench-compress.js';
+import { sbomBench } from './bench-sbom.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 /**
@@ -87,7 +88,7 @@ async function writeFile(p: string, data: string | Buffer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'network' | 'node-app' | 'platforms' | 'compress';
+export type ScenarioName = 'parallel' | 'deps' | 'bigcontext' | 'bigrun' | 'steps' | 'registry' | 'cacheimport' | 'network' | 'node-app' | 'platforms' | 'compress' | 'sbom';
 
 /** Compared with a figure's kiln median. */
 export type Target =
@@ -629,7 +630,7 @@ export interface BenchOptions {
 
 export function parseArgs(argv: string[]): BenchOptions {
   const o: BenchOptions = { runs: 3, quick: false, peers: ['kiln', 'buildkit', 'buildah'], keep: false, budgetS: 90 };
-  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms', 'compress'];
+  const names = [...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms', 'compress', 'sbom'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = (): string => {
@@ -663,7 +664,7 @@ export function parseArgs(argv: string[]): BenchOptions {
   return o;
 }
 
-const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms', 'compress'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
+const USAGE = `usage: node dist/scripts/bench.js [--only ${[...scenarios.map((s) => s.name), 'registry', 'cacheimport', 'network', 'node-app', 'platforms', 'compress', 'sbom'].join(',')}] [--runs N] [--quick] [--json FILE] [--peers kiln,buildkit,buildah] [--baseline DIR] [--budget SECONDS] [--keep]`;
 
 /** "[stage 2/3] COPY . /ctx" → "2/3 COPY". */
 function shortStep(name: string): string {
@@ -819,6 +820,8 @@ async function main(argv: string[]): Promise<number> {
   const platforms = !opts.only || opts.only.includes('platforms') ? await platformsBench({ work, kilnBin, baseTar, quick: opts.quick, runs: opts.runs, keep: opts.keep, peers: opts.peers, log }) : undefined;
   // the compress scenario (scripts/bench-compress.ts): kiln's gzip and zstd against gzip, pigz, zstd
   const compress = !opts.only || opts.only.includes('compress') ? await compressBench({ work, quick: opts.quick, runs: opts.runs, keep: opts.keep, log }) : undefined;
+  // the sbom scenario (scripts/bench-sbom.ts): kiln sbom on debian:bookworm and node:18-bookworm (no peer here)
+  const sbom = !opts.only || opts.only.includes('sbom') ? await sbomBench({ work, kilnBin, runs: opts.runs, keep: opts.keep, log }) : undefined;
   for (const p of active) await p.close(opts.keep);
   if (!opts.keep) await fs.rm(work, { recursive: true, force: true });
   else log(`bench: kept ${work}`);
@@ -836,8 +839,9 @@ async function main(argv: string[]): Promise<number> {
     ...(nodeApp ? [...nodeApp.skipped.map((x) => `(node-app: ${x})`), nodeApp.table, ''] : []),
     ...(platforms ? [...platforms.skipped.map((x) => `(platforms: ${x})`), platforms.table, ''] : []),
     ...(compress ? [...compress.skipped.map((x) => `(compress: ${x})`), compress.table, ''] : []),
+    ...(sbom ? [sbom.table, ''] : []),
   ];
-  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(network?.failures ?? []), ...(nodeApp?.failures ?? []), ...(platforms?.failures ?? []), ...(compress?.failures ?? [])];
+  const failures = [...setupFailures, ...results.flatMap((r) => Object.entries(r.errors).map(([p, e]) => `${r.scenario}/${r.figure} ${p}: ${e}`)), ...(registry?.failures ?? []), ...(cacheimport?.failures ?? []), ...(network?.failures ?? []), ...(nodeApp?.failures ?? []), ...(platforms?.failures ?? []), ...(compress?.failures ?? []), ...(sbom?.failures ?? [])];
   if (failures.length) out.push('failures:', ...failures.map((f) => `  ${f}`), '');
   process.stdout.write(out.join('\n'));
   if (opts.json) {
@@ -854,6 +858,7 @@ async function main(argv: string[]): Promise<number> {
       ...(nodeApp ? { nodeApp: nodeApp.results } : {}),
       ...(platforms ? { platforms: platforms.results } : {}),
       ...(compress ? { compress: compress.results } : {}),
+      ...(sbom ? { sbom: sbom.results } : {}),
       failures,
     };
     await fs.writeFile(opts.json, `${JSON.stringify(doc, null, 2)}\n`);
