@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { catalogImage } from '../../src/sbom/catalog.js';
+import { catalogImage, TEXT_MAX } from '../../src/sbom/catalog.js';
 import { craftImage, dpkgStanza, rawTar, tempDir } from './util.js';
 
 const OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n';
@@ -174,4 +174,15 @@ test('a layer cannot reach outside the image: absolute and escaping symlinks res
   assert.equal(c.os?.id, 'inside', "a symlink climbing above the root stays at the image's root (as in a chroot)");
   assert.deepEqual(c.packages.map((p) => p.name), ['bash'], 'entries named above the root are ignored');
   assert.deepEqual(c.packages[0].licenses, [], "/etc/copyright of the host is never read");
+});
+
+test('a database file over the size limit is not read into memory, and what it replaced is not reported as current either', async (t) => {
+  const huge = Buffer.alloc(TEXT_MAX + 1, 0x20);
+  dpkgStanza('hidden', '1.0').split('').forEach((c, i) => (huge[i] = c.charCodeAt(0)));
+  const { store, manifest } = await craftImage(tempDir(t), [
+    { '/var/lib/dpkg/status': dpkgStanza('bash', '5.2'), '/srv/node_modules/ok/package.json': JSON.stringify({ name: 'ok', version: '1.0.0' }) },
+    { '/var/lib/dpkg/status': huge },
+  ]);
+  const c = await catalogImage(store, manifest);
+  assert.deepEqual(c.packages.map((p) => p.name), ['ok']);
 });

@@ -51,6 +51,9 @@ export function schemaValidator(kind: 'spdx' | 'cyclonedx'): (doc: unknown) => s
   const addFormats: Plugin = (formatsModule as unknown as { default?: Plugin }).default ?? (formatsModule as unknown as Plugin);
   const ajv = new Ajv({ strict: false, allErrors: true });
   addFormats(ajv);
+  // CycloneDX also uses draft 2019's IRI and IDN formats, which ajv-formats lacks: the shape checked loosely
+  ajv.addFormat('iri-reference', /^\S*$/u);
+  ajv.addFormat('idn-email', /^[^\s@]+@[^\s@]+$/u);
   const load = (f: string): Record<string, unknown> => JSON.parse(readFileSync(path.join(conformance, f), 'utf8')) as Record<string, unknown>;
   let validate: ValidateFunction;
   if (kind === 'spdx') validate = ajv.compile(load('spdx-2.3/spdx-schema.json'));
