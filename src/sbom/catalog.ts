@@ -20,6 +20,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Provider } from '../oci/content.js';
 import { KilnError } from '../errors.js';
+import { trace } from '../trace.js';
 import { readLayer } from '../oci/layer.js';
 import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../oci/types.js';
 import { parseApkInstalled, parseDpkgStatus, parseNpmLock, parseNpmPackageJson, parseOsRelease, parsePythonMetadata, type Found } from './ecosystems.js';
@@ -172,7 +173,10 @@ async function readEntry(
     if (info) set(goPackages(info));
     return;
   }
-  if (size > (kind === 'java' ? ARCHIVE_MAX : TEXT_MAX)) return;
+  if (size > (kind === 'java' ? ARCHIVE_MAX : TEXT_MAX)) {
+    trace(`sbom: ${p} (layer ${layer}) is ${size} bytes, over the limit: not read`);
+    return;
+  }
   const data = await readAll(entry.stream);
   if (kind === 'java') {
     set(javaPackages(data));
