@@ -127,3 +127,5 @@ export { setupBinfmt, ensureBinfmt, debianHandlers, registrationLine, type Binfm
 export { executionProblem, readBinfmtHandler, type RegisteredHandler } from './oci/platform.js';
 // imagetools: inspect indexes and combine images into one (store or registry)
 export { openImage, inspectImage, formatInspect, inspectJSON, planIndex, createIndex, type ImagetoolsContext, type SourceImage, type Inspected, type CreateOptions, type CreateResult } from './imagetools.js';
+// secret scan and the build's gate before the push (#13)
+export { scanSecrets, formatSecretFindings, secretFindingRows, redact, SECRET_RULES, MAX_FILE_SIZE, type SecretFinding, type SecretSeverity, type ScanSecretsOptions } from './scan/secrets.js';
