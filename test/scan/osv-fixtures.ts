@@ -24,6 +24,7 @@ export function osvSchemaErrors(record: unknown): string[] {
   if (validator === undefined) {
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     ajv.addFormat('date-time', { type: 'string', validate: (s: string) => !Number.isNaN(Date.parse(s)) });
+    ajv.addFormat('uri', { type: 'string', validate: (s: string) => /^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$/.test(s) });
     validator = ajv.compile(JSON.parse(readFileSync(osvSchemaPath, 'utf8')) as object);
   }
   if (validator(record)) return [];
