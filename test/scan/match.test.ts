@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Catalog, CatalogPackage, Ecosystem } from '../../src/sbom/types.js';
 import { loadAdvisoryDb, type OsvRecord } from '../../src/scan/osv.js';
-import { matchCatalog, inRange } from '../../src/scan/match.js';
+import { matchCatalog, inRange, osvEcosystems } from '../../src/scan/match.js';
 import { parseIgnoreFile, readIgnoreFile } from '../../src/scan/ignore.js';
 import { cvssBaseScore, advisorySeverity } from '../../src/scan/severity.js';
 import { compareVersions } from '../../src/scan/versions/index.js';
@@ -221,4 +221,14 @@ test('the fixture builder only writes schema-valid records (the schema check its
   assert.notDeepEqual(osvSchemaErrors({ id: 'GHSA-x', modified: 'yesterday' }), []);
   assert.notDeepEqual(osvSchemaErrors(advisory('GHSA-aaaa-bbbb-cccc', [{ package: { ecosystem: 'NotAnEcosystem', name: 'x' } }])), []);
   assert.notDeepEqual(osvSchemaErrors(advisory('GHSA-aaaa-bbbb-cccc', [{ package: { ecosystem: 'npm', name: 'x' }, ranges: [{ type: 'SEMVER', events: [{ fixed: '1' }] }] }])), [], 'events need an introduced');
+});
+
+test('OSV ecosystems from the os-release: Debian by major release, Ubuntu with its LTS variant, Alpine by major.minor', () => {
+  assert.deepEqual(osvEcosystems('deb', { id: 'debian', versionId: '12' }), ['Debian:12', 'Debian']);
+  assert.deepEqual(osvEcosystems('deb', { id: 'debian', versionId: '11.9' }), ['Debian:11', 'Debian']);
+  assert.deepEqual(osvEcosystems('deb', { id: 'debian' }), ['Debian'], 'testing/sid: no VERSION_ID');
+  assert.deepEqual(osvEcosystems('deb', { id: 'ubuntu', versionId: '22.04' }), ['Ubuntu:22.04', 'Ubuntu:22.04:LTS', 'Ubuntu']);
+  assert.deepEqual(osvEcosystems('deb', { id: 'linuxmint', versionId: '21' }), [], 'an unknown distribution: no guess');
+  assert.deepEqual(osvEcosystems('apk', { id: 'alpine', versionId: '3.19.1' }), ['Alpine:v3.19', 'Alpine']);
+  assert.deepEqual(osvEcosystems('maven', undefined), ['Maven']);
 });

@@ -7,7 +7,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { multiPlatformBusybox, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { ContentStore } from '../../src/oci/store.js';
+import type { ImageIndex } from '../../src/oci/types.js';
 import { advisory, fixedIn, writeOsvDir, writeOsvZip } from './osv-fixtures.js';
 import type { OsvRecord } from '../../src/scan/osv.js';
 
@@ -196,6 +198,18 @@ describe('kiln scan on busybox images with crafted package records', () => {
     // both scans at once: two runs
     const both = JSON.parse((await scan(['--db', db, '--secrets', '--format', 'sarif'])).stdout) as { runs: unknown[] };
     assert.equal(both.runs.length, 2);
+  });
+
+  it('--platform scans that platform of a multi-platform image', async () => {
+    const index = await multiPlatformBusybox(ws.root, 'multi:1');
+    const store = await ContentStore.open(ws.root);
+    const arm64 = (await store.readJSON<ImageIndex>(index.digest)).manifests.find((m) => m.platform?.architecture === 'arm64')!;
+    const r = await runKiln(['scan', 'multi:1', '--platform', 'linux/arm64', '--db', db, '--format', 'json'], { root: ws.root });
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as JsonReport & { image: { platform?: string } };
+    assert.equal(rep.image.manifestDigest, arm64.digest);
+    assert.equal(rep.image.platform, 'linux/arm64');
+    assert.deepEqual(rep.findings, []);
   });
 
   it('a database with a malformed file warns and names it; a missing database and a missing --db are clear errors', async () => {
