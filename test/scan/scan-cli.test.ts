@@ -227,5 +227,13 @@ describe('kiln scan on busybox images with crafted package records', () => {
     const noDb = await scan([]);
     assert.equal(noDb.code, 1);
     assert.match(noDb.stderr, /needs an advisory database \(--db DIR\|ZIP\) or --secrets/);
+    const noImage = await runKiln(['scan', 'nope:1', '--db', db], { root: ws.root });
+    assert.equal(noImage.code, 1);
+    assert.match(noImage.stderr, /^error: image nope:1 not found in the store/);
+    const badFormat = await scan(['--db', db, '--format', 'xml']);
+    assert.equal(badFormat.code, 1);
+    assert.match(badFormat.stderr, /"xml" is not a format/);
+    const badExit = await scan(['--db', db, '--exit-code', 'x']);
+    assert.match(badExit.stderr, /"x" is not an exit code/);
   });
 });
