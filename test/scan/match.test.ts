@@ -6,7 +6,7 @@ import type { Catalog, CatalogPackage, Ecosystem } from '../../src/sbom/types.js
 import { loadAdvisoryDb, type OsvRecord } from '../../src/scan/osv.js';
 import { matchCatalog, inRange, osvEcosystems } from '../../src/scan/match.js';
 import { parseIgnoreFile, readIgnoreFile } from '../../src/scan/ignore.js';
-import { cvssBaseScore, advisorySeverity } from '../../src/scan/severity.js';
+import { cvssBaseScore, advisorySeverity, severityOfWord } from '../../src/scan/severity.js';
 import { compareVersions } from '../../src/scan/versions/index.js';
 import { KilnError } from '../../src/errors.js';
 import { tempDir } from '../helpers.js';
@@ -159,6 +159,11 @@ test('severity from CVSS v3/v4 vectors, else the database word, else UNKNOWN; --
   assert.deepEqual(ids(matchCatalog(catalog([p]), db, { severities: ['HIGH', 'CRITICAL'] })), ['GHSA-crit-crit-crit', 'GHSA-v4v4-v4v4-v4v4', 'GHSA-high-high-high']);
   assert.deepEqual(ids(matchCatalog(catalog([p]), db, { ignoreUnfixed: true })), ['GHSA-crit-crit-crit', 'GHSA-v4v4-v4v4-v4v4', 'GHSA-high-high-high', 'GHSA-word-word-word']);
   assert.equal(advisorySeverity(advisory('x_1', []), undefined).severity, 'UNKNOWN');
+  // Debian's urgencies, GHSA's words, Ubuntu's priorities
+  assert.deepEqual(['unimportant', 'low', 'medium', 'high', 'not yet assigned', 'end-of-life', 'MODERATE', 'CRITICAL', 'negligible', 'important'].map(severityOfWord), ['LOW', 'LOW', 'MEDIUM', 'HIGH', 'UNKNOWN', 'UNKNOWN', 'MEDIUM', 'CRITICAL', 'LOW', 'HIGH']);
+  // the highest score of several vectors counts; an affected package's own vector is read too
+  const both = advisory('GHSA-twov-twov-twov', [{ ...fixedIn('npm', 'x', '1.0.1'), severity: [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N' }] }], { severity: v3('CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N') });
+  assert.deepEqual(advisorySeverity(both, both.affected![0]), { severity: 'CRITICAL', score: 9.3 });
 });
 
 test('.trivyignore: ids and aliases, comments, exp: dates (an expired entry no longer ignores)', async (t) => {
