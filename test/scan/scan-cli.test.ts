@@ -10,6 +10,7 @@ import path from 'node:path';
 import { multiPlatformBusybox, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { ContentStore } from '../../src/oci/store.js';
 import type { ImageIndex } from '../../src/oci/types.js';
+import { zipSync } from 'fflate';
 import { advisory, fixedIn, writeOsvDir, writeOsvZip } from './osv-fixtures.js';
 import type { OsvRecord } from '../../src/scan/osv.js';
 
@@ -198,6 +199,36 @@ describe('kiln scan on busybox images with crafted package records', () => {
     // both scans at once: two runs
     const both = JSON.parse((await scan(['--db', db, '--secrets', '--format', 'sarif'])).stdout) as { runs: unknown[] };
     assert.equal(both.runs.length, 2);
+  });
+
+  it('Alpine (by origin, Alpine:v<major.minor>), PyPI (normalised names) and Maven (group:artifact, from a jar) packages of a built image', async () => {
+    const ctx = await ws.context({
+      Dockerfile: 'FROM busybox:latest\nCOPY os-release /etc/os-release\nCOPY installed /lib/apk/db/installed\nCOPY site/ /usr/lib/python3.11/site-packages/\nCOPY app.jar /app/app.jar\n',
+      'os-release': 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n',
+      installed: 'C:Q1abc=\nP:libcrypto3\nV:3.1.4-r4\nA:x86_64\no:openssl\nL:Apache-2.0\n\nC:Q1def=\nP:busybox\nV:1.36.1-r15\nA:x86_64\no:busybox\n\n',
+      'site/Foo_Bar-1.9.dist-info/METADATA': 'Metadata-Version: 2.1\nName: Foo_Bar\nVersion: 1.9\n',
+    });
+    const pom = 'groupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.14.1\n';
+    await fs.writeFile(path.join(ctx, 'app.jar'), zipSync({ 'META-INF/maven/org.apache.logging.log4j/log4j-core/pom.properties': Buffer.from(pom) }));
+    const b = await runKiln(['build', '-t', 'mixed:1', ctx], { root: ws.root, timeoutMs: 300_000 });
+    assert.equal(b.code, 0, b.stderr);
+    const t = await tempDir('kiln-scan-mixed-');
+    cleanups.push(t.cleanup);
+    const mixedDb = await writeOsvDir(t.dir, [
+      advisory('ALPINE-CVE-2026-0001', [fixedIn('Alpine:v3.19', 'openssl', '3.1.4-r5')]),
+      advisory('ALPINE-CVE-2026-0002', [fixedIn('Alpine:v3.18', 'openssl', '3.1.4-r9')]),
+      advisory('ALPINE-CVE-2026-0003', [fixedIn('Alpine:v3.19', 'busybox', '1.36.1-r2')]),
+      advisory('PYSEC-2026-1', [fixedIn('PyPI', 'foo-bar', '2.0')]),
+      advisory('GHSA-jfh8-c2jp-5v3q', [fixedIn('Maven', 'org.apache.logging.log4j:log4j-core', '2.15.0', 'ECOSYSTEM', '2.0-beta9')], { aliases: ['CVE-2021-44228'] }),
+    ]);
+    const r = await runKiln(['scan', 'mixed:1', '--db', mixedDb, '--format', 'json'], { root: ws.root });
+    assert.equal(r.code, 0, r.stderr);
+    const rep = JSON.parse(r.stdout) as JsonReport;
+    assert.deepEqual(rep.findings.map((f) => [f.package.ecosystem, f.package.name, f.id, f.installed, f.fixed, f.layer.path]).sort(), [
+      ['apk', 'libcrypto3', 'ALPINE-CVE-2026-0001', '3.1.4-r4', '3.1.4-r5', '/lib/apk/db/installed'],
+      ['maven', 'org.apache.logging.log4j:log4j-core', 'GHSA-jfh8-c2jp-5v3q', '2.14.1', '2.15.0', '/app/app.jar'],
+      ['pypi', 'Foo_Bar', 'PYSEC-2026-1', '1.9', '2.0', '/usr/lib/python3.11/site-packages/Foo_Bar-1.9.dist-info/METADATA'],
+    ]);
   });
 
   it('--platform scans that platform of a multi-platform image', async () => {
