@@ -140,3 +140,39 @@ export { spdxDocument, catalogFromSpdx, type SbomMeta } from './sbom/spdx.js';
 export { cyclonedxDocument } from './sbom/cyclonedx.js';
 export { sbomImage, sbomDocument, sbomCreated, checkSbomFormat, SBOM_FORMATS, type SbomFormat, type SbomImageOptions, type SbomImageResult } from './sbom/index.js';
 export type { Catalog, CatalogPackage, Ecosystem, OsRelease, PackageLocation } from './sbom/types.js';
+// secret scan and the build's gate before the push (#13)
+export { scanSecrets, formatSecretFindings, secretFindingRows, redact, SECRET_RULES, MAX_FILE_SIZE, type SecretFinding, type SecretSeverity, type ScanSecretsOptions } from './scan/secrets.js';
+// vulnerability scan: OSV databases, each ecosystem's version order, matching, reports (#13)
+export {
+  scanImage,
+  scanImageSecrets,
+  defaultIgnoreFile,
+  loadAdvisoryDb,
+  AdvisoryDb,
+  matchCatalog,
+  osvEcosystems,
+  countBySeverity,
+  readIgnoreFile,
+  parseIgnoreFile,
+  ignoredBy,
+  SEVERITIES,
+  advisorySeverity,
+  cvssBaseScore,
+  compareVersions,
+  findingRows,
+  summaryLine,
+  jsonReport,
+  vulnerabilityRun,
+  secretsRun,
+  sarifLog,
+  imageLayers,
+  type ScanImageOptions,
+  type ScanSecretsImageOptions,
+  type ScanReport,
+  type Finding,
+  type MatchOptions,
+  type IgnoreList,
+  type Severity,
+  type LayerInfo,
+  type OsvRecord,
+} from './scan/index.js';

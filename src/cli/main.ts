@@ -40,6 +40,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   setup: () => import('./setup.js'),
   imagetools: () => import('./imagetools.js'),
   sbom: () => import('./sbom.js'),
+  scan: () => import('./scan.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
