@@ -39,6 +39,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   push: () => import('./push.js'),
   setup: () => import('./setup.js'),
   imagetools: () => import('./imagetools.js'),
+  attestations: () => import('./attestations.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
