@@ -6,7 +6,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { KilnError } from '../errors.js';
+import { catalogImage } from '../sbom/catalog.js';
+import { spdxDocument } from '../sbom/spdx.js';
+import { VERSION } from '../version.js';
 import { convertImage, persistConverted } from '../export/convert.js';
 import { locateDockerfile, type DefinitionOptions } from '../frontend/source.js';
 import { isSource, vertexInputs, type Vertex } from '../graph/types.js';
@@ -14,7 +16,7 @@ import type { ContentStore, Lease } from '../oci/store.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from '../oci/types.js';
 import { isIndexType } from '../oci/walk.js';
 import { attachAttestations, isAttestationEntry } from './attach.js';
-import { imageSubjects, makeStatement, SLSA_PROVENANCE_V1, type Statement } from './intoto.js';
+import { imageSubjects, makeStatement, SLSA_PROVENANCE_V1, SPDX_PREDICATE, type Statement } from './intoto.js';
 import { provenancePredicate, type BaseImageUse, type ProvenanceInput, type ProvenanceStep } from './provenance.js';
 
 export interface PlatformTarget {
@@ -29,7 +31,7 @@ export interface AttestBuildOptions {
   /** The image's names (-t): the statements' subjects. */
   names: string[];
   provenance?: { mode: 'min' | 'max' };
-  /** An SBOM statement per platform manifest is asked for (`extra` makes it). */
+  /** An SPDX SBOM statement per platform manifest (src/sbom/ catalogues the image). */
   sbom?: boolean;
   /** One statement of another kind per platform manifest (the SBOM). */
   extra?: (manifest: Descriptor, platform: Platform, subjects: Statement['subject']) => Promise<Statement[]>;
@@ -106,7 +108,6 @@ async function platformManifests(store: ContentStore, top: Descriptor): Promise<
  */
 export async function attestBuild(top: Descriptor, opts: AttestBuildOptions): Promise<Descriptor> {
   const { store, lease } = opts;
-  if (opts.sbom && !opts.extra) throw new KilnError('--sbom is not available in this kiln yet (the SBOM cataloguer is not built in)', { code: 'unsupported', hint: 'build without --sbom, or with --provenance alone' });
   const converted = await convertImage(store, top, { compression: { compression: 'gzip' } });
   for (const digest of converted.documents.keys()) await lease.add(digest);
   const image = await persistConverted(store, converted);
@@ -116,6 +117,15 @@ export async function attestBuild(top: Descriptor, opts: AttestBuildOptions): Pr
   for (const [i, m] of manifests.entries()) {
     const subjects = imageSubjects(opts.names, m.platform, m.descriptor.digest);
     const list: Statement[] = opts.extra ? await opts.extra(m.descriptor, m.platform, subjects) : [];
+    if (opts.sbom) {
+      // the image as it runs, catalogued (src/sbom/), as an SPDX document named after the image
+      const doc = spdxDocument(await catalogImage(store, m.descriptor), {
+        name: opts.names[0] ?? m.descriptor.digest,
+        created: opts.common.reproducible ? opts.common.startedOn : finishedOn.replace(/\.\d{3}Z$/, 'Z'),
+        toolVersion: VERSION,
+      });
+      list.unshift(makeStatement(subjects, SPDX_PREDICATE, doc));
+    }
     if (opts.provenance) {
       const target = opts.targets[i]?.target;
       const max = opts.provenance.mode === 'max';
