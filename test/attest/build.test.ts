@@ -82,6 +82,8 @@ describe('kiln build --provenance', { skip }, () => {
     const store = await ContentStore.open(ws.root);
     const imageManifest = await store.readJSON<ImageManifest>(image.digest);
     assert.deepEqual(validateOCI('manifest', imageManifest), []);
+    // the git annotations made before the attestations are kept on the image manifest
+    assert.equal(imageManifest.annotations?.['org.opencontainers.image.revision'], commit);
     // the attested image's layers are what a push sends: gzip
     assert.ok(imageManifest.layers.every((l) => l.mediaType === MediaType.ociLayerGzip), JSON.stringify(imageManifest.layers));
 
