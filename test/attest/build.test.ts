@@ -248,6 +248,19 @@ describe('kiln build --provenance', { skip }, () => {
     assert.doesNotMatch(missing.stderr, /\n\s+at /);
   });
 
+  it('an output that would rewrite an attested manifest is refused: the statements would name another image', async (t) => {
+    const dir = path.join(ctx, '..', `oci-${process.pid}`);
+    t.after(() => fs.rm(dir, { recursive: true, force: true }));
+    const r = await build(['--provenance=mode=min', '-o', `type=oci,dest=${dir}.tar,oci-mediatypes=false`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /has attestations naming its digest, which this output would change/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    await assert.rejects(fs.stat(`${dir}.tar`));
+    const ok = await build(['--provenance=mode=min', '-o', `type=oci,dest=${dir}.tar`]);
+    assert.equal(ok.code, 0, ok.stderr);
+    await fs.rm(`${dir}.tar`);
+  });
+
   it('bad flags are refused with a clear message', async () => {
     for (const [flag, pattern] of [
       ['--provenance=mode=huge', /mode=huge is neither min nor max/],
