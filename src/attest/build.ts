@@ -17,7 +17,7 @@ import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } fro
 import { isIndexType } from '../oci/walk.js';
 import { attachAttestations, isAttestationEntry } from './attach.js';
 import { imageSubjects, makeStatement, SLSA_PROVENANCE_V1, SPDX_PREDICATE, type Statement } from './intoto.js';
-import { provenancePredicate, type BaseImageUse, type ProvenanceInput, type ProvenanceStep } from './provenance.js';
+import { provenancePredicate, type BaseImageUse, type MountedId, type ProvenanceInput, type ProvenanceStep } from './provenance.js';
 
 export interface PlatformTarget {
   platform: Platform;
@@ -38,7 +38,7 @@ export interface AttestBuildOptions {
   /** Every target, in the order of the build's platforms. */
   targets: PlatformTarget[];
   /** What every platform's provenance shares. */
-  common: Omit<ProvenanceInput, 'mode' | 'bases' | 'steps' | 'layers' | 'finishedOn'>;
+  common: Omit<ProvenanceInput, 'mode' | 'bases' | 'steps' | 'layers' | 'finishedOn' | 'secrets' | 'ssh'>;
   /** A step's solved state (the solver's memo): its cache key and whether it came from the cache. */
   solved: (v: Vertex) => Promise<{ key: string; cached: boolean }>;
 }
@@ -47,12 +47,27 @@ export interface AttestBuildOptions {
  * The Dockerfile as provenance names it: its path relative to the context when it lies inside
  * (else as given; "Dockerfile" for stdin) and the sha256 of its bytes.
  */
-export async function dockerfileSource(opts: DefinitionOptions): Promise<{ path: string; digest: string }> {
+export async function dockerfileSource(opts: DefinitionOptions): Promise<{ path: string; digest: string; text: string }> {
   const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-  if (opts.dockerfileText !== undefined) return { path: 'Dockerfile', digest: sha(opts.dockerfileText) };
+  if (opts.dockerfileText !== undefined) return { path: 'Dockerfile', digest: sha(opts.dockerfileText), text: opts.dockerfileText };
   const { file } = await locateDockerfile(opts);
   const rel = path.relative(path.resolve(opts.contextDir), path.resolve(file));
-  return { path: rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file, digest: sha(await fs.readFile(file)) };
+  const bytes = await fs.readFile(file);
+  return { path: rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file, digest: sha(bytes), text: bytes.toString('utf8') };
+}
+
+/** The secrets and ssh agents the RUN steps under `target` mount (BuildKit lists these, not the flags). */
+export function mountedIds(target: Vertex): { secrets: MountedId[]; ssh: MountedId[] } {
+  const secrets: MountedId[] = [];
+  const ssh: MountedId[] = [];
+  walkGraph(target, (v) => {
+    if (v.kind !== 'exec') return;
+    for (const m of v.mounts) {
+      if (m.type === 'secret') secrets.push({ id: m.id ?? path.basename(m.target), optional: m.required !== true });
+      if (m.type === 'ssh') ssh.push({ id: m.id ?? 'default', optional: m.required !== true });
+    }
+  });
+  return { secrets, ssh };
 }
 
 /** The base images under `target` (FROM, COPY --from and mounts of images), each once. */
@@ -134,6 +149,7 @@ export async function attestBuild(top: Descriptor, opts: AttestBuildOptions): Pr
         mode: opts.provenance.mode,
         finishedOn: opts.common.reproducible ? opts.common.startedOn : finishedOn,
         bases: target ? baseImages(target) : [],
+        ...(target ? mountedIds(target) : { secrets: [], ssh: [] }),
         ...(max && target ? { steps: await buildSteps(target, opts.solved), layers: m.manifest.layers } : {}),
       });
       list.push(makeStatement(subjects, SLSA_PROVENANCE_V1, predicate));

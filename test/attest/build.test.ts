@@ -33,7 +33,7 @@ const dockerfile = [
 type Pred = {
   buildDefinition: {
     buildType: string;
-    externalParameters: { configSource: { path: string; digest: { sha256: string } }; request: { frontend: string; args: Record<string, string>; secrets?: Array<{ id: string }>; ssh?: unknown[]; locals: Array<{ name: string }> } };
+    externalParameters: { configSource: { path: string; digest: { sha256: string } }; request: { frontend: string; args: Record<string, string>; secrets?: Array<{ id: string; optional: boolean }>; ssh?: unknown[]; locals: Array<{ name: string }> } };
     internalParameters: { builderPlatform: string; kilnVersion: string; buildConfig?: { steps: Array<{ name: string; digest: string; cacheKey: string; cached: boolean }> } };
     resolvedDependencies: Array<{ uri?: string; name?: string; digest: Record<string, string> }>;
   };
@@ -113,7 +113,7 @@ describe('kiln build --provenance', { skip }, () => {
     assert.equal(def.externalParameters.request.frontend, 'dockerfile.v0');
     assert.equal(def.externalParameters.request.args['build-arg:FOO'], 'bar');
     assert.equal(def.externalParameters.request.args['label:team'], 'blue');
-    assert.deepEqual(def.externalParameters.request.secrets, [{ id: 'tok' }]);
+    assert.deepEqual(def.externalParameters.request.secrets, [{ id: 'tok', optional: true }]);
     assert.deepEqual(def.externalParameters.request.locals, [{ name: 'context' }, { name: 'dockerfile' }]);
     assert.equal(def.internalParameters.builderPlatform, formatPlatform(hostPlatform()));
     assert.equal(def.internalParameters.kilnVersion, VERSION);

@@ -61,8 +61,8 @@ test('provenance: min has no build-arg values or secrets; max never holds a secr
     builderPlatform: { os: 'linux', architecture: 'amd64' },
     buildArgs: { FOO: 'bar' },
     labels: { l: 'v' },
-    secrets: ['tok', 'tok'],
-    ssh: ['default'],
+    secrets: [{ id: 'tok', optional: true }, { id: 'tok', optional: false }, { id: 'a', optional: true }],
+    ssh: [{ id: 'default', optional: true }],
     namedContexts: ['other'],
     bases: [{ ref: 'busybox', platform: { os: 'linux', architecture: 'amd64' }, digest: D }, { ref: 'busybox', platform: { os: 'linux', architecture: 'amd64' }, digest: D }],
     vcs: { revision: 'c'.repeat(40), source: 'https://u:p@example.invalid/r.git' },
@@ -75,8 +75,8 @@ test('provenance: min has no build-arg values or secrets; max never holds a secr
   assert.ok(!min.includes('bar') && !min.includes('"secrets"') && !min.includes('u:p@'), min);
   const max = provenancePredicate({ ...input, mode: 'max' }) as { buildDefinition: { externalParameters: { request: Record<string, unknown> }; resolvedDependencies: unknown[] } };
   assert.deepEqual(max.buildDefinition.externalParameters.request.args, { 'build-arg:FOO': 'bar', 'context:other': '', 'label:l': 'v', platform: 'linux/amd64' });
-  assert.deepEqual(max.buildDefinition.externalParameters.request.secrets, [{ id: 'tok' }]);
-  assert.deepEqual(max.buildDefinition.externalParameters.request.ssh, [{ id: 'default' }]);
+  assert.deepEqual(max.buildDefinition.externalParameters.request.secrets, [{ id: 'a', optional: true }, { id: 'tok', optional: false }]);
+  assert.deepEqual(max.buildDefinition.externalParameters.request.ssh, [{ id: 'default', optional: true }]);
   assert.equal(max.buildDefinition.resolvedDependencies.length, 2, 'the base once, and the context');
   assert.ok(!JSON.stringify(max).includes('u:p@'));
   assert.equal(invocationId('seed'), invocationId('seed'));
