@@ -10,20 +10,19 @@
  * its attestation manifest, as buildx makes it. Same statements, same bytes.
  */
 import { KilnError } from '../errors.js';
+import { isAttestationManifest, ReferenceDigestAnnotation, ReferenceTypeAnnotation } from '../oci/image.js';
 import type { ContentStore, Lease } from '../oci/store.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageIndex, type ImageManifest, type Platform } from '../oci/types.js';
 import { isIndexType, isManifestType, writeIndex } from '../oci/walk.js';
 import { IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, type Statement } from './intoto.js';
 
-export const REFERENCE_TYPE_ANNOTATION = 'vnd.docker.reference.type';
-export const REFERENCE_DIGEST_ANNOTATION = 'vnd.docker.reference.digest';
+export const REFERENCE_TYPE_ANNOTATION = ReferenceTypeAnnotation;
+export const REFERENCE_DIGEST_ANNOTATION = ReferenceDigestAnnotation;
 export const ATTESTATION_MANIFEST = 'attestation-manifest';
 export const ATTESTATION_PLATFORM: Platform = { architecture: 'unknown', os: 'unknown' };
 
 /** Whether an index entry is an attestation manifest (BuildKit's annotation says so). */
-export function isAttestationEntry(d: Descriptor): boolean {
-  return d.annotations?.[REFERENCE_TYPE_ANNOTATION] === ATTESTATION_MANIFEST;
-}
+export const isAttestationEntry = isAttestationManifest;
 
 /** The statement's bytes as stored: compact JSON in the statement's own field order. */
 export function statementBytes(s: Statement): Buffer {

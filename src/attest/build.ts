@@ -6,7 +6,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { KilnError } from '../errors.js';
+import { catalogImage } from '../sbom/catalog.js';
+import { spdxDocument } from '../sbom/spdx.js';
+import { VERSION } from '../version.js';
 import { convertImage, persistConverted } from '../export/convert.js';
 import { locateDockerfile, type DefinitionOptions } from '../frontend/source.js';
 import { isSource, vertexInputs, type Vertex } from '../graph/types.js';
@@ -14,8 +16,8 @@ import type { ContentStore, Lease } from '../oci/store.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from '../oci/types.js';
 import { isIndexType } from '../oci/walk.js';
 import { attachAttestations, isAttestationEntry } from './attach.js';
-import { imageSubjects, makeStatement, SLSA_PROVENANCE_V1, type Statement } from './intoto.js';
-import { provenancePredicate, type BaseImageUse, type ProvenanceInput, type ProvenanceStep } from './provenance.js';
+import { imageSubjects, makeStatement, SLSA_PROVENANCE_V1, SPDX_PREDICATE, type Statement } from './intoto.js';
+import { provenancePredicate, type BaseImageUse, type MountedId, type ProvenanceInput, type ProvenanceStep } from './provenance.js';
 
 export interface PlatformTarget {
   platform: Platform;
@@ -29,14 +31,14 @@ export interface AttestBuildOptions {
   /** The image's names (-t): the statements' subjects. */
   names: string[];
   provenance?: { mode: 'min' | 'max' };
-  /** An SBOM statement per platform manifest is asked for (`extra` makes it). */
+  /** An SPDX SBOM statement per platform manifest (src/sbom/ catalogues the image). */
   sbom?: boolean;
   /** One statement of another kind per platform manifest (the SBOM). */
   extra?: (manifest: Descriptor, platform: Platform, subjects: Statement['subject']) => Promise<Statement[]>;
   /** Every target, in the order of the build's platforms. */
   targets: PlatformTarget[];
   /** What every platform's provenance shares. */
-  common: Omit<ProvenanceInput, 'mode' | 'bases' | 'steps' | 'layers' | 'finishedOn'>;
+  common: Omit<ProvenanceInput, 'mode' | 'bases' | 'steps' | 'layers' | 'finishedOn' | 'secrets' | 'ssh'>;
   /** A step's solved state (the solver's memo): its cache key and whether it came from the cache. */
   solved: (v: Vertex) => Promise<{ key: string; cached: boolean }>;
 }
@@ -45,12 +47,27 @@ export interface AttestBuildOptions {
  * The Dockerfile as provenance names it: its path relative to the context when it lies inside
  * (else as given; "Dockerfile" for stdin) and the sha256 of its bytes.
  */
-export async function dockerfileSource(opts: DefinitionOptions): Promise<{ path: string; digest: string }> {
+export async function dockerfileSource(opts: DefinitionOptions): Promise<{ path: string; digest: string; text: string }> {
   const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-  if (opts.dockerfileText !== undefined) return { path: 'Dockerfile', digest: sha(opts.dockerfileText) };
+  if (opts.dockerfileText !== undefined) return { path: 'Dockerfile', digest: sha(opts.dockerfileText), text: opts.dockerfileText };
   const { file } = await locateDockerfile(opts);
   const rel = path.relative(path.resolve(opts.contextDir), path.resolve(file));
-  return { path: rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file, digest: sha(await fs.readFile(file)) };
+  const bytes = await fs.readFile(file);
+  return { path: rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file, digest: sha(bytes), text: bytes.toString('utf8') };
+}
+
+/** The secrets and ssh agents the RUN steps under `target` mount (BuildKit lists these, not the flags). */
+export function mountedIds(target: Vertex): { secrets: MountedId[]; ssh: MountedId[] } {
+  const secrets: MountedId[] = [];
+  const ssh: MountedId[] = [];
+  walkGraph(target, (v) => {
+    if (v.kind !== 'exec') return;
+    for (const m of v.mounts) {
+      if (m.type === 'secret') secrets.push({ id: m.id ?? path.basename(m.target), optional: m.required !== true });
+      if (m.type === 'ssh') ssh.push({ id: m.id ?? 'default', optional: m.required !== true });
+    }
+  });
+  return { secrets, ssh };
 }
 
 /** The base images under `target` (FROM, COPY --from and mounts of images), each once. */
@@ -106,7 +123,6 @@ async function platformManifests(store: ContentStore, top: Descriptor): Promise<
  */
 export async function attestBuild(top: Descriptor, opts: AttestBuildOptions): Promise<Descriptor> {
   const { store, lease } = opts;
-  if (opts.sbom && !opts.extra) throw new KilnError('--sbom is not available in this kiln yet (the SBOM cataloguer is not built in)', { code: 'unsupported', hint: 'build without --sbom, or with --provenance alone' });
   const converted = await convertImage(store, top, { compression: { compression: 'gzip' } });
   for (const digest of converted.documents.keys()) await lease.add(digest);
   const image = await persistConverted(store, converted);
@@ -116,6 +132,15 @@ export async function attestBuild(top: Descriptor, opts: AttestBuildOptions): Pr
   for (const [i, m] of manifests.entries()) {
     const subjects = imageSubjects(opts.names, m.platform, m.descriptor.digest);
     const list: Statement[] = opts.extra ? await opts.extra(m.descriptor, m.platform, subjects) : [];
+    if (opts.sbom) {
+      // the image as it runs, catalogued (src/sbom/), as an SPDX document named after the image
+      const doc = spdxDocument(await catalogImage(store, m.descriptor), {
+        name: opts.names[0] ?? m.descriptor.digest,
+        created: opts.common.reproducible ? opts.common.startedOn : finishedOn.replace(/\.\d{3}Z$/, 'Z'),
+        toolVersion: VERSION,
+      });
+      list.unshift(makeStatement(subjects, SPDX_PREDICATE, doc));
+    }
     if (opts.provenance) {
       const target = opts.targets[i]?.target;
       const max = opts.provenance.mode === 'max';
@@ -124,6 +149,7 @@ export async function attestBuild(top: Descriptor, opts: AttestBuildOptions): Pr
         mode: opts.provenance.mode,
         finishedOn: opts.common.reproducible ? opts.common.startedOn : finishedOn,
         bases: target ? baseImages(target) : [],
+        ...(target ? mountedIds(target) : { secrets: [], ssh: [] }),
         ...(max && target ? { steps: await buildSteps(target, opts.solved), layers: m.manifest.layers } : {}),
       });
       list.push(makeStatement(subjects, SLSA_PROVENANCE_V1, predicate));

@@ -30,6 +30,11 @@ export interface BaseImageUse {
   digest: string;
 }
 
+export interface MountedId {
+  id: string;
+  optional: boolean;
+}
+
 export interface ProvenanceStep {
   name: string;
   /** The step's vertex digest (its definition, inputs included). */
@@ -53,10 +58,12 @@ export interface ProvenanceInput {
   /** --build-arg values as given (the environment's SOURCE_DATE_EPOCH included). */
   buildArgs: Record<string, string>;
   labels: Record<string, string>;
-  /** Secret ids (--secret id=…); never their values. */
-  secrets: string[];
-  /** ssh ids (--ssh ID). */
-  ssh: string[];
+  /** The secrets the build's RUN steps mount, by id (optional: the mount is not required); never their values. */
+  secrets: MountedId[];
+  /** The ssh agents they mount, likewise. */
+  ssh: MountedId[];
+  /** mode=max: the Dockerfile's text (BuildKit's source.infos[].data). */
+  dockerfileText?: string;
   /** Named contexts (--build-context NAME=…), by name. */
   namedContexts: string[];
   bases: BaseImageUse[];
@@ -94,6 +101,13 @@ function sorted<T>(record: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** Each id once, sorted; optional only when every mount of it is. */
+function mergedIds(list: MountedId[]): MountedId[] {
+  const byId = new Map<string, boolean>();
+  for (const m of list) byId.set(m.id, (byId.get(m.id) ?? true) && m.optional);
+  return [...byId.keys()].sort().map((id) => ({ id, optional: byId.get(id)! }));
+}
+
 /** The provenance predicate (see the module comment). */
 export function provenancePredicate(input: ProvenanceInput): Record<string, unknown> {
   const max = input.mode === 'max';
@@ -111,8 +125,8 @@ export function provenancePredicate(input: ProvenanceInput): Record<string, unkn
     locals: [{ name: 'context' }, { name: 'dockerfile' }],
   };
   if (max) {
-    request.secrets = [...new Set(input.secrets)].sort().map((id) => ({ id }));
-    request.ssh = [...new Set(input.ssh)].sort().map((id) => ({ id }));
+    request.secrets = mergedIds(input.secrets);
+    request.ssh = mergedIds(input.ssh);
   }
   const deps: Array<Record<string, unknown>> = [];
   const seen = new Set<string>();
@@ -144,7 +158,7 @@ export function provenancePredicate(input: ProvenanceInput): Record<string, unkn
   const kilnMeta: Record<string, unknown> = {};
   if (source || input.vcs?.revision) kilnMeta.vcs = { ...(input.vcs?.revision ? { revision: input.vcs.revision } : {}), ...(source ? { source } : {}) };
   if (max) {
-    kilnMeta.source = { infos: [{ filename: input.dockerfilePath, digest: input.dockerfileDigest }] };
+    kilnMeta.source = { infos: [{ filename: input.dockerfilePath, digest: input.dockerfileDigest, ...(input.dockerfileText !== undefined ? { data: input.dockerfileText } : {}) }] };
     if (input.layers) kilnMeta.layers = input.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }));
   }
   metadata.kiln_metadata = kilnMeta;

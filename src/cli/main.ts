@@ -41,6 +41,7 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   imagetools: () => import('./imagetools.js'),
   sbom: () => import('./sbom.js'),
   scan: () => import('./scan.js'),
+  attestations: () => import('./attestations.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */

@@ -8,6 +8,7 @@
 import { KilnError } from '../errors.js';
 import { canonicalJSON } from '../oci/canonical.js';
 import { Digester } from '../oci/digest.js';
+import { attestationsFor } from '../oci/image.js';
 import { layerVariant } from '../oci/layer.js';
 import { formatPlatform, platformMatches } from '../oci/platform.js';
 import type { ContentStore } from '../oci/store.js';
@@ -144,6 +145,13 @@ export async function convertImage(store: ContentStore, top: Descriptor, options
       continue;
     }
     const { descriptor, platform } = await convertManifest(m, m.platform);
+    if (descriptor.digest !== m.digest && attestationsFor(index, m.digest).length > 0) {
+      // the attestations' statements name the manifest by digest: a converted one would be another image
+      throw new KilnError(`the ${platform ? formatPlatform(platform) : ''} image ${m.digest} has attestations naming its digest, which this output would change (compression, media types or annotations)`, {
+        code: 'unsupported',
+        hint: 'drop the output option that rewrites the image (force-compression, oci-mediatypes=false, annotation.*: --annotation is applied before the attestations), or build without --sbom/--provenance',
+      });
+    }
     const annotations = { ...(m.annotations ?? {}), ...annotationsFor(specs, 'manifest-descriptor', platform) };
     manifests.push({ ...m, mediaType: descriptor.mediaType, digest: descriptor.digest, size: descriptor.size, ...(Object.keys(annotations).length > 0 ? { annotations } : {}) });
   }

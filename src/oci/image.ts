@@ -50,6 +50,20 @@ export async function loadImage(store: Provider & RefStore, name: string, platfo
   return { name: shown, manifestDescriptor, manifest, config, configDescriptor, indexDescriptor };
 }
 
+/** The annotations BuildKit puts on an attestation manifest's index entry. */
+export const ReferenceTypeAnnotation = 'vnd.docker.reference.type';
+export const ReferenceDigestAnnotation = 'vnd.docker.reference.digest';
+
+/** Whether an index entry is an attestation manifest (never an image to run, pull or build on). */
+export function isAttestationManifest(d: Descriptor): boolean {
+  return d.annotations?.[ReferenceTypeAnnotation] === 'attestation-manifest';
+}
+
+/** The attestation manifests an index lists for its manifest `manifestDigest`. */
+export function attestationsFor(index: ImageIndex, manifestDigest: string): Descriptor[] {
+  return (Array.isArray(index.manifests) ? index.manifests : []).filter((m) => isAttestationManifest(m) && m.annotations?.[ReferenceDigestAnnotation] === manifestDigest);
+}
+
 /**
  * The manifest of an index for `platform` (attestation manifests are never picked; a lone
  * manifest without a platform is taken). A KilnError naming `what` and the platforms the
@@ -57,7 +71,7 @@ export async function loadImage(store: Provider & RefStore, name: string, platfo
  */
 export function chooseManifest(index: ImageIndex, platform: Platform, what: string): Descriptor {
   const candidates = (Array.isArray(index.manifests) ? index.manifests : []).filter(
-    (m) => isManifestType(m.mediaType) && m.annotations?.['vnd.docker.reference.type'] !== 'attestation-manifest',
+    (m) => isManifestType(m.mediaType) && !isAttestationManifest(m),
   );
   const pick = candidates.find((m) => platformMatches(platform, m.platform)) ?? (candidates.length === 1 && !candidates[0].platform ? candidates[0] : undefined);
   if (!pick) {

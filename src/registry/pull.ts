@@ -7,10 +7,10 @@
  * image's manifest and config, no layers.
  */
 import { errorCode, isErrnoError, KilnError } from '../errors.js';
-import { chooseManifest } from '../oci/image.js';
+import { attestationsFor, chooseManifest } from '../oci/image.js';
 import { hostPlatform } from '../oci/platform.js';
 import { normalizeName, parseCanonicalReference, parseReference, type CanonicalReference } from '../oci/reference.js';
-import { isIndexType, isManifestType } from '../oci/walk.js';
+import { buildIndex, isIndexType, isManifestType } from '../oci/walk.js';
 import type { LeaseManager, Provider, RefStore, StagingIngester } from '../oci/content.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from '../oci/types.js';
 import { recordBlobSources, recordRepoDigest } from './sources.js';
@@ -61,6 +61,12 @@ export interface PullResult {
   blobs: PulledLayer[];
   /** The name already pointed at this image before the pull. */
   upToDate: boolean;
+  /**
+   * The attestation manifests the index has for the pulled manifest, stored with their blobs.
+   * A tag then names an index of the pulled manifest and them (the registry's index less the
+   * other platforms, its annotations kept), so `kiln attestations` reads them after the pull.
+   */
+  attestations?: string[];
 }
 
 /** A remote image resolved to one platform's manifest: what pulling and inspecting share. */
@@ -184,18 +190,33 @@ export async function pullImage(opts: PullOptions): Promise<PullResult> {
   const name = normalizeName(opts.ref);
   const image = await resolveRemoteImage(opts.client, opts.ref, opts.platform);
   const { repository, top, manifest, parsed } = image;
+  // the pulled manifest's attestation manifests (BuildKit's layout): small, fetched with it
+  const attestationEntries = image.index ? attestationsFor(image.index, manifest.descriptor.digest).filter((d) => isManifestType(d.mediaType)) : [];
+  const attestations = await Promise.all(
+    attestationEntries.map(async (d) => {
+      const got = await repository.getManifest(d.digest).catch((e: unknown) => {
+        throw remoteError(e, `${repository.host}/${repository.name}`, d.digest);
+      });
+      if (got.descriptor.digest !== d.digest) throw new KilnError(`${opts.ref}: the registry served ${got.descriptor.digest} for the attestation manifest ${d.digest}`, { code: 'invalid' });
+      const doc = parseJSON<ImageManifest>(got.bytes, `the attestation manifest ${d.digest} of ${opts.ref}`);
+      if (!doc?.config?.digest || !Array.isArray(doc.layers)) throw new KilnError(`${opts.ref}: the attestation manifest ${d.digest} is malformed (no config or layers)`, { code: 'invalid' });
+      return { entry: d, got, blobs: [doc.config, ...doc.layers] };
+    }),
+  );
   const blobs = [parsed.config, ...parsed.layers];
+  const attestationBlobs = attestations.flatMap((a) => a.blobs);
   const lease = await store.lease();
   try {
     // leased before the existence checks: a prune running now keeps what is found here
-    await lease.add(top.descriptor.digest, manifest.descriptor.digest, ...blobs.map((b) => b.digest));
+    await lease.add(top.descriptor.digest, manifest.descriptor.digest, ...blobs.map((b) => b.digest), ...attestations.map((a) => a.entry.digest), ...attestationBlobs.map((b) => b.digest));
     const results = new Map<string, PulledLayer>();
-    const unique = [...new Map(blobs.map((b) => [b.digest, b])).values()];
+    const unique = [...new Map([...blobs, ...attestationBlobs].map((b) => [b.digest, b])).values()];
+    const isLayerOfImage = new Set(parsed.layers.map((l) => l.digest));
     await inParallel(
       unique,
       opts.concurrency ?? 3,
       async (blob) => {
-        const isLayer = blob.digest !== parsed.config.digest;
+        const isLayer = isLayerOfImage.has(blob.digest);
         const emit = (ev: TransferEvent): void => {
           if (isLayer) opts.progress?.(ev);
         };
@@ -222,9 +243,17 @@ export async function pullImage(opts: PullOptions): Promise<PullResult> {
     opts.signal?.throwIfAborted();
     // the manifest (and the index) last: a store never holds a manifest whose blobs are missing
     await store.writeBlob(manifest.bytes, manifest.descriptor.digest);
+    for (const a of attestations) await store.writeBlob(a.got.bytes, a.entry.digest);
     if (top !== manifest) await store.writeBlob(top.bytes, top.descriptor.digest);
-    // a name by digest names what the digest is (an index stays one); a tag names the platform's manifest
-    const named = written.digest !== undefined && written.tag === undefined ? top.descriptor : manifest.descriptor;
+    // a name by digest names what the digest is (an index stays one); a tag names the platform's
+    // manifest, or with attestations an index of it and them
+    let named = written.digest !== undefined && written.tag === undefined ? top.descriptor : manifest.descriptor;
+    if (named === manifest.descriptor && attestations.length > 0 && image.index) {
+      const own = image.index.manifests.find((m) => m.digest === manifest.descriptor.digest)!;
+      const index = buildIndex([own, ...attestations.map((a) => a.entry)], image.index.annotations ? { annotations: image.index.annotations } : {});
+      named = await store.writeJSON(index, index.mediaType!);
+      await lease.add(named.digest);
+    }
     const namedDescriptor: Descriptor = { mediaType: named.mediaType, digest: named.digest, size: named.size };
     const before = await store.resolve(name).catch(() => undefined);
     await store.setRef(name, namedDescriptor);
@@ -242,6 +271,7 @@ export async function pullImage(opts: PullOptions): Promise<PullResult> {
       digest: top.descriptor.digest,
       blobs: blobs.map((b) => results.get(b.digest) ?? { digest: b.digest, size: b.size, how: 'exists' }),
       upToDate: before?.digest === namedDescriptor.digest,
+      ...(attestations.length > 0 ? { attestations: attestations.map((a) => a.entry.digest) } : {}),
     };
   } finally {
     await lease.release();
