@@ -127,3 +127,22 @@ export { setupBinfmt, ensureBinfmt, debianHandlers, registrationLine, type Binfm
 export { executionProblem, readBinfmtHandler, type RegisteredHandler } from './oci/platform.js';
 // imagetools: inspect indexes and combine images into one (store or registry)
 export { openImage, inspectImage, formatInspect, inspectJSON, planIndex, createIndex, type ImagetoolsContext, type SourceImage, type Inspected, type CreateOptions, type CreateResult } from './imagetools.js';
+
+// signatures, cosign-compatible: key pairs, the simple-signing payload, the .sig tag image, sign and verify
+export { generateKeyPair, loadPrivateKey, loadPublicKey, keyNeedsPassword, SIGSTORE_KEY_PEM_TYPE, COSIGN_KEY_PEM_TYPE, type SigningKey, type VerificationKey, type KeyAlgorithm } from './sign/keys.js';
+export { simpleSigningPayload, parsePayload, MalformedPayloadError, SIMPLE_SIGNING_MEDIA_TYPE, COSIGN_SIGNATURE_TYPE, type SimpleSigningPayload } from './sign/payload.js';
+export { signatureArtifact, pushSignature, signatureTag, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, type SignatureArtifact, type PushedSignature } from './sign/sign.js';
+export {
+  signImage,
+  verifyImage,
+  readKeyFile,
+  registryReference,
+  VerificationError,
+  type SignImageOptions,
+  type SignImageResult,
+  type SignedManifest,
+  type VerifyImageOptions,
+  type VerifyImageResult,
+  type VerifiedSignature,
+  type VerifyFailure,
+} from './sign/index.js';

@@ -39,6 +39,9 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   push: () => import('./push.js'),
   setup: () => import('./setup.js'),
   imagetools: () => import('./imagetools.js'),
+  'generate-key-pair': () => import('./sign.js'),
+  sign: () => import('./sign.js'),
+  verify: () => import('./sign.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
@@ -56,7 +59,7 @@ function commandWord(argv: string[]): string | undefined {
 }
 
 /** Commands that never touch the kiln root. */
-const ROOTLESS = new Set(['check', 'debug', 'help', 'setup']);
+const ROOTLESS = new Set(['check', 'debug', 'help', 'setup', 'generate-key-pair']);
 
 let interrupting = false;
 

@@ -83,7 +83,8 @@ async function attestationManifests(r: Resolved): Promise<Descriptor[]> {
   return (index.manifests ?? []).filter((m) => m.annotations?.[REFERENCE_TYPE_ANNOTATION] === ATTESTATION_MANIFEST);
 }
 
-async function readKeyFile(file: string, what: string): Promise<string> {
+/** A key file's text, or a KilnError naming the file. */
+export async function readKeyFile(file: string, what: 'private key' | 'public key'): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (e) {
