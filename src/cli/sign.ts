@@ -91,6 +91,7 @@ export const register: Registrar = (program: Command, globals) => {
   if (program.commands.some((c) => c.name() === 'sign')) return;
   program
     .command('generate-key-pair')
+    .summary('Write a cosign-compatible key pair (cosign.key encrypted, cosign.pub)')
     .description(`Write a cosign-compatible key pair: PREFIX.key (ECDSA P-256, encrypted with a password, mode 0600) and PREFIX.pub. The password comes from KILN_PASSWORD or COSIGN_PASSWORD, else it is asked twice on the terminal. ${KEYLESS}`)
     .option('--output-key-prefix <prefix>', 'file names: PREFIX.key and PREFIX.pub', 'cosign')
     .option('--force', 'overwrite existing files')
@@ -109,6 +110,7 @@ export const register: Registrar = (program: Command, globals) => {
 
   program
     .command('sign')
+    .summary('Sign an image in a registry with a key, as cosign sign --key does')
     .description(`Sign an image in a registry as cosign sign --key does: the payload under the sha256-<digest>.sig tag of its repository, and an OCI 1.1 referrer. A tag is resolved in the registry and that digest signed. ${KEYLESS}`)
     .argument('<ref>', 'HOST/REPO[:TAG|@DIGEST], or docker://REF')
     .requiredOption('--key <file>', 'private key: kiln or cosign generate-key-pair (password from KILN_PASSWORD, COSIGN_PASSWORD or the terminal), or a PKCS#8 / EC PEM key')
@@ -130,6 +132,7 @@ export const register: Registrar = (program: Command, globals) => {
 
   program
     .command('verify')
+    .summary("Verify an image's cosign signatures with a public key")
     .description(`Verify an image's cosign signatures with a public key: a signature under its sha256-<digest>.sig tag must verify and name this digest and repository. Prints the verified payloads as JSON (as cosign verify does); exits 1 with the reason otherwise. ${KEYLESS}`)
     .argument('<ref>', 'HOST/REPO[:TAG|@DIGEST], or docker://REF')
     .requiredOption('--key <file>', 'public key (PEM), e.g. cosign.pub')
