@@ -137,6 +137,7 @@ export {
   verifyImage,
   readKeyFile,
   registryReference,
+  cosignRepositoryName,
   VerificationError,
   type SignImageOptions,
   type SignImageResult,

@@ -16,7 +16,7 @@ import { registryClient } from '../registry/settings.js';
 import type { RemoteRepository } from '../registry/types.js';
 import { loadPrivateKey, loadPublicKey, verifyBytes, type SigningKey, type VerificationKey } from './keys.js';
 import { MalformedPayloadError, parsePayload, SIMPLE_SIGNING_MEDIA_TYPE, type SimpleSigningPayload } from './payload.js';
-import { pushSignature, SIGNATURE_ANNOTATION, signatureArtifact, signatureTag, type PushedSignature } from './sign.js';
+import { pushSignature, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, signatureArtifact, signatureTag, type PushedSignature } from './sign.js';
 
 const REMOTE_PREFIX = 'docker://';
 /** BuildKit's annotation on an attestation manifest in an image index. */
@@ -213,10 +213,37 @@ export async function verifyImage(opts: VerifyImageOptions): Promise<VerifyImage
   return { repository: r.where, digest: r.descriptor.digest, verified };
 }
 
+function simpleSigningLayers(bytes: Buffer): Descriptor[] {
+  try {
+    const doc = JSON.parse(bytes.toString('utf8')) as { layers?: Descriptor[] };
+    return Array.isArray(doc.layers) ? doc.layers.filter((l) => l?.mediaType === SIMPLE_SIGNING_MEDIA_TYPE) : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The signature layers of `digest`: the image under its `.sig` tag (what cosign reads by
+ * default), else the OCI 1.1 referrers of cosign's signature artifact type (what
+ * `cosign sign --registry-referrers-mode=oci-1-1` writes alone); undefined when neither exists.
+ */
+async function signatureLayers(r: Resolved, digest: string): Promise<{ layers: Descriptor[]; from: string } | undefined> {
+  const tag = signatureTag(digest);
+  if (await r.repo.headManifest(tag)) return { layers: simpleSigningLayers((await r.repo.getManifest(tag)).bytes), from: `${r.where}:${tag}` };
+  const referrers = (await r.repo.referrers(digest, SIGNATURE_ARTIFACT_TYPE).catch(() => [] as Descriptor[])).filter(
+    (d) => (d as { artifactType?: string }).artifactType === SIGNATURE_ARTIFACT_TYPE,
+  );
+  if (referrers.length === 0) return undefined;
+  const layers: Descriptor[] = [];
+  for (const d of referrers) layers.push(...simpleSigningLayers((await r.repo.getManifest(d.digest)).bytes));
+  return { layers, from: `the OCI 1.1 referrers of ${r.where}@${digest}` };
+}
+
 async function verifyManifest(r: Resolved, target: { kind: VerifiedSignature['kind']; digest: string }, key: VerificationKey, keyName: string): Promise<VerifiedSignature[]> {
   const tag = signatureTag(target.digest);
   const what = target.kind === 'image' ? `${r.where}@${target.digest}` : `the attestation manifest ${target.digest} of ${r.where}`;
-  if (!(await r.repo.headManifest(tag))) {
+  const found = await signatureLayers(r, target.digest);
+  if (!found) {
     const others = target.kind === 'image' ? (await r.repo.listTags().catch(() => [] as string[])).filter((t) => /^sha256-[a-f0-9]{64}\.sig$/.test(t) && t !== tag) : [];
     if (others.length > 0) {
       const named = others.slice(0, 3).map((t) => `sha256:${t.slice(7, 19)}…`).join(', ');
@@ -226,17 +253,10 @@ async function verifyManifest(r: Resolved, target: { kind: VerifiedSignature['ki
         'verify the digest that was signed (REPO@sha256:…), or sign the new image if the change was meant',
       );
     }
-    throw new VerificationError('missing', `${what} is not signed: ${r.where} has no signature tag ${tag}`, 'sign it: kiln sign --key cosign.key REF');
+    throw new VerificationError('missing', `${what} is not signed: ${r.where} has no signature tag ${tag} and no OCI 1.1 referrer signature`, 'sign it: kiln sign --key cosign.key REF');
   }
-  const sigImage = await r.repo.getManifest(tag);
-  let layers: Descriptor[] = [];
-  try {
-    const doc = JSON.parse(sigImage.bytes.toString('utf8')) as { layers?: Descriptor[] };
-    layers = Array.isArray(doc.layers) ? doc.layers.filter((l) => l?.mediaType === SIMPLE_SIGNING_MEDIA_TYPE) : [];
-  } catch {
-    layers = [];
-  }
-  if (layers.length === 0) throw new VerificationError('malformed', `${r.where}:${tag} holds no cosign signature (no ${SIMPLE_SIGNING_MEDIA_TYPE} layer)`);
+  const { layers, from } = found;
+  if (layers.length === 0) throw new VerificationError('malformed', `${from} holds no cosign signature (no ${SIMPLE_SIGNING_MEDIA_TYPE} layer)`);
   const provider = r.repo.provider();
   const verified: VerifiedSignature[] = [];
   const malformed: string[] = [];
@@ -277,7 +297,7 @@ async function verifyManifest(r: Resolved, target: { kind: VerifiedSignature['ki
   if (otherImage.length > 0) {
     throw new VerificationError(
       'other-image',
-      `the signature under ${r.where}:${tag} is for another image, not ${what}: ${otherImage.join('; ')}`,
+      `the signature in ${from} is for another image, not ${what}: ${otherImage.join('; ')}`,
       'a signature was copied or replaced; sign this image with kiln sign',
     );
   }

@@ -104,3 +104,18 @@ test('the payload is cosign’s bytes; parsePayload reads it back and names what
   assert.throws(bad(JSON.stringify({ critical: { type: 'cosign container image signature', identity: { 'docker-reference': 'x' }, image: { 'docker-manifest-digest': 'sha256:1' } } })), /is not a sha256 digest/);
   assert.throws(bad(JSON.stringify({ critical: { type: 'cosign container image signature', image: { 'docker-manifest-digest': digest } } })), /docker-reference is missing/);
 });
+
+test('an RSA key (2048 to 4096 bits) signs with PKCS #1 v1.5 SHA-256, as cosign does with one; a small one is refused', () => {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  for (const pem of [rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()]) {
+    const key = loadPrivateKey(pem, undefined, 'rsa.key');
+    assert.equal(key.algorithm, 'rsa-pkcs1v15-sha256');
+    const data = Buffer.from('payload');
+    const sig = signBytes(key, data);
+    assert.equal(sig.length, 256);
+    assert.ok(verify('sha256', data, rsa.publicKey, sig));
+    assert.ok(verifyBytes(loadPublicKey(key.publicPem), data, sig));
+  }
+  const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  assert.throws(() => loadPrivateKey(small, undefined, 'small.key'), /small\.key is an RSA key of 1024 bits; cosign accepts 2048 to 4096/);
+});

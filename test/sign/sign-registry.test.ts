@@ -214,3 +214,20 @@ test('signImage refuses a name without a registry, and an image the registry doe
   await assert.rejects(() => sign('busybox:latest'), /names no registry: signatures live in a registry/);
   await assert.rejects(() => sign(`${r.host}/nothing:here`), /has no image here/);
 });
+
+test('a signature stored only as an OCI 1.1 referrer (cosign --registry-referrers-mode=oci-1-1) verifies too', async (t) => {
+  if (skipUnlessRegistry(t)) return;
+  const r = await registry();
+  const digest = await push('busybox:latest', `${r.host}/refonly:1`);
+  const repo = client!.repository(`${r.host}/refonly`);
+  const art = signatureArtifact(digest, `${r.host}/refonly`, loadPrivateKey(await fs.readFile(keyFile('a.key'), 'utf8'), PASSWORD));
+  for (const [d, b] of [[art.layer, art.payload], [art.configDescriptor, art.config]] as const) await repo.pushBlob(d, async function* () { yield b; });
+  const subject = (await repo.headManifest(digest))!;
+  const bytes = signatureManifest(art.configDescriptor, [art.layer], { subject });
+  await repo.putManifest(digestOf(bytes), { mediaType: MediaType.ociManifest, bytes });
+  assert.equal(await repo.headManifest(signatureTag(digest)), undefined, 'no .sig tag');
+  const v = await verifyImage({ root: ws!.root, ref: `${r.host}/refonly:1`, publicKey: keyFile('a.pub'), client });
+  assert.equal(v.verified.length, 1);
+  assert.equal(v.verified[0].signature, art.signature);
+  await expectFailure(`${r.host}/refonly:1`, 'b.pub', 'wrong-key', /is signed, but not with .*b\.pub/);
+});
