@@ -16,7 +16,7 @@ import { registryClient } from '../registry/settings.js';
 import type { RemoteRepository } from '../registry/types.js';
 import { loadPrivateKey, loadPublicKey, verifyBytes, type SigningKey, type VerificationKey } from './keys.js';
 import { MalformedPayloadError, parsePayload, SIMPLE_SIGNING_MEDIA_TYPE, type SimpleSigningPayload } from './payload.js';
-import { pushSignature, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, signatureArtifact, signatureTag, type PushedSignature } from './sign.js';
+import { MAX_SIGNATURES, pushSignature, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, signatureArtifact, signatureTag, type PushedSignature } from './sign.js';
 
 const REMOTE_PREFIX = 'docker://';
 /** BuildKit's annotation on an attestation manifest in an image index. */
@@ -257,7 +257,9 @@ async function verifyManifest(r: Resolved, target: { kind: VerifiedSignature['ki
   }
   const { layers, from } = found;
   if (layers.length === 0) throw new VerificationError('malformed', `${from} holds no cosign signature (no ${SIMPLE_SIGNING_MEDIA_TYPE} layer)`);
+  if (layers.length > MAX_SIGNATURES) throw new VerificationError('malformed', `${from} holds ${layers.length} signatures, more than cosign's limit of ${MAX_SIGNATURES}`);
   const provider = r.repo.provider();
+  const payloads = new Map<string, Buffer>();
   const verified: VerifiedSignature[] = [];
   const malformed: string[] = [];
   const otherImage: string[] = [];
@@ -268,7 +270,9 @@ async function verifyManifest(r: Resolved, target: { kind: VerifiedSignature['ki
       malformed.push(`signature ${i + 1} ${signature === undefined ? `has no ${SIGNATURE_ANNOTATION} annotation` : `has a ${layer.size}-byte payload`}`);
       continue;
     }
-    const payloadBytes = await provider.readBlob(layer.digest);
+    // the same payload may carry several signatures (one blob, read once)
+    const payloadBytes = payloads.get(layer.digest) ?? (await provider.readBlob(layer.digest));
+    payloads.set(layer.digest, payloadBytes);
     if (!verifyBytes(key, payloadBytes, Buffer.from(signature, 'base64'))) {
       wrongKey++;
       continue;

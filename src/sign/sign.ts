@@ -29,6 +29,8 @@ import { goJSON, SIMPLE_SIGNING_MEDIA_TYPE, simpleSigningPayload } from './paylo
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 /** cosign's artifactType for a signature stored as an OCI 1.1 referrer. */
 export const SIGNATURE_ARTIFACT_TYPE = 'application/vnd.dev.cosign.artifact.sig.v1+json';
+/** cosign's limit on the signatures one signature image holds. */
+export const MAX_SIGNATURES = 1000;
 
 /** One signature, ready to push: the payload, its signature and the signature image's documents. */
 export interface SignatureArtifact {
@@ -175,6 +177,12 @@ export async function pushSignature(repo: RemoteRepository, artifact: SignatureA
   const tag = signatureTag(artifact.subject);
   const layers = await existingLayers(repo, tag);
   const added = !layers.some((l) => l.digest === artifact.layer.digest && l.annotations?.[SIGNATURE_ANNOTATION] === artifact.signature);
+  if (added && layers.length >= MAX_SIGNATURES) {
+    throw new KilnError(`${repo.host}/${repo.name}:${tag} already holds ${layers.length} signatures, cosign's limit`, {
+      code: 'resource-exhausted',
+      hint: 'remove that tag (its old signatures) and sign again',
+    });
+  }
   if (added) layers.push(artifact.layer);
   await pushBytes(repo, artifact.layer, artifact.payload);
   const config = signatureConfig(layers);

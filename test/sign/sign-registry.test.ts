@@ -231,3 +231,24 @@ test('a signature stored only as an OCI 1.1 referrer (cosign --registry-referrer
   assert.equal(v.verified[0].signature, art.signature);
   await expectFailure(`${r.host}/refonly:1`, 'b.pub', 'wrong-key', /is signed, but not with .*b\.pub/);
 });
+
+test('cosign’s limit of 1000 signatures per signature image: verify refuses more, sign refuses to add the 1001st', async (t) => {
+  if (skipUnlessRegistry(t)) return;
+  const r = await registry();
+  const digest = await push('busybox:latest', `${r.host}/many:1`);
+  const repo = client!.repository(`${r.host}/many`);
+  const key = loadPrivateKey(await fs.readFile(keyFile('a.key'), 'utf8'), PASSWORD);
+  const art = signatureArtifact(digest, `${r.host}/many`, key);
+  const put = async (count: number) => {
+    const layers = Array.from({ length: count }, () => art.layer);
+    const config = signatureConfig(layers);
+    const configDesc = { mediaType: MediaType.ociConfig, size: config.length, digest: digestOf(config) };
+    for (const [d, b] of [[art.layer, art.payload], [configDesc, config]] as const) await repo.pushBlob(d, async function* () { yield b; });
+    await repo.putManifest(signatureTag(digest), { mediaType: MediaType.ociManifest, bytes: signatureManifest(configDesc, layers) });
+  };
+  await put(1001);
+  await expectFailure(`${r.host}/many:1`, 'a.pub', 'malformed', /holds 1001 signatures, more than cosign's limit of 1000/);
+  await put(1000);
+  await verifyImage({ root: ws!.root, ref: `${r.host}/many:1`, publicKey: keyFile('a.pub'), client });
+  await assert.rejects(() => pushSignature(repo, signatureArtifact(digest, `${r.host}/many`, key)), /already holds 1000 signatures, cosign's limit/);
+});
