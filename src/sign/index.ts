@@ -244,12 +244,13 @@ async function verifyManifest(r: Resolved, target: { kind: VerifiedSignature['ki
   const what = target.kind === 'image' ? `${r.where}@${target.digest}` : `the attestation manifest ${target.digest} of ${r.where}`;
   const found = await signatureLayers(r, target.digest);
   if (!found) {
-    const others = target.kind === 'image' ? (await r.repo.listTags().catch(() => [] as string[])).filter((t) => /^sha256-[a-f0-9]{64}\.sig$/.test(t) && t !== tag) : [];
+    // a tag whose digest no signature names, in a repository holding signatures: it moved (a digest reference is just unsigned)
+    const others = target.kind === 'image' && r.ref.digest === undefined ? (await r.repo.listTags().catch(() => [] as string[])).filter((t) => /^sha256-[a-f0-9]{64}\.sig$/.test(t) && t !== tag) : [];
     if (others.length > 0) {
       const named = others.slice(0, 3).map((t) => `sha256:${t.slice(7, 19)}…`).join(', ');
       throw new VerificationError(
         'changed',
-        `${r.ref.tag !== undefined && r.ref.digest === undefined ? `${r.where}:${r.ref.tag} now points to` : `${r.where} holds`} ${target.digest}, which no signature names; the signatures in ${r.where} are for other manifests (${named}${others.length > 3 ? ', …' : ''}): the image changed after it was signed, or the tag was moved`,
+        `${r.where}:${r.ref.tag ?? 'latest'} now points to ${target.digest}, which no signature names; the signatures in ${r.where} are for other manifests (${named}${others.length > 3 ? ', …' : ''}): the image changed after it was signed, or the tag was moved`,
         'verify the digest that was signed (REPO@sha256:…), or sign the new image if the change was meant',
       );
     }

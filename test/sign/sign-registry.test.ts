@@ -177,6 +177,8 @@ test('verification fails with its reason: missing signature, wrong key, moved ta
   const other = await push('other:1', `${r.host}/fail:1`);
   assert.notEqual(other, bb);
   await expectFailure(`${r.host}/fail:1`, 'a.pub', 'changed', new RegExp(`fail:1 now points to ${other}, which no signature names.*the image changed after it was signed, or the tag was moved`));
+  // by digest, the new image is simply not signed
+  await expectFailure(`${r.host}/fail@${other}`, 'a.pub', 'missing', /is not signed/);
   // the signed digest still verifies by digest
   await verifyImage({ root: ws!.root, ref: `${r.host}/fail@${bb}`, publicKey: keyFile('a.pub'), client });
 
