@@ -128,6 +128,13 @@ export { executionProblem, readBinfmtHandler, type RegisteredHandler } from './o
 // imagetools: inspect indexes and combine images into one (store or registry)
 export { openImage, inspectImage, formatInspect, inspectJSON, planIndex, createIndex, type ImagetoolsContext, type SourceImage, type Inspected, type CreateOptions, type CreateResult } from './imagetools.js';
 
+// attestations: in-toto statements, SLSA v1 provenance, attestation manifests as BuildKit stores them
+export { makeStatement, imagePurl, imageSubjects, statementProblems, STATEMENT_V1, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, SPDX_PREDICATE, SLSA_PROVENANCE_V1, type Statement, type Subject } from './attest/intoto.js';
+export { provenancePredicate, KILN_BUILD_TYPE, type ProvenanceInput } from './attest/provenance.js';
+export { attachAttestations, isAttestationEntry, ATTESTATION_PLATFORM } from './attest/attach.js';
+export { listAttestations, readStatement, imageAttestations, type ImageAttestations, type AttestationRow, type AttestationsOptions } from './attest/index.js';
+export { parseAttestationFlags, type AttestationRequest } from './attest/options.js';
+
 // signatures, cosign-compatible: key pairs, the simple-signing payload, the .sig tag image, sign and verify
 export { generateKeyPair, loadPrivateKey, loadPublicKey, keyNeedsPassword, SIGSTORE_KEY_PEM_TYPE, COSIGN_KEY_PEM_TYPE, type SigningKey, type VerificationKey, type KeyAlgorithm } from './sign/keys.js';
 export { simpleSigningPayload, parsePayload, MalformedPayloadError, SIMPLE_SIGNING_MEDIA_TYPE, COSIGN_SIGNATURE_TYPE, type SimpleSigningPayload } from './sign/payload.js';
