@@ -15,7 +15,7 @@ import type { RemoteRepository } from '../../src/registry/types.js';
 import { generateKeyPair } from '../../src/sign/keys.js';
 import { signImage, verifyImage, VerificationError } from '../../src/sign/index.js';
 import { signatureTag } from '../../src/sign/sign.js';
-import { rootWithBusybox, runKiln, tempDir } from '../helpers.js';
+import { rootWithBusybox, runKiln, tempDir, writeTree } from '../helpers.js';
 import { skipUnlessRegistry, startRegistry, type Registry } from '../registry/harness.js';
 
 let reg: Registry | undefined;
@@ -118,4 +118,28 @@ test('sign --attestations signs the index and each attestation manifest; verify 
     () => verifyImage({ root: ws!.root, ref: `${r.host}/att:plain`, publicKey: pub, attestations: true, client }),
     (e: unknown) => e instanceof VerificationError && e.reason === 'missing' && /has no attestation manifests to verify/.test(e.message),
   );
+});
+
+test('an image kiln built with --provenance and pushed: sign --attestations and verify --attestations through the CLI', async (t) => {
+  if (skipUnlessRegistry(t)) return;
+  reg ??= await startRegistry();
+  client ??= new RegistryClient();
+  const r = reg;
+  const ctx = await tempDir('kiln-sign-ctx-');
+  t.after(ctx.cleanup);
+  await writeTree(ctx.dir, { Dockerfile: 'FROM busybox:latest\nCOPY hello /hello\n', hello: 'hello\n' });
+  const built = await runKiln(['build', '--provenance=mode=min', '-t', 'attested:1', ctx.dir], { root: ws!.root });
+  assert.equal(built.code, 0, built.stderr);
+  const pushed = await runKiln(['push', '-q', 'attested:1', `${r.host}/built:1`], { root: ws!.root });
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const env = { KILN_PASSWORD: 'pw' };
+  const key = path.join(keys!.dir, 'k.key');
+  const pub = path.join(keys!.dir, 'k.pub');
+  const signed = await runKiln(['sign', '--key', key, '--attestations', `${r.host}/built:1`], { root: ws!.root, env });
+  assert.equal(signed.code, 0, signed.stderr);
+  assert.equal(signed.stdout.trim().split('\n').length, 2, 'the index and its attestation manifest');
+  assert.match(signed.stderr, /Signed attestation manifest \(of sha256:[a-f0-9]{64}\) sha256:[a-f0-9]{64}/);
+  const verified = await runKiln(['verify', '--key', pub, '--attestations', `${r.host}/built:1`], { root: ws!.root });
+  assert.equal(verified.code, 0, verified.stderr);
+  assert.equal((JSON.parse(verified.stdout) as unknown[]).length, 2);
 });
