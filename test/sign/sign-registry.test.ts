@@ -254,3 +254,21 @@ test('cosign’s limit of 1000 signatures per signature image: verify refuses mo
   await verifyImage({ root: ws!.root, ref: `${r.host}/many:1`, publicKey: keyFile('a.pub'), client });
   await assert.rejects(() => pushSignature(repo, signatureArtifact(digest, `${r.host}/many`, key)), /already holds 1000 signatures, cosign's limit/);
 });
+
+test('a signature push that fails on a blob leaves no .sig tag', async (t) => {
+  if (skipUnlessRegistry(t)) return;
+  const r = await registry();
+  const digest = await push('busybox:latest', `${r.host}/nofail:1`);
+  const { startProxy } = await import('../registry/proxy.js');
+  const proxy = await startProxy(r.host);
+  t.after(() => proxy.stop());
+  const viaProxy = new RegistryClient({ attempts: 1 });
+  t.after(() => viaProxy.close());
+  const repo = viaProxy.repository(`${proxy.host}/nofail`);
+  const art = signatureArtifact(digest, `${r.host}/nofail`, loadPrivateKey(await fs.readFile(keyFile('a.key'), 'utf8'), PASSWORD));
+  proxy.failNext(100, 403, {}, (method, p) => method === 'POST' && p.includes('/blobs/uploads'));
+  await assert.rejects(() => pushSignature(repo, art));
+  proxy.reset();
+  assert.equal(await client!.repository(`${r.host}/nofail`).headManifest(signatureTag(digest)), undefined, 'no tag after the failed push');
+  assert.ok(!proxy.requests.some((q) => q.method === 'PUT' && q.path.includes('/manifests/')), 'no manifest was put');
+});
