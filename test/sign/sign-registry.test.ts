@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { digestOf } from '../../src/oci/digest.js';
+import { validateOCI } from '../../src/oci/schema.js';
 import { MediaType } from '../../src/oci/types.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { generateKeyPair, loadPrivateKey, signBytes } from '../../src/sign/keys.js';
@@ -105,12 +106,16 @@ test('sign then verify: the .sig tag holds cosign’s signature image, a referre
     `{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["${manifest.layers[0].digest}"]},"config":{}}`,
   );
 
+  assert.deepEqual(validateOCI('manifest', manifest), [], 'the signature manifest is a valid OCI manifest');
+  assert.deepEqual(validateOCI('config', JSON.parse(config.toString())), [], 'and its config a valid OCI config');
+
   // the OCI 1.1 referrer (through the referrers tag schema on distribution 2.8)
   const referrers = await repo.referrers(digest);
   const referrer = referrers.find((d) => (d as { artifactType?: string }).artifactType === SIGNATURE_ARTIFACT_TYPE);
   assert.ok(referrer, JSON.stringify(referrers));
   assert.equal(referrer.digest, signed.signed[0].pushed.referrer?.digest);
   const refDoc = JSON.parse((await repo.getManifest(referrer.digest)).bytes.toString()) as { subject: { digest: string }; artifactType: string; layers: Array<{ digest: string }> };
+  assert.deepEqual(validateOCI('manifest', refDoc), [], 'the referrer is a valid OCI manifest');
   assert.equal(refDoc.subject.digest, digest);
   assert.equal(refDoc.artifactType, SIGNATURE_ARTIFACT_TYPE);
   assert.equal(refDoc.layers[0].digest, manifest.layers[0].digest);
