@@ -176,3 +176,22 @@ export {
   type LayerInfo,
   type OsvRecord,
 } from './scan/index.js';
+// signatures, cosign-compatible: key pairs, the simple-signing payload, the .sig tag image, sign and verify
+export { generateKeyPair, loadPrivateKey, loadPublicKey, keyNeedsPassword, SIGSTORE_KEY_PEM_TYPE, COSIGN_KEY_PEM_TYPE, type SigningKey, type VerificationKey, type KeyAlgorithm } from './sign/keys.js';
+export { simpleSigningPayload, parsePayload, MalformedPayloadError, SIMPLE_SIGNING_MEDIA_TYPE, COSIGN_SIGNATURE_TYPE, type SimpleSigningPayload } from './sign/payload.js';
+export { signatureArtifact, pushSignature, signatureTag, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, type SignatureArtifact, type PushedSignature } from './sign/sign.js';
+export {
+  signImage,
+  verifyImage,
+  readKeyFile,
+  registryReference,
+  cosignRepositoryName,
+  VerificationError,
+  type SignImageOptions,
+  type SignImageResult,
+  type SignedManifest,
+  type VerifyImageOptions,
+  type VerifyImageResult,
+  type VerifiedSignature,
+  type VerifyFailure,
+} from './sign/index.js';

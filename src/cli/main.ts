@@ -42,6 +42,9 @@ const commands: Record<string, () => Promise<{ register: Registrar }>> = {
   sbom: () => import('./sbom.js'),
   scan: () => import('./scan.js'),
   attestations: () => import('./attestations.js'),
+  'generate-key-pair': () => import('./sign.js'),
+  sign: () => import('./sign.js'),
+  verify: () => import('./sign.js'),
 };
 
 /** The command word in argv, skipping global options (and the value of --root). */
@@ -59,7 +62,7 @@ function commandWord(argv: string[]): string | undefined {
 }
 
 /** Commands that never touch the kiln root. */
-const ROOTLESS = new Set(['check', 'debug', 'help', 'setup']);
+const ROOTLESS = new Set(['check', 'debug', 'help', 'setup', 'generate-key-pair']);
 
 let interrupting = false;
 
