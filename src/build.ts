@@ -32,7 +32,7 @@ import { imageStoreExporter } from './export/image-store.js';
 import { sharedFilesystem } from './export/filesystem.js';
 import { convertImage, persistConverted } from './export/convert.js';
 import type { AnnotationSpec } from './export/output-spec.js';
-import { CreatedAnnotation, gitAnnotations } from './vcs.js';
+import { CreatedAnnotation, RevisionAnnotation, SourceAnnotation, gitAnnotations } from './vcs.js';
 import type { Exporter, ExportImage, ExportResult, ExportSource } from './export/types.js';
 import { normalizeTagName } from './oci/reference.js';
 import { CACHE_CONFIG_KEY } from './cache/format.js';
@@ -41,6 +41,8 @@ import { exportCaches, importCaches, inlineCacheRecords, type CacheExportOutcome
 import { blobSources, recordBlobSources } from './registry/sources.js';
 import type { CacheExportSpec, CacheImportSpec } from './cache/spec.js';
 import { registryClient } from './registry/settings.js';
+import { attestBuild, dockerfileSource } from './attest/build.js';
+import { invocationId } from './attest/provenance.js';
 import { NamedContexts, parseBuildContexts } from './named-contexts.js';
 import { removeStaleSshDirs, startSshAgents, type SshAgents, type SshSpec } from './exec/ssh.js';
 
@@ -115,6 +117,10 @@ export interface BuildOptions {
    * per platform. One platform (or none: `platform`, else this machine's) gives a plain manifest.
    */
   platforms?: Platform[];
+  /** Attach an SPDX SBOM of each platform image as an in-toto attestation (--sbom=true). */
+  sbom?: boolean;
+  /** Attach SLSA v1 provenance of each platform image (--provenance=mode=min|max); builderId: runDetails.builder.id. */
+  provenance?: { mode: 'min' | 'max'; builderId?: string };
 }
 
 /** One platform's image of a build (BuildResult.platforms). */
@@ -183,6 +189,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const buildArgs = { ...opts.buildArgs };
   if (envEpoch !== undefined && !('SOURCE_DATE_EPOCH' in buildArgs)) buildArgs.SOURCE_DATE_EPOCH = String(envEpoch);
   let created = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const startedOn = new Date().toISOString();
   trace('build: start');
   const namedSpecs = parseBuildContexts(opts.buildContexts ?? {});
   // opened first: it starts walking the context in the background while the rest starts up
@@ -344,7 +351,33 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const { config, written } = images[0];
     const annotations = [...vcsAnnotationSpecs(await vcs, config.created, multi), ...(opts.annotations ?? [])];
     const annotated = annotations.length ? await persistConverted(store, await convertImage(store, top, { annotations })) : top;
-    const image = { descriptor: annotated, names: names.map((n) => normalizeTagName(n)) };
+    // attestations (src/attest/): the layers as a registry gets them, then an attestation manifest per platform
+    const attested = opts.sbom || opts.provenance ? await attestBuild(annotated, {
+      store,
+      lease,
+      names,
+      provenance: opts.provenance,
+      sbom: opts.sbom,
+      targets: plans.map((p, i) => ({ platform: perPlatform[i].platform, target: p.target.state })),
+      solved: (v) => solver.solve(v),
+      common: {
+        ...(await dockerfileSource(opts).then((d) => ({ dockerfilePath: d.path, dockerfileDigest: d.digest }))),
+        target: opts.target,
+        platforms: platforms.filter((p): p is Platform => p !== undefined),
+        builderPlatform: buildPlatform,
+        buildArgs,
+        labels: opts.labels ?? {},
+        secrets: Object.keys(opts.secrets ?? {}),
+        ssh: (opts.ssh ?? []).map((s) => s.id),
+        namedContexts: Object.keys(opts.buildContexts ?? {}),
+        vcs: await vcs.then((a) => ({ revision: a[RevisionAnnotation], source: a[SourceAnnotation] })),
+        invocationId: invocationId(epoch === undefined ? undefined : `${annotated.digest}\0${JSON.stringify(opts.provenance)}`),
+        startedOn: epoch === undefined ? startedOn : created,
+        reproducible: epoch !== undefined,
+        ...(opts.provenance?.builderId ? { builderId: opts.provenance.builderId } : {}),
+      },
+    }) : annotated;
+    const image = { descriptor: attested, names: names.map((n) => normalizeTagName(n)) };
     const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
     const cacheExports = opts.cacheTo?.length ? await exportCaches(opts.cacheTo, solver, plans.map((p) => p.target.state), cacheDeps, imported) : undefined;
     // the build no longer uses its layers and cache mounts: the limit below may evict them
@@ -360,10 +393,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     trace('build: image written, cache limit checked');
     if (evicted && evicted.freedBytes > 0) opts.warn?.(`cache over its size limit: evicted ${evicted.records} records, freed ${(evicted.freedBytes / 1e6).toFixed(1)} MB`);
     return {
-      manifestDescriptor: annotated,
+      manifestDescriptor: attested,
       configDescriptor: written.configDescriptor,
-      // buildx's image id of a multi-platform result is the index digest (there is no one config)
-      imageId: multi ? annotated.digest : written.configDescriptor.digest,
+      // buildx's image id of a multi-platform result (or one with attestations) is the index digest (there is no one config)
+      imageId: multi || attested !== annotated ? attested.digest : written.configDescriptor.digest,
       names,
       config,
       steps: solver.steps,

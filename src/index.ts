@@ -127,5 +127,13 @@ export { setupBinfmt, ensureBinfmt, debianHandlers, registrationLine, type Binfm
 export { executionProblem, readBinfmtHandler, type RegisteredHandler } from './oci/platform.js';
 // imagetools: inspect indexes and combine images into one (store or registry)
 export { openImage, inspectImage, formatInspect, inspectJSON, planIndex, createIndex, type ImagetoolsContext, type SourceImage, type Inspected, type CreateOptions, type CreateResult } from './imagetools.js';
+
+// attestations: in-toto statements, SLSA v1 provenance, attestation manifests as BuildKit stores them
+export { makeStatement, imagePurl, imageSubjects, statementProblems, STATEMENT_V1, IN_TOTO_MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, SPDX_PREDICATE, SLSA_PROVENANCE_V1, type Statement, type Subject } from './attest/intoto.js';
+export { provenancePredicate, KILN_BUILD_TYPE, type ProvenanceInput } from './attest/provenance.js';
+export { attachAttestations, isAttestationEntry, ATTESTATION_PLATFORM } from './attest/attach.js';
+export { listAttestations, readStatement, imageAttestations, type ImageAttestations, type AttestationRow, type AttestationsOptions } from './attest/index.js';
+export { parseAttestationFlags, type AttestationRequest } from './attest/options.js';
+
 // secret scan and the build's gate before the push (#13)
 export { scanSecrets, formatSecretFindings, secretFindingRows, redact, SECRET_RULES, MAX_FILE_SIZE, type SecretFinding, type SecretSeverity, type ScanSecretsOptions } from './scan/secrets.js';

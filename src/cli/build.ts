@@ -12,6 +12,7 @@ import { transferRenderer } from './transfer.js';
 import { registryClient } from '../registry/settings.js';
 import { parseMemory, parseUlimit } from '../exec/index.js';
 import type { BuildOptions } from '../build.js';
+import { parseAttestationFlags } from '../attest/options.js';
 
 const ENTITLEMENTS = ['network.host', 'security.insecure'];
 
@@ -75,6 +76,9 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--load', 'hand the image to the docker engine ($DOCKER_HOST, default its unix socket), as -o type=docker')
     .option('--annotation <[TYPE[,TYPE][[PLATFORM]]:]KEY=VALUE>', 'annotate the image: manifest (default), manifest-descriptor, index, index-descriptor (repeatable)', collect, [])
     .option('--ssh <default|ID[=PATH[,PATH]]>', 'expose an ssh agent to RUN --mount=type=ssh: $SSH_AUTH_SOCK, an agent socket, or key files (repeatable)', collect, [])
+    .option('--sbom [bool]', 'attach an SPDX SBOM of each platform image as an in-toto attestation: --sbom=true|false (default false)')
+    .option('--provenance [value]', 'attach SLSA v1 provenance: --provenance=true|false|mode=min|max[,builder-id=URI] (default off; true is mode=min)')
+    .option('--attest <type=sbom|provenance[,mode=min|max][,disabled=true]>', 'attach an attestation, as buildx --attest (repeatable)', collect, [])
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
@@ -87,6 +91,7 @@ export const register: Registrar = (program: Command, globals) => {
       if (!['auto', 'plain', 'tty', 'json', 'quiet'].includes(mode)) {
         throw new KilnError(`unknown --progress mode "${mode}"`, { hint: 'use --progress auto, plain, tty, json or quiet' });
       }
+      const attestations = parseAttestationFlags({ sbom: o.sbom as string | boolean | undefined, provenance: o.provenance as string | boolean | undefined, attest: o.attest as string[] });
       if (o.iidfile !== undefined) await checkOutputFile(o.iidfile as string, '--iidfile');
       if (o.metadataFile !== undefined) await checkOutputFile(o.metadataFile as string, '--metadata-file');
       if (o.push && (o.tag as string[]).length === 0) throw new KilnError('--push needs a name to push to', { code: 'invalid', hint: 'add -t REGISTRY/REPOSITORY:TAG' });
@@ -142,6 +147,7 @@ export const register: Registrar = (program: Command, globals) => {
           buildContexts: buildContextFlags(o.buildContext as string[]),
           ssh: (o.ssh as string[]).map(parseSshSpec),
           annotations,
+          ...attestations,
         });
         renderer.finish();
         finished = true;
