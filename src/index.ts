@@ -137,3 +137,4 @@ export { parseAttestationFlags, type AttestationRequest } from './attest/options
 
 // secret scan and the build's gate before the push (#13)
 export { scanSecrets, formatSecretFindings, secretFindingRows, redact, SECRET_RULES, MAX_FILE_SIZE, type SecretFinding, type SecretSeverity, type ScanSecretsOptions } from './scan/secrets.js';
+export { gateExporter, checkImage, gateTable, gateError, prepareGate, parseGateSeverities, pushSigned, pushedForm, type GateOptions, type GateScan, type GateReport, type GatePlatformReport, type GateSeverity, type PrepareGateInput, type SignedPushOptions, type SignedPushResult } from './gate/index.js';

@@ -42,7 +42,7 @@ function askLine(question: string): Promise<string> {
 }
 
 /** A line typed at the terminal without echo (the terminal in raw mode; ^C cancels). */
-function askHidden(question: string): Promise<string> {
+export function askHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
     let text = '';
