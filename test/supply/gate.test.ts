@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { arm64Workspace, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { haveRegistry, startRegistry, type Registry } from '../registry/harness.js';
 import { registryTags } from '../registry/push-fixtures.js';
 
@@ -66,6 +66,25 @@ describe('kiln build gate flags', { skip: haveRegistry() ? false : 'needs docker
     // a severity the secret does not have lets it through too
     const crit = await runKiln(['build', '--progress', 'quiet', '--scan-secrets', '--scan-severity', 'critical', ctx], { root: ws.root });
     assert.equal(crit.code, 0, crit.stderr);
+  });
+
+  test('every platform of an index is scanned: a secret in both fails the gate for both, and nothing is pushed', async (t) => {
+    let multi: Workspace;
+    try {
+      multi = await arm64Workspace();
+    } catch (e) {
+      t.skip(`no arm64 busybox here: ${(e as Error).message.slice(0, 200)}`);
+      return;
+    }
+    t.after(() => multi.cleanup());
+    const mctx = await multi.context({ Dockerfile: 'FROM busybox\nCOPY .env /app/.env\n', '.env': `API_TOKEN=${password}\n` });
+    const ref = `${reg.host}/gate/multi:1`;
+    const b = await runKiln(['build', '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '--push', '--scan-secrets', '-t', ref, mctx], { root: multi.root });
+    assert.equal(b.code, 1, b.stderr);
+    assert.match(b.stderr, /failed the gate: 2 secrets; nothing was pushed/);
+    assert.match(b.stderr, /^linux\/amd64\s+HIGH\s+env-file\s+API_TOKEN=/m);
+    assert.match(b.stderr, /^linux\/arm64\s+HIGH\s+env-file\s+API_TOKEN=/m);
+    assert.deepEqual(await registryTags(reg.url, 'gate/multi'), []);
   });
 
   test('gate flags that cannot apply are errors before the build', async () => {
