@@ -23,6 +23,12 @@ import { haveRegistry, startRegistry, type Registry } from '../registry/harness.
 import { registryTags } from '../registry/push-fixtures.js';
 import { generateKeyPair } from '../../src/sign/keys.js';
 import { verifyImage } from '../../src/sign/index.js';
+import { catalogImage } from '../../src/sbom/catalog.js';
+import { ContentStore } from '../../src/oci/store.js';
+import { chooseManifest } from '../../src/oci/image.js';
+import { hostPlatform } from '../../src/oci/platform.js';
+import type { ImageIndex } from '../../src/oci/types.js';
+import { importBase, skipExamples } from '../examples/examples.js';
 
 const PASSWORD = 'pipeline-test-password';
 const VULNERABLE = { name: 'kiln-gate-demo', version: '1.2.3', advisory: 'GHSA-kiln-gate-0001' };
@@ -155,6 +161,36 @@ describe('the supply-chain pipeline: kiln build --push with SBOM, provenance, si
     // the local store keeps it, to inspect
     const images = await runKiln(['images', `${reg.host}/pipeline/bad`], { root: ws.root });
     assert.match(images.stdout, /pipeline\/bad\s+1\s/);
+  });
+
+  test('on debian:bookworm, a real Debian package with a CRITICAL advisory fails the gate and nothing is pushed', { skip: skipExamples }, async () => {
+    await importBase(ws.root, 'debian:bookworm');
+    const store = await ContentStore.open(ws.root);
+    const base = (await store.resolve('debian:bookworm'))!;
+    const manifest = base.mediaType.includes('index') ? chooseManifest(await store.readJSON<ImageIndex>(base.digest), hostPlatform(), 'debian:bookworm') : base;
+    const bash = (await catalogImage(store, manifest)).packages.find((p) => p.ecosystem === 'deb' && p.name === 'bash')!;
+    const source = { name: bash.sourceName ?? bash.name, version: bash.sourceVersion ?? bash.version };
+    const debDb = path.join(dir, 'osv-debian');
+    await fs.mkdir(debDb, { recursive: true });
+    await fs.writeFile(
+      path.join(debDb, 'DEBIAN-KILN-0001.json'),
+      JSON.stringify({
+        schema_version: '1.6.0',
+        id: 'DEBIAN-KILN-0001',
+        modified: '2026-01-01T00:00:00Z',
+        severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }],
+        affected: [{ package: { ecosystem: 'Debian:12', name: source.name }, ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: `${source.version}+kiln1` }] }] }],
+      }),
+    );
+    const ctx = await ws.context({ Dockerfile: 'FROM debian:bookworm\nLABEL org.example.test=gate\n' });
+    const blobs = await registryBlobs(reg);
+    const repos = await catalog(reg);
+    const ref = `${reg.host}/pipeline/debian:1`;
+    const b = await runKiln(['build', '--progress', 'plain', '--push', '--sign-key', key, '--scan-db', debDb, '--scan-severity', 'CRITICAL', '--scan-exit-code', '5', '-t', ref, ctx], { root: ws.root, env });
+    assert.equal(b.code, 5, b.stderr);
+    assert.match(b.stderr, new RegExp(`CRITICAL\\s+DEBIAN-KILN-0001\\s+bash \\(deb\\)\\s+${source.version.replace(/[.+]/g, '\\$&')}\\s+${source.version.replace(/[.+]/g, '\\$&')}\\+kiln1\\s+0 /var/lib/dpkg/status`));
+    assert.deepEqual(await catalog(reg), repos);
+    assert.deepEqual(await registryBlobs(reg), blobs);
   });
 
   test('a wrong key password fails before the build and pushes nothing', async () => {
