@@ -92,10 +92,12 @@ export async function checkImage(store: ContentStore, top: Descriptor, scan: Gat
   const severities = scan.severities;
   const platforms: GatePlatformReport[] = [];
   for (const p of await platformImages(store, top)) {
-    const vulnerabilities = scan.db ? matchCatalog(await catalogImage(store, p.descriptor), scan.db, { severities, ignoreUnfixed: scan.ignoreUnfixed, ignore: scan.ignore }) : [];
-    const secrets = scan.secrets
-      ? (await scanSecrets(store, p.descriptor, undefined, { signal })).filter((f) => (!severities || severities.includes(f.severity)) && !ignoredBy(scan.ignore, [f.rule]))
-      : [];
+    const db = scan.db;
+    // the two read the layers each on their own: side by side, one's reads overlap the other's work
+    const [vulnerabilities, secrets] = await Promise.all([
+      db ? catalogImage(store, p.descriptor).then((c) => matchCatalog(c, db, { severities, ignoreUnfixed: scan.ignoreUnfixed, ignore: scan.ignore })) : [],
+      scan.secrets ? scanSecrets(store, p.descriptor, undefined, { signal }).then((all) => all.filter((f) => (!severities || severities.includes(f.severity)) && !ignoredBy(scan.ignore, [f.rule]))) : [],
+    ]);
     platforms.push({ ...(p.platform ? { platform: p.platform } : {}), manifest: p.descriptor.digest, vulnerabilities, secrets });
   }
   const failing = platforms.reduce((n, p) => n + p.vulnerabilities.length + p.secrets.length, 0);
