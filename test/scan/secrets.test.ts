@@ -177,3 +177,24 @@ test('debian:bookworm: the clean base has no findings (time and counts printed)'
   for (const f of findings) t.diagnostic(`${f.rule} ${f.path}:${f.line} ${f.match}`);
   assert.deepEqual(findings.map((f) => `${f.rule} ${f.path}`), []);
 });
+
+test('adversarial layers: symlinks and hard links are not followed, `..` names stay names, a huge file is skipped unread', async (t) => {
+  const store = await ContentStore.open(tempDir(t));
+  const token = `ghp_${rand(36)}`;
+  const huge = 64 << 20;
+  const l0 = await writeLayer(store, [
+    dir('app'),
+    { path: 'app/.env', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, linkname: '/etc/shadow' },
+    { path: 'app/creds', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, linkname: '../../../../root/.git-credentials' },
+    file('app/real.txt', `${token}\n`),
+    { path: 'app/link.txt', type: 'hardlink', mode: 0o644, uid: 0, gid: 0, mtime: 0, linkname: 'app/real.txt' },
+    // a file of 64 MiB of zeros, streamed: over the limit, so skipped without being buffered
+    { path: 'app/huge.bin', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: huge, contentStream: (async function* () { for (let i = 0; i < 64; i++) yield Buffer.alloc(1 << 20); })() },
+  ]);
+  const config: ImageConfig = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l0.diffId] } };
+  const { manifestDescriptor } = await writeImage(store, { config, layers: [l0.descriptor] }, []);
+  const skipped: string[] = [];
+  const findings = await scanSecrets(store, manifestDescriptor, undefined, { onSkipped: (e) => skipped.push(`${e.path} ${e.why}`) });
+  assert.deepEqual(findings.map((f) => `${f.path}:${f.line} ${f.rule}`), ['/app/real.txt:1 github-token']);
+  assert.deepEqual(skipped, ['/app/huge.bin size']);
+});
