@@ -112,7 +112,7 @@ export const register: Registrar = (program: Command, globals) => {
       if (outputs.some((s) => s.rewriteTimestamp) && process.env.SOURCE_DATE_EPOCH === undefined && !(o.buildArg as string[]).some((a) => a.startsWith('SOURCE_DATE_EPOCH='))) {
         process.stderr.write('WARNING: rewrite-timestamp=true has no effect without SOURCE_DATE_EPOCH (set it in the environment or as --build-arg)\n');
       }
-      const gate = await gateFromFlags(o, { root, insecureRegistries, push: o.push === true, names: o.tag as string[], progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`) });
+      const gate = await gateFromFlags(o, { root, insecureRegistries, push: o.push === true, names: o.tag as string[], progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`), outputPushes: outputs.some((s) => s.push) });
       // with a gate, the gate pushes (signed, after the scans)
       const exporters = [...(o.push && !gate ? [pushTo()] : []), ...outputExporters(outputs, { tags: o.tag as string[], registry: (names) => pushTo(names), annotations })];
       const cacheTo = (o.cacheTo as string[]).map(parseCacheTo);

@@ -42,13 +42,19 @@ export async function keyPassword(keyFile: string): Promise<string> {
 /** The gate the flags ask for (undefined without any), loaded now. */
 export async function gateFromFlags(
   o: GateFlags,
-  ctx: { root: string; insecureRegistries: string[]; push: boolean; names: string[]; progress?: (e: TransferEvent) => void; warn: (m: string) => void },
+  ctx: { root: string; insecureRegistries: string[]; push: boolean; names: string[]; progress?: (e: TransferEvent) => void; warn: (m: string) => void; outputPushes?: boolean },
 ): Promise<GateOptions | undefined> {
   if (!gateRequested(o)) {
     for (const [flag, set] of [['--scan-severity', o.scanSeverity], ['--scan-exit-code', o.scanExitCode], ['--scan-ignorefile', o.scanIgnorefile], ['--scan-ignore-unfixed', o.scanIgnoreUnfixed]] as const) {
       if (set !== undefined) throw new KilnError(`${flag} needs a scan to apply to`, { code: 'invalid', hint: 'add --scan-db DB (vulnerabilities) or --scan-secrets' });
     }
     return undefined;
+  }
+  if (ctx.outputPushes) {
+    throw new KilnError('the gate pushes with --push only: an -o output with push=true (type=registry) would push around it', {
+      code: 'invalid',
+      hint: 'use --push -t REGISTRY/REPOSITORY:TAG with the gate flags',
+    });
   }
   if (o.signKey !== undefined && !ctx.push) {
     throw new KilnError('--sign-key signs what is pushed, and this build pushes nothing', { code: 'invalid', hint: 'add --push (with -t REGISTRY/REPOSITORY:TAG), or sign a pushed image with kiln sign' });

@@ -95,6 +95,7 @@ describe('kiln build gate flags', { skip: haveRegistry() ? false : 'needs docker
       [['--scan-secrets', '--scan-severity', 'SEVERE'], /unknown severity "SEVERE"/],
       [['--scan-secrets', '--scan-exit-code', 'x'], /--scan-exit-code must be a whole number/],
       [['--scan-db', path.join(dir, 'no-db')], /no-db/],
+      [['--scan-secrets', '-o', `type=registry,name=${reg.host}/gate/x:1`], /the gate pushes with --push only/],
     ];
     for (const [flags, message] of cases) {
       const b = await runKiln(['build', '--progress', 'plain', ...flags, ctx], { root: ws.root });
