@@ -277,10 +277,12 @@ function dockerConfigAuths(text: string): RawMatch[] {
   }
   if (!doc || typeof doc !== 'object') return [];
   const rec = doc as Record<string, unknown>;
-  const auths = (rec.auths && typeof rec.auths === 'object' ? rec.auths : rec) as Record<string, unknown>;
+  // config.json keeps them under "auths"; the old .dockercfg at the top, each with an email
+  const legacy = !(rec.auths && typeof rec.auths === 'object');
+  const auths = (legacy ? rec : rec.auths) as Record<string, unknown>;
   const out: RawMatch[] = [];
   for (const [host, entry] of Object.entries(auths)) {
-    if (!entry || typeof entry !== 'object') continue;
+    if (!entry || typeof entry !== 'object' || (legacy && !('email' in entry))) continue;
     for (const field of ['auth', 'identitytoken', 'password'] as const) {
       const value = (entry as Record<string, unknown>)[field];
       if (typeof value !== 'string' || value.length === 0) continue;

@@ -157,6 +157,7 @@ test('marker text without a key body, placeholders and AWS example keys are not 
     file('usr/lib/python3/dist-packages/paramiko/rsakey.py', 'HEADER = "-----BEGIN RSA PRIVATE KEY-----"\nif line.startswith("-----BEGIN OPENSSH PRIVATE KEY-----"):\n    pass\n'),
     file('etc/app/aws.ini', 'aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n'),
     file('app/.env', 'PASSWORD=\nTOKEN=${TOKEN}\nAPI_KEY=<your key>\nSECRET_KEY_FILE=/run/secrets/key\n'),
+    file('usr/lib/node_modules/tool/config.json', JSON.stringify({ server: { auth: 'basic', port: 80 } })),
   ]);
   const config: ImageConfig = { architecture: 'amd64', os: 'linux', config: { Env: ['GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D', 'NODE_VERSION=18.20.4'] }, rootfs: { type: 'layers', diff_ids: [l0.diffId] } };
   const { manifestDescriptor } = await writeImage(store, { config, layers: [l0.descriptor] }, []);
