@@ -10,24 +10,23 @@
  * What is loaded before the build (the advisory database, the ignore file, the signing key,
  * decrypted) comes in ready: a wrong password or a bad database fails before any step runs.
  */
+import { readFile } from 'node:fs/promises';
 import { KilnError } from '../errors.js';
 import type { Exporter, ExportResult } from '../export/types.js';
 import type { ContentStore } from '../oci/store.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from '../oci/types.js';
 import { isIndexType, isManifestType } from '../oci/walk.js';
+import { registryClient } from '../registry/settings.js';
+import type { TransferEvent } from '../registry/types.js';
 import { catalogImage } from '../sbom/catalog.js';
 import { ignoredBy, readIgnoreFile, type IgnoreList } from '../scan/ignore.js';
 import { matchCatalog, type Finding } from '../scan/match.js';
 import { loadAdvisoryDb, type AdvisoryDb } from '../scan/osv.js';
+import { padRows, scanSecrets, secretFindingRows, type SecretFinding } from '../scan/secrets.js';
 import { SEVERITIES, type Severity } from '../scan/severity.js';
-import { scanSecrets, secretFindingRows, type SecretFinding } from '../scan/secrets.js';
 import { ATTESTATION_MANIFEST, REFERENCE_TYPE_ANNOTATION } from '../sign/index.js';
-import type { SigningKey } from '../sign/keys.js';
+import { keyNeedsPassword, loadPrivateKey, type SigningKey } from '../sign/keys.js';
 import { pushSigned, type SignedPushOptions, type SignedPushResult } from './push.js';
-import { readFile } from 'node:fs/promises';
-import { registryClient } from '../registry/settings.js';
-import { keyNeedsPassword, loadPrivateKey } from '../sign/keys.js';
-import type { TransferEvent } from '../registry/types.js';
 
 export type GateSeverity = Severity;
 
@@ -118,8 +117,7 @@ export function gateTable(report: GateReport): string {
     // a secret's match (redacted) where a package goes, its place where a layer goes
     for (const [severity, rule, where, match] of secretFindingRows(p.secrets).slice(1)) rows.push([platformName(p), severity, rule, match, '-', '-', where]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+  return padRows(rows);
 }
 
 /** The error of a failed gate: what failed, the table in its detail, the scan's exit code. */

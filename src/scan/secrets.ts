@@ -487,7 +487,11 @@ export function secretFindingRows(findings: readonly SecretFinding[]): string[][
 export function formatSecretFindings(findings: readonly SecretFinding[], format: 'table' | 'json' = 'table'): string {
   if (format === 'json') return `${JSON.stringify({ secrets: findings }, null, 2)}\n`;
   if (findings.length === 0) return 'no secrets found\n';
-  const rows = secretFindingRows(findings);
+  return `${padRows(secretFindingRows(findings))}\n`;
+}
+
+/** Rows as text columns, each padded to its widest cell, two spaces apart (the last one not padded). */
+export function padRows(rows: readonly string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
