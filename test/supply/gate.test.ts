@@ -6,9 +6,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { arm64Workspace, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { arm64Workspace, haveTool, kilnBin, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
+import { generateKeyPair } from '../../src/sign/keys.js';
 import { haveRegistry, startRegistry, type Registry } from '../registry/harness.js';
 import { registryTags } from '../registry/push-fixtures.js';
 
@@ -85,6 +87,44 @@ describe('kiln build gate flags', { skip: haveRegistry() ? false : 'needs docker
     assert.match(b.stderr, /^linux\/amd64\s+HIGH\s+env-file\s+API_TOKEN=/m);
     assert.match(b.stderr, /^linux\/arm64\s+HIGH\s+env-file\s+API_TOKEN=/m);
     assert.deepEqual(await registryTags(reg.url, 'gate/multi'), []);
+  });
+
+  test('without KILN_PASSWORD the key password is asked at the terminal, not echoed, before the build', { skip: haveTool('script') ? false : 'needs script (util-linux) for a terminal' }, async () => {
+    const keyFile = path.join(dir, 'prompt.key');
+    await fs.writeFile(keyFile, generateKeyPair('the right one').privatePem, { mode: 0o600 });
+    const typed = `typed-${randomBytes(6).toString('hex')}`;
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.KILN_PASSWORD;
+    delete env.COSIGN_PASSWORD;
+    const command = [process.execPath, kilnBin, '--root', ws.root, 'build', '--progress', 'plain', '--push', '--sign-key', keyFile, '-t', `${reg.host}/gate/prompt:1`, ctx].map((a) => `'${a}'`).join(' ');
+    // script(1) gives kiln a terminal; the password is typed once the prompt shows
+    const out = await new Promise<{ code: number | null; text: string }>((resolve, reject) => {
+      const p = spawn('script', ['-q', '-e', '-c', command, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let text = '';
+      let sent = false;
+      const onData = (c: Buffer) => {
+        text += String(c);
+        if (!sent && text.includes('Enter password for private key')) {
+          sent = true;
+          p.stdin.write(`${typed}\r`);
+        }
+      };
+      p.stdout.on('data', onData);
+      p.stderr.on('data', onData);
+      // never left running: a prompt that does not come ends the test
+      const timer = setTimeout(() => p.kill('SIGKILL'), 120_000);
+      p.on('error', reject);
+      p.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, text });
+      });
+    });
+    assert.notEqual(out.code, 0, out.text);
+    assert.match(out.text, /Enter password for private key .*prompt\.key: /);
+    assert.match(out.text, /wrong password for .*prompt\.key/);
+    assert.ok(!out.text.includes(typed), out.text);
+    assert.doesNotMatch(out.text, /writing image/);
+    assert.deepEqual(await registryTags(reg.url, 'gate/prompt'), []);
   });
 
   test('gate flags that cannot apply are errors before the build', async () => {
