@@ -44,6 +44,7 @@ import { registryClient } from './registry/settings.js';
 import { attestBuild, dockerfileSource } from './attest/build.js';
 import { invocationId } from './attest/provenance.js';
 import { NamedContexts, parseBuildContexts } from './named-contexts.js';
+import { gateExporter, type GateOptions } from './gate/index.js';
 import { removeStaleSshDirs, startSshAgents, type SshAgents, type SshSpec } from './exec/ssh.js';
 
 export { readDockerfile } from './frontend/source.js';
@@ -121,6 +122,11 @@ export interface BuildOptions {
   sbom?: boolean;
   /** Attach SLSA v1 provenance of each platform image (--provenance=mode=min|max); builderId: runDetails.builder.id. */
   provenance?: { mode: 'min' | 'max'; builderId?: string };
+  /**
+   * The gate (gate/index.ts): right after the image store, the image is scanned and, when the
+   * gate pushes, pushed and signed; an image that fails reaches no other sink.
+   */
+  gate?: GateOptions;
 }
 
 /** One platform's image of a build (BuildResult.platforms). */
@@ -376,7 +382,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       },
     }) : annotated;
     const image = { descriptor: attested, names: names.map((n) => normalizeTagName(n)) };
-    const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.exporters ?? [])], opts.signal);
+    const exports = await exportBuild(store, snapshotter, lease, image, [imageStoreExporter({ names }), ...(opts.gate ? [gateExporter(opts.gate)] : []), ...(opts.exporters ?? [])], opts.signal);
     const cacheExports = opts.cacheTo?.length ? await exportCaches(opts.cacheTo, solver, plans.map((p) => p.target.state), cacheDeps, imported) : undefined;
     // the build no longer uses its layers and cache mounts: the limit below may evict them
     await lease.release();

@@ -142,6 +142,7 @@ export { sbomImage, sbomDocument, sbomCreated, checkSbomFormat, SBOM_FORMATS, ty
 export type { Catalog, CatalogPackage, Ecosystem, OsRelease, PackageLocation } from './sbom/types.js';
 // secret scan and the build's gate before the push (#13)
 export { scanSecrets, formatSecretFindings, secretFindingRows, redact, SECRET_RULES, MAX_FILE_SIZE, type SecretFinding, type SecretSeverity, type ScanSecretsOptions } from './scan/secrets.js';
+export { gateExporter, checkImage, gateTable, gateError, prepareGate, parseGateSeverities, pushSigned, pushedForm, type GateOptions, type GateScan, type GateReport, type GatePlatformReport, type GateSeverity, type PrepareGateInput, type SignedPushOptions, type SignedPushResult } from './gate/index.js';
 // vulnerability scan: OSV databases, each ecosystem's version order, matching, reports (#13)
 export {
   scanImage,

@@ -13,6 +13,7 @@ import { registryClient } from '../registry/settings.js';
 import { parseMemory, parseUlimit } from '../exec/index.js';
 import type { BuildOptions } from '../build.js';
 import { parseAttestationFlags } from '../attest/options.js';
+import { gateFromFlags } from './gate.js';
 
 const ENTITLEMENTS = ['network.host', 'security.insecure'];
 
@@ -79,6 +80,13 @@ export const register: Registrar = (program: Command, globals) => {
     .option('--sbom [bool]', 'attach an SPDX SBOM of each platform image as an in-toto attestation: --sbom=true|false (default false)')
     .option('--provenance [value]', 'attach SLSA v1 provenance: --provenance=true|false|mode=min|max[,builder-id=URI] (default off; true is mode=min)')
     .option('--attest <type=sbom|provenance[,mode=min|max][,disabled=true]>', 'attach an attestation, as buildx --attest (repeatable)', collect, [])
+    .option('--sign-key <file>', 'gate: sign the pushed image (and its attestation manifests) with this cosign key, loaded before the build; password from KILN_PASSWORD/COSIGN_PASSWORD or a prompt (keyless signing needs Fulcio/Rekor on the internet: not supported)')
+    .option('--scan-db <dir|zip>', 'gate: scan every platform against this OSV advisory database before anything is pushed')
+    .option('--scan-secrets', 'gate: scan every layer (deleted files too), env, labels and history for secrets before anything is pushed')
+    .option('--scan-severity <list>', 'gate: severities that fail it, comma-separated (default: all): CRITICAL,HIGH,MEDIUM,LOW,UNKNOWN')
+    .option('--scan-exit-code <n>', 'gate: exit code when it fails (default 1); 0 reports the findings and pushes anyway')
+    .option('--scan-ignorefile <file>', 'gate: advisory ids and secret rule ids to accept (.trivyignore format)')
+    .option('--scan-ignore-unfixed', 'gate: advisories without a fixed version do not fail it')
     .action(async (contextDir: string, o: Record<string, unknown>) => {
       const { root, insecureRegistries } = globals();
       if (o.check) {
@@ -104,7 +112,9 @@ export const register: Registrar = (program: Command, globals) => {
       if (outputs.some((s) => s.rewriteTimestamp) && process.env.SOURCE_DATE_EPOCH === undefined && !(o.buildArg as string[]).some((a) => a.startsWith('SOURCE_DATE_EPOCH='))) {
         process.stderr.write('WARNING: rewrite-timestamp=true has no effect without SOURCE_DATE_EPOCH (set it in the environment or as --build-arg)\n');
       }
-      const exporters = [...(o.push ? [pushTo()] : []), ...outputExporters(outputs, { tags: o.tag as string[], registry: (names) => pushTo(names), annotations })];
+      const gate = await gateFromFlags(o, { root, insecureRegistries, push: o.push === true, names: o.tag as string[], progress: pushLines?.onEvent, warn: (m) => process.stderr.write(`WARNING: ${m}\n`), outputPushes: outputs.some((s) => s.push) });
+      // with a gate, the gate pushes (signed, after the scans)
+      const exporters = [...(o.push && !gate ? [pushTo()] : []), ...outputExporters(outputs, { tags: o.tag as string[], registry: (names) => pushTo(names), annotations })];
       const cacheTo = (o.cacheTo as string[]).map(parseCacheTo);
       const cacheFrom = (o.cacheFrom as string[]).map(parseCacheFrom);
       const renderer = progressRenderer(mode);
@@ -148,6 +158,7 @@ export const register: Registrar = (program: Command, globals) => {
           ssh: (o.ssh as string[]).map(parseSshSpec),
           annotations,
           ...attestations,
+          gate,
         });
         renderer.finish();
         finished = true;

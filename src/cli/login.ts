@@ -41,8 +41,8 @@ function askLine(question: string): Promise<string> {
   });
 }
 
-/** A line typed at the terminal without echo (the terminal in raw mode; ^C cancels). */
-function askHidden(question: string): Promise<string> {
+/** A line typed at the terminal without echo (the terminal in raw mode; ^C cancels): login's password, the gate's key password. */
+export function askHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
     let text = '';
@@ -57,7 +57,7 @@ function askHidden(question: string): Promise<string> {
     const onData = (chunk: Buffer | string) => {
       for (const ch of String(chunk)) {
         if (ch === '\r' || ch === '\n') return finish();
-        if (ch === '\u0003') return finish(new KilnError('login cancelled', { code: 'cancelled', exitCode: 130 }));
+        if (ch === '\u0003') return finish(new KilnError('cancelled at the prompt', { code: 'cancelled', exitCode: 130 }));
         if (ch === '\u0004') {
           if (text === '') return finish();
         } else if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);

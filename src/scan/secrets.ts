@@ -277,10 +277,12 @@ function dockerConfigAuths(text: string): RawMatch[] {
   }
   if (!doc || typeof doc !== 'object') return [];
   const rec = doc as Record<string, unknown>;
-  const auths = (rec.auths && typeof rec.auths === 'object' ? rec.auths : rec) as Record<string, unknown>;
+  // config.json keeps them under "auths"; the old .dockercfg at the top, each with an email
+  const legacy = !(rec.auths && typeof rec.auths === 'object');
+  const auths = (legacy ? rec : rec.auths) as Record<string, unknown>;
   const out: RawMatch[] = [];
   for (const [host, entry] of Object.entries(auths)) {
-    if (!entry || typeof entry !== 'object') continue;
+    if (!entry || typeof entry !== 'object' || (legacy && !('email' in entry))) continue;
     for (const field of ['auth', 'identitytoken', 'password'] as const) {
       const value = (entry as Record<string, unknown>)[field];
       if (typeof value !== 'string' || value.length === 0) continue;
@@ -485,7 +487,11 @@ export function secretFindingRows(findings: readonly SecretFinding[]): string[][
 export function formatSecretFindings(findings: readonly SecretFinding[], format: 'table' | 'json' = 'table'): string {
   if (format === 'json') return `${JSON.stringify({ secrets: findings }, null, 2)}\n`;
   if (findings.length === 0) return 'no secrets found\n';
-  const rows = secretFindingRows(findings);
+  return `${padRows(secretFindingRows(findings))}\n`;
+}
+
+/** Rows as text columns, each padded to its widest cell, two spaces apart (the last one not padded). */
+export function padRows(rows: readonly string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }

@@ -157,6 +157,7 @@ test('marker text without a key body, placeholders and AWS example keys are not 
     file('usr/lib/python3/dist-packages/paramiko/rsakey.py', 'HEADER = "-----BEGIN RSA PRIVATE KEY-----"\nif line.startswith("-----BEGIN OPENSSH PRIVATE KEY-----"):\n    pass\n'),
     file('etc/app/aws.ini', 'aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n'),
     file('app/.env', 'PASSWORD=\nTOKEN=${TOKEN}\nAPI_KEY=<your key>\nSECRET_KEY_FILE=/run/secrets/key\n'),
+    file('usr/lib/node_modules/tool/config.json', JSON.stringify({ server: { auth: 'basic', port: 80 } })),
   ]);
   const config: ImageConfig = { architecture: 'amd64', os: 'linux', config: { Env: ['GPG_KEY=A035C8C19219BA821ECEA86B64E628F8D684696D', 'NODE_VERSION=18.20.4'] }, rootfs: { type: 'layers', diff_ids: [l0.diffId] } };
   const { manifestDescriptor } = await writeImage(store, { config, layers: [l0.descriptor] }, []);
@@ -176,4 +177,25 @@ test('debian:bookworm: the clean base has no findings (time and counts printed)'
   t.diagnostic(`debian:bookworm secret scan: ${Date.now() - started} ms, ${findings.length} findings, ${binary} binaries and ${size} large files skipped`);
   for (const f of findings) t.diagnostic(`${f.rule} ${f.path}:${f.line} ${f.match}`);
   assert.deepEqual(findings.map((f) => `${f.rule} ${f.path}`), []);
+});
+
+test('adversarial layers: symlinks and hard links are not followed, `..` names stay names, a huge file is skipped unread', async (t) => {
+  const store = await ContentStore.open(tempDir(t));
+  const token = `ghp_${rand(36)}`;
+  const huge = 64 << 20;
+  const l0 = await writeLayer(store, [
+    dir('app'),
+    { path: 'app/.env', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, linkname: '/etc/shadow' },
+    { path: 'app/creds', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 0, linkname: '../../../../root/.git-credentials' },
+    file('app/real.txt', `${token}\n`),
+    { path: 'app/link.txt', type: 'hardlink', mode: 0o644, uid: 0, gid: 0, mtime: 0, linkname: 'app/real.txt' },
+    // a file of 64 MiB of zeros, streamed: over the limit, so skipped without being buffered
+    { path: 'app/huge.bin', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: huge, contentStream: (async function* () { for (let i = 0; i < 64; i++) yield Buffer.alloc(1 << 20); })() },
+  ]);
+  const config: ImageConfig = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [l0.diffId] } };
+  const { manifestDescriptor } = await writeImage(store, { config, layers: [l0.descriptor] }, []);
+  const skipped: string[] = [];
+  const findings = await scanSecrets(store, manifestDescriptor, undefined, { onSkipped: (e) => skipped.push(`${e.path} ${e.why}`) });
+  assert.deepEqual(findings.map((f) => `${f.path}:${f.line} ${f.rule}`), ['/app/real.txt:1 github-token']);
+  assert.deepEqual(skipped, ['/app/huge.bin size']);
 });
