@@ -21,8 +21,6 @@ import path from 'node:path';
 import { haveTool, isRoot, runCommand, runKiln, tempDir, workspace, type Workspace } from '../helpers.js';
 import { haveRegistry, startRegistry, type Registry } from '../registry/harness.js';
 import { registryTags } from '../registry/push-fixtures.js';
-import { generateKeyPair } from '../../src/sign/keys.js';
-import { verifyImage } from '../../src/sign/index.js';
 import { catalogImage } from '../../src/sbom/catalog.js';
 import { ContentStore } from '../../src/oci/store.js';
 import { chooseManifest } from '../../src/oci/image.js';
@@ -88,9 +86,8 @@ describe('the supply-chain pipeline: kiln build --push with SBOM, provenance, si
     await fs.writeFile(path.join(db, 'npm', `${VULNERABLE.advisory}.json`), JSON.stringify(osvAdvisory(), null, 2));
     key = path.join(dir, 'cosign.key');
     pub = path.join(dir, 'cosign.pub');
-    const pair = generateKeyPair(PASSWORD);
-    await fs.writeFile(key, pair.privatePem, { mode: 0o600 });
-    await fs.writeFile(pub, pair.publicPem);
+    const gen = await runKiln(['generate-key-pair', '--output-key-prefix', path.join(dir, 'cosign')], { root: ws.root, env });
+    assert.equal(gen.code, 0, gen.stderr);
     assert.match(await fs.readFile(key, 'utf8'), /-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----/);
   });
   after(async () => {
@@ -99,7 +96,7 @@ describe('the supply-chain pipeline: kiln build --push with SBOM, provenance, si
     await cleanupDir?.();
   });
 
-  const gateFlags = (exitCode: number) => ['--push', '--provenance=mode=max', '--sign-key', key, '--scan-db', db, '--scan-severity', 'CRITICAL', '--scan-exit-code', String(exitCode)];
+  const gateFlags = (exitCode: number) => ['--push', '--sbom=true', '--provenance=mode=max', '--sign-key', key, '--scan-db', db, '--scan-severity', 'CRITICAL', '--scan-exit-code', String(exitCode)];
 
   test('a passing image is pushed with SBOM, provenance and signature; skopeo reads it, kiln verify passes, a tampered manifest fails', async () => {
     const ctx = await ws.context({
@@ -127,18 +124,21 @@ describe('the supply-chain pipeline: kiln build --push with SBOM, provenance, si
     const att = await runCommand('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/pipeline/app@${attestation.digest}`]);
     assert.equal(att.code, 0, att.stderr);
     const layers = (JSON.parse(att.stdout) as { layers: Array<{ mediaType: string; annotations?: Record<string, string> }> }).layers;
-    assert.deepEqual(layers.map((l) => l.annotations?.['in-toto.io/predicate-type']).sort(), ['https://slsa.dev/provenance/v1']);
+    assert.deepEqual(layers.map((l) => l.annotations?.['in-toto.io/predicate-type']).sort(), ['https://slsa.dev/provenance/v1', 'https://spdx.dev/Document']);
     assert.ok(layers.every((l) => l.mediaType === 'application/vnd.in-toto+json'));
 
     // kiln verify: the image and its attestations
-    const v = await verifyImage({ root: ws.root, ref, publicKey: pub, attestations: true });
-    assert.equal(v.digest, pushed[1]);
+    const v = await runKiln(['verify', '--key', pub, '--attestations', ref], { root: ws.root });
+    assert.equal(v.code, 0, v.stderr);
+    assert.ok(v.stdout.includes(pushed[1]), v.stdout);
 
     // tampered: the tag now names a changed index (one more annotation), re-pushed by skopeo's peer (the distribution API)
     const tampered = Buffer.from(JSON.stringify({ ...JSON.parse(raw.stdout), annotations: { 'org.example.tampered': 'yes' } }));
     const put = await fetch(`${reg.url}/v2/pipeline/app/manifests/1`, { method: 'PUT', headers: { 'content-type': index.mediaType }, body: tampered });
     assert.equal(put.status, 201, await put.text());
-    await assert.rejects(verifyImage({ root: ws.root, ref, publicKey: pub }), /no signature names/);
+    const bad = await runKiln(['verify', '--key', pub, ref], { root: ws.root });
+    assert.notEqual(bad.code, 0, bad.stdout);
+    assert.match(bad.stderr, /no signature names/);
   });
 
   test('a failing image leaves the registry untouched (no repository, tag or blob) and exits with the scan exit code', async () => {
