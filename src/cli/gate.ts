@@ -8,7 +8,7 @@
 import { KilnError } from '../errors.js';
 import { gateTable, prepareGate, type GateOptions, type GateReport, type SignedPushResult } from '../gate/index.js';
 import type { TransferEvent } from '../registry/types.js';
-import { askHidden } from './login.js';
+import { keyPassword } from './password.js';
 
 /** The flag values (commander's camelCase names). */
 export interface GateFlags {
@@ -26,18 +26,6 @@ export function gateRequested(o: GateFlags): boolean {
   return o.signKey !== undefined || o.scanDb !== undefined || o.scanSecrets === true;
 }
 
-/** The signing key's password: $KILN_PASSWORD, $COSIGN_PASSWORD, or asked at the terminal. */
-export async function keyPassword(keyFile: string): Promise<string> {
-  const env = process.env.KILN_PASSWORD ?? process.env.COSIGN_PASSWORD;
-  if (env !== undefined) return env;
-  if (!process.stdin.isTTY) {
-    throw new KilnError(`${keyFile} is encrypted and no password was given`, {
-      code: 'invalid',
-      hint: 'set KILN_PASSWORD (or COSIGN_PASSWORD) in the environment, or run in a terminal to be asked',
-    });
-  }
-  return askHidden(`Enter password for private key ${keyFile}: `);
-}
 
 /** The gate the flags ask for (undefined without any), loaded now. */
 export async function gateFromFlags(
@@ -66,7 +54,7 @@ export async function gateFromFlags(
   return prepareGate({
     root: ctx.root,
     insecureRegistries: ctx.insecureRegistries,
-    ...(o.signKey !== undefined ? { keyFile: o.signKey, password: keyPassword } : {}),
+    ...(o.signKey !== undefined ? { keyFile: o.signKey, password: (keyFile: string) => keyPassword(`private key ${keyFile}`) } : {}),
     ...(o.scanDb !== undefined ? { db: o.scanDb } : {}),
     secrets: o.scanSecrets === true,
     ...(o.scanSeverity !== undefined ? { severity: o.scanSeverity } : {}),

@@ -41,8 +41,8 @@ function askLine(question: string): Promise<string> {
   });
 }
 
-/** A line typed at the terminal without echo (the terminal in raw mode; ^C cancels): login's password, the gate's key password. */
-export function askHidden(question: string): Promise<string> {
+/** A line typed at the terminal without echo (the terminal in raw mode; ^C cancels): login's password. */
+function askHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
     let text = '';
