@@ -18,13 +18,13 @@ import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } fro
 import { isIndexType, isManifestType } from '../oci/walk.js';
 import { registryClient } from '../registry/settings.js';
 import type { TransferEvent } from '../registry/types.js';
-import { catalogImage } from '../sbom/catalog.js';
+import { imageCatalog } from '../sbom/index.js';
 import { ignoredBy, readIgnoreFile, type IgnoreList } from '../scan/ignore.js';
 import { matchCatalog, type Finding } from '../scan/match.js';
 import { loadAdvisoryDb, type AdvisoryDb } from '../scan/osv.js';
 import { padRows, scanSecrets, secretFindingRows, type SecretFinding } from '../scan/secrets.js';
 import { SEVERITIES, type Severity } from '../scan/severity.js';
-import { ATTESTATION_MANIFEST, REFERENCE_TYPE_ANNOTATION } from '../sign/index.js';
+import { isAttestationManifest } from '../oci/image.js';
 import { keyNeedsPassword, loadPrivateKey, type SigningKey } from '../sign/keys.js';
 import { pushSigned, type SignedPushOptions, type SignedPushResult } from './push.js';
 
@@ -79,7 +79,7 @@ async function platformImages(store: ContentStore, top: Descriptor): Promise<Arr
   const index = await store.readJSON<ImageIndex>(top.digest);
   const out: Array<{ descriptor: Descriptor; platform?: Platform }> = [];
   for (const m of index.manifests ?? []) {
-    if (!isManifestType(m.mediaType) || m.annotations?.[REFERENCE_TYPE_ANNOTATION] === ATTESTATION_MANIFEST) continue;
+    if (!isManifestType(m.mediaType) || isAttestationManifest(m)) continue;
     if (!(await store.hasBlob(m.digest))) continue;
     out.push({ descriptor: m, ...(m.platform ? { platform: m.platform } : {}) });
   }
@@ -94,7 +94,7 @@ export async function checkImage(store: ContentStore, top: Descriptor, scan: Gat
     const db = scan.db;
     // the two read the layers each on their own: side by side, one's reads overlap the other's work
     const [vulnerabilities, secrets] = await Promise.all([
-      db ? catalogImage(store, p.descriptor).then((c) => matchCatalog(c, db, { severities, ignoreUnfixed: scan.ignoreUnfixed, ignore: scan.ignore })) : [],
+      db ? imageCatalog(store, isIndexType(top.mediaType) ? top : undefined, p.descriptor).then((c) => matchCatalog(c, db, { severities, ignoreUnfixed: scan.ignoreUnfixed, ignore: scan.ignore })) : [],
       scan.secrets ? scanSecrets(store, p.descriptor, undefined, { signal }).then((all) => all.filter((f) => (!severities || severities.includes(f.severity)) && !ignoredBy(scan.ignore, [f.rule]))) : [],
     ]);
     platforms.push({ ...(p.platform ? { platform: p.platform } : {}), manifest: p.descriptor.digest, vulnerabilities, secrets });

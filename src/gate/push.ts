@@ -21,7 +21,8 @@ import type { Descriptor, ImageIndex } from '../oci/types.js';
 import { isIndexType } from '../oci/walk.js';
 import { pushImage, type PushOptions, type PushResult } from '../registry/push.js';
 import type { RemoteRepository } from '../registry/types.js';
-import { ATTESTATION_MANIFEST, cosignRepositoryName, REFERENCE_TYPE_ANNOTATION } from '../sign/index.js';
+import { cosignRepositoryName } from '../sign/index.js';
+import { isAttestationManifest } from '../oci/image.js';
 import type { SigningKey } from '../sign/keys.js';
 import { pushSignature, signatureArtifact, type PushedSignature } from '../sign/sign.js';
 
@@ -59,7 +60,7 @@ export async function pushedForm(store: ContentStore, image: Descriptor): Promis
 async function attestationDigests(store: ContentStore, top: Descriptor): Promise<string[]> {
   if (!isIndexType(top.mediaType)) return [];
   const index = await store.readJSON<ImageIndex>(top.digest);
-  return index.manifests.filter((m) => m.annotations?.[REFERENCE_TYPE_ANNOTATION] === ATTESTATION_MANIFEST).map((m) => m.digest);
+  return index.manifests.filter(isAttestationManifest).map((m) => m.digest);
 }
 
 /** Pushes, signs and tags, in that order (see the module comment). */

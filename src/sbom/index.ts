@@ -75,6 +75,16 @@ async function attachedSbom(
   return undefined;
 }
 
+/**
+ * The catalogue of `manifest`: restored from the kiln-written SBOM that `index` attaches to it
+ * (the build's --sbom), else read from its layers. What a build has just catalogued is not
+ * catalogued again (the gate's scan after --sbom=true).
+ */
+export async function imageCatalog(store: Provider, index: Descriptor | undefined, manifest: Descriptor): Promise<Catalog> {
+  const attached = index ? await attachedSbom(store, index, manifest) : undefined;
+  return attached && 'catalog' in attached ? attached.catalog : catalogImage(store, manifest);
+}
+
 /** An SBOM's creation time: now, or SOURCE_DATE_EPOCH when it is set and earlier (RFC 3339, seconds). */
 export function sbomCreated(now = new Date()): string {
   const raw = process.env.SOURCE_DATE_EPOCH;

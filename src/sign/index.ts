@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { errorCode, KilnError } from '../errors.js';
 import { parseCanonicalReference, parseReference, type CanonicalReference } from '../oci/reference.js';
+import { isAttestationManifest } from '../oci/image.js';
 import { isIndexType } from '../oci/walk.js';
 import type { Descriptor, ImageIndex } from '../oci/types.js';
 import { registryClient } from '../registry/settings.js';
@@ -19,9 +20,6 @@ import { MalformedPayloadError, parsePayload, SIMPLE_SIGNING_MEDIA_TYPE, type Si
 import { MAX_SIGNATURES, pushSignature, SIGNATURE_ANNOTATION, SIGNATURE_ARTIFACT_TYPE, signatureArtifact, signatureTag, type PushedSignature } from './sign.js';
 
 const REMOTE_PREFIX = 'docker://';
-/** BuildKit's annotation on an attestation manifest in an image index. */
-export const REFERENCE_TYPE_ANNOTATION = 'vnd.docker.reference.type';
-export const ATTESTATION_MANIFEST = 'attestation-manifest';
 /** A signature payload larger than this is not read (cosign's are a few hundred bytes). */
 const MAX_PAYLOAD_BYTES = 1 << 20;
 
@@ -80,7 +78,7 @@ async function resolve(client: RepositoryOpener, input: string): Promise<Resolve
 async function attestationManifests(r: Resolved): Promise<Descriptor[]> {
   if (!isIndexType(r.descriptor.mediaType)) return [];
   const index = JSON.parse((await r.repo.getManifest(r.descriptor.digest)).bytes.toString('utf8')) as ImageIndex;
-  return (index.manifests ?? []).filter((m) => m.annotations?.[REFERENCE_TYPE_ANNOTATION] === ATTESTATION_MANIFEST);
+  return (index.manifests ?? []).filter(isAttestationManifest);
 }
 
 /** A key file's text, or a KilnError naming the file. */
